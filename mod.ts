@@ -1,0 +1,40 @@
+/**
+ * Run Blender Python scripts in separate background Blender processes, from
+ * Deno: queued and supervised, with live progress, retries, timeouts, and
+ * each script's `python_data` as a typed result.
+ *
+ * The script runs unmodified inside Blender, in fresh globals, with
+ * `passed_data` (and each of its keys as a variable), `source_blend_file`,
+ * `passed_data_blocks` and `update_job_progress(x)`; it hands back
+ * `python_data`, a JSON-serialisable dict.
+ *
+ * ```ts ignore
+ * import { JobManager } from "@bgproc/blender";
+ *
+ * await using manager = new JobManager({ maxWorkers: 2 });
+ * const job = manager.addJob({ script: "./add_monkey.py", passedData: { size: 2 } });
+ * for await (const progress of job.progressUpdates()) console.log(`${Math.round(progress * 100)} %`);
+ * const { pythonData } = await job.result();
+ * ```
+ *
+ * @module
+ */
+
+export { findBlender, type FindBlenderOptions } from "./src/blender.ts";
+export {
+  BlenderNotFoundError,
+  type DropReason,
+  InvalidJobError,
+  type JobDroppedDetails,
+  JobDroppedError,
+  type PythonError,
+  type PythonFrame,
+} from "./src/errors.ts";
+export {
+  type AddJobOptions,
+  type GetJobNamesOptions,
+  type Job,
+  JobManager,
+  type JobManagerOptions,
+} from "./src/job_manager.ts";
+export type { JobCounts, JobResult, JobState, JsonObject, JsonValue } from "./src/types.ts";

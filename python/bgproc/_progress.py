@@ -1,0 +1,86 @@
+"""``update_job_progress``: cheap to call in a tight loop, coalesced into a few atomic file writes."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from ._files import write_atomic
+
+
+class ProgressReporter:
+    """Keeps the latest progress in memory and writes it to the job's ``progress`` file.
+
+    A call writes at once when the last write is at least ``interval`` seconds old; otherwise it
+    only records the value, and a flusher thread writes the latest value when the interval is up.
+    ``close()`` writes the last value, so the host always sees where the script ended.
+    """
+
+    def __init__(self, path: str, *, interval: float = 0.01) -> None:
+        self._path = path
+        self._interval = interval
+        self._value = 0.0
+        self._written = -1.0
+        self._next_write = 0.0
+        self._pending = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def update(self, value: float) -> None:
+        """Record ``value`` (0.0 to 1.0) as the job's progress."""
+        if value.__class__ is not float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"update_job_progress takes a number from 0.0 to 1.0, not {value!r}")
+            value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"update_job_progress takes a number from 0.0 to 1.0, not {value!r}")
+        self._value = value
+        if self._pending:
+            return
+        if time.monotonic() >= self._next_write:
+            self._write()
+        else:
+            self._pending = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._flush_loop, name="bgproc-progress", daemon=True)
+                self._thread.start()
+            self._wake.set()
+
+    def close(self) -> None:
+        """Write the latest value if it has not been written, and stop the flusher thread."""
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._write()
+
+    def _write(self) -> None:
+        with self._lock:
+            self._pending = False
+            value = self._value
+            self._next_write = time.monotonic() + self._interval
+            if value == self._written:
+                return
+            self._written = value
+            write_atomic(self._path, repr(value).encode("ascii"))
+
+    def _flush_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            delay = self._next_write - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if self._pending:
+                self._write()
+
+
+def progress_path(job_dir: str) -> str:
+    """The progress file of a job directory."""
+    return os.path.join(job_dir, "progress")

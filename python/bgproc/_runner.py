@@ -1,0 +1,237 @@
+"""Runs one job inside Blender: reads ``spec.json``, runs the user's script, writes the result or the error."""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import json
+import keyword
+import os
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _context
+from ._files import write_json_atomic
+from ._progress import ProgressReporter, progress_path
+
+SPEC_VERSION = 1
+RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+
+EXIT_OK = 0
+EXIT_SCRIPT_ERROR = 3
+EXIT_RUNTIME_ERROR = 4
+EXIT_HOST_GONE = 5
+
+# Names the runtime gives every script; a passed_data key of the same name does not shadow them.
+RESERVED_NAMES = frozenset(
+    {"bpy", "passed_data", "passed_data_blocks", "source_blend_file", "update_job_progress", "python_data"}
+)
+
+
+class JobSpecError(Exception):
+    """The job directory's spec.json is missing, unreadable or of another version."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+class PythonDataError(Exception):
+    """The script's python_data cannot travel back to the host as JSON."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """What the host asks of one job (``spec.json``, written by Deno)."""
+
+    name: str
+    script: str
+    passed_data: dict[str, Any]
+    blend_file: str | None
+    args: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def load(path: str) -> JobSpec:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                raw = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise JobSpecError(path, f"cannot be read: {error}") from error
+        if not isinstance(raw, dict) or raw.get("version") != SPEC_VERSION:
+            raise JobSpecError(path, f"is not a version {SPEC_VERSION} job spec")
+        return JobSpec(
+            name=raw["name"],
+            script=raw["script"],
+            passed_data=raw["passedData"],
+            blend_file=raw.get("blendFile"),
+            args=list(raw.get("args", [])),
+        )
+
+
+def main(argv: list[str]) -> int:
+    """Run the job in ``--job-dir`` and return the process exit code."""
+    parser = argparse.ArgumentParser(prog="bgproc")
+    parser.add_argument("--job-dir", required=True)
+    options = parser.parse_args(argv)
+    job_dir: str = options.job_dir
+    _watch_host(job_dir)
+    try:
+        spec = JobSpec.load(os.path.join(job_dir, "spec.json"))
+        return run_job(spec, job_dir=job_dir)
+    except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
+        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="runtime"))
+        return EXIT_RUNTIME_ERROR
+
+
+def run_job(spec: JobSpec, *, job_dir: str) -> int:
+    """Prepare Blender's data, run the script in fresh globals, write result.json or error.json."""
+    import bpy  # noqa: PLC0415 - only inside Blender
+
+    if spec.blend_file is None:
+        _empty_scene(bpy)
+    else:
+        if os.path.realpath(bpy.data.filepath or ".") != os.path.realpath(spec.blend_file):
+            raise JobSpecError(spec.blend_file, "Blender could not open this file as a .blend file")
+        # The job works on a private copy; relative paths are remapped so they still find their files.
+        copy = os.path.join(job_dir, "work.blend")
+        bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)
+
+    reporter = ProgressReporter(progress_path(job_dir))
+    globals_ = script_globals(spec, bpy=bpy, update_job_progress=reporter.update)
+    token = _context.activate(globals_)
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0], "--background", "--python", spec.script, "--", *spec.args]
+    try:
+        with open(spec.script, "rb") as handle:
+            source = handle.read()
+        code = compile(source, spec.script, "exec")
+        exec(code, globals_)  # noqa: S102 - running the user's script is the point
+    except SystemExit as error:
+        if error.code not in (None, 0):
+            _finish(reporter)
+            write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="script"))
+            return EXIT_SCRIPT_ERROR
+    except BaseException as error:  # noqa: BLE001 - any failure of the script is reported, none is success
+        _finish(reporter)
+        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="script"))
+        return EXIT_SCRIPT_ERROR
+    finally:
+        sys.argv = saved_argv
+        _context.deactivate(token)
+    _finish(reporter)
+    try:
+        python_data = checked_python_data(globals_.get("python_data", {}))
+    except PythonDataError as error:
+        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="result"))
+        return EXIT_SCRIPT_ERROR
+    write_json_atomic(
+        os.path.join(job_dir, "result.json"),
+        {"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": None},
+    )
+    return EXIT_OK
+
+
+def script_globals(spec: JobSpec, *, bpy: Any, update_job_progress: Any) -> dict[str, Any]:
+    """Fresh globals for one run of the script, as ``blender -b --python script.py`` would give plus ours."""
+    globals_: dict[str, Any] = {
+        "__name__": "__main__",
+        "__file__": spec.script,
+        "__builtins__": builtins,
+        "__doc__": None,
+        "__package__": None,
+        "__spec__": None,
+    }
+    for key, value in spec.passed_data.items():
+        if key.isidentifier() and not keyword.iskeyword(key) and key not in RESERVED_NAMES and not key.startswith("__"):
+            globals_[key] = value
+    globals_.update(
+        bpy=bpy,
+        passed_data=spec.passed_data,
+        passed_data_blocks=[],
+        source_blend_file=spec.blend_file,
+        update_job_progress=update_job_progress,
+    )
+    return globals_
+
+
+def checked_python_data(value: Any) -> dict[str, Any]:
+    """Return ``value`` if it is a dict that JSON can carry; else raise naming what is wrong."""
+    if not isinstance(value, dict):
+        raise PythonDataError(f"python_data must be a dict, not {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise PythonDataError(f"python_data keys must be strings: key {key!r} is {type(key).__name__}")
+        try:
+            json.dumps(item, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise PythonDataError(f"python_data[{key!r}] cannot be sent as JSON: {error}") from None
+    return value
+
+
+def error_record(error: BaseException, *, origin: str) -> dict[str, Any]:
+    """A JSON-ready description of ``error``: type, message, the frames outside this runtime, the text."""
+    frames = [
+        {"file": frame.filename, "line": frame.lineno, "function": frame.name, "code": frame.line or ""}
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith(RUNTIME_DIR)
+    ]
+    record: dict[str, Any] = {
+        "origin": origin,
+        "type": type(error).__qualname__,
+        "message": _message(error),
+        "frames": frames,
+        "text": "".join(traceback.format_exception_only(type(error), error)),
+    }
+    if frames or isinstance(error, SyntaxError):
+        lines = ["Traceback (most recent call last):\n"] if frames else []
+        lines += traceback.format_list(traceback.StackSummary.from_list([_frame_tuple(f) for f in frames]))
+        lines += traceback.format_exception_only(type(error), error)
+        record["text"] = "".join(lines)
+    if isinstance(error, SyntaxError):
+        record["file"] = error.filename
+        record["line"] = error.lineno
+    return record
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"the script called sys.exit({error.code!r})"
+    return str(error)
+
+
+def _frame_tuple(frame: dict[str, Any]) -> tuple[str, int, str, str]:
+    return (frame["file"], frame["line"], frame["function"], frame["code"])
+
+
+def _finish(reporter: ProgressReporter) -> None:
+    reporter.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _empty_scene(bpy: Any) -> None:
+    """Blender's factory start-up scene, less its objects and their data: what a script expects of 'empty'."""
+    data = bpy.data
+    bpy.data.batch_remove(
+        [*data.objects, *data.meshes, *data.materials, *data.cameras, *data.lights, *data.collections]
+    )
+
+
+def _watch_host(job_dir: str) -> None:
+    """End Blender when the host goes away: the host holds our stdin open, so end-of-file means it is gone."""
+
+    def watch() -> None:
+        try:
+            while sys.stdin.buffer.read(65536):
+                pass
+        except (OSError, ValueError):
+            pass
+        sys.stderr.write(f"bgproc: the host closed stdin; ending the job in {job_dir}\n")
+        sys.stderr.flush()
+        os._exit(EXIT_HOST_GONE)
+
+    if sys.stdin is not None:
+        threading.Thread(target=watch, name="bgproc-host-watch", daemon=True).start()

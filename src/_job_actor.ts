@@ -1,0 +1,260 @@
+/**
+ * The Job actor: owns one attempt of one job and its one Blender process.
+ * Prepares the job directory, starts Blender, streams its output line by
+ * line into bounded tails, enforces the timeout, kills on request (the whole
+ * process group), and once the process is reaped and its output drained,
+ * classifies the end and tells its parent.
+ */
+
+import { join } from "node:path";
+import { type ActorRef, spawnActor, unreachable } from "./_actor.ts";
+import { lineSplitter, LineTail, shellQuote } from "./_lines.ts";
+import { startProgressWatcher } from "./_progress_watcher.ts";
+import type { ExitStatus, SpawnedProcess, Spawner } from "./_spawner.ts";
+import type { DropReason, PythonError } from "./errors.ts";
+import type { JsonObject } from "./types.ts";
+
+/** The job-directory files the Python runtime writes and a new attempt must not inherit. */
+const ATTEMPT_FILES = ["progress", "result.json", "error.json", "work.blend"];
+
+/** Everything one attempt needs. */
+export interface AttemptPlan {
+  readonly name: string;
+  readonly attempt: number;
+  readonly jobDir: string;
+  /** The spec.json text; written on the first attempt. */
+  readonly specJson: string;
+  readonly blender: string;
+  readonly runtimeEntry: string;
+  readonly blendFile: string | null;
+  /** Milliseconds; 0 means none. */
+  readonly timeoutMs: number;
+  /** Characters of each output stream to keep. */
+  readonly outputLimit: number;
+  /** The progress already published for this job. */
+  readonly progress: number;
+  readonly spawner: Spawner;
+}
+
+/** What one attempt came to. */
+export type AttemptOutcome =
+  | {
+    readonly kind: "completed";
+    readonly pythonData: JsonObject;
+    readonly run: AttemptRun;
+  }
+  | {
+    readonly kind: "failed";
+    readonly reason: DropReason;
+    readonly summary: string;
+    readonly pythonError: PythonError | null;
+    readonly run: AttemptRun;
+    readonly cause?: unknown;
+  };
+
+/** The facts of an attempt, whatever its end. */
+export interface AttemptRun {
+  readonly attempt: number;
+  readonly commandLine: string;
+  readonly startedAt: Date;
+  readonly endedAt: Date;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stdout: LineTail;
+  readonly stderr: LineTail;
+}
+
+/** What the Job actor reports to its parent. */
+export interface AttemptEvents {
+  started(pid: number, commandLine: string, startedAt: Date): void;
+  progress(value: number): void;
+  output(stream: "stdout" | "stderr", line: string): void;
+  ended(outcome: AttemptOutcome): void;
+}
+
+/** Messages of the Job actor. */
+export type JobMessage =
+  | { readonly type: "start" }
+  | { readonly type: "kill"; readonly reason: "killed" | "timed-out" }
+  | { readonly type: "exited"; readonly status: ExitStatus | null; readonly spawnError?: unknown };
+
+/** Start the Job actor for `plan`; it begins on its `start` message. */
+export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRef<JobMessage> {
+  const stdout = new LineTail(plan.outputLimit);
+  const stderr = new LineTail(plan.outputLimit);
+  const args = blenderArgs(plan);
+  const commandLine = shellQuote([plan.blender, ...args]);
+  let process: SpawnedProcess | undefined;
+  let killReason: "killed" | "timed-out" | undefined;
+  let startedAt = new Date();
+  let watcher: ReturnType<typeof startProgressWatcher> | undefined;
+  let timeout: AbortSignal | undefined;
+  const onTimeout = () => self.tell({ type: "kill", reason: "timed-out" });
+
+  const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr", tail: LineTail) => {
+    const lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+    for await (const line of lines) {
+      tail.push(line);
+      events.output(name, line);
+    }
+  };
+
+  const start = async () => {
+    await prepareJobDir(plan);
+    watcher = startProgressWatcher({ dir: plan.jobDir, initial: plan.progress, publish: events.progress });
+    startedAt = new Date();
+    try {
+      process = plan.spawner.spawn(plan.blender, args, {});
+    } catch (spawnError) {
+      self.tell({ type: "exited", status: null, spawnError });
+      return;
+    }
+    const running = process;
+    events.started(running.pid, commandLine, startedAt);
+    if (plan.timeoutMs > 0) {
+      timeout = AbortSignal.timeout(plan.timeoutMs);
+      timeout.addEventListener("abort", onTimeout, { once: true });
+    }
+    void Promise.all([
+      running.status,
+      pump(running.stdout, "stdout", stdout),
+      pump(running.stderr, "stderr", stderr),
+    ]).then(
+      ([status]) => self.tell({ type: "exited", status }),
+      (error) => {
+        running.kill("SIGKILL");
+        return running.status.then((status) => self.tell({ type: "exited", status, spawnError: error }));
+      },
+    );
+    // Once Blender is reaped, end whatever it left in its process group, so the output pipes close.
+    void running.status.then(() => running.kill("SIGKILL"));
+  };
+
+  const finish = async (status: ExitStatus | null, spawnError: unknown) => {
+    timeout?.removeEventListener("abort", onTimeout);
+    await process?.closeStdin();
+    await watcher?.ask<void>((reply) => ({ type: "stop", reply }));
+    const run: AttemptRun = {
+      attempt: plan.attempt,
+      commandLine,
+      startedAt,
+      endedAt: new Date(),
+      exitCode: status === null || status.signal !== null ? null : status.code,
+      signal: status?.signal ?? null,
+      stdout,
+      stderr,
+    };
+    events.ended(await classify(plan, run, killReason, spawnError));
+  };
+
+  const self = spawnActor<JobMessage>(`job:${plan.name}#${plan.attempt}`, {
+    async receive(message) {
+      switch (message.type) {
+        case "start":
+          try {
+            await start();
+          } catch (error) {
+            self.tell({ type: "exited", status: null, spawnError: error });
+          }
+          return;
+        case "kill":
+          if (killReason === undefined) killReason = message.reason;
+          process?.kill("SIGKILL");
+          return;
+        case "exited":
+          await finish(message.status, message.spawnError);
+          return;
+        default:
+          unreachable(message);
+      }
+    },
+  });
+  return self;
+}
+
+/** Blender's arguments for `plan`: background, factory settings, our runtime, the job directory. */
+export function blenderArgs(plan: Pick<AttemptPlan, "blendFile" | "runtimeEntry" | "jobDir">): string[] {
+  return [
+    "--background",
+    "--factory-startup",
+    "-noaudio",
+    ...(plan.blendFile === null ? [] : [plan.blendFile]),
+    "--python-exit-code",
+    "1",
+    "--python",
+    plan.runtimeEntry,
+    "--",
+    "--job-dir",
+    plan.jobDir,
+  ];
+}
+
+async function prepareJobDir(plan: AttemptPlan): Promise<void> {
+  if (plan.attempt === 1) {
+    await Deno.mkdir(plan.jobDir, { recursive: true });
+    const tmp = join(plan.jobDir, "spec.json.tmp");
+    await Deno.writeTextFile(tmp, plan.specJson);
+    await Deno.rename(tmp, join(plan.jobDir, "spec.json"));
+    return;
+  }
+  await Promise.all(ATTEMPT_FILES.map((file) => Deno.remove(join(plan.jobDir, file)).catch(() => {})));
+}
+
+async function readJson(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+async function classify(
+  plan: AttemptPlan,
+  run: AttemptRun,
+  killReason: "killed" | "timed-out" | undefined,
+  spawnError: unknown,
+): Promise<AttemptOutcome> {
+  const failed = (reason: DropReason, summary: string, pythonError: PythonError | null = null, cause?: unknown) =>
+    ({ kind: "failed", reason, summary, pythonError, run, ...(cause === undefined ? {} : { cause }) }) as const;
+
+  if (killReason === "timed-out") {
+    return failed("timed-out", `Blender was killed after the ${plan.timeoutMs} ms timeout`);
+  }
+  if (killReason === "killed") return failed("killed", "the job was killed");
+  if (spawnError !== undefined && run.exitCode === null && run.signal === null) {
+    return failed("start-failed", `Blender could not be started: ${errorMessage(spawnError)}`, null, spawnError);
+  }
+  let error: unknown;
+  let result: unknown;
+  try {
+    error = await readJson(join(plan.jobDir, "error.json"));
+    result = await readJson(join(plan.jobDir, "result.json"));
+  } catch (readError) {
+    return failed("crashed", `the job's files could not be read: ${errorMessage(readError)}`, null, readError);
+  }
+  if (isPythonError(error)) {
+    const where = error.origin === "script" ? "the script raised" : `the ${error.origin} failed with`;
+    return failed("error", `${where} ${error.type}: ${error.message}`, error);
+  }
+  if (run.signal !== null) return failed("crashed", `Blender was ended by ${run.signal}`);
+  if (run.exitCode === 0 && isResult(result)) {
+    return { kind: "completed", pythonData: result.pythonData, run };
+  }
+  if (run.exitCode === 0) return failed("crashed", "Blender exited with code 0 but wrote no result");
+  return failed("crashed", `Blender exited with code ${run.exitCode} without a result`);
+}
+
+function isPythonError(value: unknown): value is PythonError {
+  return typeof value === "object" && value !== null && typeof (value as PythonError).type === "string" &&
+    Array.isArray((value as PythonError).frames);
+}
+
+function isResult(value: unknown): value is { pythonData: JsonObject } {
+  const data = (value as { pythonData?: unknown } | undefined)?.pythonData;
+  return typeof data === "object" && data !== null && !Array.isArray(data);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

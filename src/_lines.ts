@@ -1,0 +1,67 @@
+/** Splitting process output into lines, and keeping a bounded tail of them. */
+
+/** A `TransformStream` from text chunks to lines (without their `\n` or `\r\n`). */
+export function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream<string, string>({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop() ?? "";
+      for (const part of parts) controller.enqueue(part.endsWith("\r") ? part.slice(0, -1) : part);
+    },
+    flush(controller) {
+      if (rest !== "") controller.enqueue(rest);
+    },
+  });
+}
+
+/** The last lines of a stream, at most `limit` characters of them. */
+export class LineTail {
+  #lines: string[] = [];
+  #head = 0;
+  #size = 0;
+  #dropped = 0;
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** Add a line; drop the oldest ones while over the limit. */
+  push(line: string): void {
+    const kept = line.length > this.#limit ? line.slice(line.length - this.#limit) : line;
+    this.#lines.push(kept);
+    this.#size += kept.length + 1;
+    while (this.#size > this.#limit && this.#head < this.#lines.length) {
+      this.#size -= (this.#lines[this.#head] as string).length + 1;
+      this.#head++;
+      this.#dropped++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#lines.length) {
+      this.#lines = this.#lines.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** How many lines were dropped to stay under the limit. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /** The kept lines joined with `\n`, each ending in one. */
+  text(): string {
+    const lines = this.#lines.slice(this.#head);
+    return lines.length === 0 ? "" : lines.join("\n") + "\n";
+  }
+
+  /** The last `count` kept lines, joined like `text()`. */
+  last(count: number): string {
+    const lines = this.#lines.slice(Math.max(this.#head, this.#lines.length - count));
+    return lines.length === 0 ? "" : lines.join("\n") + "\n";
+  }
+}
+
+/** `args` as one line a POSIX shell would run as the same command. */
+export function shellQuote(args: readonly string[]): string {
+  return args.map((arg) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'"'"'`)}'`).join(" ");
+}

@@ -1,0 +1,139 @@
+/** Checks on what users hand in, made before anything starts. */
+
+import { resolve } from "node:path";
+import { InvalidJobError } from "./errors.ts";
+import type { JsonObject } from "./types.ts";
+
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** The longest job name: it becomes a directory name. */
+export const MAX_NAME_LENGTH = 128;
+
+/** Throw unless `name` is a safe, non-empty job name (it becomes a directory name). */
+export function checkJobName(name: unknown): string {
+  if (typeof name !== "string") {
+    throw new InvalidJobError("name", `Cannot add job as 'name' must be a string: current value is ${describe(name)}`);
+  }
+  if (name.length === 0 || name.length > MAX_NAME_LENGTH || !NAME.test(name) || name.includes("..")) {
+    throw new InvalidJobError(
+      "name",
+      `Cannot add job as 'name' must be 1 to ${MAX_NAME_LENGTH} letters, digits, '_', '-' or '.', ` +
+        `not starting with '.' or '-' and without '..': current value is ${JSON.stringify(name)}`,
+    );
+  }
+  return name;
+}
+
+/** Throw unless `path` names an existing regular file; return it absolute. */
+export function checkFile(field: string, path: unknown): string {
+  if (typeof path !== "string" || path === "") {
+    throw new InvalidJobError(
+      field,
+      `Cannot add job as '${field}' must be a file path: current value is ${describe(path)}`,
+    );
+  }
+  const absolute = resolve(path);
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(absolute);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "does not exist"
+      : `cannot be read (${(error as Error).message})`;
+    throw new InvalidJobError(field, `Cannot add job as '${field}' ${absolute} ${why}`, { cause: error });
+  }
+  if (!info.isFile) {
+    throw new InvalidJobError(field, `Cannot add job as '${field}' ${absolute} is not a file`);
+  }
+  return absolute;
+}
+
+/** Throw unless `value` is a JSON object that survives the trip to Python unchanged; return it as JSON text. */
+export function checkPassedData(value: unknown): string {
+  if (value === undefined) return "{}";
+  if (!isPlainObject(value)) {
+    throw new InvalidJobError(
+      "passedData",
+      `Cannot add job as 'passedData' must be a plain object: current value is ${describe(value)}`,
+    );
+  }
+  checkJson(value, "passedData", new Set());
+  return JSON.stringify(value);
+}
+
+function checkJson(value: unknown, path: string, seen: Set<object>): void {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (Number.isFinite(value)) return;
+      break;
+    case "object":
+      if (value === null) return;
+      if (seen.has(value)) {
+        throw new InvalidJobError(path, `Cannot add job as '${path}' refers back to itself (a cycle)`);
+      }
+      seen.add(value);
+      if (Array.isArray(value)) {
+        value.forEach((item, index) => checkJson(item, `${path}[${index}]`, seen));
+      } else if (isPlainObject(value)) {
+        for (const [key, item] of Object.entries(value)) checkJson(item, `${path}.${key}`, seen);
+      } else {
+        break;
+      }
+      seen.delete(value);
+      return;
+  }
+  throw new InvalidJobError(
+    path,
+    `Cannot add job as '${path}' is not a JSON value (null, boolean, finite number, string, array or plain object): ` +
+      `current value is ${describe(value)}`,
+  );
+}
+
+function isPlainObject(value: unknown): value is JsonObject {
+  if (typeof value !== "object" || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Throw a `RangeError` unless `value` is an integer of at least `min`. */
+export function checkInteger(what: string, field: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(`${what} as '${field}' must be an integer >= ${min}: current value is ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Throw unless `value` is a finite number of milliseconds >= 0. */
+export function checkTimeout(value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new InvalidJobError(
+      "timeout",
+      `Cannot add job as 'timeout' must be >= 0: current value is ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Throw unless `value` is an array of strings. */
+export function checkArgs(value: unknown): string[] {
+  if (!Array.isArray(value) || value.some((arg) => typeof arg !== "string")) {
+    throw new InvalidJobError(
+      "args",
+      `Cannot add job as 'args' must be an array of strings: current value is ${describe(value)}`,
+    );
+  }
+  return [...value];
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 60 ? value.slice(0, 60) + "…" : value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return "a function";
+  if (typeof value === "symbol") return value.toString();
+  if (typeof value === "object" && value !== null) {
+    return Array.isArray(value) ? "an array" : `an instance of ${value.constructor?.name ?? "Object"}`;
+  }
+  return String(value);
+}

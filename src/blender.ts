@@ -1,0 +1,62 @@
+/** Finding the Blender executable. */
+
+import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { BlenderNotFoundError } from "./errors.ts";
+
+/** Options of {@linkcode findBlender}. */
+export interface FindBlenderOptions {
+  /** An explicit path to the executable; it wins over everything else. */
+  blender?: string;
+  /**
+   * The environment to read `BLENDER` and `PATH` from.
+   *
+   * @default {Deno.env.toObject()}
+   */
+  env?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Find Blender: the `blender` option, then `$BLENDER`, then `blender` on
+ * `PATH`. Returns an absolute path to an executable file.
+ *
+ * @param options Where to look.
+ * @returns The absolute path of the Blender executable.
+ * @throws {BlenderNotFoundError} When none of those places holds an executable.
+ *
+ * @example Find the Blender this machine has
+ * ```ts ignore
+ * import { findBlender } from "@bgproc/blender";
+ *
+ * console.log(findBlender()); // e.g. "/usr/bin/blender"
+ * ```
+ */
+export function findBlender(options: FindBlenderOptions = {}): string {
+  const env = options.env ?? Deno.env.toObject();
+  const searched: string[] = [];
+  const candidates: string[] = [];
+  if (options.blender !== undefined) {
+    candidates.push(options.blender);
+    searched.push(`the 'blender' option (${options.blender})`);
+  } else if (env.BLENDER !== undefined && env.BLENDER !== "") {
+    candidates.push(env.BLENDER);
+    searched.push(`$BLENDER (${env.BLENDER})`);
+  } else {
+    const dirs = (env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
+    candidates.push(...dirs.map((dir) => join(dir, "blender")));
+    searched.push(`'blender' on PATH (${dirs.join(delimiter) || "empty"})`);
+  }
+  for (const candidate of candidates) {
+    const path = isAbsolute(candidate) ? candidate : resolve(candidate);
+    if (isExecutableFile(path)) return path;
+  }
+  throw new BlenderNotFoundError(searched);
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    const info = Deno.statSync(path);
+    return info.isFile && (info.mode === null || (info.mode & 0o111) !== 0);
+  } catch {
+    return false;
+  }
+}

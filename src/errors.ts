@@ -1,0 +1,205 @@
+/** The error classes callers catch. */
+
+/** Why a job was dropped. */
+export type DropReason =
+  | "error"
+  | "crashed"
+  | "timed-out"
+  | "killed"
+  | "start-failed";
+
+/** One frame of a Python traceback, outermost first. */
+export interface PythonFrame {
+  /** The source file. */
+  readonly file: string;
+  /** The line number in `file`. */
+  readonly line: number;
+  /** The function, or `<module>` for top-level code. */
+  readonly function: string;
+  /** The source line, when Python could read it. */
+  readonly code: string;
+}
+
+/** The exception a job's Python code raised, as the runtime in Blender recorded it. */
+export interface PythonError {
+  /** Where it came from: the user's `script`, its `result` (`python_data`), or the bgproc `runtime`. */
+  readonly origin: "script" | "result" | "runtime";
+  /** The exception's class name, e.g. `"ValueError"`. */
+  readonly type: string;
+  /** The exception's message. */
+  readonly message: string;
+  /** The traceback's frames, outermost first, without bgproc's own. */
+  readonly frames: readonly PythonFrame[];
+  /** The traceback as Python prints it. */
+  readonly text: string;
+}
+
+/** The details a {@linkcode JobDroppedError} carries. */
+export interface JobDroppedDetails {
+  /** The job's name. */
+  readonly jobName: string;
+  /** Why it was dropped. */
+  readonly reason: DropReason;
+  /** One line saying what happened. */
+  readonly summary: string;
+  /** How many attempts were started. */
+  readonly attempts: number;
+  /** Blender's exit code, or `null` when it was ended by a signal or never started. */
+  readonly exitCode: number | null;
+  /** The signal that ended Blender, or `null`. */
+  readonly signal: string | null;
+  /** The Python exception, when the script raised one. */
+  readonly pythonError: PythonError | null;
+  /** The last lines Blender wrote to stderr. */
+  readonly stderrTail: string;
+  /** The last lines Blender wrote to stdout. */
+  readonly stdoutTail: string;
+  /** The command line of the last attempt, quoted for a POSIX shell. */
+  readonly commandLine: string;
+}
+
+/**
+ * A job ended without a result: its script raised, Blender crashed or could
+ * not start, it timed out, or it was killed.
+ *
+ * @example Tell a Python error from a crash
+ * ```ts ignore
+ * import { JobDroppedError, JobManager } from "@bgproc/blender";
+ *
+ * await using manager = new JobManager();
+ * try {
+ *   await manager.addJob({ script: "./might_fail.py" }).result();
+ * } catch (error) {
+ *   if (error instanceof JobDroppedError && error.reason === "error") {
+ *     console.error(error.pythonError?.text);
+ *   }
+ * }
+ * ```
+ */
+export class JobDroppedError extends Error implements JobDroppedDetails {
+  /** The job's name. */
+  readonly jobName: string;
+  /** Why it was dropped. */
+  readonly reason: DropReason;
+  /** One line saying what happened. */
+  readonly summary: string;
+  /** How many attempts were started. */
+  readonly attempts: number;
+  /** Blender's exit code, or `null` when it was ended by a signal or never started. */
+  readonly exitCode: number | null;
+  /** The signal that ended Blender, or `null`. */
+  readonly signal: string | null;
+  /** The Python exception, when the script raised one. */
+  readonly pythonError: PythonError | null;
+  /** The last lines Blender wrote to stderr. */
+  readonly stderrTail: string;
+  /** The last lines Blender wrote to stdout. */
+  readonly stdoutTail: string;
+  /** The command line of the last attempt, quoted for a POSIX shell. */
+  readonly commandLine: string;
+  /** The full human report: summary, Python traceback, stderr tail, command line. */
+  readonly report: string;
+
+  /**
+   * Make the error from what the supervisor recorded.
+   *
+   * @param details What happened to the job.
+   * @param options `cause`, when another error is behind it.
+   */
+  constructor(details: JobDroppedDetails, options?: ErrorOptions) {
+    super(`Job '${details.jobName}' was dropped (${details.reason}): ${details.summary}`, options);
+    this.name = "JobDroppedError";
+    this.jobName = details.jobName;
+    this.reason = details.reason;
+    this.summary = details.summary;
+    this.attempts = details.attempts;
+    this.exitCode = details.exitCode;
+    this.signal = details.signal;
+    this.pythonError = details.pythonError;
+    this.stderrTail = details.stderrTail;
+    this.stdoutTail = details.stdoutTail;
+    this.commandLine = details.commandLine;
+    this.report = formatReport(details);
+  }
+}
+
+function formatReport(details: JobDroppedDetails): string {
+  const attempts = `${details.attempts} attempt${details.attempts === 1 ? "" : "s"}`;
+  const parts = [
+    `Job '${details.jobName}' was dropped after ${attempts} (${details.reason}): ${details.summary}`,
+  ];
+  if (details.pythonError !== null) parts.push(details.pythonError.text.trimEnd());
+  if (details.stderrTail.trim() !== "") {
+    parts.push(`--- stderr (last lines) ---\n${details.stderrTail.trimEnd()}`);
+  }
+  if (details.commandLine !== "") parts.push(`--- command ---\n${details.commandLine}`);
+  return parts.join("\n");
+}
+
+/**
+ * No Blender executable was found: not at the `blender` option, not at
+ * `$BLENDER`, not on `PATH`.
+ *
+ * @example Explain the fix
+ * ```ts
+ * import { BlenderNotFoundError, JobManager } from "@bgproc/blender";
+ *
+ * try {
+ *   await using _manager = new JobManager({ blender: "/nowhere/blender" });
+ * } catch (error) {
+ *   if (!(error instanceof BlenderNotFoundError)) throw error;
+ *   console.log(error.message);
+ * }
+ * ```
+ */
+export class BlenderNotFoundError extends Error {
+  /** The places that were looked at, in order. */
+  readonly searched: readonly string[];
+
+  /**
+   * @param searched The places that were looked at, in order.
+   * @param options `cause`, when another error is behind it.
+   */
+  constructor(searched: readonly string[], options?: ErrorOptions) {
+    super(
+      `Cannot find Blender: looked at ${searched.join(", ")}. ` +
+        "Install it (Debian/Ubuntu: `sudo apt-get install blender`; elsewhere: https://www.blender.org/download/) " +
+        "or name the executable with the `blender` option or the BLENDER environment variable.",
+      options,
+    );
+    this.name = "BlenderNotFoundError";
+    this.searched = searched;
+  }
+}
+
+/**
+ * A job was rejected before anything started: a bad name, a missing script or
+ * .blend file, passed data that JSON cannot carry, or a bad option.
+ *
+ * @example Catch a missing script
+ * ```ts ignore
+ * import { InvalidJobError, JobManager } from "@bgproc/blender";
+ *
+ * await using manager = new JobManager();
+ * try {
+ *   manager.addJob({ script: "./no_such_script.py" });
+ * } catch (error) {
+ *   if (error instanceof InvalidJobError) console.error(error.field, error.message);
+ * }
+ * ```
+ */
+export class InvalidJobError extends Error {
+  /** The option that was wrong, e.g. `"script"` or `"passedData.size"`. */
+  readonly field: string;
+
+  /**
+   * @param field The option that was wrong.
+   * @param message What was wrong with it.
+   * @param options `cause`, when another error is behind it.
+   */
+  constructor(field: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InvalidJobError";
+    this.field = field;
+  }
+}

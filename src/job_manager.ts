@@ -1,0 +1,426 @@
+/** The facade: the typed async API over the actors; the only thing users touch. */
+
+import { join } from "node:path";
+import type { ActorRef } from "./_actor.ts";
+import { JobHandle } from "./_job_handle.ts";
+import { type ResultsMessage, startResults } from "./_results.ts";
+import { materializeRuntime } from "./_runtime.ts";
+import { localSpawner, type Spawner } from "./_spawner.ts";
+import { type JobEvent, startSupervisor, type SupervisorMessage } from "./_supervisor.ts";
+import { checkArgs, checkFile, checkInteger, checkJobName, checkPassedData, checkTimeout } from "./_validate.ts";
+import { findBlender } from "./blender.ts";
+import { InvalidJobError } from "./errors.ts";
+import type { JobCounts, JobResult, JobState, JsonObject } from "./types.ts";
+
+/** Options of {@linkcode JobManager}. */
+export interface JobManagerOptions {
+  /**
+   * How many Blender processes may run at once.
+   *
+   * @default {2}
+   */
+  maxWorkers?: number;
+  /**
+   * How many times a job is started before it is dropped: a job that fails
+   * (its script raises, Blender crashes or it times out) is retried until it
+   * has had this many attempts. A killed job is never retried.
+   *
+   * @default {1}
+   */
+  maxAttempts?: number;
+  /**
+   * The default per-attempt timeout of jobs, in milliseconds; 0 means none.
+   *
+   * @default {0}
+   */
+  timeout?: number;
+  /**
+   * The Blender executable.
+   *
+   * @default {$BLENDER, else `blender` on PATH}
+   */
+  blender?: string;
+  /**
+   * The folder in which the manager makes its own work root (one fresh
+   * folder per manager, removed by `close()`).
+   *
+   * @default {the system's temporary folder}
+   */
+  workDir?: string;
+  /**
+   * Keep the work root and every job directory after jobs end and after
+   * `close()`, for debugging.
+   *
+   * @default {false}
+   */
+  keepFiles?: boolean;
+  /**
+   * How many characters of each job's stdout and of its stderr to keep (the
+   * last ones).
+   *
+   * @default {1048576}
+   */
+  outputLimit?: number;
+}
+
+/** Options of {@linkcode JobManager.addJob}. */
+export interface AddJobOptions {
+  /** The Python script to run inside Blender. */
+  script: string;
+  /**
+   * The job's name: 1 to 128 letters, digits, `_`, `-` or `.`, unique among
+   * the manager's jobs.
+   *
+   * @default {a generated unique name, `job-<n>`}
+   */
+  name?: string;
+  /**
+   * Data for the script: a JSON object, available to it as `passed_data`
+   * and, key by key, as variables.
+   *
+   * @default {{}}
+   */
+  passedData?: JsonObject;
+  /**
+   * A .blend file to open first. The job works on a private copy (with
+   * relative paths remapped), so the file itself is never changed. Without
+   * it, the script starts in an empty scene.
+   */
+  blendFile?: string;
+  /**
+   * This job's per-attempt timeout in milliseconds; 0 means none.
+   *
+   * @default {the manager's `timeout`}
+   */
+  timeout?: number;
+  /**
+   * Arguments for the script, in `sys.argv` after `--`, as with
+   * `blender -b --python script.py -- ARGS`.
+   *
+   * @default {[]}
+   */
+  args?: string[];
+  /** Kills the job (queued or running) when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode JobManager.getJobNames}. */
+export interface GetJobNamesOptions {
+  /** Only the jobs in this state. */
+  state?: JobState;
+}
+
+/**
+ * One job, as {@linkcode JobManager.addJob} returns it: its live state and
+ * progress, and its result.
+ */
+export interface Job<T extends JsonObject = JsonObject> {
+  /** The job's name. */
+  readonly name: string;
+  /** Its state now. */
+  readonly state: JobState;
+  /** Its progress now, 0 to 1. */
+  readonly progress: number;
+  /** How many attempts have been started. */
+  readonly attempts: number;
+  /**
+   * The job's progress values as they arrive, rising, ending when the job
+   * ends (with 1 when it completes). Starts with the current value if it is
+   * above 0.
+   */
+  progressUpdates(): AsyncIterableIterator<number>;
+  /**
+   * The job's result once it completes.
+   *
+   * @throws {JobDroppedError} When the job is dropped.
+   */
+  result(): Promise<JobResult<T>>;
+  /** Kill the job; settles once its Blender process is gone. */
+  kill(): Promise<void>;
+}
+
+let managerCount = 0;
+
+/**
+ * Runs Blender Python scripts in background Blender processes: queues jobs,
+ * runs up to `maxWorkers` at once, retries failures up to `maxAttempts`,
+ * reports progress, and returns each script's `python_data`.
+ *
+ * @example Run a script and read its result
+ * ```ts ignore
+ * import { JobManager } from "@bgproc/blender";
+ *
+ * await using manager = new JobManager({ maxWorkers: 2 });
+ * const job = manager.addJob({ script: "./examples/scripts/add_monkey.py", passedData: { size: 2 } });
+ * for await (const progress of job.progressUpdates()) console.log(progress);
+ * console.log((await job.result()).pythonData);
+ * ```
+ */
+export class JobManager implements AsyncDisposable {
+  /** How many Blender processes may run at once. */
+  readonly maxWorkers: number;
+  /** How many attempts a job gets before it is dropped. */
+  readonly maxAttempts: number;
+  /** The Blender executable in use. */
+  readonly blenderPath: string;
+  /** This manager's own work root. */
+  readonly workRoot: string;
+  readonly #timeout: number;
+  readonly #keepFiles: boolean;
+  readonly #jobs = new Map<string, JobHandle>();
+  readonly #supervisor: ActorRef<SupervisorMessage>;
+  readonly #results: ActorRef<ResultsMessage>;
+  #closing: Promise<void> | undefined;
+  #nextName = 1;
+
+  /**
+   * Make a manager: finds Blender and makes the work root, but starts no
+   * Blender until a job is added.
+   *
+   * @param options How many workers and attempts, which Blender, where to work.
+   * @throws {BlenderNotFoundError} When no Blender executable is found.
+   * @throws {RangeError} When an option is out of range.
+   */
+  constructor(options: JobManagerOptions = {}) {
+    this.maxWorkers = checkInteger("Cannot make JobManager", "maxWorkers", options.maxWorkers ?? 2, 1);
+    this.maxAttempts = checkInteger("Cannot make JobManager", "maxAttempts", options.maxAttempts ?? 1, 1);
+    const outputLimit = checkInteger("Cannot make JobManager", "outputLimit", options.outputLimit ?? 1 << 20, 1);
+    const timeout = options.timeout ?? 0;
+    if (!Number.isFinite(timeout) || timeout < 0) {
+      throw new RangeError(`Cannot make JobManager as 'timeout' must be >= 0: current value is ${timeout}`);
+    }
+    this.#timeout = timeout;
+    this.#keepFiles = options.keepFiles ?? false;
+    this.blenderPath = findBlender(options.blender === undefined ? {} : { blender: options.blender });
+    this.workRoot = Deno.makeTempDirSync({
+      prefix: `bgproc-${Deno.pid}-${++managerCount}-`,
+      ...(options.workDir === undefined ? {} : { dir: options.workDir }),
+    });
+    const runtimeEntry = materializeRuntime(this.workRoot);
+    this.#results = startResults();
+    this.#supervisor = startSupervisor({
+      maxWorkers: this.maxWorkers,
+      maxAttempts: this.maxAttempts,
+      blender: this.blenderPath,
+      runtimeEntry,
+      jobsRoot: join(this.workRoot, "jobs"),
+      outputLimit,
+      keepFiles: this.#keepFiles,
+      spawner: spawnerFor(options),
+      results: this.#results,
+      publish: (event) => this.#onEvent(event),
+    });
+  }
+
+  /**
+   * Queue a job. Everything is checked first: a bad name, a missing script or
+   * .blend file, or data JSON cannot carry throws, and nothing is queued.
+   *
+   * @param options The script, its data, and how to run it.
+   * @returns The job, whose `result()` settles when it ends.
+   * @throws {InvalidJobError} When an option is wrong; nothing is queued.
+   */
+  addJob<T extends JsonObject = JsonObject>(options: AddJobOptions): Job<T> {
+    if (this.#closing !== undefined) throw new Error("Cannot add job as the JobManager is closed");
+    if (typeof options !== "object" || options === null) {
+      throw new InvalidJobError("options", "Cannot add job as its options must be an object");
+    }
+    options.signal?.throwIfAborted();
+    const name = options.name === undefined ? this.#generateName() : checkJobName(options.name);
+    if (this.#jobs.has(name)) {
+      throw new InvalidJobError("name", `Cannot add job as a job named '${name}' exists already`);
+    }
+    const script = checkFile("script", options.script);
+    const blendFile = options.blendFile === undefined ? null : checkFile("blendFile", options.blendFile);
+    const timeoutMs = options.timeout === undefined ? this.#timeout : checkTimeout(options.timeout);
+    const args = options.args === undefined ? [] : checkArgs(options.args);
+    const passedData = checkPassedData(options.passedData);
+    const specJson = `{"version":1,"name":${JSON.stringify(name)},"script":${JSON.stringify(script)},` +
+      `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},"passedData":${passedData}}`;
+
+    const handle = new JobHandle(name, () => this.killJob(name));
+    this.#jobs.set(name, handle);
+    this.#supervisor.tell({ type: "submit", job: { name, specJson, blendFile, timeoutMs } });
+    if (options.signal !== undefined) handle.killOnAbort(options.signal);
+    return handle as unknown as Job<T>;
+  }
+
+  /**
+   * The job named `name`, or `undefined`.
+   *
+   * @param name A job's name.
+   * @returns The job, or `undefined` when the manager has none of that name.
+   */
+  getJob(name: string): Job | undefined {
+    return this.#jobs.get(name);
+  }
+
+  /**
+   * The state of a job.
+   *
+   * @param name A job's name.
+   * @returns `"QUEUED"`, `"ACTIVE"`, `"COMPLETED"` or `"DROPPED"`.
+   * @throws {RangeError} When there is no job of that name.
+   */
+  getJobState(name: string): JobState {
+    return this.#job(name).state;
+  }
+
+  /**
+   * The progress of a job, 0 to 1.
+   *
+   * @param name A job's name.
+   * @returns The latest progress the job's script reported (1 once it completed).
+   * @throws {RangeError} When there is no job of that name.
+   */
+  getJobProgress(name: string): number {
+    return this.#job(name).progress;
+  }
+
+  /**
+   * The `python_data` of a completed job.
+   *
+   * @param name A job's name.
+   * @returns The dict the script set as `python_data`.
+   * @throws {RangeError} When there is no job of that name, or it has not completed.
+   */
+  async getRetrievedPythonData<T extends JsonObject = JsonObject>(name: string): Promise<T> {
+    const job = this.#job(name);
+    const data = await this.#results.ask<JsonObject | undefined>((reply) => ({ type: "getPythonData", name, reply }));
+    if (data === undefined) {
+      throw new RangeError(`Cannot get python_data of job '${name}' as it is ${job.state}, not COMPLETED`);
+    }
+    return data as T;
+  }
+
+  /**
+   * The report of a dropped job: why, the Python traceback, the tail of
+   * Blender's stderr, the command line.
+   *
+   * @param name A job's name.
+   * @returns The report, or `undefined` when the job was not dropped.
+   * @throws {RangeError} When there is no job of that name.
+   */
+  getIssueString(name: string): string | undefined {
+    return this.#job(name).error?.report;
+  }
+
+  /**
+   * Kill a job: a queued one is dropped, a running one's Blender is killed.
+   * Either way the job ends as DROPPED with reason `"killed"`.
+   *
+   * @param name A job's name.
+   * @returns Settles once the job's Blender process is gone.
+   * @throws {RangeError} When there is no job of that name.
+   */
+  async killJob(name: string): Promise<void> {
+    this.#job(name);
+    await this.#supervisor.ask<void>((reply) => ({ type: "kill", name, reply }));
+  }
+
+  /**
+   * Kill every queued and running job.
+   *
+   * @returns Settles once every Blender process of this manager is gone.
+   */
+  async killAll(): Promise<void> {
+    await this.#supervisor.ask<void>((reply) => ({ type: "killAll", reply }));
+  }
+
+  /**
+   * The names of the manager's jobs, in the order they were added.
+   *
+   * @param options `state` to list only the jobs in that state.
+   * @returns The names.
+   */
+  getJobNames(options: GetJobNamesOptions = {}): string[] {
+    const names: string[] = [];
+    for (const [name, job] of this.#jobs) {
+      if (options.state === undefined || job.state === options.state) names.push(name);
+    }
+    return names;
+  }
+
+  /** How many jobs are in each state, and how many workers are free. */
+  get counts(): JobCounts {
+    const counts = { queued: 0, active: 0, completed: 0, dropped: 0 };
+    for (const job of this.#jobs.values()) {
+      switch (job.state) {
+        case "QUEUED":
+          counts.queued++;
+          break;
+        case "ACTIVE":
+          counts.active++;
+          break;
+        case "COMPLETED":
+          counts.completed++;
+          break;
+        case "DROPPED":
+          counts.dropped++;
+          break;
+      }
+    }
+    return { ...counts, availableWorkers: Math.max(0, this.maxWorkers - counts.active) };
+  }
+
+  /**
+   * Forget a job that has ended, with its result, so its name can be used
+   * again. Long-lived managers call this to keep memory flat.
+   *
+   * @param name A job's name.
+   * @throws {RangeError} When there is no job of that name.
+   * @throws {Error} When the job has not ended yet.
+   */
+  removeJob(name: string): void {
+    const job = this.#job(name);
+    if (job.state !== "COMPLETED" && job.state !== "DROPPED") {
+      throw new Error(`Cannot remove job '${name}' as it is ${job.state}: kill it first`);
+    }
+    this.#jobs.delete(name);
+    this.#results.tell({ type: "remove", name });
+  }
+
+  /**
+   * Kill every job, wait for every Blender process to exit, and remove the
+   * work root (unless `keepFiles`). Calling it again returns the same promise.
+   *
+   * @returns Settles once everything is stopped and removed.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#supervisor.ask<void>((reply) => ({ type: "close", reply }));
+      await this.#supervisor.stop();
+      await this.#results.stop();
+      if (!this.#keepFiles) await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
+    })();
+    return this.#closing;
+  }
+
+  /** Same as {@linkcode JobManager.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #job(name: string): JobHandle {
+    const job = this.#jobs.get(name);
+    if (job === undefined) throw new RangeError(`No job named '${name}' in this JobManager`);
+    return job;
+  }
+
+  #generateName(): string {
+    let name: string;
+    do name = `job-${this.#nextName++}`; while (this.#jobs.has(name));
+    return name;
+  }
+
+  #onEvent(event: JobEvent): void {
+    this.#jobs.get(event.name)?.apply(event);
+  }
+}
+
+/** Tests hand in a scripted spawner through this symbol-keyed option; it is not public API. */
+export const SPAWNER: unique symbol = Symbol("bgproc.spawner");
+
+function spawnerFor(options: JobManagerOptions): Spawner {
+  return (options as { [SPAWNER]?: Spawner })[SPAWNER] ?? localSpawner;
+}

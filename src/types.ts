@@ -1,0 +1,52 @@
+/** The public data types of the job API. */
+
+/** A value JSON can carry. */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/** A JSON object: what `passed_data` and `python_data` are. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/** Where a job is in its life, as the original add-on named it. */
+export type JobState = "QUEUED" | "ACTIVE" | "COMPLETED" | "DROPPED";
+
+/** What a completed job gives back. */
+export interface JobResult<T extends JsonObject = JsonObject> {
+  /** The job's name. */
+  readonly name: string;
+  /** The dict the script left in `python_data` (`{}` when it set none). */
+  readonly pythonData: T;
+  /** What Blender printed to stdout on the successful attempt (its tail, when longer than `outputLimit`). */
+  readonly stdout: string;
+  /** What Blender printed to stderr on the successful attempt (its tail, when longer than `outputLimit`). */
+  readonly stderr: string;
+  /** How many attempts were started, this one included. */
+  readonly attempts: number;
+  /** When the successful attempt's Blender was started. */
+  readonly startedAt: Date;
+  /** When it ended. */
+  readonly endedAt: Date;
+  /** `endedAt - startedAt`, in milliseconds. */
+  readonly durationMs: number;
+  /** The successful attempt's command line, quoted for a POSIX shell. */
+  readonly commandLine: string;
+}
+
+/** Counts of the manager's jobs by state, and its free workers. */
+export interface JobCounts {
+  /** Jobs waiting for a worker. */
+  readonly queued: number;
+  /** Jobs running now (waiting for a retry included). */
+  readonly active: number;
+  /** Jobs that completed. */
+  readonly completed: number;
+  /** Jobs that were dropped. */
+  readonly dropped: number;
+  /** Workers free for another job. */
+  readonly availableWorkers: number;
+}
