@@ -29,7 +29,8 @@ export class LineTail {
 
   /** Add a line; drop the oldest ones while over the limit. */
   push(line: string): void {
-    const kept = line.length > this.#limit ? line.slice(line.length - this.#limit) : line;
+    const room = Math.max(0, this.#limit - 1); // A line longer than the limit keeps its end, plus its newline.
+    const kept = line.length > room ? line.slice(line.length - room) : line;
     this.#lines.push(kept);
     this.#size += kept.length + 1;
     while (this.#size > this.#limit && this.#head < this.#lines.length) {

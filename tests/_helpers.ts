@@ -1,0 +1,63 @@
+/** Shared test helpers: fixture paths and watching Blender processes from /proc. */
+
+import { fileURLToPath } from "node:url";
+
+/** The absolute path of a file in tests/fixtures. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+}
+
+/**
+ * The pids of live (not zombie) processes whose command line contains
+ * `needle`; with `parent`, only that process's children (Blender forks short-lived helpers that
+ * share its command line until they exec).
+ */
+export function processesMatching(needle: string, parent?: number): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`);
+      if (!cmdline.includes(needle)) continue;
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (state === "Z" || state === "X" || (parent !== undefined && Number(ppid) !== parent)) continue;
+      pids.push(Number(entry.name));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+/** Whether a live (not zombie) process has this pid. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Sample `sample()` every `everyMs` until `stop()` is called; returns the largest value seen. */
+export function watchMax(sample: () => number, everyMs = 20): { stop(): number } {
+  let max = sample();
+  const timer = setInterval(() => max = Math.max(max, sample()), everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(max, sample());
+    },
+  };
+}
+
+/** Wait until `check()` is true, polling; throws after `timeoutMs`. */
+export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
