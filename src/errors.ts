@@ -157,6 +157,8 @@ export class BlenderNotFoundError extends Error {
   readonly searched: readonly string[];
 
   /**
+   * Make the error from the places that were searched.
+   *
    * @param searched The places that were looked at, in order.
    * @param options `cause`, when another error is behind it.
    */
@@ -193,6 +195,8 @@ export class InvalidJobError extends Error {
   readonly field: string;
 
   /**
+   * Make the error for one option.
+   *
    * @param field The option that was wrong.
    * @param message What was wrong with it.
    * @param options `cause`, when another error is behind it.
