@@ -190,14 +190,13 @@ export function blenderArgs(plan: Pick<AttemptPlan, "blendFile" | "runtimeEntry"
 }
 
 async function prepareJobDir(plan: AttemptPlan): Promise<void> {
+  await Deno.mkdir(plan.jobDir, { recursive: true });
+  await Promise.all(ATTEMPT_FILES.map((file) => Deno.remove(join(plan.jobDir, file)).catch(() => {})));
   if (plan.attempt === 1) {
-    await Deno.mkdir(plan.jobDir, { recursive: true });
     const tmp = join(plan.jobDir, "spec.json.tmp");
     await Deno.writeTextFile(tmp, plan.specJson);
     await Deno.rename(tmp, join(plan.jobDir, "spec.json"));
-    return;
   }
-  await Promise.all(ATTEMPT_FILES.map((file) => Deno.remove(join(plan.jobDir, file)).catch(() => {})));
 }
 
 async function readJson(path: string): Promise<unknown> {

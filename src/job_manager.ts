@@ -5,7 +5,7 @@ import type { ActorRef } from "./_actor.ts";
 import { JobHandle } from "./_job_handle.ts";
 import { type ResultsMessage, startResults } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
-import { localSpawner, type Spawner } from "./_spawner.ts";
+import { localSpawner } from "./_spawner.ts";
 import { type JobEvent, startSupervisor, type SupervisorMessage } from "./_supervisor.ts";
 import { checkArgs, checkFile, checkInteger, checkJobName, checkPassedData, checkTimeout } from "./_validate.ts";
 import { findBlender } from "./blender.ts";
@@ -68,8 +68,8 @@ export interface AddJobOptions {
   /** The Python script to run inside Blender. */
   script: string;
   /**
-   * The job's name: 1 to 128 letters, digits, `_`, `-` or `.`, unique among
-   * the manager's jobs.
+   * The job's name: 1 to 128 letters, digits, `_`, `-` or `.`. No queued or
+   * active job may have it; an ended job of that name is replaced.
    *
    * @default {a generated unique name, `job-<n>`}
    */
@@ -206,7 +206,7 @@ export class JobManager implements AsyncDisposable {
       jobsRoot: join(this.workRoot, "jobs"),
       outputLimit,
       keepFiles: this.#keepFiles,
-      spawner: spawnerFor(options),
+      spawner: localSpawner,
       results: this.#results,
       publish: (event) => this.#onEvent(event),
     });
@@ -227,8 +227,9 @@ export class JobManager implements AsyncDisposable {
     }
     options.signal?.throwIfAborted();
     const name = options.name === undefined ? this.#generateName() : checkJobName(options.name);
-    if (this.#jobs.has(name)) {
-      throw new InvalidJobError("name", `Cannot add job as a job named '${name}' exists already`);
+    const previous = this.#jobs.get(name);
+    if (previous !== undefined && !previous.ended) {
+      throw new InvalidJobError("name", `Cannot add job as a job named '${name}' is ${previous.state}`);
     }
     const script = checkFile("script", options.script);
     const blendFile = options.blendFile === undefined ? null : checkFile("blendFile", options.blendFile);
@@ -238,6 +239,7 @@ export class JobManager implements AsyncDisposable {
     const specJson = `{"version":1,"name":${JSON.stringify(name)},"script":${JSON.stringify(script)},` +
       `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},"passedData":${passedData}}`;
 
+    if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
     const handle = new JobHandle(name, () => this.killJob(name));
     this.#jobs.set(name, handle);
     this.#supervisor.tell({ type: "submit", job: { name, specJson, blendFile, timeoutMs } });
@@ -416,11 +418,4 @@ export class JobManager implements AsyncDisposable {
   #onEvent(event: JobEvent): void {
     this.#jobs.get(event.name)?.apply(event);
   }
-}
-
-/** Tests hand in a scripted spawner through this symbol-keyed option; it is not public API. */
-export const SPAWNER: unique symbol = Symbol("bgproc.spawner");
-
-function spawnerFor(options: JobManagerOptions): Spawner {
-  return (options as { [SPAWNER]?: Spawner })[SPAWNER] ?? localSpawner;
 }

@@ -38,6 +38,9 @@ Deno.test("bad job options throw InvalidJobError naming the field, and the queue
   }
   deepStrictEqual(manager.getJobNames(), ["good"]);
   equal((await good.result()).name, "good");
+  const again = manager.addJob({ name: "good", script: fixture("progress.py"), passedData: { steps: 2, pause: 0 } });
+  equal(manager.getJob("good"), again, "a new job replaces an ended one of the same name");
+  deepStrictEqual((await again.result()).pythonData, { steps: 2 });
 });
 
 Deno.test("an aborted signal is rejected by addJob", async () => {
