@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--job-dir", required=True)
     options = parser.parse_args(argv)
     job_dir: str = options.job_dir
-    _watch_host(job_dir)
+    _watch_host()
     try:
         spec = JobSpec.load(os.path.join(job_dir, "spec.json"))
         return run_job(spec, job_dir=job_dir)
@@ -220,18 +220,18 @@ def _empty_scene(bpy: Any) -> None:
     )
 
 
-def _watch_host(job_dir: str) -> None:
-    """End Blender when the host goes away: the host holds our stdin open, so end-of-file means it is gone."""
+def _watch_host() -> None:
+    """End Blender when the host goes away: the host holds our stdin open, so end-of-file means it is gone.
+
+    Nothing is written on the way out: stdout and stderr are pipes to the dead host, and a write would fail.
+    """
 
     def watch() -> None:
         try:
             while sys.stdin.buffer.read(65536):
                 pass
-        except (OSError, ValueError):
-            pass
-        sys.stderr.write(f"bgproc: the host closed stdin; ending the job in {job_dir}\n")
-        sys.stderr.flush()
-        os._exit(EXIT_HOST_GONE)
+        finally:
+            os._exit(EXIT_HOST_GONE)
 
     if sys.stdin is not None:
         threading.Thread(target=watch, name="bgproc-host-watch", daemon=True).start()
