@@ -128,15 +128,20 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
       queue.delete(next.value.name);
       startAttempt(next.value, 1, 0);
     }
-    if (running.size === 0) {
-      for (const waiter of closeWaiters ?? []) waiter.resolve();
+    if (running.size === 0 && closeWaiters !== undefined) {
+      const waiters = closeWaiters.splice(0);
+      void Promise.all(removals).then(() => waiters.forEach((waiter) => waiter.resolve()));
     }
   };
 
+  /** Job directories being removed; `close` waits for them, so no file operation outlives the manager. */
+  const removals = new Set<Promise<void>>();
   const removeJobDir = (name: string) => {
-    if (!config.keepFiles) {
-      Deno.remove(join(config.jobsRoot, name), { recursive: true }).catch(() => {});
-    }
+    if (config.keepFiles) return;
+    const removal = Deno.remove(join(config.jobsRoot, name), { recursive: true })
+      .catch(() => {})
+      .finally(() => removals.delete(removal));
+    removals.add(removal);
   };
 
   const ended = (name: string, outcome: AttemptOutcome) => {

@@ -1,0 +1,181 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task bench [--json] [--runs N] [--jobs N] [--queued N]`: measures bgproc side by side with raw
+ * Blender in one run and prints ratios, medians and the machine. Reports only; it never fails.
+ */
+
+import { parseArgs } from "node:util";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import { findBlender, JobManager } from "../mod.ts";
+
+const { values: flags } = parseArgs({
+  options: {
+    json: { type: "boolean", default: false },
+    runs: { type: "string", default: "7" },
+    jobs: { type: "string", default: "30" },
+    queued: { type: "string", default: "10000" },
+  },
+});
+const runs = Number(flags.runs);
+const jobCount = Number(flags.jobs);
+const queuedCount = Number(flags.queued);
+const script = (name: string) => fileURLToPath(new URL(`./bench/${name}`, import.meta.url));
+const blender = findBlender();
+const log = (line: string) => flags.json || console.error(line);
+
+const median = (xs: number[]) => percentile(xs, 0.5);
+function percentile(xs: number[], p: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+}
+
+async function rawBlender(): Promise<number> {
+  const start = performance.now();
+  const { success } = await new Deno.Command(blender, {
+    args: ["-b", "--factory-startup", "-noaudio", "--python", script("trivial.py")],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!success) throw new Error("raw Blender failed");
+  return performance.now() - start;
+}
+
+async function oneJob(manager: JobManager): Promise<number> {
+  const start = performance.now();
+  await manager.addJob({ script: script("trivial.py") }).result();
+  return performance.now() - start;
+}
+
+async function throughput(workers: number): Promise<number> {
+  await using manager = new JobManager({ maxWorkers: workers });
+  const start = performance.now();
+  await Promise.all(Array.from({ length: jobCount }, () => manager.addJob({ script: script("trivial.py") }).result()));
+  return jobCount / ((performance.now() - start) / 1000);
+}
+
+function inotifyWatchers(): number {
+  let count = 0;
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (Deno.readLinkSync(`/proc/self/fd/${entry.name}`) === "anon_inode:inotify") count++;
+    } catch {
+      // Closed while we looked.
+    }
+  }
+  return count;
+}
+
+// 1. Process mode per job vs raw Blender start-up, interleaved so both see the same machine load.
+log(`raw Blender vs one bgproc job, ${runs} runs each, interleaved…`);
+const raw: number[] = [];
+const ours: number[] = [];
+{
+  await using manager = new JobManager({ maxWorkers: 1 });
+  await oneJob(manager); // Warm the page cache for both.
+  for (let i = 0; i < runs; i++) {
+    raw.push(await rawBlender());
+    ours.push(await oneJob(manager));
+  }
+}
+
+// 2. Throughput.
+log(`throughput of ${jobCount} trivial jobs at 1 and 2 workers…`);
+const jobsPerSecond1 = await throughput(1);
+const jobsPerSecond2 = await throughput(2);
+
+// 3. update_job_progress in a tight loop, and 4. progress latency Python -> Deno.
+log("update_job_progress rate and latency…");
+let callsPerSecond: number;
+const latencies: number[] = [];
+{
+  await using manager = new JobManager();
+  const rate = await manager.addJob({ script: script("progress_rate.py"), passedData: { calls: 1_000_000 } }).result();
+  callsPerSecond = rate.pythonData.calls_per_second as number;
+  const job = manager.addJob({ script: script("progress_latency.py"), passedData: { steps: 60, pause: 0.03 } });
+  const received = new Map<number, number>();
+  for await (const value of job.progressUpdates()) received.set(value, performance.timeOrigin + performance.now());
+  const { pythonData } = await job.result();
+  for (const [value, sentAt] of pythonData.sent as [number, number][]) {
+    const at = received.get(value);
+    if (at !== undefined && value < 1) latencies.push(at - sentAt);
+  }
+}
+
+// 5. Host memory and watchers with many jobs queued.
+log(`host memory with ${queuedCount} jobs queued…`);
+let rssBefore: number, rssQueued: number, queueMs: number, watchersQueued: number;
+{
+  await using manager = new JobManager({ maxWorkers: 1 });
+  rssBefore = Deno.memoryUsage().rss;
+  const start = performance.now();
+  for (let i = 0; i < queuedCount; i++) manager.addJob({ script: script("trivial.py"), passedData: { index: i } });
+  queueMs = performance.now() - start;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  rssQueued = Deno.memoryUsage().rss;
+  watchersQueued = inotifyWatchers();
+  await manager.killAll();
+}
+
+const blenderVersion = new TextDecoder().decode(
+  (await new Deno.Command(blender, { args: ["--version"], stderr: "null" }).output()).stdout,
+).split("\n")[0];
+const cpu = cpus();
+const report = {
+  machine: {
+    cpu: cpu[0]?.model ?? "unknown",
+    cores: cpu.length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    deno: Deno.version.deno,
+    blender: blenderVersion,
+  },
+  processMode: {
+    rawBlenderMedianMs: median(raw),
+    jobMedianMs: median(ours),
+    ratio: median(ours) / median(raw),
+    goal: "<= 1.05",
+  },
+  throughput: { workers1JobsPerSecond: jobsPerSecond1, workers2JobsPerSecond: jobsPerSecond2, jobs: jobCount },
+  progress: {
+    callsPerSecond,
+    callsGoal: ">= 1000000",
+    latencyP50Ms: percentile(latencies, 0.5),
+    latencyP99Ms: percentile(latencies, 0.99),
+    latencySamples: latencies.length,
+    latencyGoal: "p50 <= 5, p99 <= 25",
+  },
+  queue: {
+    jobs: queuedCount,
+    timeToQueueMs: queueMs,
+    rssGrowthMiB: (rssQueued - rssBefore) / 2 ** 20,
+    rssMiB: rssQueued / 2 ** 20,
+    inotifyWatchersWhileQueued: watchersQueued,
+    goal: "<= 100 MB, watchers <= running jobs",
+  },
+};
+
+if (flags.json) {
+  console.log(JSON.stringify(report, null, 2));
+} else {
+  const f = (x: number, digits = 1) => x.toFixed(digits);
+  const rows: [string, string, string][] = [
+    ["raw Blender start-up (median)", `${f(median(raw), 0)} ms`, ""],
+    ["bgproc process-mode job (median)", `${f(median(ours), 0)} ms`, ""],
+    ["  ratio job / raw Blender", f(report.processMode.ratio, 3), "<= 1.05"],
+    [`throughput, ${jobCount} jobs, 1 worker`, `${f(jobsPerSecond1, 2)} jobs/s`, ""],
+    [`throughput, ${jobCount} jobs, 2 workers`, `${f(jobsPerSecond2, 2)} jobs/s`, ""],
+    ["update_job_progress calls/s", f(callsPerSecond, 0), ">= 1,000,000"],
+    ["progress latency p50", `${f(report.progress.latencyP50Ms)} ms`, "<= 5 ms"],
+    ["progress latency p99", `${f(report.progress.latencyP99Ms)} ms`, "<= 25 ms"],
+    [`time to queue ${queuedCount} jobs`, `${f(queueMs, 0)} ms`, ""],
+    [`host RSS growth, ${queuedCount} queued`, `${f(report.queue.rssGrowthMiB)} MiB`, "<= 100 MB"],
+    ["inotify watchers while queued (1 running)", String(watchersQueued), "<= running jobs"],
+  ];
+  console.log(
+    `machine: ${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB; ` +
+      `Deno ${report.machine.deno}; ${report.machine.blender}`,
+  );
+  const width = Math.max(...rows.map(([name]) => name.length));
+  console.log(`${"measure".padEnd(width)}  ${"value".padStart(16)}  goal`);
+  for (const [name, value, goal] of rows) console.log(`${name.padEnd(width)}  ${value.padStart(16)}  ${goal}`);
+}

@@ -1,0 +1,3 @@
+import bpy
+
+python_data = {"objects": len(bpy.data.objects)}
