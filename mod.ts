@@ -29,6 +29,7 @@ export {
   JobDroppedError,
   type PythonError,
   type PythonFrame,
+  WorkRootError,
 } from "./src/errors.ts";
 export {
   type AddJobOptions,
@@ -36,5 +37,7 @@ export {
   type Job,
   JobManager,
   type JobManagerOptions,
+  type RestartIntensityOptions,
+  type RetryOptions,
 } from "./src/job_manager.ts";
-export type { JobCounts, JobResult, JobState, JsonObject, JsonValue } from "./src/types.ts";
+export type { JobCounts, JobResult, JobState, JsonObject, JsonValue, LogLine, ManagerHealth } from "./src/types.ts";

@@ -9,13 +9,14 @@
 import { join } from "node:path";
 import { type ActorRef, spawnActor, unreachable } from "./_actor.ts";
 import { lineSplitter, LineTail, shellQuote } from "./_lines.ts";
+import { LogFile } from "./_log_file.ts";
 import { startProgressWatcher } from "./_progress_watcher.ts";
 import type { ExitStatus, SpawnedProcess, Spawner } from "./_spawner.ts";
 import type { DropReason, PythonError } from "./errors.ts";
 import type { JsonObject } from "./types.ts";
 
 /** The job-directory files the Python runtime writes and a new attempt must not inherit. */
-const ATTEMPT_FILES = ["progress", "result.json", "error.json", "work.blend"];
+const ATTEMPT_FILES = ["runtime.json", "progress", "result.json", "error.json", "work.blend"];
 
 /** Everything one attempt needs. */
 export interface AttemptPlan {
@@ -31,6 +32,8 @@ export interface AttemptPlan {
   readonly timeoutMs: number;
   /** Characters of each output stream to keep. */
   readonly outputLimit: number;
+  /** A file to append the attempt's output to, or `null`. */
+  readonly logFile: string | null;
   /** The progress already published for this job. */
   readonly progress: number;
   readonly spawner: Spawner;
@@ -60,6 +63,8 @@ export interface AttemptRun {
   readonly endedAt: Date;
   readonly exitCode: number | null;
   readonly signal: string | null;
+  /** Whether Blender got as far as bgproc's runtime (it wrote runtime.json). */
+  readonly reachedRuntime: boolean;
   readonly stdout: LineTail;
   readonly stderr: LineTail;
 }
@@ -88,6 +93,7 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
   let killReason: "killed" | "timed-out" | undefined;
   let startedAt = new Date();
   let watcher: ReturnType<typeof startProgressWatcher> | undefined;
+  let log: LogFile | undefined;
   let timeout: AbortSignal | undefined;
   const onTimeout = () => self.tell({ type: "kill", reason: "timed-out" });
 
@@ -95,12 +101,17 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
     const lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
     for await (const line of lines) {
       tail.push(line);
+      log?.write(line);
       events.output(name, line);
     }
   };
 
   const start = async () => {
     await prepareJobDir(plan);
+    if (plan.logFile !== null) {
+      log = await LogFile.open(plan.logFile);
+      log.write(`--- bgproc: job '${plan.name}', attempt ${plan.attempt}: ${commandLine}`);
+    }
     watcher = startProgressWatcher({ dir: plan.jobDir, initial: plan.progress, publish: events.progress });
     startedAt = new Date();
     try {
@@ -134,8 +145,11 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
     timeout?.removeEventListener("abort", onTimeout);
     await process?.closeStdin();
     await watcher?.ask<void>((reply) => ({ type: "stop", reply }));
+    const logError = await log?.close().then(() => undefined, (error: unknown) => error);
+    const reachedRuntime = await Deno.stat(join(plan.jobDir, "runtime.json")).then(() => true, () => false);
     const run: AttemptRun = {
       attempt: plan.attempt,
+      reachedRuntime,
       commandLine,
       startedAt,
       endedAt: new Date(),
@@ -144,7 +158,9 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
       stdout,
       stderr,
     };
-    events.ended(await classify(plan, run, killReason, spawnError));
+    const outcome = await classify(plan, run, killReason, spawnError);
+    if (logError !== undefined) run.stderr.push(`bgproc: could not write the log file ${plan.logFile}: ${logError}`);
+    events.ended(outcome);
   };
 
   const self = spawnActor<JobMessage>(`job:${plan.name}#${plan.attempt}`, {
@@ -222,7 +238,7 @@ async function classify(
   }
   if (killReason === "killed") return failed("killed", "the job was killed");
   if (spawnError !== undefined && run.exitCode === null && run.signal === null) {
-    return failed("start-failed", `Blender could not be started: ${errorMessage(spawnError)}`, null, spawnError);
+    return failed("start-failed", `the attempt could not be started: ${errorMessage(spawnError)}`, null, spawnError);
   }
   let error: unknown;
   let result: unknown;

@@ -5,13 +5,16 @@
 
 import type { JobEvent } from "./_supervisor.ts";
 import type { JobDroppedError } from "./errors.ts";
-import type { JobResult, JobState } from "./types.ts";
+import type { JobResult, JobState, LogLine } from "./types.ts";
 
-/** A subscriber's queue of progress values, and the wake-up of its pending `next()`. */
-interface Subscriber {
-  readonly values: number[];
+/** A subscriber's queue of values, and the wake-up of its pending `next()`. */
+interface Subscriber<T> {
+  readonly values: T[];
   wake: (() => void) | undefined;
 }
+
+/** How many lines a `logs()` reader may fall behind before the oldest are dropped. */
+const LOG_BACKLOG = 10_000;
 
 /** One job as the facade shows it; fed by `apply(event)`. */
 export class JobHandle {
@@ -21,7 +24,9 @@ export class JobHandle {
   #attempts = 0;
   #error: JobDroppedError | undefined;
   readonly #result = Promise.withResolvers<JobResult>();
-  readonly #subscribers = new Set<Subscriber>();
+  #running = false;
+  readonly #subscribers = new Set<Subscriber<number>>();
+  readonly #logReaders = new Set<Subscriber<LogLine> & { dropped: number }>();
   readonly #kill: () => Promise<void>;
   #abort: { signal: AbortSignal; listener: () => void } | undefined;
 
@@ -49,6 +54,11 @@ export class JobHandle {
     return this.#attempts;
   }
 
+  /** Whether an attempt's Blender is running now (not queued, not waiting for a retry). */
+  get running(): boolean {
+    return this.#running;
+  }
+
   /** The error the job was dropped with, if it was. */
   get error(): JobDroppedError | undefined {
     return this.#error;
@@ -74,7 +84,7 @@ export class JobHandle {
       if (this.#progress > 0) yield this.#progress;
       return;
     }
-    const subscriber: Subscriber = { values: this.#progress > 0 ? [this.#progress] : [], wake: undefined };
+    const subscriber: Subscriber<number> = { values: this.#progress > 0 ? [this.#progress] : [], wake: undefined };
     this.#subscribers.add(subscriber);
     try {
       while (true) {
@@ -91,25 +101,64 @@ export class JobHandle {
     }
   }
 
+  async *logs(): AsyncIterableIterator<LogLine> {
+    if (this.ended) return;
+    const reader = { values: [] as LogLine[], wake: undefined as (() => void) | undefined, dropped: 0 };
+    this.#logReaders.add(reader);
+    try {
+      while (true) {
+        if (reader.dropped > 0) {
+          const line = `bgproc: ${reader.dropped} lines were dropped here: this logs() reader fell behind`;
+          reader.dropped = 0;
+          yield { attempt: this.#attempts, stream: "stderr", line };
+        }
+        const line = reader.values.shift();
+        if (line !== undefined) {
+          yield line;
+          continue;
+        }
+        if (this.ended) return;
+        await new Promise<void>((wake) => reader.wake = wake);
+      }
+    } finally {
+      this.#logReaders.delete(reader);
+    }
+  }
+
   apply(event: JobEvent): void {
     switch (event.type) {
       case "started":
         this.#state = "ACTIVE";
+        this.#running = true;
         this.#attempts = event.attempt;
         return;
       case "progress":
         this.#setProgress(event.value);
         return;
       case "output":
+        for (const reader of this.#logReaders) {
+          if (reader.values.length >= LOG_BACKLOG) {
+            reader.values.shift();
+            reader.dropped++;
+          }
+          reader.values.push({ attempt: event.attempt, stream: event.stream, line: event.line });
+          this.#wake(reader);
+        }
+        return;
       case "retrying":
+        this.#running = false;
+        return;
+      case "health":
         return;
       case "completed":
+        this.#running = false;
         this.#state = "COMPLETED";
         this.#setProgress(1);
         this.#ended();
         this.#result.resolve(event.result);
         return;
       case "dropped":
+        this.#running = false;
         this.#state = "DROPPED";
         this.#error = event.error;
         this.#attempts = event.error.attempts;
@@ -134,9 +183,10 @@ export class JobHandle {
       this.#abort = undefined;
     }
     for (const subscriber of this.#subscribers) this.#wake(subscriber);
+    for (const reader of this.#logReaders) this.#wake(reader);
   }
 
-  #wake(subscriber: Subscriber): void {
+  #wake(subscriber: Subscriber<unknown>): void {
     const wake = subscriber.wake;
     subscriber.wake = undefined;
     wake?.();

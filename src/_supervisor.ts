@@ -1,9 +1,11 @@
 /**
  * The Supervisor actor: owns the queue and the worker slots. Starts one Job
- * actor per attempt while slots are free, decides on each failed attempt
- * whether to retry (only once the failed attempt's process is reaped, which
- * is when the Job actor reports) or to drop the job, and publishes every
- * change as a `JobEvent`.
+ * actor per attempt while slots are free; on each failed attempt decides, by
+ * the retry policy, whether to retry (only after the failed attempt's process
+ * is reaped, which is when the Job actor reports, and after a backoff) or to
+ * drop the job; bounds how often Blender may fail at start-up (restart
+ * intensity, OTP-style) and reports its health; publishes every change as a
+ * `JobEvent`.
  */
 
 import { join } from "node:path";
@@ -11,8 +13,8 @@ import { type ActorRef, type Reply, spawnActor, unreachable } from "./_actor.ts"
 import { type AttemptOutcome, type JobMessage, startJobActor } from "./_job_actor.ts";
 import type { ResultsMessage } from "./_results.ts";
 import type { Spawner } from "./_spawner.ts";
-import { JobDroppedError } from "./errors.ts";
-import type { JobResult } from "./types.ts";
+import { type DropReason, JobDroppedError } from "./errors.ts";
+import type { JobResult, ManagerHealth } from "./types.ts";
 
 /** A job as the supervisor keeps it until it ends. */
 export interface SupervisedJob {
@@ -20,35 +22,79 @@ export interface SupervisedJob {
   readonly specJson: string;
   readonly blendFile: string | null;
   readonly timeoutMs: number;
+  readonly logFile: string | null;
 }
 
 /** What the supervisor tells the facade. */
 export type JobEvent =
   | { readonly type: "started"; readonly name: string; readonly attempt: number; readonly pid: number }
   | { readonly type: "progress"; readonly name: string; readonly value: number }
-  | { readonly type: "output"; readonly name: string; readonly stream: "stdout" | "stderr"; readonly line: string }
-  | { readonly type: "retrying"; readonly name: string; readonly error: JobDroppedError }
+  | {
+    readonly type: "output";
+    readonly name: string;
+    readonly attempt: number;
+    readonly stream: "stdout" | "stderr";
+    readonly line: string;
+  }
+  | { readonly type: "retrying"; readonly name: string; readonly error: JobDroppedError; readonly delayMs: number }
   | { readonly type: "completed"; readonly name: string; readonly result: JobResult }
-  | { readonly type: "dropped"; readonly name: string; readonly error: JobDroppedError };
+  | { readonly type: "dropped"; readonly name: string; readonly error: JobDroppedError }
+  | { readonly type: "health"; readonly name: ""; readonly health: ManagerHealth };
 
 /** Messages of the Supervisor. */
 export type SupervisorMessage =
   | { readonly type: "submit"; readonly job: SupervisedJob }
   | { readonly type: "attemptEnded"; readonly name: string; readonly outcome: AttemptOutcome }
+  | { readonly type: "retryDue"; readonly name: string }
   | { readonly type: "kill"; readonly name: string; readonly reply: Reply<void> }
   | { readonly type: "killAll"; readonly reply: Reply<void> }
   | { readonly type: "close"; readonly reply: Reply<void> };
+
+/** When and how soon a failed attempt is tried again. */
+export interface RetryPolicy {
+  /** The reasons that earn another attempt (never `"killed"`). */
+  readonly on: ReadonlySet<DropReason>;
+  readonly initialDelayMs: number;
+  readonly factor: number;
+  readonly maxDelayMs: number;
+}
+
+/** At most `maxFailures` start-up failures in `periodMs` before the supervisor stops starting Blender for a while. */
+export interface RestartIntensity {
+  readonly maxFailures: number;
+  readonly periodMs: number;
+}
+
+/** A timer's handle. */
+export type TimerId = ReturnType<typeof setTimeout>;
+
+/** Time, for the supervisor: injected so tests can drive it. */
+export interface Clock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): TimerId;
+  clearTimeout(id: TimerId): void;
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (id) => clearTimeout(id),
+};
 
 /** The supervisor's fixed settings. */
 export interface SupervisorConfig {
   readonly maxWorkers: number;
   readonly maxAttempts: number;
+  readonly retry: RetryPolicy;
+  readonly intensity: RestartIntensity;
   readonly blender: string;
   readonly runtimeEntry: string;
   readonly jobsRoot: string;
   readonly outputLimit: number;
   readonly keepFiles: boolean;
   readonly spawner: Spawner;
+  readonly clock: Clock;
   readonly results: ActorRef<ResultsMessage>;
   readonly publish: (event: JobEvent) => void;
 }
@@ -61,19 +107,32 @@ interface Running {
   progress: number;
 }
 
+interface Waiting {
+  readonly job: SupervisedJob;
+  readonly attempt: number;
+  readonly progress: number;
+  readonly timer: TimerId | undefined;
+}
+
 /** Start the Supervisor. */
 export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMessage> {
+  const { clock } = config;
   /** Jobs waiting for a first attempt, in order; a Map so a kill can take one out in O(1). */
   const queue = new Map<string, SupervisedJob>();
-  /** Jobs waiting for another attempt; they go before the queue. */
-  const retries: { job: SupervisedJob; attempt: number; progress: number }[] = [];
+  /** Jobs whose next attempt is due; they go before the queue. */
+  const due: Waiting[] = [];
+  /** Jobs waiting out a retry backoff. */
+  const backingOff = new Map<string, Waiting>();
   const running = new Map<string, Running>();
+  /** When recent attempts failed before reaching bgproc's runtime. */
+  let startFailures: number[] = [];
+  let health: ManagerHealth = { status: "ok" };
   let closeWaiters: Reply<void>[] | undefined;
 
-  const dropped = (job: SupervisedJob, attempts: number, summary: string) =>
+  const droppedBeforeRun = (job: SupervisedJob, attempts: number, reason: DropReason, summary: string) =>
     new JobDroppedError({
       jobName: job.name,
-      reason: "killed",
+      reason,
       summary,
       attempts,
       exitCode: null,
@@ -100,6 +159,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
         blendFile: job.blendFile,
         timeoutMs: job.timeoutMs,
         outputLimit: config.outputLimit,
+        logFile: job.logFile,
         progress,
         spawner: config.spawner,
       }, {
@@ -108,7 +168,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
           entry.progress = value;
           config.publish({ type: "progress", name: job.name, value });
         },
-        output: (stream, line) => config.publish({ type: "output", name: job.name, stream, line }),
+        output: (stream, line) => config.publish({ type: "output", name: job.name, attempt, stream, line }),
         ended: (outcome) => self.tell({ type: "attemptEnded", name: job.name, outcome }),
       }),
     };
@@ -116,17 +176,24 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
     entry.actor.tell({ type: "start" });
   };
 
+  /** Whether start-ups keep failing: then nothing is started until the period has passed. */
+  const circuitOpen = () => health.status === "failing" && clock.now() < health.retryAt.getTime();
+
   const pump = () => {
     while (running.size < config.maxWorkers && closeWaiters === undefined) {
-      const retry = retries.shift();
-      if (retry !== undefined) {
-        startAttempt(retry.job, retry.attempt, retry.progress);
+      if (circuitOpen()) {
+        dropEverythingWaiting("start-failed", failingSummary());
+        break;
+      }
+      const next = due.shift();
+      if (next !== undefined) {
+        startAttempt(next.job, next.attempt, next.progress);
         continue;
       }
-      const next = queue.values().next();
-      if (next.done) break;
-      queue.delete(next.value.name);
-      startAttempt(next.value, 1, 0);
+      const first = queue.values().next();
+      if (first.done) break;
+      queue.delete(first.value.name);
+      startAttempt(first.value, 1, 0);
     }
     if (running.size === 0 && closeWaiters !== undefined) {
       const waiters = closeWaiters.splice(0);
@@ -138,11 +205,41 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
   const removals = new Set<Promise<void>>();
   const removeJobDir = (name: string) => {
     if (config.keepFiles) return;
-    const removal = Deno.remove(join(config.jobsRoot, name), { recursive: true })
+    const removal: Promise<void> = Deno.remove(join(config.jobsRoot, name), { recursive: true })
       .catch(() => {})
       .finally(() => removals.delete(removal));
     removals.add(removal);
   };
+
+  const setHealth = (next: ManagerHealth) => {
+    health = next;
+    config.publish({ type: "health", name: "", health });
+  };
+
+  const failingSummary = () =>
+    health.status === "failing"
+      ? `Blender keeps failing at start-up (${health.failures} times in ${config.intensity.periodMs} ms), ` +
+        `so no job is started until ${health.retryAt.toISOString()}; last failure: ${health.reason}`
+      : "";
+
+  /** Count a failure before the runtime; open the circuit when there were too many too fast. */
+  const noteStartFailure = (summary: string) => {
+    const now = clock.now();
+    startFailures = startFailures.filter((at) => now - at < config.intensity.periodMs);
+    startFailures.push(now);
+    if (startFailures.length > config.intensity.maxFailures) {
+      setHealth({
+        status: "failing",
+        reason: summary,
+        failures: startFailures.length,
+        since: new Date(now),
+        retryAt: new Date(now + config.intensity.periodMs),
+      });
+    }
+  };
+
+  const backoff = (attempt: number) =>
+    Math.min(config.retry.maxDelayMs, config.retry.initialDelayMs * config.retry.factor ** (attempt - 1));
 
   const ended = (name: string, outcome: AttemptOutcome) => {
     const entry = running.get(name);
@@ -151,6 +248,10 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
     void entry.actor.stop();
     const { job, attempt } = entry;
     const { run } = outcome;
+    if (run.reachedRuntime && health.status === "failing") {
+      startFailures = [];
+      setHealth({ status: "ok" });
+    }
     if (outcome.kind === "completed") {
       config.results.tell({ type: "store", name, pythonData: outcome.pythonData });
       removeJobDir(name);
@@ -170,6 +271,8 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
         },
       });
     } else {
+      const startFailure = !run.reachedRuntime && outcome.reason !== "killed" && outcome.reason !== "timed-out";
+      if (startFailure) noteStartFailure(outcome.summary);
       const error = new JobDroppedError({
         jobName: name,
         reason: outcome.reason,
@@ -182,10 +285,18 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
         stdoutTail: run.stdout.last(40),
         commandLine: run.commandLine,
       }, outcome.cause === undefined ? undefined : { cause: outcome.cause });
-      const retry = outcome.reason !== "killed" && attempt < config.maxAttempts && closeWaiters === undefined;
+      const retry = config.retry.on.has(outcome.reason) && attempt < config.maxAttempts &&
+        closeWaiters === undefined && !circuitOpen();
       if (retry) {
-        retries.push({ job, attempt: attempt + 1, progress: entry.progress });
-        config.publish({ type: "retrying", name, error });
+        const delayMs = backoff(attempt);
+        const waiting = { job, attempt: attempt + 1, progress: entry.progress };
+        if (delayMs <= 0) {
+          due.push({ ...waiting, timer: undefined });
+        } else {
+          const timer = clock.setTimeout(() => self.tell({ type: "retryDue", name }), delayMs);
+          backingOff.set(name, { ...waiting, timer });
+        }
+        config.publish({ type: "retrying", name, error, delayMs });
       } else {
         removeJobDir(name);
         config.publish({ type: "dropped", name, error });
@@ -195,33 +306,43 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
     pump();
   };
 
-  const kill = (name: string, reply: Reply<void>) => {
+  /** Take a job that is not running out of the queue or the retry lists; returns it and its attempts so far. */
+  const takeWaiting = (name: string): { job: SupervisedJob; attempts: number } | undefined => {
     const queued = queue.get(name);
     if (queued !== undefined) {
       queue.delete(name);
-      config.publish({ type: "dropped", name, error: dropped(queued, 0, "the job was killed while queued") });
-      reply.resolve();
-      return;
+      return { job: queued, attempts: 0 };
     }
-    const index = retries.findIndex((retry) => retry.job.name === name);
-    if (index >= 0) {
-      const [retry] = retries.splice(index, 1);
-      if (retry !== undefined) {
-        removeJobDir(name);
-        config.publish({
-          type: "dropped",
-          name,
-          error: dropped(retry.job, retry.attempt - 1, "the job was killed while waiting for a retry"),
-        });
-      }
-      reply.resolve();
-      return;
+    const waiting = backingOff.get(name);
+    if (waiting !== undefined) {
+      backingOff.delete(name);
+      if (waiting.timer !== undefined) clock.clearTimeout(waiting.timer);
+      return { job: waiting.job, attempts: waiting.attempt - 1 };
     }
+    const index = due.findIndex((entry) => entry.job.name === name);
+    if (index < 0) return undefined;
+    const [entry] = due.splice(index, 1) as [Waiting];
+    return { job: entry.job, attempts: entry.attempt - 1 };
+  };
+
+  const dropWaiting = (name: string, reason: DropReason, summary: string): boolean => {
+    const taken = takeWaiting(name);
+    if (taken === undefined) return false;
+    if (taken.attempts > 0) removeJobDir(name);
+    config.publish({ type: "dropped", name, error: droppedBeforeRun(taken.job, taken.attempts, reason, summary) });
+    return true;
+  };
+
+  const dropEverythingWaiting = (reason: DropReason, summary: string) => {
+    for (const name of [...queue.keys(), ...backingOff.keys(), ...due.map((entry) => entry.job.name)]) {
+      dropWaiting(name, reason, summary);
+    }
+  };
+
+  const kill = (name: string, reply: Reply<void>) => {
+    if (dropWaiting(name, "killed", "the job was killed before its attempt started")) return reply.resolve();
     const entry = running.get(name);
-    if (entry === undefined) {
-      reply.resolve();
-      return;
-    }
+    if (entry === undefined) return reply.resolve();
     entry.killWaiters.push(reply);
     entry.actor.tell({ type: "kill", reason: "killed" });
   };
@@ -235,35 +356,45 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
   };
 
   const killEverything = (summary: string) => {
-    for (const job of queue.values()) {
-      config.publish({ type: "dropped", name: job.name, error: dropped(job, 0, summary) });
-    }
-    queue.clear();
-    for (const retry of retries.splice(0)) {
-      removeJobDir(retry.job.name);
-      config.publish({ type: "dropped", name: retry.job.name, error: dropped(retry.job, retry.attempt - 1, summary) });
-    }
+    dropEverythingWaiting("killed", summary);
     for (const entry of running.values()) entry.actor.tell({ type: "kill", reason: "killed" });
   };
 
   const self = spawnActor<SupervisorMessage>("supervisor", {
     receive(message) {
       switch (message.type) {
-        case "submit":
+        case "submit": {
+          const { job } = message;
           if (closeWaiters !== undefined) {
             config.publish({
               type: "dropped",
-              name: message.job.name,
-              error: dropped(message.job, 0, "the manager was closed"),
+              name: job.name,
+              error: droppedBeforeRun(job, 0, "killed", "the manager was closed"),
             });
-            return;
+          } else if (circuitOpen()) {
+            config.publish({
+              type: "dropped",
+              name: job.name,
+              error: droppedBeforeRun(job, 0, "start-failed", failingSummary()),
+            });
+          } else {
+            queue.set(job.name, job);
+            pump();
           }
-          queue.set(message.job.name, message.job);
-          pump();
           return;
+        }
         case "attemptEnded":
           ended(message.name, message.outcome);
           return;
+        case "retryDue": {
+          const waiting = backingOff.get(message.name);
+          if (waiting !== undefined) {
+            backingOff.delete(message.name);
+            due.push({ ...waiting, timer: undefined });
+            pump();
+          }
+          return;
+        }
         case "kill":
           kill(message.name, message.reply);
           return;

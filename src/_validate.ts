@@ -1,7 +1,7 @@
 /** Checks on what users hand in, made before anything starts. */
 
-import { resolve } from "node:path";
-import { InvalidJobError } from "./errors.ts";
+import { dirname, resolve } from "node:path";
+import { type DropReason, InvalidJobError } from "./errors.ts";
 import type { JsonObject } from "./types.ts";
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -136,4 +136,48 @@ function describe(value: unknown): string {
     return Array.isArray(value) ? "an array" : `an instance of ${value.constructor?.name ?? "Object"}`;
   }
   return String(value);
+}
+
+/** Throw a `RangeError` unless `value` is a finite number of at least `min`. */
+export function checkNumber(what: string, field: string, value: number, min: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
+    throw new RangeError(`${what} as '${field}' must be a number >= ${min}: current value is ${describe(value)}`);
+  }
+  return value;
+}
+
+const RETRYABLE: readonly DropReason[] = ["error", "crashed", "timed-out", "start-failed"];
+
+/** Throw a `RangeError` unless every reason is one that can be retried. */
+export function checkRetryReasons(reasons: readonly DropReason[]): ReadonlySet<DropReason> {
+  for (const reason of reasons) {
+    if (!RETRYABLE.includes(reason)) {
+      throw new RangeError(
+        `Cannot make JobManager as 'retry.on' may hold ${RETRYABLE.map((r) => `"${r}"`).join(", ")}: ` +
+          `current value has ${describe(reason)}`,
+      );
+    }
+  }
+  return new Set(reasons);
+}
+
+/** Throw unless `path` is a file path whose folder exists; return it absolute. */
+export function checkLogFile(path: unknown): string {
+  if (typeof path !== "string" || path === "") {
+    throw new InvalidJobError(
+      "logFile",
+      `Cannot add job as 'logFile' must be a file path: current value is ${describe(path)}`,
+    );
+  }
+  const absolute = resolve(path);
+  let isDirectory = false;
+  try {
+    isDirectory = Deno.statSync(dirname(absolute)).isDirectory;
+  } catch {
+    // Reported below.
+  }
+  if (!isDirectory) {
+    throw new InvalidJobError("logFile", `Cannot add job as the folder of 'logFile' ${absolute} does not exist`);
+  }
+  return absolute;
 }

@@ -207,3 +207,40 @@ export class InvalidJobError extends Error {
     this.field = field;
   }
 }
+
+/**
+ * The manager could not make its work root (the folder that holds the
+ * Python runtime and the job directories): `workDir` does not exist, is not
+ * a folder, or cannot be written.
+ *
+ * @example Report a bad workDir
+ * ```ts
+ * import { JobManager, WorkRootError } from "@bgproc/blender";
+ *
+ * try {
+ *   await using _manager = new JobManager({ workDir: "/no/such/folder" });
+ * } catch (error) {
+ *   if (!(error instanceof WorkRootError)) throw error;
+ *   console.log(error.message);
+ * }
+ * ```
+ */
+export class WorkRootError extends Error {
+  /** The folder the work root was to be made in. */
+  readonly workDir: string;
+
+  /**
+   * Make the error for the folder that failed.
+   *
+   * @param workDir The folder the work root was to be made in.
+   * @param cause What went wrong.
+   */
+  constructor(workDir: string, cause: unknown) {
+    super(
+      `Cannot make the JobManager's work root in ${workDir}: ${cause instanceof Error ? cause.message : cause}`,
+      { cause },
+    );
+    this.name = "WorkRootError";
+    this.workDir = workDir;
+  }
+}

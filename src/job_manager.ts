@@ -6,11 +6,22 @@ import { JobHandle } from "./_job_handle.ts";
 import { type ResultsMessage, startResults } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
 import { localSpawner } from "./_spawner.ts";
-import { type JobEvent, startSupervisor, type SupervisorMessage } from "./_supervisor.ts";
-import { checkArgs, checkFile, checkInteger, checkJobName, checkPassedData, checkTimeout } from "./_validate.ts";
+import { type JobEvent, startSupervisor, type SupervisorMessage, systemClock } from "./_supervisor.ts";
+import { makeWorkRoot } from "./_work_root.ts";
+import {
+  checkArgs,
+  checkFile,
+  checkInteger,
+  checkJobName,
+  checkLogFile,
+  checkNumber,
+  checkPassedData,
+  checkRetryReasons,
+  checkTimeout,
+} from "./_validate.ts";
 import { findBlender } from "./blender.ts";
-import { InvalidJobError } from "./errors.ts";
-import type { JobCounts, JobResult, JobState, JsonObject } from "./types.ts";
+import { type DropReason, InvalidJobError, WorkRootError } from "./errors.ts";
+import type { JobCounts, JobResult, JobState, JsonObject, LogLine, ManagerHealth } from "./types.ts";
 
 /** Options of {@linkcode JobManager}. */
 export interface JobManagerOptions {
@@ -61,6 +72,61 @@ export interface JobManagerOptions {
    * @default {1048576}
    */
   outputLimit?: number;
+  /** Which failures are retried (while attempts remain), and how long to wait first. */
+  retry?: RetryOptions;
+  /**
+   * How often Blender may fail at start-up (before it reaches bgproc's Python
+   * runtime: a broken binary, a bad `BLENDER`, a crash while starting) before
+   * the manager stops starting it: more than `maxFailures` in `periodMs` makes
+   * `health` `"failing"`, and jobs are dropped with reason `"start-failed"`
+   * instead of started until the period has passed.
+   */
+  restartIntensity?: RestartIntensityOptions;
+}
+
+/** Options of {@linkcode JobManagerOptions.retry}. */
+export interface RetryOptions {
+  /**
+   * The reasons a failed attempt is retried for (while `maxAttempts` allows).
+   * `"killed"` is never retried.
+   *
+   * @default {["error", "crashed", "timed-out", "start-failed"]}
+   */
+  on?: readonly DropReason[];
+  /**
+   * The wait before the first retry, in milliseconds.
+   *
+   * @default {250}
+   */
+  delayMs?: number;
+  /**
+   * Each further retry waits this many times longer.
+   *
+   * @default {2}
+   */
+  factor?: number;
+  /**
+   * The longest wait, in milliseconds.
+   *
+   * @default {30000}
+   */
+  maxDelayMs?: number;
+}
+
+/** Options of {@linkcode JobManagerOptions.restartIntensity}. */
+export interface RestartIntensityOptions {
+  /**
+   * How many start-up failures are tolerated within `periodMs`.
+   *
+   * @default {5}
+   */
+  maxFailures?: number;
+  /**
+   * The period, in milliseconds.
+   *
+   * @default {10000}
+   */
+  periodMs?: number;
 }
 
 /** Options of {@linkcode JobManager.addJob}. */
@@ -102,6 +168,11 @@ export interface AddJobOptions {
   args?: string[];
   /** Kills the job (queued or running) when aborted. */
   signal?: AbortSignal;
+  /**
+   * A file to append the job's output to, line by line (stdout and stderr as
+   * they come, after a header line per attempt). Its folder must exist.
+   */
+  logFile?: string;
 }
 
 /** Options of {@linkcode JobManager.getJobNames}. */
@@ -135,11 +206,14 @@ export interface Job<T extends JsonObject = JsonObject> {
    * @throws {JobDroppedError} When the job is dropped.
    */
   result(): Promise<JobResult<T>>;
+  /**
+   * The job's output lines as they arrive, from now until the job ends. A
+   * reader that falls 10,000 lines behind loses the oldest (a line says so).
+   */
+  logs(): AsyncIterableIterator<LogLine>;
   /** Kill the job; settles once its Blender process is gone. */
   kill(): Promise<void>;
 }
-
-let managerCount = 0;
 
 /**
  * Runs Blender Python scripts in background Blender processes: queues jobs,
@@ -171,6 +245,7 @@ export class JobManager implements AsyncDisposable {
   readonly #supervisor: ActorRef<SupervisorMessage>;
   readonly #results: ActorRef<ResultsMessage>;
   #closing: Promise<void> | undefined;
+  #health: ManagerHealth = { status: "ok" };
   #nextName = 1;
 
   /**
@@ -180,6 +255,7 @@ export class JobManager implements AsyncDisposable {
    * @param options How many workers and attempts, which Blender, where to work.
    * @throws {BlenderNotFoundError} When no Blender executable is found.
    * @throws {RangeError} When an option is out of range.
+   * @throws {WorkRootError} When the work root cannot be made in `workDir`.
    */
   constructor(options: JobManagerOptions = {}) {
     this.maxWorkers = checkInteger("Cannot make JobManager", "maxWorkers", options.maxWorkers ?? 2, 1);
@@ -191,16 +267,32 @@ export class JobManager implements AsyncDisposable {
     }
     this.#timeout = timeout;
     this.#keepFiles = options.keepFiles ?? false;
+    const what = "Cannot make JobManager";
+    const retry = {
+      on: checkRetryReasons(options.retry?.on ?? ["error", "crashed", "timed-out", "start-failed"]),
+      initialDelayMs: checkNumber(what, "retry.delayMs", options.retry?.delayMs ?? 250, 0),
+      factor: checkNumber(what, "retry.factor", options.retry?.factor ?? 2, 1),
+      maxDelayMs: checkNumber(what, "retry.maxDelayMs", options.retry?.maxDelayMs ?? 30_000, 0),
+    };
+    const intensity = {
+      maxFailures: checkInteger(what, "restartIntensity.maxFailures", options.restartIntensity?.maxFailures ?? 5, 0),
+      periodMs: checkNumber(what, "restartIntensity.periodMs", options.restartIntensity?.periodMs ?? 10_000, 0),
+    };
     this.blenderPath = findBlender(options.blender === undefined ? {} : { blender: options.blender });
-    this.workRoot = Deno.makeTempDirSync({
-      prefix: `bgproc-${Deno.pid}-${++managerCount}-`,
-      ...(options.workDir === undefined ? {} : { dir: options.workDir }),
-    });
-    const runtimeEntry = materializeRuntime(this.workRoot);
+    let runtimeEntry: string;
+    try {
+      this.workRoot = makeWorkRoot(options.workDir);
+      runtimeEntry = materializeRuntime(this.workRoot);
+    } catch (error) {
+      throw new WorkRootError(options.workDir ?? "the system's temporary folder", error);
+    }
     this.#results = startResults();
     this.#supervisor = startSupervisor({
       maxWorkers: this.maxWorkers,
       maxAttempts: this.maxAttempts,
+      retry,
+      intensity,
+      clock: systemClock,
       blender: this.blenderPath,
       runtimeEntry,
       jobsRoot: join(this.workRoot, "jobs"),
@@ -235,6 +327,7 @@ export class JobManager implements AsyncDisposable {
     const blendFile = options.blendFile === undefined ? null : checkFile("blendFile", options.blendFile);
     const timeoutMs = options.timeout === undefined ? this.#timeout : checkTimeout(options.timeout);
     const args = options.args === undefined ? [] : checkArgs(options.args);
+    const logFile = options.logFile === undefined ? null : checkLogFile(options.logFile);
     const passedData = checkPassedData(options.passedData);
     const specJson = `{"version":1,"name":${JSON.stringify(name)},"script":${JSON.stringify(script)},` +
       `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},"passedData":${passedData}}`;
@@ -242,7 +335,7 @@ export class JobManager implements AsyncDisposable {
     if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
     const handle = new JobHandle(name, () => this.killJob(name));
     this.#jobs.set(name, handle);
-    this.#supervisor.tell({ type: "submit", job: { name, specJson, blendFile, timeoutMs } });
+    this.#supervisor.tell({ type: "submit", job: { name, specJson, blendFile, timeoutMs, logFile } });
     if (options.signal !== undefined) handle.killOnAbort(options.signal);
     return handle as unknown as Job<T>;
   }
@@ -362,7 +455,17 @@ export class JobManager implements AsyncDisposable {
           break;
       }
     }
-    return { ...counts, availableWorkers: Math.max(0, this.maxWorkers - counts.active) };
+    let running = 0;
+    for (const job of this.#jobs.values()) if (job.running) running++;
+    return { ...counts, availableWorkers: Math.max(0, this.maxWorkers - running) };
+  }
+
+  /**
+   * Whether the manager can start Blender: `"ok"`, or `"failing"` (with the
+   * reason and when it tries again) after too many start-up failures.
+   */
+  get health(): ManagerHealth {
+    return this.#health;
   }
 
   /**
@@ -416,6 +519,10 @@ export class JobManager implements AsyncDisposable {
   }
 
   #onEvent(event: JobEvent): void {
+    if (event.type === "health") {
+      this.#health = event.health;
+      return;
+    }
     this.#jobs.get(event.name)?.apply(event);
   }
 }

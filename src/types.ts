@@ -50,3 +50,34 @@ export interface JobCounts {
   /** Workers free for another job. */
   readonly availableWorkers: number;
 }
+
+/**
+ * Whether the manager can start Blender: `"failing"` once Blender failed at
+ * start-up more often than the restart intensity allows; then no job is
+ * started (queued and new jobs are dropped with reason `"start-failed"`)
+ * until `retryAt`, and the next job that reaches Blender's Python makes it
+ * `"ok"` again.
+ */
+export type ManagerHealth =
+  | { readonly status: "ok" }
+  | {
+    readonly status: "failing";
+    /** The last start-up failure. */
+    readonly reason: string;
+    /** How many start-up failures fell within the period. */
+    readonly failures: number;
+    /** When the manager began failing. */
+    readonly since: Date;
+    /** When it will try to start Blender again. */
+    readonly retryAt: Date;
+  };
+
+/** One line of a job's output, as `job.logs()` yields it. */
+export interface LogLine {
+  /** The attempt that printed it. */
+  readonly attempt: number;
+  /** Where Blender printed it. */
+  readonly stream: "stdout" | "stderr";
+  /** The line, without its newline (decoded as UTF-8, bad bytes replaced). */
+  readonly line: string;
+}

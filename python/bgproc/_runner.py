@@ -7,6 +7,7 @@ import builtins
 import json
 import keyword
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -78,6 +79,11 @@ def main(argv: list[str]) -> int:
     options = parser.parse_args(argv)
     job_dir: str = options.job_dir
     _watch_host()
+    # Tells the host that Blender started and reached the runtime: a failure after this is the job's, not start-up's.
+    write_json_atomic(
+        os.path.join(job_dir, "runtime.json"),
+        {"pid": os.getpid(), "python": sys.version.split()[0], "blender": _blender_version()},
+    )
     try:
         spec = JobSpec.load(os.path.join(job_dir, "spec.json"))
         return run_job(spec, job_dir=job_dir)
@@ -206,6 +212,15 @@ def _frame_tuple(frame: dict[str, Any]) -> tuple[str, int, str, str]:
     return (frame["file"], frame["line"], frame["function"], frame["code"])
 
 
+def _blender_version() -> str:
+    try:
+        import bpy  # noqa: PLC0415 - only inside Blender
+
+        return str(bpy.app.version_string)
+    except ImportError:
+        return "unknown"
+
+
 def _finish(reporter: ProgressReporter) -> None:
     reporter.close()
     sys.stdout.flush()
@@ -231,7 +246,12 @@ def _watch_host() -> None:
             while sys.stdin.buffer.read(65536):
                 pass
         finally:
-            os._exit(EXIT_HOST_GONE)
+            # Blender leads its own process group (the host starts it detached): end whatever the script started too.
+            try:
+                if os.getpgid(0) == os.getpid():
+                    os.killpg(os.getpid(), signal.SIGKILL)
+            finally:
+                os._exit(EXIT_HOST_GONE)
 
     if sys.stdin is not None:
         threading.Thread(target=watch, name="bgproc-host-watch", daemon=True).start()
