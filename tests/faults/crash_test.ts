@@ -2,8 +2,8 @@
 
 import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { JobDroppedError, JobManager } from "../mod.ts";
-import { fixture } from "./_helpers.ts";
+import { JobDroppedError, JobManager } from "../../mod.ts";
+import { fixture } from "../_helpers.ts";
 
 async function dropped(manager: JobManager, how: string): Promise<JobDroppedError> {
   const error = await manager.addJob({ script: fixture("crash.py"), passedData: { how } }).result().then(

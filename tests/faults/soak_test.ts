@@ -1,0 +1,55 @@
+/** A soak of 300 short jobs: afterwards no process, file descriptor, watcher or job file of the manager is left. */
+
+import { deepStrictEqual, equal } from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { JobManager } from "../../mod.ts";
+import { fixture, processesMatching } from "../_helpers.ts";
+
+function openFds(): string[] {
+  const fds: string[] = [];
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      fds.push(Deno.readLinkSync(`/proc/self/fd/${entry.name}`));
+    } catch {
+      // The directory listing's own fd, closed by now.
+    }
+  }
+  return fds;
+}
+
+const SOAK_JOBS = Number(Deno.env.get("BGPROC_SOAK_JOBS") ?? 300);
+
+Deno.test(`soak: ${SOAK_JOBS} short jobs leave no process, fd, watcher or file behind`, async () => {
+  const fdsBefore = openFds().length;
+  const manager = new JobManager({ maxWorkers: 2 });
+  const { workRoot } = manager;
+  try {
+    const jobs = Array.from(
+      { length: SOAK_JOBS },
+      (_, i) =>
+        i % 10 === 9
+          ? manager.addJob({ script: fixture("raise.py"), passedData: { value: i } })
+          : manager.addJob({ script: fixture("progress.py"), passedData: { steps: 2, pause: 0 } }),
+    );
+    const settled = await Promise.allSettled(jobs.map((job) => job.result()));
+    const failed = settled.filter((outcome) => outcome.status === "rejected").length;
+    equal(failed, Math.floor(SOAK_JOBS / 10), "only the raising jobs may fail");
+    deepStrictEqual(manager.counts, {
+      queued: 0,
+      active: 0,
+      completed: SOAK_JOBS - failed,
+      dropped: failed,
+      availableWorkers: 2,
+    });
+    deepStrictEqual(processesMatching(workRoot), [], "a Blender of this manager is still running");
+    const jobsDir = join(workRoot, "jobs");
+    deepStrictEqual(existsSync(jobsDir) ? [...Deno.readDirSync(jobsDir)].map((e) => e.name) : [], []);
+    const inotify = openFds().filter((fd) => fd === "anon_inode:inotify").length;
+    equal(inotify, 0, "a progress watcher is still open");
+  } finally {
+    await manager.close();
+  }
+  equal(existsSync(workRoot), false, "the work root outlived close()");
+  equal(openFds().length, fdsBefore, "file descriptors leaked");
+});

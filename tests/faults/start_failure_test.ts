@@ -1,0 +1,92 @@
+/** A Blender that cannot start trips the restart intensity: jobs fail fast, health says why, nothing loops. */
+
+import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
+import { join } from "node:path";
+import { findBlender, JobDroppedError, JobManager, WorkRootError } from "../../mod.ts";
+import { fixture } from "../_helpers.ts";
+
+async function withExecutable<T>(text: string, use: (path: string, dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "blender");
+    await Deno.writeTextFile(path, text);
+    await Deno.chmod(path, 0o755);
+    return await use(path, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function outcomes(manager: JobManager, count: number): Promise<JobDroppedError[]> {
+  const jobs = Array.from({ length: count }, () => manager.addJob({ script: fixture("echo.py") }));
+  return await Promise.all(jobs.map((job) => job.result().then(() => undefined, (error) => error))) as never;
+}
+
+Deno.test("a Blender that exits at once (stand-in) trips the intensity limit: the rest fail fast", async () => {
+  await withExecutable("#!/bin/sh\necho 'broken blender' >&2\nexit 1\n", async (blender, dir) => {
+    const counter = join(dir, "starts");
+    await Deno.writeTextFile(blender, `#!/bin/sh\necho x >> '${counter}'\necho 'broken blender' >&2\nexit 1\n`);
+    await using manager = new JobManager({
+      blender,
+      maxWorkers: 1,
+      maxAttempts: 3,
+      retry: { delayMs: 0 },
+      restartIntensity: { maxFailures: 2, periodMs: 60_000 },
+    });
+    const errors = await outcomes(manager, 6);
+    ok(errors.every((error) => error instanceof JobDroppedError));
+    const starts = (await Deno.readTextFile(counter)).trim().split("\n").length;
+    equal(starts, 3, "Blender was started more often than the limit allows");
+    equal(errors[0]?.reason, "crashed");
+    match(errors[0]?.stderrTail ?? "", /broken blender/);
+    for (const error of errors.slice(1)) {
+      equal(error.reason, "start-failed");
+      match(error.message, /keeps failing at start-up/);
+    }
+    const health = manager.health;
+    equal(health.status, "failing");
+    if (health.status === "failing") match(health.reason, /exited with code 1/);
+    const late = await outcomes(manager, 1);
+    equal(late[0]?.reason, "start-failed", "a job added while failing must fail at once");
+    equal(late[0]?.attempts, 0);
+  });
+});
+
+Deno.test("a real Blender that dies at start-up (no Python home) trips the limit, and the manager recovers", async () => {
+  const real = findBlender();
+  const dir = await Deno.makeTempDir();
+  const broken = join(dir, "broken");
+  await Deno.writeTextFile(broken, "");
+  const script = `#!/bin/sh\nif [ -e '${broken}' ]; then export PYTHONHOME=/nonexistent; fi\nexec '${real}' "$@"\n`;
+  try {
+    await withExecutable(script, async (blender) => {
+      await using manager = new JobManager({
+        blender,
+        maxWorkers: 1,
+        restartIntensity: { maxFailures: 1, periodMs: 1_500 },
+      });
+      const errors = await outcomes(manager, 4);
+      deepStrictEqual(errors.map((error) => error.reason), ["crashed", "crashed", "start-failed", "start-failed"]);
+      equal(manager.health.status, "failing");
+      await Deno.remove(broken); // Blender is mended...
+      await new Promise((resolve) => setTimeout(resolve, 1_600)); // ...and the period passes.
+      equal((await manager.addJob({ script: fixture("echo.py") }).result()).attempts, 1);
+      equal(manager.health.status, "ok");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an unusable work root is a WorkRootError; a job directory that cannot be made drops only that job", async () => {
+  throws(() => new JobManager({ workDir: "/no/such/folder" }), WorkRootError);
+  throws(() => new JobManager({ workDir: fixture("echo.py") }), WorkRootError);
+  await using manager = new JobManager();
+  await Deno.writeTextFile(join(manager.workRoot, "jobs"), "a file where the jobs folder should be");
+  const error = await manager.addJob({ script: fixture("echo.py") }).result().then(() => undefined, (e) => e);
+  ok(error instanceof JobDroppedError);
+  equal(error.reason, "start-failed");
+  match(error.summary, /could not be started/);
+  await Deno.remove(join(manager.workRoot, "jobs"));
+  equal((await manager.addJob({ script: fixture("echo.py") }).result()).attempts, 1);
+});
