@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { findBlender, JobManager } from "../mod.ts";
+import { inotifyWatches } from "../tests/_helpers.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -52,18 +53,6 @@ async function throughput(workers: number): Promise<number> {
   const start = performance.now();
   await Promise.all(Array.from({ length: jobCount }, () => manager.addJob({ script: script("trivial.py") }).result()));
   return jobCount / ((performance.now() - start) / 1000);
-}
-
-function inotifyWatchers(): number {
-  let count = 0;
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (Deno.readLinkSync(`/proc/self/fd/${entry.name}`) === "anon_inode:inotify") count++;
-    } catch {
-      // Closed while we looked.
-    }
-  }
-  return count;
 }
 
 // 1. Process mode per job vs raw Blender start-up, interleaved so both see the same machine load.
@@ -113,7 +102,7 @@ let rssBefore: number, rssQueued: number, queueMs: number, watchersQueued: numbe
   queueMs = performance.now() - start;
   await new Promise((resolve) => setTimeout(resolve, 500));
   rssQueued = Deno.memoryUsage().rss;
-  watchersQueued = inotifyWatchers();
+  watchersQueued = inotifyWatches();
   await manager.killAll();
 }
 
@@ -149,7 +138,7 @@ const report = {
     timeToQueueMs: queueMs,
     rssGrowthMiB: (rssQueued - rssBefore) / 2 ** 20,
     rssMiB: rssQueued / 2 ** 20,
-    inotifyWatchersWhileQueued: watchersQueued,
+    inotifyWatchesWhileQueued: watchersQueued,
     goal: "<= 100 MB, watchers <= running jobs",
   },
 };
@@ -169,7 +158,7 @@ if (flags.json) {
     ["progress latency p99", `${f(report.progress.latencyP99Ms)} ms`, "<= 25 ms"],
     [`time to queue ${queuedCount} jobs`, `${f(queueMs, 0)} ms`, ""],
     [`host RSS growth, ${queuedCount} queued`, `${f(report.queue.rssGrowthMiB)} MiB`, "<= 100 MB"],
-    ["inotify watchers while queued (1 running)", String(watchersQueued), "<= running jobs"],
+    ["inotify watches while queued (1 running)", String(watchersQueued), "<= running jobs"],
   ];
   console.log(
     `machine: ${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB; ` +

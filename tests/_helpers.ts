@@ -61,3 +61,18 @@ export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = "
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** How many inotify watches this process holds (Deno keeps an emptied inotify instance open, so count watches). */
+export function inotifyWatches(): number {
+  let watches = 0;
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (Deno.readLinkSync(`/proc/self/fd/${entry.name}`) !== "anon_inode:inotify") continue;
+      const info = Deno.readTextFileSync(`/proc/self/fdinfo/${entry.name}`);
+      watches += info.split("\n").filter((line) => line.startsWith("inotify wd:")).length;
+    } catch {
+      // Closed while we looked.
+    }
+  }
+  return watches;
+}
