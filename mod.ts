@@ -6,7 +6,9 @@
  * The script runs unmodified inside Blender, in fresh globals, with
  * `passed_data` (and each of its keys as a variable), `source_blend_file`,
  * `passed_data_blocks` and `update_job_progress(x)`; it hands back
- * `python_data`, a JSON-serialisable dict.
+ * `python_data`, a JSON-serialisable dict, and `data_blocks`, Blender data
+ * that comes back as a .blend library (`readBlendFile` reads .blend files
+ * without Blender; `appendDataBlocks` puts blocks into a .blend file).
  *
  * ```ts ignore
  * import { JobManager } from "@bgproc/blender";
@@ -20,6 +22,7 @@
  * @module
  */
 
+export { type BlendFileInfo, type BlendId, readBlendFile } from "./src/blend_file.ts";
 export { findBlender, type FindBlenderOptions } from "./src/blender.ts";
 export {
   BlenderNotFoundError,
@@ -33,6 +36,8 @@ export {
 } from "./src/errors.ts";
 export {
   type AddJobOptions,
+  type AppendDataBlocksOptions,
+  type AppendDataBlocksResult,
   type GetJobNamesOptions,
   type Job,
   JobManager,
@@ -40,4 +45,17 @@ export {
   type RestartIntensityOptions,
   type RetryOptions,
 } from "./src/job_manager.ts";
-export type { JobCounts, JobResult, JobState, JsonObject, JsonValue, LogLine, ManagerHealth } from "./src/types.ts";
+export { DATA_BLOCK_COLLECTIONS } from "./src/types.ts";
+export type {
+  DataBlockCollection,
+  DataBlockInfo,
+  DataBlocks,
+  DataBlockSelection,
+  JobCounts,
+  JobResult,
+  JobState,
+  JsonObject,
+  JsonValue,
+  LogLine,
+  ManagerHealth,
+} from "./src/types.ts";

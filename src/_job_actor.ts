@@ -13,7 +13,7 @@ import { LogFile } from "./_log_file.ts";
 import { startProgressWatcher } from "./_progress_watcher.ts";
 import type { ExitStatus, SpawnedProcess, Spawner } from "./_spawner.ts";
 import type { DropReason, PythonError } from "./errors.ts";
-import type { JsonObject } from "./types.ts";
+import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonObject } from "./types.ts";
 
 /** The job-directory files the Python runtime writes and a new attempt must not inherit. */
 const ATTEMPT_FILES = ["runtime.json", "progress", "result.json", "error.json", "work.blend"];
@@ -36,6 +36,8 @@ export interface AttemptPlan {
   readonly logFile: string | null;
   /** The progress already published for this job. */
   readonly progress: number;
+  /** Where a completed job's data-block library is kept: `<resultsDir>/<name>.blend`. */
+  readonly resultsDir: string;
   readonly spawner: Spawner;
 }
 
@@ -44,6 +46,7 @@ export type AttemptOutcome =
   | {
     readonly kind: "completed";
     readonly pythonData: JsonObject;
+    readonly dataBlocks: DataBlocks | null;
     readonly run: AttemptRun;
   }
   | {
@@ -249,23 +252,49 @@ async function classify(
     return failed("crashed", `the job's files could not be read: ${errorMessage(readError)}`, null, readError);
   }
   if (isPythonError(error)) {
-    const where = error.origin === "script" ? "the script raised" : `the ${error.origin} failed with`;
+    const where = ORIGINS[error.origin] ?? "bgproc's runtime failed:";
     return failed("error", `${where} ${error.type}: ${error.message}`, error);
   }
   if (run.signal !== null) return failed("crashed", `Blender was ended by ${run.signal}`);
   if (run.exitCode === 0 && isResult(result)) {
-    return { kind: "completed", pythonData: result.pythonData, run };
+    let dataBlocks: DataBlocks | null;
+    try {
+      dataBlocks = await keepDataBlocks(plan, result.dataBlocks);
+    } catch (keepError) {
+      return failed("crashed", `the job's data blocks could not be kept: ${errorMessage(keepError)}`, null, keepError);
+    }
+    return { kind: "completed", pythonData: result.pythonData, dataBlocks, run };
   }
   if (run.exitCode === 0) return failed("crashed", "Blender exited with code 0 but wrote no result");
   return failed("crashed", `Blender exited with code ${run.exitCode} without a result`);
 }
+
+const ORIGINS: Readonly<Record<string, string>> = {
+  script: "the script raised",
+  result: "the script's results cannot be sent back:",
+  "data-blocks": "the passed data blocks could not be loaded:",
+  runtime: "bgproc's runtime failed:",
+};
 
 function isPythonError(value: unknown): value is PythonError {
   return typeof value === "object" && value !== null && typeof (value as PythonError).type === "string" &&
     Array.isArray((value as PythonError).frames);
 }
 
-function isResult(value: unknown): value is { pythonData: JsonObject } {
+/** Move the job's library out of its directory (removed when the job ends) and group its manifest. */
+async function keepDataBlocks(plan: AttemptPlan, manifest: unknown): Promise<DataBlocks | null> {
+  if (manifest === null || manifest === undefined) return null;
+  const { path, blocks } = manifest as { path: string; blocks: { collection: string; name: string; type: string }[] };
+  await Deno.mkdir(plan.resultsDir, { recursive: true });
+  const kept = join(plan.resultsDir, `${plan.name}.blend`);
+  await Deno.rename(path, kept);
+  const grouped: Record<string, DataBlockInfo[]> = {};
+  for (const collection of DATA_BLOCK_COLLECTIONS) grouped[collection] = [];
+  for (const block of blocks) (grouped[block.collection] ??= []).push({ name: block.name, type: block.type });
+  return { path: kept, ...grouped } as DataBlocks;
+}
+
+function isResult(value: unknown): value is { pythonData: JsonObject; dataBlocks?: unknown } {
   const data = (value as { pythonData?: unknown } | undefined)?.pythonData;
   return typeof data === "object" && data !== null && !Array.isArray(data);
 }

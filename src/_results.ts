@@ -1,33 +1,42 @@
-/** The Results actor: holds each completed job's `python_data` until the job is forgotten. */
+/**
+ * The Results actor: holds each completed job's `python_data` and data-block
+ * manifest until the job is forgotten, when it also removes the job's
+ * data-block library.
+ */
 
 import { type ActorRef, type Reply, spawnActor, unreachable } from "./_actor.ts";
-import type { JsonObject } from "./types.ts";
+import type { DataBlocks, JsonObject } from "./types.ts";
+
+/** What a completed job handed back. */
+export interface StoredResult {
+  readonly pythonData: JsonObject;
+  readonly dataBlocks: DataBlocks | null;
+}
 
 /** Messages of the Results actor. */
 export type ResultsMessage =
-  | { readonly type: "store"; readonly name: string; readonly pythonData: JsonObject }
-  | { readonly type: "getPythonData"; readonly name: string; readonly reply: Reply<JsonObject | undefined> }
-  | { readonly type: "remove"; readonly name: string }
-  | { readonly type: "clear" };
+  | { readonly type: "store"; readonly name: string } & StoredResult
+  | { readonly type: "get"; readonly name: string; readonly reply: Reply<StoredResult | undefined> }
+  | { readonly type: "remove"; readonly name: string };
 
 /** Start an empty Results actor. */
 export function startResults(): ActorRef<ResultsMessage> {
-  const pythonData = new Map<string, JsonObject>();
+  const results = new Map<string, StoredResult>();
   return spawnActor<ResultsMessage>("results", {
-    receive(message) {
+    async receive(message) {
       switch (message.type) {
         case "store":
-          pythonData.set(message.name, message.pythonData);
+          results.set(message.name, { pythonData: message.pythonData, dataBlocks: message.dataBlocks });
           return;
-        case "getPythonData":
-          message.reply.resolve(pythonData.get(message.name));
+        case "get":
+          message.reply.resolve(results.get(message.name));
           return;
-        case "remove":
-          pythonData.delete(message.name);
+        case "remove": {
+          const path = results.get(message.name)?.dataBlocks?.path;
+          results.delete(message.name);
+          if (path !== undefined) await Deno.remove(path).catch(() => {});
           return;
-        case "clear":
-          pythonData.clear();
-          return;
+        }
         default:
           unreachable(message);
       }

@@ -91,6 +91,7 @@ export interface SupervisorConfig {
   readonly blender: string;
   readonly runtimeEntry: string;
   readonly jobsRoot: string;
+  readonly resultsRoot: string;
   readonly outputLimit: number;
   readonly keepFiles: boolean;
   readonly spawner: Spawner;
@@ -160,6 +161,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
         timeoutMs: job.timeoutMs,
         outputLimit: config.outputLimit,
         logFile: job.logFile,
+        resultsDir: config.resultsRoot,
         progress,
         spawner: config.spawner,
       }, {
@@ -253,7 +255,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
       setHealth({ status: "ok" });
     }
     if (outcome.kind === "completed") {
-      config.results.tell({ type: "store", name, pythonData: outcome.pythonData });
+      config.results.tell({ type: "store", name, pythonData: outcome.pythonData, dataBlocks: outcome.dataBlocks });
       removeJobDir(name);
       config.publish({
         type: "completed",
@@ -261,6 +263,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
         result: {
           name,
           pythonData: outcome.pythonData,
+          dataBlocks: outcome.dataBlocks,
           stdout: run.stdout.text(),
           stderr: run.stderr.text(),
           attempts: attempt,

@@ -1,7 +1,9 @@
 /** Checks on what users hand in, made before anything starts. */
 
 import { dirname, resolve } from "node:path";
+import { type BlendFileInfo, readBlendFileSync } from "./blend_file.ts";
 import { type DropReason, InvalidJobError } from "./errors.ts";
+import { DATA_BLOCK_COLLECTIONS } from "./types.ts";
 import type { JsonObject } from "./types.ts";
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -162,11 +164,11 @@ export function checkRetryReasons(reasons: readonly DropReason[]): ReadonlySet<D
 }
 
 /** Throw unless `path` is a file path whose folder exists; return it absolute. */
-export function checkLogFile(path: unknown): string {
+export function checkFileTarget(path: unknown, field = "logFile"): string {
   if (typeof path !== "string" || path === "") {
     throw new InvalidJobError(
-      "logFile",
-      `Cannot add job as 'logFile' must be a file path: current value is ${describe(path)}`,
+      field,
+      `Cannot add job as '${field}' must be a file path: current value is ${describe(path)}`,
     );
   }
   const absolute = resolve(path);
@@ -177,7 +179,68 @@ export function checkLogFile(path: unknown): string {
     // Reported below.
   }
   if (!isDirectory) {
-    throw new InvalidJobError("logFile", `Cannot add job as the folder of 'logFile' ${absolute} does not exist`);
+    throw new InvalidJobError(field, `Cannot add job as the folder of '${field}' ${absolute} does not exist`);
   }
   return absolute;
+}
+
+/** Passed data blocks as the runtime takes them: a library and, per collection, names. */
+export interface CheckedDataBlocks {
+  readonly path: string;
+  readonly blocks: Readonly<Record<string, readonly string[]>>;
+}
+
+/**
+ * Throw unless `value` selects data blocks that its .blend file holds (read
+ * here, without Blender); return the library and names, or `null` when it
+ * selects none.
+ */
+export function checkPassedDataBlocks(value: unknown, field = "passedDataBlocks"): CheckedDataBlocks | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new InvalidJobError(
+      field,
+      `Cannot add job as '${field}' must be { from, objects?, meshes?, ... } or a job's dataBlocks: ` +
+        `current value is ${describe(value)}`,
+    );
+  }
+  const record = value as Record<string, unknown>;
+  const source = "from" in record ? record.from : record.path;
+  const path = checkFile(`${field}.from`, source);
+  let info: BlendFileInfo;
+  try {
+    info = readBlendFileSync(path);
+  } catch (error) {
+    throw new InvalidJobError(`${field}.from`, `Cannot add job as ${(error as Error).message}`, { cause: error });
+  }
+  const blocks: Record<string, string[]> = {};
+  for (const [key, entry] of Object.entries(record)) {
+    if (key === "from" || key === "path") continue;
+    if (!(DATA_BLOCK_COLLECTIONS as readonly string[]).includes(key)) {
+      throw new InvalidJobError(
+        `${field}.${key}`,
+        `Cannot add job as '${field}.${key}' is not a data-block collection (${DATA_BLOCK_COLLECTIONS.join(", ")})`,
+      );
+    }
+    if (!Array.isArray(entry)) {
+      throw new InvalidJobError(`${field}.${key}`, `Cannot add job as '${field}.${key}' must be an array of names`);
+    }
+    const names = entry.map((item) =>
+      typeof item === "object" && item !== null ? (item as { name: unknown }).name : item
+    );
+    if (names.some((name) => typeof name !== "string")) {
+      throw new InvalidJobError(`${field}.${key}`, `Cannot add job as '${field}.${key}' must hold names (strings)`);
+    }
+    if (names.length === 0) continue;
+    const available = info.ids.filter((id) => id.collection === key).map((id) => id.name);
+    const missing = (names as string[]).filter((name) => !available.includes(name));
+    if (missing.length > 0) {
+      throw new InvalidJobError(
+        `${field}.${key}`,
+        `Cannot add job as ${path} has no ${key} named ${missing.map((n) => JSON.stringify(n)).join(", ")} ` +
+          `(it has: ${available.map((n) => JSON.stringify(n)).join(", ") || "none"})`,
+      );
+    }
+    blocks[key] = names as string[];
+  }
+  return Object.keys(blocks).length === 0 ? null : { path, blocks };
 }

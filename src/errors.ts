@@ -22,8 +22,11 @@ export interface PythonFrame {
 
 /** The exception a job's Python code raised, as the runtime in Blender recorded it. */
 export interface PythonError {
-  /** Where it came from: the user's `script`, its `result` (`python_data`), or the bgproc `runtime`. */
-  readonly origin: "script" | "result" | "runtime";
+  /**
+   * Where it came from: the user's `script`, its `result` (`python_data`,
+   * `data_blocks`), the `data-blocks` passed in, or the bgproc `runtime`.
+   */
+  readonly origin: "script" | "result" | "data-blocks" | "runtime";
   /** The exception's class name, e.g. `"ValueError"`. */
   readonly type: string;
   /** The exception's message. */

@@ -1,9 +1,10 @@
 /** The facade: the typed async API over the actors; the only thing users touch. */
 
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import type { ActorRef } from "./_actor.ts";
 import { JobHandle } from "./_job_handle.ts";
-import { type ResultsMessage, startResults } from "./_results.ts";
+import { type ResultsMessage, startResults, type StoredResult } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
 import { localSpawner } from "./_spawner.ts";
 import { type JobEvent, startSupervisor, type SupervisorMessage, systemClock } from "./_supervisor.ts";
@@ -11,17 +12,28 @@ import { makeWorkRoot } from "./_work_root.ts";
 import {
   checkArgs,
   checkFile,
+  checkFileTarget,
   checkInteger,
   checkJobName,
-  checkLogFile,
   checkNumber,
   checkPassedData,
+  checkPassedDataBlocks,
   checkRetryReasons,
   checkTimeout,
 } from "./_validate.ts";
 import { findBlender } from "./blender.ts";
 import { type DropReason, InvalidJobError, WorkRootError } from "./errors.ts";
-import type { JobCounts, JobResult, JobState, JsonObject, LogLine, ManagerHealth } from "./types.ts";
+import type {
+  DataBlockCollection,
+  DataBlocks,
+  DataBlockSelection,
+  JobCounts,
+  JobResult,
+  JobState,
+  JsonObject,
+  LogLine,
+  ManagerHealth,
+} from "./types.ts";
 
 /** Options of {@linkcode JobManager}. */
 export interface JobManagerOptions {
@@ -169,10 +181,49 @@ export interface AddJobOptions {
   /** Kills the job (queued or running) when aborted. */
   signal?: AbortSignal;
   /**
+   * Data blocks to pass in: they are appended (with what they use) before the
+   * script runs, and listed in `passed_data_blocks` in the order given. Names
+   * the file does not hold are rejected here, before anything starts.
+   */
+  passedDataBlocks?: DataBlockSelection | DataBlocks;
+  /**
    * A file to append the job's output to, line by line (stdout and stderr as
    * they come, after a header line per attempt). Its folder must exist.
    */
   logFile?: string;
+}
+
+/** Options of {@linkcode JobManager.appendDataBlocks}. */
+export interface AppendDataBlocksOptions {
+  /** The .blend file to append into; it is made (from an empty scene) when it does not exist. */
+  into: string;
+  /**
+   * Replace blocks of the same name: their users are remapped to the new
+   * blocks and they are removed (the add-on's `overwrite_data`). Otherwise
+   * Blender's usual `.001` naming applies.
+   *
+   * @default {false}
+   */
+  overwrite?: boolean;
+  /**
+   * Link the blocks from their library instead of appending copies (the
+   * library must then outlive this manager: a job's library does not).
+   *
+   * @default {false}
+   */
+  link?: boolean;
+  /** Kills the append job when aborted. */
+  signal?: AbortSignal;
+  /** The append job's timeout in milliseconds; 0 means none. @default {the manager's `timeout`} */
+  timeout?: number;
+}
+
+/** What {@linkcode JobManager.appendDataBlocks} did. */
+export interface AppendDataBlocksResult {
+  /** The target .blend file. */
+  readonly into: string;
+  /** Per collection, the names the blocks ended up with in the target, in the order given. */
+  readonly names: { readonly [C in DataBlockCollection]?: readonly string[] };
 }
 
 /** Options of {@linkcode JobManager.getJobNames}. */
@@ -246,6 +297,7 @@ export class JobManager implements AsyncDisposable {
   readonly #results: ActorRef<ResultsMessage>;
   #closing: Promise<void> | undefined;
   #health: ManagerHealth = { status: "ok" };
+  readonly #appendScript: string = "";
   #nextName = 1;
 
   /**
@@ -283,6 +335,7 @@ export class JobManager implements AsyncDisposable {
     try {
       this.workRoot = makeWorkRoot(options.workDir);
       runtimeEntry = materializeRuntime(this.workRoot);
+      this.#appendScript = join(dirname(runtimeEntry), "append_job.py");
     } catch (error) {
       throw new WorkRootError(options.workDir ?? "the system's temporary folder", error);
     }
@@ -296,6 +349,7 @@ export class JobManager implements AsyncDisposable {
       blender: this.blenderPath,
       runtimeEntry,
       jobsRoot: join(this.workRoot, "jobs"),
+      resultsRoot: join(this.workRoot, "results"),
       outputLimit,
       keepFiles: this.#keepFiles,
       spawner: localSpawner,
@@ -327,10 +381,14 @@ export class JobManager implements AsyncDisposable {
     const blendFile = options.blendFile === undefined ? null : checkFile("blendFile", options.blendFile);
     const timeoutMs = options.timeout === undefined ? this.#timeout : checkTimeout(options.timeout);
     const args = options.args === undefined ? [] : checkArgs(options.args);
-    const logFile = options.logFile === undefined ? null : checkLogFile(options.logFile);
+    const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
     const passedData = checkPassedData(options.passedData);
+    const passedDataBlocks = options.passedDataBlocks === undefined
+      ? null
+      : checkPassedDataBlocks(options.passedDataBlocks);
     const specJson = `{"version":1,"name":${JSON.stringify(name)},"script":${JSON.stringify(script)},` +
-      `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},"passedData":${passedData}}`;
+      `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},` +
+      `"passedDataBlocks":${JSON.stringify(passedDataBlocks)},"passedData":${passedData}}`;
 
     if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
     const handle = new JobHandle(name, () => this.killJob(name));
@@ -380,12 +438,61 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name, or it has not completed.
    */
   async getRetrievedPythonData<T extends JsonObject = JsonObject>(name: string): Promise<T> {
-    const job = this.#job(name);
-    const data = await this.#results.ask<JsonObject | undefined>((reply) => ({ type: "getPythonData", name, reply }));
-    if (data === undefined) {
-      throw new RangeError(`Cannot get python_data of job '${name}' as it is ${job.state}, not COMPLETED`);
+    return (await this.#stored(name, "python_data")).pythonData as T;
+  }
+
+  /**
+   * The data blocks a completed job returned in `data_blocks`, grouped by
+   * collection, with the library .blend that holds them.
+   *
+   * @param name A job's name.
+   * @returns The data blocks, or `null` when the script set none.
+   * @throws {RangeError} When there is no job of that name, or it has not completed.
+   */
+  async getRetrievedDataBlocks(name: string): Promise<DataBlocks | null> {
+    return (await this.#stored(name, "data_blocks")).dataBlocks;
+  }
+
+  /**
+   * Append (or link) data blocks into a .blend file and save it, in a
+   * Blender job of its own: a job's `dataBlocks`, or a selection from any
+   * .blend file.
+   *
+   * @param blocks The blocks: a job's `dataBlocks`, or `{ from, objects?, materials?, ... }`.
+   * @param options The target file, and whether to overwrite same-named blocks or link.
+   * @returns The names the blocks ended up with in the target.
+   * @throws {InvalidJobError} When the blocks or the target are not usable; nothing starts.
+   * @throws {JobDroppedError} When the append job fails.
+   */
+  async appendDataBlocks(
+    blocks: DataBlocks | DataBlockSelection,
+    options: AppendDataBlocksOptions,
+  ): Promise<AppendDataBlocksResult> {
+    const selection = checkPassedDataBlocks(blocks, "blocks");
+    const into = resolve(checkFileTarget(options.into, "into"));
+    if (existsSync(into)) checkPassedDataBlocks({ from: into }, "into");
+    if (selection === null) return { into, names: {} };
+    let name: string;
+    do name = `append-${this.#nextName++}`; while (this.#jobs.has(name));
+    const job = this.addJob({
+      name,
+      script: this.#appendScript,
+      passedData: {
+        library: selection.path,
+        blocks: selection.blocks as JsonObject,
+        into,
+        overwrite: options.overwrite ?? false,
+        link: options.link ?? false,
+      },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    });
+    try {
+      const { pythonData } = await job.result();
+      return { into, names: pythonData.names as AppendDataBlocksResult["names"] };
+    } finally {
+      if (this.#jobs.get(name) === job) this.removeJob(name);
     }
-    return data as T;
   }
 
   /**
@@ -504,6 +611,15 @@ export class JobManager implements AsyncDisposable {
   /** Same as {@linkcode JobManager.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  async #stored(name: string, what: string): Promise<StoredResult> {
+    const job = this.#job(name);
+    const stored = await this.#results.ask<StoredResult | undefined>((reply) => ({ type: "get", name, reply }));
+    if (stored === undefined) {
+      throw new RangeError(`Cannot get ${what} of job '${name}' as it is ${job.state}, not COMPLETED`);
+    }
+    return stored;
   }
 
   #job(name: string): JobHandle {

@@ -21,6 +21,8 @@ export interface JobResult<T extends JsonObject = JsonObject> {
   readonly name: string;
   /** The dict the script left in `python_data` (`{}` when it set none). */
   readonly pythonData: T;
+  /** The data blocks the script left in `data_blocks`, or `null` when it set none. */
+  readonly dataBlocks: DataBlocks | null;
   /** What Blender printed to stdout on the successful attempt (its tail, when longer than `outputLimit`). */
   readonly stdout: string;
   /** What Blender printed to stderr on the successful attempt (its tail, when longer than `outputLimit`). */
@@ -81,3 +83,70 @@ export interface LogLine {
   /** The line, without its newline (decoded as UTF-8, bad bytes replaced). */
   readonly line: string;
 }
+
+/**
+ * The `bpy.data` collections data blocks are grouped by, as the add-on
+ * listed them (with Blender 3.x names: `lights`, `collections`,
+ * `grease_pencils`).
+ */
+export const DATA_BLOCK_COLLECTIONS = [
+  "actions",
+  "armatures",
+  "brushes",
+  "cache_files",
+  "cameras",
+  "collections",
+  "curves",
+  "fonts",
+  "grease_pencils",
+  "images",
+  "lattices",
+  "lights",
+  "linestyles",
+  "masks",
+  "materials",
+  "meshes",
+  "metaballs",
+  "movieclips",
+  "node_groups",
+  "objects",
+  "paint_curves",
+  "palettes",
+  "particles",
+  "scenes",
+  "sounds",
+  "speakers",
+  "texts",
+  "textures",
+  "volumes",
+  "worlds",
+] as const;
+
+/** One of {@linkcode DATA_BLOCK_COLLECTIONS}. */
+export type DataBlockCollection = typeof DATA_BLOCK_COLLECTIONS[number];
+
+/** One data block a job handed back. */
+export interface DataBlockInfo {
+  /** Its name. */
+  readonly name: string;
+  /** Its type: an object's `type` (`"MESH"`, `"CAMERA"`, ...), else its `id_type` (`"MATERIAL"`, ...). */
+  readonly type: string;
+}
+
+/**
+ * The data blocks a job's script returned in `data_blocks`, grouped by
+ * collection (every collection is present, empty when unused), and the
+ * library .blend that holds them (with what they use, fake user set).
+ */
+export type DataBlocks =
+  & { readonly path: string }
+  & { readonly [C in DataBlockCollection]: readonly DataBlockInfo[] };
+
+/**
+ * Data blocks to pass into a job: a .blend file (`from`) and, per
+ * collection, the names to take from it. A job's `DataBlocks` result can be
+ * passed as it is, to chain jobs.
+ */
+export type DataBlockSelection =
+  & { readonly from: string }
+  & { readonly [C in DataBlockCollection]?: readonly string[] };

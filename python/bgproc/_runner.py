@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _context
+from ._data_blocks import DataBlockError, append_blocks, write_blocks
 from ._files import write_json_atomic
 from ._progress import ProgressReporter, progress_path
 
@@ -28,7 +29,15 @@ EXIT_HOST_GONE = 5
 
 # Names the runtime gives every script; a passed_data key of the same name does not shadow them.
 RESERVED_NAMES = frozenset(
-    {"bpy", "passed_data", "passed_data_blocks", "source_blend_file", "update_job_progress", "python_data"}
+    {
+        "bpy",
+        "passed_data",
+        "passed_data_blocks",
+        "source_blend_file",
+        "update_job_progress",
+        "python_data",
+        "data_blocks",
+    }
 )
 
 
@@ -53,6 +62,7 @@ class JobSpec:
     passed_data: dict[str, Any]
     blend_file: str | None
     args: list[str] = field(default_factory=list)
+    passed_data_blocks: dict[str, Any] | None = None
 
     @staticmethod
     def load(path: str) -> JobSpec:
@@ -69,6 +79,7 @@ class JobSpec:
             passed_data=raw["passedData"],
             blend_file=raw.get("blendFile"),
             args=list(raw.get("args", [])),
+            passed_data_blocks=raw.get("passedDataBlocks"),
         )
 
 
@@ -105,8 +116,18 @@ def run_job(spec: JobSpec, *, job_dir: str) -> int:
         copy = os.path.join(job_dir, "work.blend")
         bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)
 
+    passed_blocks: list[Any] = []
+    if spec.passed_data_blocks is not None:
+        try:
+            passed_blocks = append_blocks(
+                bpy, path=spec.passed_data_blocks["path"], blocks=spec.passed_data_blocks["blocks"]
+            )
+        except DataBlockError as error:
+            write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="data-blocks"))
+            return EXIT_SCRIPT_ERROR
+
     reporter = ProgressReporter(progress_path(job_dir))
-    globals_ = script_globals(spec, bpy=bpy, update_job_progress=reporter.update)
+    globals_ = script_globals(spec, bpy=bpy, update_job_progress=reporter.update, passed_data_blocks=passed_blocks)
     token = _context.activate(globals_)
     saved_argv = sys.argv
     sys.argv = [saved_argv[0], "--background", "--python", spec.script, "--", *spec.args]
@@ -130,17 +151,20 @@ def run_job(spec: JobSpec, *, job_dir: str) -> int:
     _finish(reporter)
     try:
         python_data = checked_python_data(globals_.get("python_data", {}))
-    except PythonDataError as error:
+        data_blocks = write_blocks(bpy, globals_.get("data_blocks"), job_dir=job_dir)
+    except (PythonDataError, DataBlockError) as error:
         write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="result"))
         return EXIT_SCRIPT_ERROR
     write_json_atomic(
         os.path.join(job_dir, "result.json"),
-        {"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": None},
+        {"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks},
     )
     return EXIT_OK
 
 
-def script_globals(spec: JobSpec, *, bpy: Any, update_job_progress: Any) -> dict[str, Any]:
+def script_globals(
+    spec: JobSpec, *, bpy: Any, update_job_progress: Any, passed_data_blocks: list[Any]
+) -> dict[str, Any]:
     """Fresh globals for one run of the script, as ``blender -b --python script.py`` would give plus ours."""
     globals_: dict[str, Any] = {
         "__name__": "__main__",
@@ -156,7 +180,7 @@ def script_globals(spec: JobSpec, *, bpy: Any, update_job_progress: Any) -> dict
     globals_.update(
         bpy=bpy,
         passed_data=spec.passed_data,
-        passed_data_blocks=[],
+        passed_data_blocks=passed_data_blocks,
         source_blend_file=spec.blend_file,
         update_job_progress=update_job_progress,
     )

@@ -1,0 +1,163 @@
+/** Data blocks both ways, appending into .blend files, and reading .blend files from Deno, against real Blender. */
+
+import { deepStrictEqual, equal, match, ok, rejects, throws } from "node:assert/strict";
+import { gzipSync } from "node:zlib";
+import { join } from "node:path";
+import { InvalidJobError, JobDroppedError, JobManager, readBlendFile } from "../mod.ts";
+import { fixture } from "./_helpers.ts";
+
+async function makeScene(manager: JobManager, name: string, compress = false): Promise<string> {
+  const out = join(manager.workRoot, name);
+  await manager.addJob({ script: fixture("make_scene.py"), passedData: { out, compress } }).result();
+  return out;
+}
+
+async function blenderIds(manager: JobManager, blendFile: string) {
+  return (await manager.addJob({ script: fixture("list_ids.py"), blendFile }).result()).pythonData as {
+    ids: [string, string][];
+    locations: Record<string, number>;
+    scene_objects: string[];
+  };
+}
+
+Deno.test("an object with its mesh and material round-trips through a job, and jobs chain", async () => {
+  await using manager = new JobManager();
+  const scene = await makeScene(manager, "scene.blend");
+  const first = await manager.addJob({
+    script: fixture("make_bricks.py"),
+    passedDataBlocks: { from: scene, objects: ["Alpha"], materials: ["Red"] },
+  }).result();
+  deepStrictEqual(first.pythonData.seen, [["Object", "Alpha"], ["Material", "Red"]]);
+  equal(first.pythonData.material, "Red");
+  equal(first.pythonData.in_scene, false, "passed blocks are local data, not linked into the scene");
+  deepStrictEqual(first.pythonData.objects_before, ["Alpha"], "only the passed blocks arrive");
+  const blocks = first.dataBlocks;
+  ok(blocks !== null);
+  deepStrictEqual(blocks.objects, [{ name: "Bricks", type: "MESH" }]);
+  deepStrictEqual(blocks.materials, []);
+  deepStrictEqual(await manager.getRetrievedDataBlocks(first.name), blocks);
+  const library = await readBlendFile(blocks.path);
+  const names = library.ids.map((id) => `${id.code}:${id.name}`);
+  for (const expected of ["OB:Bricks", "ME:AlphaMesh", "MA:Red"]) {
+    ok(names.includes(expected), `${expected} in ${names}`);
+  }
+
+  const second = await manager.addJob({ script: fixture("decorate.py"), passedDataBlocks: blocks }).result();
+  deepStrictEqual(second.pythonData.names, ["Bricks"]);
+  deepStrictEqual(second.pythonData.scale, [2, 2, 2]);
+  equal(second.pythonData.mesh, "AlphaMesh");
+  deepStrictEqual(second.pythonData.materials, ["Red"]);
+  deepStrictEqual(second.dataBlocks?.objects, [{ name: "Bricks", type: "MESH" }]);
+  deepStrictEqual(second.dataBlocks?.materials, [{ name: "Gold", type: "MATERIAL" }]);
+});
+
+Deno.test("appendDataBlocks appends with .001 naming, or overwrites and remaps users; Blender and readBlendFile agree", async () => {
+  await using manager = new JobManager();
+  const scene = await makeScene(manager, "scene.blend");
+  const target = join(manager.workRoot, "target.blend");
+  await Deno.copyFile(scene, target);
+  const alpha = (await manager.addJob({ script: fixture("return_alpha.py"), passedData: { x: 42 } }).result())
+    .dataBlocks!;
+
+  const appended = await manager.appendDataBlocks(alpha, { into: target });
+  deepStrictEqual(appended.names, { objects: ["Alpha.001"] });
+  let seen = await blenderIds(manager, target);
+  equal(seen.locations["Alpha"], 0);
+  equal(seen.locations["Alpha.001"], 42);
+  ok(seen.scene_objects.includes("Alpha.001"), "an appended object is linked into the scene");
+
+  const overwritten = await manager.appendDataBlocks(alpha, { into: target, overwrite: true });
+  deepStrictEqual(overwritten.names, { objects: ["Alpha"] });
+  seen = await blenderIds(manager, target);
+  equal(seen.locations["Alpha"], 42, "the old Alpha was not replaced");
+  deepStrictEqual(seen.scene_objects, ["Alpha", "Alpha.001", "Beta"]);
+  const info = await readBlendFile(target);
+  const objects = info.ids.filter((id) => id.code === "OB").map((id) => id.name).sort();
+  deepStrictEqual(objects, ["Alpha", "Alpha.001", "Beta"]);
+  deepStrictEqual(
+    info.ids.filter((id) => seen.ids.some(([collection]) => collection === id.collection))
+      .map((id) => [id.collection, id.name]).sort(),
+    seen.ids,
+  );
+
+  const fresh = join(manager.workRoot, "fresh.blend");
+  deepStrictEqual((await manager.appendDataBlocks(alpha, { into: fresh })).names, { objects: ["Alpha"] });
+  deepStrictEqual((await blenderIds(manager, fresh)).scene_objects, ["Alpha"]);
+  deepStrictEqual(manager.getJobNames().filter((name) => name.startsWith("append-")), [], "append jobs are removed");
+});
+
+Deno.test("readBlendFile agrees with Blender's own listing on plain, zstd and gzip files", async () => {
+  await using manager = new JobManager();
+  const plain = await makeScene(manager, "plain.blend");
+  const zstd = await makeScene(manager, "zstd.blend", true);
+  const gzip = join(manager.workRoot, "gzip.blend");
+  await Deno.writeFile(gzip, gzipSync(await Deno.readFile(plain)));
+  for (const [path, compression] of [[plain, "none"], [zstd, "zstd"], [gzip, "gzip"]] as const) {
+    const info = await readBlendFile(path);
+    equal(info.compression, compression);
+    equal(info.version, "3.4");
+    equal(info.pointerSize, 8);
+    equal(info.endianness, "little");
+    const blender = await blenderIds(manager, path);
+    const collections = new Set(blender.ids.map(([collection]) => collection));
+    deepStrictEqual(
+      info.ids.filter((id) => id.collection !== null && collections.has(id.collection))
+        .map((id) => [id.collection, id.name]).sort(),
+      blender.ids,
+      `${compression}: readBlendFile and Blender disagree`,
+    );
+  }
+});
+
+Deno.test("unknown block names and non-.blend files are rejected before any Blender starts", async () => {
+  await using manager = new JobManager();
+  const scene = await makeScene(manager, "scene.blend");
+  const before = manager.getJobNames();
+  throws(
+    () => manager.addJob({ script: fixture("echo.py"), passedDataBlocks: { from: scene, objects: ["Gamma"] } }),
+    (error: unknown) =>
+      error instanceof InvalidJobError && error.field === "passedDataBlocks.objects" &&
+      /has no objects named "Gamma" \(it has: "Alpha", "Beta"\)/.test(error.message),
+  );
+  throws(
+    () =>
+      manager.addJob({ script: fixture("echo.py"), passedDataBlocks: { from: fixture("echo.py"), objects: ["A"] } }),
+    (error: unknown) => error instanceof InvalidJobError && /no BLENDER header/.test(error.message),
+  );
+  throws(
+    () => manager.addJob({ script: fixture("echo.py"), passedDataBlocks: { from: "/no/such.blend" } }),
+    InvalidJobError,
+  );
+  throws(
+    () => manager.addJob({ script: fixture("echo.py"), passedDataBlocks: { from: scene, bogus: ["x"] } as never }),
+    (error: unknown) => error instanceof InvalidJobError && error.field === "passedDataBlocks.bogus",
+  );
+  await rejects(
+    manager.appendDataBlocks({ from: scene, objects: ["Gamma"] }, { into: join(manager.workRoot, "t.blend") }),
+    InvalidJobError,
+  );
+  await rejects(
+    manager.appendDataBlocks({ from: scene, objects: ["Alpha"] }, { into: fixture("echo.py") }),
+    InvalidJobError,
+  );
+  await rejects(readBlendFile(fixture("echo.py")), InvalidJobError);
+  deepStrictEqual(manager.getJobNames(), before);
+});
+
+Deno.test("a None or removed block in data_blocks is an error naming its index", async () => {
+  await using manager = new JobManager();
+  for (
+    const [kind, pattern] of [["none", /data_blocks\[1\] is None/], [
+      "removed",
+      /data_blocks\[0\] was removed/,
+    ]] as const
+  ) {
+    const error = await manager.addJob({ script: fixture("bad_data_blocks.py"), passedData: { kind } }).result().then(
+      () => undefined,
+      (e) => e,
+    );
+    ok(error instanceof JobDroppedError);
+    equal(error.reason, "error");
+    match(error.message, pattern);
+  }
+});
