@@ -6,7 +6,7 @@
  * classifies the end and tells its parent.
  */
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { type ActorRef, spawnActor, unreachable } from "./_actor.ts";
 import { lineSplitter, LineTail, shellQuote } from "./_lines.ts";
 import { LogFile } from "./_log_file.ts";
@@ -16,6 +16,9 @@ import type { DropReason, PythonError } from "./errors.ts";
 import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonObject } from "./types.ts";
 
 /** The job-directory files the Python runtime writes and a new attempt must not inherit. */
+/** How long the output pipes may stay open after Blender is reaped (held by a process that left its group). */
+const OUTPUT_GRACE_MS = 1_000;
+
 const ATTEMPT_FILES = ["runtime.json", "progress", "result.json", "error.json", "work.blend"];
 
 /** Everything one attempt needs. */
@@ -68,6 +71,8 @@ export interface AttemptRun {
   readonly signal: string | null;
   /** Whether Blender got as far as bgproc's runtime (it wrote runtime.json). */
   readonly reachedRuntime: boolean;
+  /** Whether the spawn itself failed (a bad executable), as opposed to preparing the attempt. */
+  readonly spawnFailed: boolean;
   readonly stdout: LineTail;
   readonly stderr: LineTail;
 }
@@ -84,7 +89,13 @@ export interface AttemptEvents {
 export type JobMessage =
   | { readonly type: "start" }
   | { readonly type: "kill"; readonly reason: "killed" | "timed-out" }
-  | { readonly type: "exited"; readonly status: ExitStatus | null; readonly spawnError?: unknown };
+  | {
+    readonly type: "exited";
+    readonly status: ExitStatus | null;
+    readonly spawnError?: unknown;
+    /** Whether the process itself could not be started (not the job directory or log file before it). */
+    readonly spawnFailed?: boolean;
+  };
 
 /** Start the Job actor for `plan`; it begins on its `start` message. */
 export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRef<JobMessage> {
@@ -100,12 +111,19 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
   let timeout: AbortSignal | undefined;
   const onTimeout = () => self.tell({ type: "kill", reason: "timed-out" });
 
+  /** Cancels the output pumps when a process Blender left behind (in a session of its own) holds the pipes open. */
+  const drain = new AbortController();
   const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr", tail: LineTail) => {
-    const lines = stream.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
-    for await (const line of lines) {
-      tail.push(line);
-      log?.write(line);
-      events.output(name, line);
+    const lines = stream.pipeThrough(new TextDecoderStream(), { signal: drain.signal })
+      .pipeThrough(lineSplitter(plan.outputLimit));
+    try {
+      for await (const line of lines) {
+        tail.push(line);
+        log?.write(line);
+        events.output(name, line);
+      }
+    } catch (error) {
+      if (!drain.signal.aborted) throw error;
     }
   };
 
@@ -120,15 +138,21 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
     try {
       process = plan.spawner.spawn(plan.blender, args, {});
     } catch (spawnError) {
-      self.tell({ type: "exited", status: null, spawnError });
+      self.tell({ type: "exited", status: null, spawnError, spawnFailed: true });
       return;
     }
     const running = process;
-    events.started(running.pid, commandLine, startedAt);
     if (plan.timeoutMs > 0) {
       timeout = AbortSignal.timeout(plan.timeoutMs);
       timeout.addEventListener("abort", onTimeout, { once: true });
     }
+    events.started(running.pid, commandLine, startedAt);
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    void running.status.then(() => {
+      // Blender is reaped: end whatever it left in its process group, and give the pipes a moment to close.
+      running.kill("SIGKILL");
+      grace = setTimeout(() => drain.abort(), OUTPUT_GRACE_MS);
+    });
     void Promise.all([
       running.status,
       pump(running.stdout, "stdout", stdout),
@@ -139,12 +163,10 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
         running.kill("SIGKILL");
         return running.status.then((status) => self.tell({ type: "exited", status, spawnError: error }));
       },
-    );
-    // Once Blender is reaped, end whatever it left in its process group, so the output pipes close.
-    void running.status.then(() => running.kill("SIGKILL"));
+    ).finally(() => clearTimeout(grace));
   };
 
-  const finish = async (status: ExitStatus | null, spawnError: unknown) => {
+  const finish = async (status: ExitStatus | null, spawnError: unknown, spawnFailed: boolean) => {
     timeout?.removeEventListener("abort", onTimeout);
     await process?.closeStdin();
     await watcher?.ask<void>((reply) => ({ type: "stop", reply }));
@@ -153,6 +175,7 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
     const run: AttemptRun = {
       attempt: plan.attempt,
       reachedRuntime,
+      spawnFailed,
       commandLine,
       startedAt,
       endedAt: new Date(),
@@ -181,7 +204,7 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
           process?.kill("SIGKILL");
           return;
         case "exited":
-          await finish(message.status, message.spawnError);
+          await finish(message.status, message.spawnError, message.spawnFailed ?? false);
           return;
         default:
           unreachable(message);
@@ -236,10 +259,6 @@ async function classify(
   const failed = (reason: DropReason, summary: string, pythonError: PythonError | null = null, cause?: unknown) =>
     ({ kind: "failed", reason, summary, pythonError, run, ...(cause === undefined ? {} : { cause }) }) as const;
 
-  if (killReason === "timed-out") {
-    return failed("timed-out", `Blender was killed after the ${plan.timeoutMs} ms timeout`);
-  }
-  if (killReason === "killed") return failed("killed", "the job was killed");
   if (spawnError !== undefined && run.exitCode === null && run.signal === null) {
     return failed("start-failed", `the attempt could not be started: ${errorMessage(spawnError)}`, null, spawnError);
   }
@@ -251,12 +270,8 @@ async function classify(
   } catch (readError) {
     return failed("crashed", `the job's files could not be read: ${errorMessage(readError)}`, null, readError);
   }
-  if (isPythonError(error)) {
-    const where = ORIGINS[error.origin] ?? "bgproc's runtime failed:";
-    return failed("error", `${where} ${error.type}: ${error.message}`, error);
-  }
-  if (run.signal !== null) return failed("crashed", `Blender was ended by ${run.signal}`);
-  if (run.exitCode === 0 && isResult(result)) {
+  if (run.exitCode === 0 && isResult(result) && error === undefined) {
+    // A kill or timeout that came after the job finished does not undo its result.
     let dataBlocks: DataBlocks | null;
     try {
       dataBlocks = await keepDataBlocks(plan, result.dataBlocks);
@@ -265,6 +280,15 @@ async function classify(
     }
     return { kind: "completed", pythonData: result.pythonData, dataBlocks, run };
   }
+  if (killReason === "timed-out") {
+    return failed("timed-out", `Blender was killed after the ${plan.timeoutMs} ms timeout`);
+  }
+  if (killReason === "killed") return failed("killed", "the job was killed");
+  if (isPythonError(error)) {
+    const where = ORIGINS[error.origin] ?? "bgproc's runtime failed:";
+    return failed("error", `${where} ${error.type}: ${error.message}`, error);
+  }
+  if (run.signal !== null) return failed("crashed", `Blender was ended by ${run.signal}`);
   if (run.exitCode === 0) return failed("crashed", "Blender exited with code 0 but wrote no result");
   return failed("crashed", `Blender exited with code ${run.exitCode} without a result`);
 }
@@ -286,7 +310,7 @@ async function keepDataBlocks(plan: AttemptPlan, manifest: unknown): Promise<Dat
   if (manifest === null || manifest === undefined) return null;
   const { path, blocks } = manifest as { path: string; blocks: { collection: string; name: string; type: string }[] };
   await Deno.mkdir(plan.resultsDir, { recursive: true });
-  const kept = join(plan.resultsDir, `${plan.name}.blend`);
+  const kept = join(plan.resultsDir, `${basename(plan.jobDir)}.blend`);
   await Deno.rename(path, kept);
   const grouped: Record<string, DataBlockInfo[]> = {};
   for (const collection of DATA_BLOCK_COLLECTIONS) grouped[collection] = [];

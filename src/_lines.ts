@@ -1,16 +1,42 @@
 /** Splitting process output into lines, and keeping a bounded tail of them. */
 
-/** A `TransformStream` from text chunks to lines (without their `\n` or `\r\n`). */
-export function lineSplitter(): TransformStream<string, string> {
-  let rest = "";
+/**
+ * A `TransformStream` from text chunks to lines (without their `\n` or
+ * `\r\n`). Each chunk is scanned once; a line longer than `maxLine`
+ * characters is passed on in pieces of `maxLine`, so output without newlines
+ * costs linear time and bounded memory.
+ */
+export function lineSplitter(maxLine = 1 << 20): TransformStream<string, string> {
+  let pending: string[] = [];
+  let pendingLength = 0;
+  const emit = (controller: TransformStreamDefaultController<string>, line: string) =>
+    controller.enqueue(line.endsWith("\r") ? line.slice(0, -1) : line);
   return new TransformStream<string, string>({
     transform(chunk, controller) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const part of parts) controller.enqueue(part.endsWith("\r") ? part.slice(0, -1) : part);
+      let start = 0;
+      let newline = chunk.indexOf("\n");
+      while (newline >= 0) {
+        const piece = chunk.slice(start, newline);
+        emit(controller, pending.length === 0 ? piece : pending.join("") + piece);
+        pending = [];
+        pendingLength = 0;
+        start = newline + 1;
+        newline = chunk.indexOf("\n", start);
+      }
+      if (start < chunk.length) {
+        pending.push(chunk.slice(start));
+        pendingLength += chunk.length - start;
+        while (pendingLength >= maxLine) {
+          const joined = pending.join("");
+          controller.enqueue(joined.slice(0, maxLine));
+          const rest = joined.slice(maxLine);
+          pending = rest === "" ? [] : [rest];
+          pendingLength = rest.length;
+        }
+      }
     },
     flush(controller) {
-      if (rest !== "") controller.enqueue(rest);
+      if (pendingLength > 0) emit(controller, pending.join(""));
     },
   });
 }

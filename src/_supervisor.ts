@@ -19,6 +19,8 @@ import type { JobResult, ManagerHealth } from "./types.ts";
 /** A job as the supervisor keeps it until it ends. */
 export interface SupervisedJob {
   readonly name: string;
+  /** The job directory's name under the jobs root: unique per submission, so a reused name never shares one. */
+  readonly dir: string;
   readonly specJson: string;
   readonly blendFile: string | null;
   readonly timeoutMs: number;
@@ -106,6 +108,8 @@ interface Running {
   readonly actor: ActorRef<JobMessage>;
   readonly killWaiters: Reply<void>[];
   progress: number;
+  /** A kill was asked for: however the attempt ends, it is not retried. */
+  killed: boolean;
 }
 
 interface Waiting {
@@ -150,10 +154,11 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
       attempt,
       killWaiters: [],
       progress,
+      killed: false,
       actor: startJobActor({
         name: job.name,
         attempt,
-        jobDir: join(config.jobsRoot, job.name),
+        jobDir: join(config.jobsRoot, job.dir),
         specJson: job.specJson,
         blender: config.blender,
         runtimeEntry: config.runtimeEntry,
@@ -205,9 +210,9 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
 
   /** Job directories being removed; `close` waits for them, so no file operation outlives the manager. */
   const removals = new Set<Promise<void>>();
-  const removeJobDir = (name: string) => {
+  const removeJobDir = (job: SupervisedJob) => {
     if (config.keepFiles) return;
-    const removal: Promise<void> = Deno.remove(join(config.jobsRoot, name), { recursive: true })
+    const removal: Promise<void> = Deno.remove(join(config.jobsRoot, job.dir), { recursive: true })
       .catch(() => {})
       .finally(() => removals.delete(removal));
     removals.add(removal);
@@ -256,7 +261,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
     }
     if (outcome.kind === "completed") {
       config.results.tell({ type: "store", name, pythonData: outcome.pythonData, dataBlocks: outcome.dataBlocks });
-      removeJobDir(name);
+      removeJobDir(job);
       config.publish({
         type: "completed",
         name,
@@ -274,12 +279,19 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
         },
       });
     } else {
-      const startFailure = !run.reachedRuntime && outcome.reason !== "killed" && outcome.reason !== "timed-out";
+      // Blender itself failing to start: the executable would not run, or it died before bgproc's runtime with
+      // nothing of the job's (a .blend file) to blame. Failures of the job's own inputs do not count.
+      const ranBlender = run.exitCode !== null || run.signal !== null;
+      const startFailure = !entry.killed && outcome.reason !== "killed" && outcome.reason !== "timed-out" &&
+        !run.reachedRuntime && (run.spawnFailed || (ranBlender && job.blendFile === null));
       if (startFailure) noteStartFailure(outcome.summary);
+      const reason = entry.killed ? "killed" : outcome.reason;
       const error = new JobDroppedError({
         jobName: name,
-        reason: outcome.reason,
-        summary: outcome.summary,
+        reason,
+        summary: entry.killed && outcome.reason !== "killed"
+          ? `the job was killed (${outcome.summary})`
+          : outcome.summary,
         attempts: attempt,
         exitCode: run.exitCode,
         signal: run.signal,
@@ -288,7 +300,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
         stdoutTail: run.stdout.last(40),
         commandLine: run.commandLine,
       }, outcome.cause === undefined ? undefined : { cause: outcome.cause });
-      const retry = config.retry.on.has(outcome.reason) && attempt < config.maxAttempts &&
+      const retry = config.retry.on.has(reason) && attempt < config.maxAttempts &&
         closeWaiters === undefined && !circuitOpen();
       if (retry) {
         const delayMs = backoff(attempt);
@@ -301,7 +313,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
         }
         config.publish({ type: "retrying", name, error, delayMs });
       } else {
-        removeJobDir(name);
+        removeJobDir(job);
         config.publish({ type: "dropped", name, error });
       }
     }
@@ -331,7 +343,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
   const dropWaiting = (name: string, reason: DropReason, summary: string): boolean => {
     const taken = takeWaiting(name);
     if (taken === undefined) return false;
-    if (taken.attempts > 0) removeJobDir(name);
+    if (taken.attempts > 0) removeJobDir(taken.job);
     config.publish({ type: "dropped", name, error: droppedBeforeRun(taken.job, taken.attempts, reason, summary) });
     return true;
   };
@@ -346,6 +358,7 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
     if (dropWaiting(name, "killed", "the job was killed before its attempt started")) return reply.resolve();
     const entry = running.get(name);
     if (entry === undefined) return reply.resolve();
+    entry.killed = true;
     entry.killWaiters.push(reply);
     entry.actor.tell({ type: "kill", reason: "killed" });
   };
@@ -360,7 +373,10 @@ export function startSupervisor(config: SupervisorConfig): ActorRef<SupervisorMe
 
   const killEverything = (summary: string) => {
     dropEverythingWaiting("killed", summary);
-    for (const entry of running.values()) entry.actor.tell({ type: "kill", reason: "killed" });
+    for (const entry of running.values()) {
+      entry.killed = true;
+      entry.actor.tell({ type: "kill", reason: "killed" });
+    }
   };
 
   const self = spawnActor<SupervisorMessage>("supervisor", {

@@ -107,15 +107,38 @@ export function checkInteger(what: string, field: string, value: number, min: nu
   return value;
 }
 
-/** Throw unless `value` is a finite number of milliseconds >= 0. */
+/** The longest delay a timer can hold (about 24.8 days); longer ones would fire at once. */
+export const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/** Throw unless `value` is a number of milliseconds from 0 to `MAX_DELAY_MS`. */
 export function checkTimeout(value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+  if (typeof value !== "number" || !(value >= 0 && value <= MAX_DELAY_MS)) {
     throw new InvalidJobError(
       "timeout",
-      `Cannot add job as 'timeout' must be >= 0: current value is ${describe(value)}`,
+      `Cannot add job as 'timeout' must be from 0 to ${MAX_DELAY_MS} ms: current value is ${describe(value)}`,
     );
   }
   return value;
+}
+
+/** Throw unless `path` is an existing file that starts like a .blend file (plain, gzip or zstd); return it absolute. */
+export function checkBlendFile(path: unknown, field = "blendFile"): string {
+  const absolute = checkFile(field, path);
+  const head = new Uint8Array(7);
+  let read = 0;
+  try {
+    using file = Deno.openSync(absolute);
+    read = file.readSync(head) ?? 0;
+  } catch (error) {
+    throw new InvalidJobError(field, `Cannot add job as '${field}' ${absolute} cannot be read`, { cause: error });
+  }
+  const magic = new TextDecoder().decode(head.subarray(0, read));
+  const gzip = head[0] === 0x1f && head[1] === 0x8b;
+  const zstd = head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd;
+  if (magic !== "BLENDER" && !gzip && !zstd) {
+    throw new InvalidJobError(field, `Cannot add job as '${field}' ${absolute} is not a .blend file`);
+  }
+  return absolute;
 }
 
 /** Throw unless `value` is an array of strings. */
@@ -177,6 +200,13 @@ export function checkFileTarget(path: unknown, field = "logFile"): string {
     isDirectory = Deno.statSync(dirname(absolute)).isDirectory;
   } catch {
     // Reported below.
+  }
+  try {
+    if (Deno.statSync(absolute).isDirectory) {
+      throw new InvalidJobError(field, `Cannot add job as '${field}' ${absolute} is a folder, not a file`);
+    }
+  } catch (error) {
+    if (error instanceof InvalidJobError) throw error;
   }
   if (!isDirectory) {
     throw new InvalidJobError(field, `Cannot add job as the folder of '${field}' ${absolute} does not exist`);

@@ -14,6 +14,11 @@ let managerCount = 0;
 
 interface Owner {
   readonly pid: number;
+  /** The owner's boot (machine and boot) and pid namespace: a pid means nothing elsewhere. */
+  readonly bootId?: string | null;
+  readonly pidNamespace?: string | null;
+  /** Set by `close()` with `keepFiles`: the root is the user's now, never swept. */
+  readonly kept?: boolean;
   /** The process's start time in clock ticks since boot (/proc/PID/stat field 22): tells a reused pid apart. */
   readonly startTicks: string | null;
 }
@@ -22,7 +27,12 @@ interface Owner {
 export function makeWorkRoot(dir: string = tmpdir()): string {
   removeStaleRoots(dir);
   const root = Deno.makeTempDirSync({ dir, prefix: `bgproc-${Deno.pid}-${++managerCount}-` });
-  const owner: Owner = { pid: Deno.pid, startTicks: startTicks(Deno.pid) };
+  const owner: Owner = {
+    pid: Deno.pid,
+    startTicks: startTicks(Deno.pid),
+    bootId: bootId(),
+    pidNamespace: pidNamespace(),
+  };
   Deno.writeTextFileSync(join(root, MARKER), JSON.stringify(owner));
   return root;
 }
@@ -47,7 +57,8 @@ export function removeStaleRoots(dir: string): string[] {
     } catch {
       continue; // Not ours, or still being made: leave it.
     }
-    if (typeof owner.pid !== "number" || ownerRuns(owner)) continue;
+    const sameMachine = owner.bootId === bootId() && owner.pidNamespace === pidNamespace();
+    if (typeof owner.pid !== "number" || owner.kept === true || !sameMachine || ownerRuns(owner)) continue;
     try {
       Deno.removeSync(root, { recursive: true });
       removed.push(root);
@@ -56,6 +67,33 @@ export function removeStaleRoots(dir: string): string[] {
     }
   }
   return removed;
+}
+
+/** Mark `root` as kept (`keepFiles`): later managers leave it alone. */
+export function markKept(root: string): void {
+  try {
+    const path = join(root, MARKER);
+    const owner: Owner = JSON.parse(Deno.readTextFileSync(path));
+    Deno.writeTextFileSync(path, JSON.stringify({ ...owner, kept: true }));
+  } catch {
+    // No marker: nothing would sweep it anyway.
+  }
+}
+
+function bootId(): string | null {
+  try {
+    return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+  } catch {
+    return null;
+  }
+}
+
+function pidNamespace(): string | null {
+  try {
+    return Deno.readLinkSync("/proc/self/ns/pid");
+  } catch {
+    return null;
+  }
 }
 
 function ownerRuns(owner: Owner): boolean {

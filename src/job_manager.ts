@@ -8,9 +8,10 @@ import { type ResultsMessage, startResults, type StoredResult } from "./_results
 import { materializeRuntime } from "./_runtime.ts";
 import { localSpawner } from "./_spawner.ts";
 import { type JobEvent, startSupervisor, type SupervisorMessage, systemClock } from "./_supervisor.ts";
-import { makeWorkRoot } from "./_work_root.ts";
+import { makeWorkRoot, markKept } from "./_work_root.ts";
 import {
   checkArgs,
+  checkBlendFile,
   checkFile,
   checkFileTarget,
   checkInteger,
@@ -20,6 +21,7 @@ import {
   checkPassedDataBlocks,
   checkRetryReasons,
   checkTimeout,
+  MAX_DELAY_MS,
 } from "./_validate.ts";
 import { findBlender } from "./blender.ts";
 import { type DropReason, InvalidJobError, WorkRootError } from "./errors.ts";
@@ -299,6 +301,7 @@ export class JobManager implements AsyncDisposable {
   #health: ManagerHealth = { status: "ok" };
   readonly #appendScript: string = "";
   #nextName = 1;
+  #submitted = 0;
 
   /**
    * Make a manager: finds Blender and makes the work root, but starts no
@@ -314,8 +317,10 @@ export class JobManager implements AsyncDisposable {
     this.maxAttempts = checkInteger("Cannot make JobManager", "maxAttempts", options.maxAttempts ?? 1, 1);
     const outputLimit = checkInteger("Cannot make JobManager", "outputLimit", options.outputLimit ?? 1 << 20, 1);
     const timeout = options.timeout ?? 0;
-    if (!Number.isFinite(timeout) || timeout < 0) {
-      throw new RangeError(`Cannot make JobManager as 'timeout' must be >= 0: current value is ${timeout}`);
+    if (!(timeout >= 0 && timeout <= MAX_DELAY_MS)) {
+      throw new RangeError(
+        `Cannot make JobManager as 'timeout' must be from 0 to ${MAX_DELAY_MS} ms: current value is ${timeout}`,
+      );
     }
     this.#timeout = timeout;
     this.#keepFiles = options.keepFiles ?? false;
@@ -324,11 +329,14 @@ export class JobManager implements AsyncDisposable {
       on: checkRetryReasons(options.retry?.on ?? ["error", "crashed", "timed-out", "start-failed"]),
       initialDelayMs: checkNumber(what, "retry.delayMs", options.retry?.delayMs ?? 250, 0),
       factor: checkNumber(what, "retry.factor", options.retry?.factor ?? 2, 1),
-      maxDelayMs: checkNumber(what, "retry.maxDelayMs", options.retry?.maxDelayMs ?? 30_000, 0),
+      maxDelayMs: Math.min(MAX_DELAY_MS, checkNumber(what, "retry.maxDelayMs", options.retry?.maxDelayMs ?? 30_000, 0)),
     };
     const intensity = {
       maxFailures: checkInteger(what, "restartIntensity.maxFailures", options.restartIntensity?.maxFailures ?? 5, 0),
-      periodMs: checkNumber(what, "restartIntensity.periodMs", options.restartIntensity?.periodMs ?? 10_000, 0),
+      periodMs: Math.min(
+        MAX_DELAY_MS,
+        checkNumber(what, "restartIntensity.periodMs", options.restartIntensity?.periodMs ?? 10_000, 0),
+      ),
     };
     this.blenderPath = findBlender(options.blender === undefined ? {} : { blender: options.blender });
     let runtimeEntry: string;
@@ -365,6 +373,7 @@ export class JobManager implements AsyncDisposable {
    * @param options The script, its data, and how to run it.
    * @returns The job, whose `result()` settles when it ends.
    * @throws {InvalidJobError} When an option is wrong; nothing is queued.
+   * @throws {Error} When the manager is closed.
    */
   addJob<T extends JsonObject = JsonObject>(options: AddJobOptions): Job<T> {
     if (this.#closing !== undefined) throw new Error("Cannot add job as the JobManager is closed");
@@ -378,7 +387,7 @@ export class JobManager implements AsyncDisposable {
       throw new InvalidJobError("name", `Cannot add job as a job named '${name}' is ${previous.state}`);
     }
     const script = checkFile("script", options.script);
-    const blendFile = options.blendFile === undefined ? null : checkFile("blendFile", options.blendFile);
+    const blendFile = options.blendFile === undefined ? null : checkBlendFile(options.blendFile);
     const timeoutMs = options.timeout === undefined ? this.#timeout : checkTimeout(options.timeout);
     const args = options.args === undefined ? [] : checkArgs(options.args);
     const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
@@ -391,9 +400,14 @@ export class JobManager implements AsyncDisposable {
       `"passedDataBlocks":${JSON.stringify(passedDataBlocks)},"passedData":${passedData}}`;
 
     if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
-    const handle = new JobHandle(name, () => this.killJob(name));
+    const handle: JobHandle = new JobHandle(
+      name,
+      // A handle kills its own job only: not a later job that reused the name.
+      () => this.#jobs.get(name) === handle ? this.killJob(name) : Promise.resolve(),
+    );
     this.#jobs.set(name, handle);
-    this.#supervisor.tell({ type: "submit", job: { name, specJson, blendFile, timeoutMs, logFile } });
+    const dir = `${++this.#submitted}-${name}`;
+    this.#supervisor.tell({ type: "submit", job: { name, dir, specJson, blendFile, timeoutMs, logFile } });
     if (options.signal !== undefined) handle.killOnAbort(options.signal);
     return handle as unknown as Job<T>;
   }
@@ -517,6 +531,7 @@ export class JobManager implements AsyncDisposable {
    */
   async killJob(name: string): Promise<void> {
     this.#job(name);
+    if (this.#closing !== undefined) return await this.#closing; // close() kills everything.
     await this.#supervisor.ask<void>((reply) => ({ type: "kill", name, reply }));
   }
 
@@ -526,6 +541,7 @@ export class JobManager implements AsyncDisposable {
    * @returns Settles once every Blender process of this manager is gone.
    */
   async killAll(): Promise<void> {
+    if (this.#closing !== undefined) return await this.#closing;
     await this.#supervisor.ask<void>((reply) => ({ type: "killAll", reply }));
   }
 
@@ -602,8 +618,9 @@ export class JobManager implements AsyncDisposable {
     this.#closing ??= (async () => {
       await this.#supervisor.ask<void>((reply) => ({ type: "close", reply }));
       await this.#supervisor.stop();
-      await this.#results.stop();
-      if (!this.#keepFiles) await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
+      // The Results actor holds no resources: python_data stays readable after close.
+      if (this.#keepFiles) markKept(this.workRoot);
+      else await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
     })();
     return this.#closing;
   }

@@ -76,3 +76,9 @@ Deno.test("shellQuote quotes what a shell would split or expand", () => {
     `blender -b 'a b' 'it'"'"'s' '$HOME' /x/y.py`,
   );
 });
+
+Deno.test("lineSplitter cuts a line longer than its limit into pieces, in linear time", async () => {
+  const chunks = Array.from({ length: 2_000 }, () => "x".repeat(1_000)).concat(["\ny\n"]);
+  const lines = await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(lineSplitter(300_000)));
+  deepStrictEqual(lines.map((line) => line.length), [300_000, 300_000, 300_000, 300_000, 300_000, 300_000, 200_000, 1]);
+});

@@ -40,7 +40,7 @@ Deno.test("keepFiles keeps the job directory with spec.json, result.json and pro
   try {
     const job = manager.addJob({ name: "kept", script: fixture("progress.py"), passedData: { steps: 2, pause: 0 } });
     await job.result();
-    const dir = join(manager.workRoot, "jobs", "kept");
+    const dir = join(manager.workRoot, "jobs", "1-kept"); // <submission>-<name>: a reused name never shares one
     const spec = JSON.parse(await Deno.readTextFile(join(dir, "spec.json")));
     equal(spec.version, 1);
     equal(spec.name, "kept");

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 import time
@@ -32,7 +33,7 @@ class ProgressReporter:
     def update(self, value: float) -> None:
         """Record ``value`` (0.0 to 1.0) as the job's progress."""
         if value.__class__ is not float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"update_job_progress takes a number from 0.0 to 1.0, not {value!r}")
             value = float(value)
         if not 0.0 <= value <= 1.0:

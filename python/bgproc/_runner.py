@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,9 +128,16 @@ def run_job(spec: JobSpec, *, job_dir: str) -> int:
             return EXIT_SCRIPT_ERROR
 
     reporter = ProgressReporter(progress_path(job_dir))
-    globals_ = script_globals(spec, bpy=bpy, update_job_progress=reporter.update, passed_data_blocks=passed_blocks)
-    token = _context.activate(globals_)
+    # The script runs as a real __main__ module, as under `blender --python`: pickle and friends can find it.
+    module = types.ModuleType("__main__")
+    globals_ = module.__dict__
+    globals_.update(
+        script_globals(spec, bpy=bpy, update_job_progress=reporter.update, passed_data_blocks=passed_blocks)
+    )
+    _context.activate(globals_)
     saved_argv = sys.argv
+    saved_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = module
     sys.argv = [saved_argv[0], "--background", "--python", spec.script, "--", *spec.args]
     try:
         with open(spec.script, "rb") as handle:
@@ -147,7 +155,9 @@ def run_job(spec: JobSpec, *, job_dir: str) -> int:
         return EXIT_SCRIPT_ERROR
     finally:
         sys.argv = saved_argv
-        _context.deactivate(token)
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        _context.deactivate()
     _finish(reporter)
     try:
         python_data = checked_python_data(globals_.get("python_data", {}))
@@ -195,14 +205,17 @@ def checked_python_data(value: Any) -> dict[str, Any]:
         if not isinstance(key, str):
             raise PythonDataError(f"python_data keys must be strings: key {key!r} is {type(key).__name__}")
         try:
-            json.dumps(item, allow_nan=False)
+            json.dumps(item, allow_nan=False, ensure_ascii=False).encode("utf-8")
         except (TypeError, ValueError) as error:
             raise PythonDataError(f"python_data[{key!r}] cannot be sent as JSON: {error}") from None
     return value
 
 
 def error_record(error: BaseException, *, origin: str) -> dict[str, Any]:
-    """A JSON-ready description of ``error``: type, message, the frames outside this runtime, the text."""
+    """A JSON-ready description of ``error``: type, message, the frames outside this runtime, the text.
+
+    The text is Python's own traceback, with its chained causes (``raise ... from``), less bgproc's frames.
+    """
     frames = [
         {"file": frame.filename, "line": frame.lineno, "function": frame.name, "code": frame.line or ""}
         for frame in traceback.extract_tb(error.__traceback__)
@@ -213,27 +226,33 @@ def error_record(error: BaseException, *, origin: str) -> dict[str, Any]:
         "type": type(error).__qualname__,
         "message": _message(error),
         "frames": frames,
-        "text": "".join(traceback.format_exception_only(type(error), error)),
+        "text": "".join(_without_runtime_frames(traceback.TracebackException.from_exception(error)).format()),
     }
-    if frames or isinstance(error, SyntaxError):
-        lines = ["Traceback (most recent call last):\n"] if frames else []
-        lines += traceback.format_list(traceback.StackSummary.from_list([_frame_tuple(f) for f in frames]))
-        lines += traceback.format_exception_only(type(error), error)
-        record["text"] = "".join(lines)
     if isinstance(error, SyntaxError):
         record["file"] = error.filename
         record["line"] = error.lineno
     return record
 
 
+def _without_runtime_frames(exception: traceback.TracebackException) -> traceback.TracebackException:
+    seen: set[int] = set()
+    pending: list[traceback.TracebackException | None] = [exception]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack = traceback.StackSummary.from_list(
+            [frame for frame in current.stack if not frame.filename.startswith(RUNTIME_DIR)]
+        )
+        pending += [current.__cause__, current.__context__]
+    return exception
+
+
 def _message(error: BaseException) -> str:
     if isinstance(error, SystemExit):
         return f"the script called sys.exit({error.code!r})"
     return str(error)
-
-
-def _frame_tuple(frame: dict[str, Any]) -> tuple[str, int, str, str]:
-    return (frame["file"], frame["line"], frame["function"], frame["code"])
 
 
 def _blender_version() -> str:
