@@ -136,7 +136,7 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
     watcher = startProgressWatcher({ dir: plan.jobDir, initial: plan.progress, publish: events.progress });
     startedAt = new Date();
     try {
-      process = plan.spawner.spawn(plan.blender, args, {});
+      process = await plan.spawner.spawn(plan.blender, args, { jobDir: plan.jobDir });
     } catch (spawnError) {
       self.tell({ type: "exited", status: null, spawnError, spawnFailed: true });
       return;
@@ -149,8 +149,7 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
     events.started(running.pid, commandLine, startedAt);
     let grace: ReturnType<typeof setTimeout> | undefined;
     void running.status.then(() => {
-      // Blender is reaped: end whatever it left in its process group, and give the pipes a moment to close.
-      running.kill("SIGKILL");
+      // Blender is reaped (and what it left in its group killed): give the pipes a moment to close.
       grace = setTimeout(() => drain.abort(), OUTPUT_GRACE_MS);
     });
     void Promise.all([

@@ -7,6 +7,7 @@ import { PYTHON_SOURCES } from "./_python_sources.ts";
 export function materializeRuntime(root: string): string {
   const dir = join(root, "runtime", "bgproc");
   Deno.mkdirSync(dir, { recursive: true });
+  Deno.mkdirSync(join(root, "pool"), { recursive: true });
   for (const [name, source] of Object.entries(PYTHON_SOURCES)) {
     Deno.writeTextFileSync(join(dir, name), source);
   }

@@ -24,9 +24,17 @@ export interface SpawnedProcess {
   closeStdin(): Promise<void>;
 }
 
-/** What starts a process. */
+/** What one attempt asks of a spawner. */
+export interface SpawnOptions {
+  /** The attempt's job directory. */
+  readonly jobDir: string;
+}
+
+/** What starts a process for an attempt (or, in pool mode, lends a warm one). */
 export interface Spawner {
-  spawn(command: string, args: readonly string[], options: { env?: Record<string, string> }): SpawnedProcess;
+  spawn(command: string, args: readonly string[], options: SpawnOptions): Promise<SpawnedProcess>;
+  /** Stop whatever the spawner keeps running between attempts. */
+  close(): Promise<void>;
 }
 
 /**
@@ -35,39 +43,51 @@ export interface Spawner {
  * Stdin stays open: the Python side takes its end-of-file as the host's death.
  */
 export const localSpawner: Spawner = {
-  spawn(command, args, options) {
-    const child = new Deno.Command(command, {
-      args: [...args],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      detached: true,
-      ...(options.env === undefined ? {} : { env: options.env }),
-    }).spawn();
-    const stdin = child.stdin.getWriter();
-    let stdinClosed = false;
-    const pid = child.pid;
-    return {
-      pid,
-      stdout: child.stdout,
-      stderr: child.stderr,
-      status: child.status.then(({ code, signal }) => ({ code, signal })),
-      kill(signal) {
-        try {
-          Deno.kill(-pid, signal);
-        } catch {
-          try {
-            child.kill(signal);
-          } catch {
-            // Already gone.
-          }
-        }
-      },
-      async closeStdin() {
-        if (stdinClosed) return;
-        stdinClosed = true;
-        await stdin.close().catch(() => {});
-      },
-    };
+  spawn(command, args) {
+    return Promise.resolve(spawnDetached(command, args));
   },
+  close: () => Promise.resolve(),
 };
+
+/**
+ * Start `command` in a process group of its own, stdin open. Once it is
+ * reaped, whatever it left in its group is killed, so no orphan outlives it.
+ */
+export function spawnDetached(command: string, args: readonly string[]): SpawnedProcess {
+  const child = new Deno.Command(command, {
+    args: [...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    detached: true,
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  let stdinClosed = false;
+  const pid = child.pid;
+  const kill = (signal: Deno.Signal) => {
+    try {
+      Deno.kill(-pid, signal);
+    } catch {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    }
+  };
+  return {
+    pid,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    status: child.status.then(({ code, signal }) => {
+      kill("SIGKILL");
+      return { code, signal };
+    }),
+    kill,
+    async closeStdin() {
+      if (stdinClosed) return;
+      stdinClosed = true;
+      await stdin.close().catch(() => {});
+    },
+  };
+}

@@ -6,7 +6,8 @@ import type { ActorRef } from "./_actor.ts";
 import { JobHandle } from "./_job_handle.ts";
 import { type ResultsMessage, startResults, type StoredResult } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
-import { localSpawner } from "./_spawner.ts";
+import { startPool } from "./_pool.ts";
+import { localSpawner, type Spawner } from "./_spawner.ts";
 import { type JobEvent, startSupervisor, type SupervisorMessage, systemClock } from "./_supervisor.ts";
 import { makeWorkRoot, markKept } from "./_work_root.ts";
 import {
@@ -86,6 +87,37 @@ export interface JobManagerOptions {
    * @default {1048576}
    */
   outputLimit?: number;
+  /**
+   * `"process"`: one fresh Blender per job (full isolation; a Blender
+   * start-up per job). `"pool"`: up to `maxWorkers` warm Blenders that run
+   * many jobs each, resetting Blender's data between jobs (an empty scene, or
+   * the job's .blend file) and running each script in fresh globals: the
+   * per-job overhead is milliseconds. What one script does to the Python
+   * process beyond Blender's data (modules it imported, globals of those
+   * modules) stays for the next job on that worker.
+   *
+   * @default {"process"}
+   */
+  mode?: "process" | "pool";
+  /**
+   * Pool mode: retire a worker after this many jobs.
+   *
+   * @default {100}
+   */
+  maxJobsPerWorker?: number;
+  /**
+   * Pool mode: retire a worker whose resident memory is above this many MiB
+   * after a job.
+   *
+   * @default {2048}
+   */
+  maxWorkerMemoryMiB?: number;
+  /**
+   * Pool mode: start `maxWorkers` workers now instead of on the first jobs.
+   *
+   * @default {false}
+   */
+  prewarm?: boolean;
   /** Which failures are retried (while attempts remain), and how long to wait first. */
   retry?: RetryOptions;
   /**
@@ -288,6 +320,8 @@ export class JobManager implements AsyncDisposable {
   readonly maxWorkers: number;
   /** How many attempts a job gets before it is dropped. */
   readonly maxAttempts: number;
+  /** `"process"` (a Blender per job) or `"pool"` (warm workers). */
+  readonly mode: "process" | "pool";
   /** The Blender executable in use. */
   readonly blenderPath: string;
   /** This manager's own work root. */
@@ -300,6 +334,7 @@ export class JobManager implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   #health: ManagerHealth = { status: "ok" };
   readonly #appendScript: string = "";
+  readonly #spawner: Spawner;
   #nextName = 1;
   #submitted = 0;
 
@@ -347,6 +382,24 @@ export class JobManager implements AsyncDisposable {
     } catch (error) {
       throw new WorkRootError(options.workDir ?? "the system's temporary folder", error);
     }
+    this.mode = options.mode ?? "process";
+    if (this.mode !== "process" && this.mode !== "pool") {
+      throw new RangeError(
+        `Cannot make JobManager as 'mode' must be "process" or "pool": current value is ${this.mode}`,
+      );
+    }
+    if (this.mode === "pool") {
+      const pool = startPool({
+        runtimeEntry,
+        dir: join(this.workRoot, "pool"),
+        maxJobsPerWorker: checkInteger(what, "maxJobsPerWorker", options.maxJobsPerWorker ?? 100, 1),
+        maxWorkerMemoryMiB: checkNumber(what, "maxWorkerMemoryMiB", options.maxWorkerMemoryMiB ?? 2048, 1),
+      });
+      if (options.prewarm === true) pool.prewarm(this.maxWorkers, this.blenderPath);
+      this.#spawner = pool;
+    } else {
+      this.#spawner = localSpawner;
+    }
     this.#results = startResults();
     this.#supervisor = startSupervisor({
       maxWorkers: this.maxWorkers,
@@ -360,7 +413,7 @@ export class JobManager implements AsyncDisposable {
       resultsRoot: join(this.workRoot, "results"),
       outputLimit,
       keepFiles: this.#keepFiles,
-      spawner: localSpawner,
+      spawner: this.#spawner,
       results: this.#results,
       publish: (event) => this.#onEvent(event),
     });
@@ -618,6 +671,7 @@ export class JobManager implements AsyncDisposable {
     this.#closing ??= (async () => {
       await this.#supervisor.ask<void>((reply) => ({ type: "close", reply }));
       await this.#supervisor.stop();
+      await this.#spawner.close();
       // The Results actor holds no resources: python_data stays readable after close.
       if (this.#keepFiles) markKept(this.workRoot);
       else await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});

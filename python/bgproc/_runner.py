@@ -85,12 +85,19 @@ class JobSpec:
 
 
 def main(argv: list[str]) -> int:
-    """Run the job in ``--job-dir`` and return the process exit code."""
+    """Run the job in ``--job-dir`` (or serve jobs as a pool worker) and return the process exit code."""
     parser = argparse.ArgumentParser(prog="bgproc")
-    parser.add_argument("--job-dir", required=True)
+    parser.add_argument("--job-dir")
+    parser.add_argument("--pool-socket")
+    parser.add_argument("--worker-id", default="0")
+    parser.add_argument("--empty-blend")
     options = parser.parse_args(argv)
-    job_dir: str = options.job_dir
     _watch_host()
+    if options.pool_socket is not None:
+        from ._pool import serve  # noqa: PLC0415 - only for pool workers
+
+        return serve(socket_path=options.pool_socket, worker_id=options.worker_id, empty_blend=options.empty_blend)
+    job_dir: str = options.job_dir
     # Tells the host that Blender started and reached the runtime: a failure after this is the job's, not start-up's.
     write_json_atomic(
         os.path.join(job_dir, "runtime.json"),
@@ -109,7 +116,7 @@ def run_job(spec: JobSpec, *, job_dir: str) -> int:
     import bpy  # noqa: PLC0415 - only inside Blender
 
     if spec.blend_file is None:
-        _empty_scene(bpy)
+        empty_scene(bpy)
     else:
         if os.path.realpath(bpy.data.filepath or ".") != os.path.realpath(spec.blend_file):
             raise JobSpecError(spec.blend_file, "Blender could not open this file as a .blend file")
@@ -270,7 +277,7 @@ def _finish(reporter: ProgressReporter) -> None:
     sys.stderr.flush()
 
 
-def _empty_scene(bpy: Any) -> None:
+def empty_scene(bpy: Any) -> None:
     """Blender's factory start-up scene, less its objects and their data: what a script expects of 'empty'."""
     data = bpy.data
     bpy.data.batch_remove(

@@ -1,0 +1,70 @@
+"""A warm worker: one Blender that runs many jobs, one at a time, told what to run over a Unix socket.
+
+The socket is the control channel: one JSON message per line, ``ready`` / ``run`` / ``done``. A job's own output
+goes to stdout and stderr as always, and can never be taken for a message. After each job the worker prints an end
+marker with the job's token (which no script can guess) on both streams, so the host knows where its output ends.
+Between jobs the worker resets Blender's data from an empty file (milliseconds) and restores ``sys.path``, the
+working folder and ``sys.argv``; each script runs in fresh globals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from typing import Any
+
+from ._files import write_json_atomic
+from ._runner import EXIT_RUNTIME_ERROR, JobSpec, empty_scene, error_record, run_job
+
+END_MARKER = "\x1ebgproc-end "
+
+
+def serve(*, socket_path: str, worker_id: str, empty_blend: str) -> int:
+    """Connect to the host, then run jobs until it says ``quit`` or goes away."""
+    import bpy  # noqa: PLC0415 - only inside Blender
+
+    empty_scene(bpy)
+    bpy.ops.wm.save_as_mainfile(filepath=empty_blend, compress=False)
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(socket_path)
+    channel = connection.makefile("rwb")
+
+    def send(message: dict[str, Any]) -> None:
+        channel.write(json.dumps(message).encode("utf-8") + b"\n")
+        channel.flush()
+
+    send({"type": "ready", "worker": worker_id, "pid": os.getpid()})
+    for line in channel:
+        message = json.loads(line)
+        if message.get("type") != "run":
+            break
+        code = run_one(bpy, job_dir=message["jobDir"], empty_blend=empty_blend)
+        marker = f"{END_MARKER}{message['token']}\n"
+        sys.stdout.write(marker)
+        sys.stdout.flush()
+        sys.stderr.write(marker)
+        sys.stderr.flush()
+        send({"type": "done", "token": message["token"], "exitCode": code})
+    return 0
+
+
+def run_one(bpy: Any, *, job_dir: str, empty_blend: str) -> int:
+    """Reset Blender's data, run one job, and put back what a script may have changed in the process."""
+    saved_path = list(sys.path)
+    saved_cwd = os.getcwd()
+    try:
+        write_json_atomic(os.path.join(job_dir, "runtime.json"), {"pid": os.getpid(), "pool": True})
+        spec = JobSpec.load(os.path.join(job_dir, "spec.json"))
+        if spec.blend_file is None:
+            bpy.ops.wm.read_homefile(filepath=empty_blend, load_ui=False)
+        else:
+            bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
+        return run_job(spec, job_dir=job_dir)
+    except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
+        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="runtime"))
+        return EXIT_RUNTIME_ERROR
+    finally:
+        sys.path[:] = saved_path
+        os.chdir(saved_cwd)
