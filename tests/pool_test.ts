@@ -35,7 +35,7 @@ Deno.test("a job's output cannot fake the control channel or its end marker", as
   await using manager = new JobManager({ mode: "pool", maxWorkers: 1 });
   const result = await manager.addJob({ script: fixture("pool_probe.py"), passedData: { fake: true } }).result();
   match(result.stdout, /"type": "done"/);
-  match(result.stdout, /\x1ebgproc-end guess/);
+  ok(result.stdout.includes("\x1ebgproc-end guess"), "the fake end marker is part of the output");
   match(result.stderr, /after the fake marker/);
   equal((await probe(manager)).objects, 0);
 });
