@@ -85,9 +85,31 @@ export class JobHandle {
       return;
     }
     const subscriber: Subscriber<number> = { values: this.#progress > 0 ? [this.#progress] : [], wake: undefined };
-    this.#subscribers.add(subscriber);
+    yield* this.#follow(subscriber, this.#subscribers);
+  }
+
+  async *logs(): AsyncIterableIterator<LogLine> {
+    if (this.ended) return;
+    const reader = { values: [] as LogLine[], wake: undefined as (() => void) | undefined, dropped: 0 };
+    yield* this.#follow<LogLine, typeof reader>(reader, this.#logReaders, () => {
+      if (reader.dropped === 0) return undefined;
+      const line = `bgproc: ${reader.dropped} lines were dropped here: this logs() reader fell behind`;
+      reader.dropped = 0;
+      return { attempt: this.#attempts, stream: "stderr", line };
+    });
+  }
+
+  /** Yield what reaches `subscriber` (and what `interject` adds first) until the job ends. */
+  async *#follow<T, S extends Subscriber<T>>(
+    subscriber: S,
+    subscribers: Set<S>,
+    interject: () => T | undefined = () => undefined,
+  ): AsyncGenerator<T> {
+    subscribers.add(subscriber);
     try {
       while (true) {
+        const extra = interject();
+        if (extra !== undefined) yield extra;
         const value = subscriber.values.shift();
         if (value !== undefined) {
           yield value;
@@ -97,31 +119,7 @@ export class JobHandle {
         await new Promise<void>((wake) => subscriber.wake = wake);
       }
     } finally {
-      this.#subscribers.delete(subscriber);
-    }
-  }
-
-  async *logs(): AsyncIterableIterator<LogLine> {
-    if (this.ended) return;
-    const reader = { values: [] as LogLine[], wake: undefined as (() => void) | undefined, dropped: 0 };
-    this.#logReaders.add(reader);
-    try {
-      while (true) {
-        if (reader.dropped > 0) {
-          const line = `bgproc: ${reader.dropped} lines were dropped here: this logs() reader fell behind`;
-          reader.dropped = 0;
-          yield { attempt: this.#attempts, stream: "stderr", line };
-        }
-        const line = reader.values.shift();
-        if (line !== undefined) {
-          yield line;
-          continue;
-        }
-        if (this.ended) return;
-        await new Promise<void>((wake) => reader.wake = wake);
-      }
-    } finally {
-      this.#logReaders.delete(reader);
+      subscribers.delete(subscriber);
     }
   }
 
