@@ -1,0 +1,10 @@
+"""Counts to ``steps`` over ``seconds``, reporting progress as it goes."""
+
+import time
+
+steps = int(passed_data.get("steps", 50))
+seconds = float(passed_data.get("seconds", 5))
+for i in range(1, steps + 1):
+    time.sleep(seconds / steps)
+    update_job_progress(i / steps)
+python_data = {"counted": steps}
