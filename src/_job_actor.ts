@@ -108,8 +108,8 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
   let startedAt = new Date();
   let watcher: ReturnType<typeof startProgressWatcher> | undefined;
   let log: LogFile | undefined;
-  let timeout: AbortSignal | undefined;
-  const onTimeout = () => self.tell({ type: "kill", reason: "timed-out" });
+  /** Cleared when the attempt ends, so a long timeout does not outlive a short job. */
+  let timeout: ReturnType<typeof setTimeout> | undefined;
 
   /** Cancels the output pumps when a process Blender left behind (in a session of its own) holds the pipes open. */
   const drain = new AbortController();
@@ -143,8 +143,7 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
     }
     const running = process;
     if (plan.timeoutMs > 0) {
-      timeout = AbortSignal.timeout(plan.timeoutMs);
-      timeout.addEventListener("abort", onTimeout, { once: true });
+      timeout = setTimeout(() => self.tell({ type: "kill", reason: "timed-out" }), plan.timeoutMs);
     }
     events.started(running.pid, commandLine, startedAt);
     let grace: ReturnType<typeof setTimeout> | undefined;
@@ -166,7 +165,7 @@ export function startJobActor(plan: AttemptPlan, events: AttemptEvents): ActorRe
   };
 
   const finish = async (status: ExitStatus | null, spawnError: unknown, spawnFailed: boolean) => {
-    timeout?.removeEventListener("abort", onTimeout);
+    clearTimeout(timeout);
     await process?.closeStdin();
     await watcher?.ask<void>((reply) => ({ type: "stop", reply }));
     const logError = await log?.close().then(() => undefined, (error: unknown) => error);
