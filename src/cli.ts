@@ -15,7 +15,7 @@ import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { findBlender } from "./blender.ts";
 import { BlenderNotFoundError, InvalidJobError, JobDroppedError } from "./errors.ts";
-import { type Job, JobManager, type JobManagerOptions } from "./job_manager.ts";
+import { type AddJobOptions, type Job, JobManager, type JobManagerOptions } from "./job_manager.ts";
 import type { JobResult, JsonObject, JsonValue } from "./types.ts";
 
 const USAGE: Record<string, string> = {
@@ -102,6 +102,14 @@ type Flags = Record<string, string | boolean | string[] | undefined>;
 
 type Options = Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>;
 
+/** The flags every command takes for the manager it makes (read by `managerOptions`), and `--json`. */
+const MANAGER_FLAGS: Options = {
+  attempts: { type: "string" },
+  mode: { type: "string" },
+  blender: { type: "string" },
+  json: { type: "boolean" },
+};
+
 function parse(command: string, args: readonly string[], options: Options): { flags: Flags; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({
@@ -178,10 +186,7 @@ async function run(args: readonly string[]): Promise<number> {
     data: { type: "string", multiple: true },
     "data-json": { type: "string" },
     timeout: { type: "string" },
-    attempts: { type: "string" },
-    mode: { type: "string" },
-    blender: { type: "string" },
-    json: { type: "boolean" },
+    ...MANAGER_FLAGS,
   });
   if (flags.help) {
     console.log(USAGE.run);
@@ -219,17 +224,8 @@ async function run(args: readonly string[]): Promise<number> {
   return 0;
 }
 
-interface BatchEntry {
-  name?: string;
-  script: string;
-  blend?: string;
-  data?: JsonObject;
-  timeout?: number;
-  args?: string[];
-}
-
-/** Read and check a JSONC job list; errors name the entry and the field. */
-export function parseBatch(text: string, file: string): BatchEntry[] {
+/** Read and check a JSONC job list into `addJob` options; errors name the entry and the field. */
+function parseBatch(text: string, file: string): AddJobOptions[] {
   const errors: ParseError[] = [];
   const parsed = parseJsonc(text, errors, { allowTrailingComma: true });
   if (errors.length > 0) {
@@ -265,24 +261,18 @@ export function parseBatch(text: string, file: string): BatchEntry[] {
       throw new UsageError(`${where}.args must be a list of strings`);
     }
     return {
-      ...(job.name === undefined ? {} : { name: job.name as string }),
       script: resolve(base, job.script),
-      ...(job.blend === undefined ? {} : { blend: resolve(base, job.blend as string) }),
-      ...(job.data === undefined ? {} : { data: job.data as JsonObject }),
-      ...(job.timeout === undefined ? {} : { timeout: job.timeout as number }),
+      ...(job.name === undefined ? {} : { name: job.name as string }),
+      ...(job.blend === undefined ? {} : { blendFile: resolve(base, job.blend as string) }),
+      ...(job.data === undefined ? {} : { passedData: job.data as JsonObject }),
+      ...(job.timeout === undefined ? {} : { timeout: (job.timeout as number) * 1000 }),
       ...(job.args === undefined ? {} : { args: job.args as string[] }),
     };
   });
 }
 
 async function batch(args: readonly string[]): Promise<number> {
-  const { flags, positionals } = parse("batch", args, {
-    workers: { type: "string" },
-    attempts: { type: "string" },
-    mode: { type: "string" },
-    blender: { type: "string" },
-    json: { type: "boolean" },
-  });
+  const { flags, positionals } = parse("batch", args, { workers: { type: "string" }, ...MANAGER_FLAGS });
   if (flags.help) {
     console.log(USAGE.batch);
     return 0;
@@ -301,14 +291,7 @@ async function batch(args: readonly string[]): Promise<number> {
   const jobs: Job[] = [];
   for (const [index, entry] of entries.entries()) {
     try {
-      jobs.push(manager.addJob({
-        script: entry.script,
-        ...(entry.name === undefined ? {} : { name: entry.name }),
-        ...(entry.blend === undefined ? {} : { blendFile: entry.blend }),
-        ...(entry.data === undefined ? {} : { passedData: entry.data }),
-        ...(entry.timeout === undefined ? {} : { timeout: entry.timeout * 1000 }),
-        ...(entry.args === undefined ? {} : { args: entry.args }),
-      }));
+      jobs.push(manager.addJob(entry));
     } catch (error) {
       if (error instanceof InvalidJobError) throw new UsageError(`${file}: jobs[${index}]: ${error.message}`);
       throw error;
