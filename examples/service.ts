@@ -51,7 +51,24 @@ export function createService(options: ServiceOptions): (request: Request) => Pr
         const send = (event: string, data: unknown) => {
           if (!gone) controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
         };
-        send("state", await describe(job));
+        // State changes (QUEUED -> ACTIVE, attempts) have no event stream of their own: look every 250 ms.
+        let shown = "";
+        const sendState = async () => {
+          const now = `${job.state}/${job.attempts}`;
+          if (now === shown) return;
+          shown = now;
+          send("state", await describe(job));
+        };
+        const ended = job.result().then(() => true, () => true);
+        const tick = () =>
+          new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), 250);
+            void ended.then(() => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+          });
+        await sendState();
         await Promise.all([
           (async () => {
             for await (const progress of job.progressUpdates()) send("progress", { progress });
@@ -59,9 +76,11 @@ export function createService(options: ServiceOptions): (request: Request) => Pr
           (async () => {
             for await (const line of job.logs()) send("log", line);
           })(),
-          job.result().catch(() => {}),
+          (async () => {
+            while (!await tick()) await sendState();
+          })(),
         ]);
-        send("state", await describe(job));
+        await sendState();
         if (!gone) controller.close();
       },
     });
