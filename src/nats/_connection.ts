@@ -1,0 +1,167 @@
+/**
+ * Connecting to NATS and making (idempotently) what a namespace needs: the
+ * work-queue stream, the dead-letter stream, the jobs and workers KV
+ * buckets, the file object store, and durable pull consumers.
+ */
+
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import { type ObjectStore, Objm } from "@nats-io/obj";
+import { Names } from "./_protocol.ts";
+import { NatsConnectionError } from "./errors.ts";
+
+/** How a host or worker reaches NATS. */
+export interface NatsOptions {
+  /** Server URL(s), e.g. `"nats://127.0.0.1:4222"`. */
+  servers: string | string[];
+  /** Jobs, names, workers and files are separate per namespace. @default {"default"} */
+  namespace?: string;
+  /** Client name shown by the server. */
+  name?: string;
+  /** A user and password, when the server wants them. */
+  user?: string;
+  /** The password of `user`. */
+  pass?: string;
+  /** A token, when the server wants one. */
+  token?: string;
+}
+
+/** An open connection with a namespace's resources. */
+export interface Cluster {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly names: Names;
+  readonly jobs: KV;
+  readonly workers: KV;
+  readonly files: ObjectStore;
+  readonly url: string;
+}
+
+/** Queue consumer settings shared by hosts and workers of a namespace. */
+export interface QueueSettings {
+  /** How long a delivered job may go without a heartbeat before it is redelivered, ms. */
+  readonly ackWaitMs: number;
+  /** Deliveries before the server gives a job up (then the max-deliveries advisory). */
+  readonly maxDeliver: number;
+}
+
+/** How long a worker's advertisement lives without a refresh. */
+export const WORKER_TTL_MS = 5_000;
+
+/**
+ * Connect and make the namespace's streams, buckets and object store.
+ *
+ * @param options Where and who.
+ * @param namespace The checked namespace.
+ * @returns The connection and resources.
+ * @throws {NatsConnectionError} When the server cannot be reached or lacks JetStream.
+ */
+export async function openCluster(options: NatsOptions, namespace: string): Promise<Cluster> {
+  const url = Array.isArray(options.servers) ? options.servers.join(",") : String(options.servers);
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: options.servers,
+      ...(options.name === undefined ? {} : { name: options.name }),
+      ...(options.user === undefined ? {} : { user: options.user }),
+      ...(options.pass === undefined ? {} : { pass: options.pass }),
+      ...(options.token === undefined ? {} : { token: options.token }),
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+  } catch (error) {
+    throw new NatsConnectionError(url, error instanceof Error ? error.message : String(error), { cause: error });
+  }
+  try {
+    const names = new Names(namespace);
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    await ensureStream(jsm, {
+      name: names.jobsStream,
+      subjects: [names.queueSubjects],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+    });
+    await ensureStream(jsm, {
+      name: names.deadStream,
+      subjects: [names.deadSubjects],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+    });
+    const kvm = new Kvm(js);
+    const jobs = await kvm.create(names.jobsBucket, { history: 1 });
+    const workers = await kvm.create(names.workersBucket, { history: 1, ttl: WORKER_TTL_MS });
+    const files = await new Objm(js).create(names.filesBucket);
+    return { nc, js, jsm, names, jobs, workers, files, url };
+  } catch (error) {
+    await nc.close().catch(() => {});
+    throw new NatsConnectionError(url, error instanceof Error ? error.message : String(error), { cause: error });
+  }
+}
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  config: Parameters<JetStreamManager["streams"]["add"]>[0],
+): Promise<void> {
+  try {
+    await jsm.streams.info(config.name);
+  } catch {
+    try {
+      await jsm.streams.add(config);
+    } catch (error) {
+      // Another host or worker made it in between.
+      await jsm.streams.info(config.name).catch(() => Promise.reject(error));
+    }
+  }
+}
+
+/**
+ * Make the durable pull consumer for one requirement set (idempotent; an
+ * existing consumer keeps its settings, except that a larger MaxDeliver is
+ * raised to).
+ *
+ * @param cluster The namespace.
+ * @param requires The sorted tags the consumer's jobs require.
+ * @param settings Ack wait and MaxDeliver.
+ * @returns The consumer's name.
+ */
+export async function ensureConsumer(
+  cluster: Cluster,
+  requires: readonly string[],
+  settings: QueueSettings,
+): Promise<string> {
+  const { jsm, names } = cluster;
+  const name = names.consumerName(requires);
+  const existing = await jsm.consumers.info(names.jobsStream, name).catch(() => null);
+  if (existing !== null) {
+    if (existing.config.max_deliver !== undefined && existing.config.max_deliver < settings.maxDeliver) {
+      await jsm.consumers.update(names.jobsStream, name, { max_deliver: settings.maxDeliver }).catch(() => {});
+    }
+    return name;
+  }
+  try {
+    await jsm.consumers.add(names.jobsStream, {
+      durable_name: name,
+      filter_subject: names.queueSubject(requires),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: settings.ackWaitMs * 1_000_000,
+      max_deliver: settings.maxDeliver,
+    });
+  } catch (error) {
+    // Another host or worker made it in between.
+    await jsm.consumers.info(names.jobsStream, name).catch(() => Promise.reject(error));
+  }
+  return name;
+}

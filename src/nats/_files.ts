@@ -1,0 +1,114 @@
+/**
+ * Files through the object store, addressed by SHA-256: a file is uploaded
+ * only when the store lacks its hash, and downloaded once per cache folder.
+ */
+
+import { createHash } from "node:crypto";
+import { basename, join } from "node:path";
+import type { ObjectStore } from "@nats-io/obj";
+import type { FileRef } from "./_protocol.ts";
+
+/** How many uploads a host made, and how many it skipped because the store had the file. */
+export interface FileStats {
+  /** Files uploaded. */
+  readonly uploaded: number;
+  /** Files the store already had (by hash). */
+  readonly reused: number;
+}
+
+/** The SHA-256 of a file, hex. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using file = await Deno.open(path);
+  for await (const chunk of file.readable) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+/** Uploads files by hash, once. */
+export class Uploader {
+  readonly #store: ObjectStore;
+  readonly #known = new Set<string>();
+  #uploaded = 0;
+  #reused = 0;
+
+  constructor(store: ObjectStore) {
+    this.#store = store;
+  }
+
+  get stats(): FileStats {
+    return { uploaded: this.#uploaded, reused: this.#reused };
+  }
+
+  /** Upload `path` unless the store has its content; returns its reference. */
+  async put(path: string, name: string = basename(path)): Promise<FileRef> {
+    const sha256 = await sha256File(path);
+    const { size } = await Deno.stat(path);
+    if (this.#known.has(sha256) || (await this.#store.info(sha256).catch(() => null))?.deleted === false) {
+      this.#known.add(sha256);
+      this.#reused++;
+      return { sha256, name, size };
+    }
+    const file = await Deno.open(path);
+    // put() reads the stream to its end, which closes the file.
+    await this.#store.put({ name: sha256, description: name }, file.readable);
+    this.#known.add(sha256);
+    this.#uploaded++;
+    return { sha256, name, size };
+  }
+}
+
+/** Downloads files by hash into a cache folder, once each. */
+export class FileCache {
+  readonly #store: ObjectStore;
+  readonly #dir: string;
+  readonly #pending = new Map<string, Promise<string>>();
+
+  constructor(store: ObjectStore, dir: string) {
+    this.#store = store;
+    this.#dir = dir;
+  }
+
+  /** The local path of the file, downloaded when not cached yet (`<dir>/<sha256>/<name>`). */
+  get(ref: FileRef): Promise<string> {
+    const key = `${ref.sha256}/${ref.name}`;
+    let pending = this.#pending.get(key);
+    if (pending === undefined) {
+      pending = this.#download(ref);
+      this.#pending.set(key, pending);
+      pending.catch(() => this.#pending.delete(key));
+    }
+    return pending;
+  }
+
+  async #download(ref: FileRef): Promise<string> {
+    if (!/^[0-9a-f]{64}$/.test(ref.sha256) || ref.name.includes("/") || ref.name === "." || ref.name === "..") {
+      throw new Error(`Cannot fetch file ${JSON.stringify(ref)}: bad reference`);
+    }
+    const folder = join(this.#dir, ref.sha256);
+    const path = join(folder, ref.name);
+    try {
+      if ((await Deno.stat(path)).size === ref.size) return path;
+    } catch {
+      // Not cached yet.
+    }
+    const result = await this.#store.get(ref.sha256);
+    if (result === null) throw new Error(`Cannot fetch file '${ref.name}' (${ref.sha256}): not in the object store`);
+    await Deno.mkdir(folder, { recursive: true });
+    const temp = `${path}.part-${crypto.randomUUID()}`;
+    const file = await Deno.open(temp, { write: true, create: true, truncate: true });
+    await result.data.pipeTo(file.writable);
+    const error = await result.error;
+    const hash = error ? "" : await sha256File(temp);
+    if (hash !== ref.sha256) {
+      await Deno.remove(temp).catch(() => {});
+      throw new Error(
+        `Cannot fetch file '${ref.name}' (${ref.sha256}): ${error ? error.message : `it hashes to ${hash}`}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    await Deno.rename(temp, path);
+    return path;
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * The wire contract between hosts and workers in one namespace: stream,
+ * bucket and subject names, the job record kept in KV, and the messages on
+ * per-job subjects. Hosts and workers of one namespace must agree on it.
+ */
+
+import { createHash } from "node:crypto";
+import type { JobDroppedDetails } from "../errors.ts";
+import type { DataBlockInfo, JsonObject } from "../types.ts";
+
+/** Version of the job record; a reader rejects records of another version. */
+export const RECORD_VERSION = 1;
+
+/** A file in the object store: its SHA-256 (the object's name), its original base name and size. */
+export interface FileRef {
+  readonly sha256: string;
+  readonly name: string;
+  readonly size: number;
+}
+
+/** Retry policy a job carries to the worker (the worker applies it). */
+export interface RetrySpec {
+  readonly on: readonly string[];
+  readonly delayMs: number;
+  readonly factor: number;
+  readonly maxDelayMs: number;
+}
+
+/** What a worker needs to run a job. */
+export interface JobSpec {
+  readonly script: FileRef;
+  readonly blendFile: FileRef | null;
+  readonly passedData: JsonObject;
+  readonly args: readonly string[];
+  readonly timeoutMs: number;
+  readonly passedDataBlocks: { readonly file: FileRef; readonly blocks: Record<string, string[]> } | null;
+  readonly requires: readonly string[];
+  readonly retry: RetrySpec;
+}
+
+/** A completed job's result, as recorded. */
+export interface RecordedResult {
+  readonly pythonData: JsonObject;
+  readonly dataBlocks: { readonly file: FileRef; readonly blocks: Record<string, readonly DataBlockInfo[]> } | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly attempts: number;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  readonly durationMs: number;
+  readonly commandLine: string;
+  readonly worker: string;
+}
+
+/** The state a job is in, as recorded: the local states. */
+export type RecordState = "QUEUED" | "ACTIVE" | "COMPLETED" | "DROPPED";
+
+/** One job, as the jobs bucket holds it under its name: the source of truth. */
+export interface JobRecord {
+  readonly v: number;
+  readonly name: string;
+  /** One submission of this name: a message of another submission is stale. */
+  readonly id: string;
+  readonly state: RecordState;
+  /** The worker running it (ACTIVE), or that ended it; `null` while queued or waiting for a retry. */
+  readonly worker: string | null;
+  /** Attempts started (JetStream deliveries). */
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly progress: number;
+  readonly spec: JobSpec;
+  /** The work-queue stream's sequence of the job's message (to remove a queued job). */
+  readonly queueSeq: number;
+  readonly submittedAt: string;
+  readonly updatedAt: string;
+  readonly result: RecordedResult | null;
+  /** The last failure (also while a retry waits), or why it was dropped. */
+  readonly report: JobDroppedDetails | null;
+  /** Whether the job went to the dead-letter subject. */
+  readonly deadLetter: boolean;
+}
+
+/** The work-queue message: the record is the truth, this only points at it. */
+export interface QueueMessage {
+  readonly name: string;
+  readonly id: string;
+}
+
+/** A progress message on a job's progress subject. */
+export interface ProgressMessage {
+  readonly attempt: number;
+  readonly value: number;
+}
+
+/** A worker's advertisement in the workers bucket, refreshed every heartbeat. */
+export interface WorkerInfo {
+  /** Unique per worker process. */
+  readonly id: string;
+  readonly hostname: string;
+  readonly pid: number;
+  readonly blenderVersion: string;
+  readonly mode: string;
+  readonly slots: number;
+  readonly tags: readonly string[];
+  /** Names of the jobs it runs now. */
+  readonly running: readonly string[];
+  readonly startedAt: string;
+  readonly heartbeatAt: string;
+}
+
+const NAMESPACE = /^[A-Za-z0-9_-]{1,64}$/;
+const TAG = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Check a namespace.
+ *
+ * @param what What is being made, for the message.
+ * @param namespace The namespace.
+ * @returns It.
+ */
+export function checkNamespace(what: string, namespace: string): string {
+  if (typeof namespace !== "string" || !NAMESPACE.test(namespace)) {
+    throw new RangeError(
+      `${what} as 'namespace' must be 1 to 64 letters, digits, '_' or '-': current value is ${
+        JSON.stringify(namespace)
+      }`,
+    );
+  }
+  return namespace;
+}
+
+/**
+ * Check a list of tags; returns them sorted and without duplicates.
+ *
+ * @param what What is being made, for the message.
+ * @param option The option's name.
+ * @param tags The tags.
+ * @returns The sorted, unique tags.
+ */
+export function checkTags(what: string, option: string, tags: readonly string[]): string[] {
+  if (!Array.isArray(tags)) throw new TypeError(`${what} as '${option}' must be an array of strings`);
+  for (const tag of tags) {
+    if (typeof tag !== "string" || !TAG.test(tag)) {
+      throw new RangeError(
+        `${what} as each of '${option}' must be 1 to 64 letters, digits, '_' or '-': current value is ${
+          JSON.stringify(tag)
+        }`,
+      );
+    }
+  }
+  return [...new Set(tags)].sort();
+}
+
+/** The names of one namespace's streams, buckets and subjects. */
+export class Names {
+  readonly namespace: string;
+  readonly jobsStream: string;
+  readonly deadStream: string;
+  readonly jobsBucket: string;
+  readonly workersBucket: string;
+  readonly filesBucket: string;
+
+  constructor(namespace: string) {
+    this.namespace = namespace;
+    this.jobsStream = `BGPROC_${namespace}_JOBS`;
+    this.deadStream = `BGPROC_${namespace}_DEAD`;
+    this.jobsBucket = `bgproc_${namespace}_jobs`;
+    this.workersBucket = `bgproc_${namespace}_workers`;
+    this.filesBucket = `bgproc_${namespace}_files`;
+  }
+
+  /** Every subject the work queue holds. */
+  get queueSubjects(): string {
+    return `bgproc.${this.namespace}.q.>`;
+  }
+
+  /** The subject jobs requiring exactly these (sorted) tags are queued on. */
+  queueSubject(requires: readonly string[]): string {
+    return `bgproc.${this.namespace}.q.${requires.length === 0 ? "any" : `t.${requires.join(".")}`}`;
+  }
+
+  /** The durable consumer for jobs requiring exactly these (sorted) tags. */
+  consumerName(requires: readonly string[]): string {
+    const hash = createHash("sha256").update(JSON.stringify(requires)).digest("hex").slice(0, 16);
+    return `bgproc-${requires.length === 0 ? "any" : hash}`;
+  }
+
+  /** The dead-letter subject of a job. */
+  deadSubject(name: string): string {
+    return `bgproc.${this.namespace}.dead.${subjectToken(name)}`;
+  }
+
+  /** Every dead-letter subject. */
+  get deadSubjects(): string {
+    return `bgproc.${this.namespace}.dead.>`;
+  }
+
+  /** A per-job subject: progress, log lines, or cancel requests. */
+  jobSubject(name: string, kind: "progress" | "log" | "cancel"): string {
+    return `bgproc.${this.namespace}.job.${subjectToken(name)}.${kind}`;
+  }
+
+  /** The per-job subjects of every job, of one kind. */
+  allJobsSubject(kind: "progress" | "log" | "cancel"): string {
+    return `bgproc.${this.namespace}.job.*.${kind}`;
+  }
+
+  /** The advisory the server publishes when a message of the work queue reached MaxDeliver. */
+  get maxDeliveriesAdvisory(): string {
+    return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.jobsStream}.*`;
+  }
+}
+
+/** A job name as one subject token (names are `[A-Za-z0-9_.-]`; `.` separates tokens). */
+export function subjectToken(name: string): string {
+  return name.replaceAll(".", "~");
+}
+
+/** The job name a subject token stands for. */
+export function nameOfToken(token: string): string {
+  return token.replaceAll("~", ".");
+}
+
+/** Every subset of the (sorted) tags, each sorted: the requirement sets a worker with these tags satisfies. */
+export function tagSubsets(tags: readonly string[]): string[][] {
+  const subsets: string[][] = [];
+  for (let mask = 0; mask < 1 << tags.length; mask++) {
+    subsets.push(tags.filter((_, i) => (mask & (1 << i)) !== 0));
+  }
+  return subsets;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** JSON to bytes. */
+export function encode(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+/** Bytes to JSON. */
+export function decode<T>(bytes: Uint8Array): T {
+  return JSON.parse(decoder.decode(bytes)) as T;
+}

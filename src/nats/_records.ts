@@ -1,0 +1,59 @@
+/**
+ * Reading and changing job records in the jobs bucket. Every change is a
+ * compare-and-set on the record's revision, so two parties (a host killing,
+ * a worker finishing; two workers after a redelivery) never both win: a
+ * result recorded twice is recorded once.
+ */
+
+import type { KV } from "@nats-io/kv";
+import { decode, encode, type JobRecord, RECORD_VERSION } from "./_protocol.ts";
+
+/** A record and the revision it was read at. */
+export interface Revisioned {
+  readonly record: JobRecord;
+  readonly revision: number;
+}
+
+/** The job's record, or `null` when there is none (or it was removed). */
+export async function readRecord(jobs: KV, name: string): Promise<Revisioned | null> {
+  const entry = await jobs.get(name);
+  if (entry === null || entry.operation !== "PUT") return null;
+  const record = decode<JobRecord>(entry.value);
+  if (record.v !== RECORD_VERSION) return null;
+  return { record, revision: entry.revision };
+}
+
+/**
+ * Change a record: `change` gets the current record and returns the new one,
+ * or `null` to leave it as it is. Retried on a concurrent change.
+ *
+ * @returns The record written, or `null` when `change` declined (or there is no record).
+ */
+export async function mutateRecord(
+  jobs: KV,
+  name: string,
+  change: (record: JobRecord) => JobRecord | null,
+): Promise<JobRecord | null> {
+  for (let tries = 0; tries < 20; tries++) {
+    const current = await readRecord(jobs, name);
+    if (current === null) return null;
+    const next = change(current.record);
+    if (next === null) return null;
+    try {
+      await jobs.update(name, encode({ ...next, updatedAt: new Date().toISOString() }), current.revision);
+      return next;
+    } catch (error) {
+      if (!isWrongRevision(error)) throw error;
+    }
+  }
+  throw new Error(`Cannot change the record of job '${name}': it kept changing under us`);
+}
+
+function isWrongRevision(error: unknown): boolean {
+  return error instanceof Error && /wrong last sequence|10071/i.test(`${error.message} ${String(error.cause ?? "")}`);
+}
+
+/** Whether a record's job has ended. */
+export function ended(record: JobRecord): boolean {
+  return record.state === "COMPLETED" || record.state === "DROPPED";
+}

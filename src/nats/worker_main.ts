@@ -1,0 +1,143 @@
+/**
+ * The `bgproc worker` command: parses its arguments, runs
+ * {@linkcode runWorker} until SIGTERM or SIGINT, and prints what the worker
+ * does, one line per event. The CLI calls {@linkcode workerMain}; the file
+ * also runs on its own (`deno run -A src/nats/worker_main.ts --nats URL`).
+ */
+// deno-lint-ignore-file no-console
+
+import { parseArgs } from "node:util";
+import { runWorker, type RunWorkerOptions } from "./worker.ts";
+
+/** The usage text of the worker command. */
+export const WORKER_USAGE = `Usage: bgproc worker --nats URL [options]
+
+Runs jobs from a NATS JetStream work queue in local background Blenders until SIGTERM or SIGINT
+(then running jobs may finish for --grace ms, after which they are handed back to the queue).
+
+Options:
+  --nats URL            the NATS server (required), e.g. nats://127.0.0.1:4222
+  --namespace NAME      jobs, names and files are separate per namespace (default: default)
+  --workers N           jobs at once (default: 2)
+  --mode MODE           process or pool (default: process)
+  --tags A,B            this worker's tags; jobs may require them
+  --blender PATH        the Blender executable (default: $BLENDER, else blender on PATH)
+  --work-dir DIR        work root and file cache folder (default: the temporary folder)
+  --ack-wait MS         heartbeat lapse before a job is redelivered (default: 30000)
+  --max-attempts N      MaxDeliver of the consumers this worker makes (default: 3)
+  --grace MS            how long running jobs may finish after SIGTERM (default: 30000)
+  --quiet               print only errors
+`;
+
+/**
+ * Run the worker command.
+ *
+ * @param args The arguments after `worker`.
+ * @returns The exit code: 0 after a graceful stop, 2 on bad arguments, 1 on failure.
+ * @example Start a worker from a script
+ * ```ts ignore
+ * import { workerMain } from "@bgproc/blender/nats";
+ *
+ * Deno.exit(await workerMain(["--nats", "nats://127.0.0.1:4222", "--workers", "2"]));
+ * ```
+ */
+export async function workerMain(args: string[]): Promise<number> {
+  let options: RunWorkerOptions;
+  let quiet: boolean;
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        nats: { type: "string" },
+        namespace: { type: "string" },
+        workers: { type: "string" },
+        mode: { type: "string" },
+        tags: { type: "string" },
+        blender: { type: "string" },
+        "work-dir": { type: "string" },
+        "ack-wait": { type: "string" },
+        "max-attempts": { type: "string" },
+        grace: { type: "string" },
+        quiet: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help === true) {
+      console.log(WORKER_USAGE);
+      return 0;
+    }
+    if (values.nats === undefined) throw new TypeError("--nats URL is required");
+    if (values.mode !== undefined && values.mode !== "process" && values.mode !== "pool") {
+      throw new RangeError(`--mode must be process or pool: current value is ${values.mode}`);
+    }
+    quiet = values.quiet === true;
+    options = {
+      nats: { servers: values.nats, ...(values.namespace === undefined ? {} : { namespace: values.namespace }) },
+      ...(values.workers === undefined ? {} : { maxWorkers: Number(values.workers) }),
+      ...(values.mode === undefined ? {} : { mode: values.mode }),
+      ...(values.tags === undefined ? {} : { tags: values.tags.split(",").filter((tag) => tag !== "") }),
+      ...(values.blender === undefined ? {} : { blender: values.blender }),
+      ...(values["work-dir"] === undefined ? {} : { workDir: values["work-dir"] }),
+      ...(values["ack-wait"] === undefined ? {} : { ackWaitMs: Number(values["ack-wait"]) }),
+      ...(values["max-attempts"] === undefined ? {} : { maxAttempts: Number(values["max-attempts"]) }),
+      ...(values.grace === undefined ? {} : { graceMs: Number(values.grace) }),
+    };
+  } catch (error) {
+    console.error(`bgproc worker: ${error instanceof Error ? error.message : String(error)}\n\n${WORKER_USAGE}`);
+    return 2;
+  }
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    await runWorker({
+      ...options,
+      signal: stop.signal,
+      onEvent: (event) => {
+        const stamp = new Date().toISOString();
+        switch (event.type) {
+          case "ready":
+            if (!quiet) {
+              console.log(
+                `${stamp} ready ${event.info.id} blender ${event.info.blenderVersion} ${event.info.mode} ` +
+                  `slots ${event.info.slots} tags [${event.info.tags.join(",")}]`,
+              );
+            }
+            return;
+          case "started":
+          case "completed":
+            if (!quiet) console.log(`${stamp} ${event.type} ${event.name} attempt ${event.attempt}`);
+            return;
+          case "failed":
+            console.log(`${stamp} failed ${event.name} attempt ${event.attempt}\n${event.report}`);
+            return;
+          case "handed-back":
+            console.log(`${stamp} handed back ${event.name}`);
+            return;
+          case "stopping":
+            if (!quiet) console.log(`${stamp} stopping: no new jobs; running jobs may finish`);
+            return;
+          case "error":
+            console.error(
+              `${stamp} error: ${event.error instanceof Error ? event.error.message : String(event.error)}`,
+            );
+            return;
+          default:
+            event satisfies never;
+        }
+      },
+    });
+    return 0;
+  } catch (error) {
+    console.error(`bgproc worker: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+}
+
+if (import.meta.main) Deno.exit(await workerMain(Deno.args));
