@@ -27,7 +27,7 @@ export async function sha256File(path: string): Promise<string> {
 /** Uploads files by hash, once. */
 export class Uploader {
   readonly #store: ObjectStore;
-  readonly #known = new Set<string>();
+  readonly #pending = new Map<string, Promise<boolean>>();
   #uploaded = 0;
   #reused = 0;
 
@@ -39,20 +39,33 @@ export class Uploader {
     return { uploaded: this.#uploaded, reused: this.#reused };
   }
 
-  /** Upload `path` unless the store has its content; returns its reference. */
+  /** Upload `path` unless the store has its content (or an upload of it is under way); returns its reference. */
   async put(path: string, name: string = basename(path)): Promise<FileRef> {
     const sha256 = await sha256File(path);
     const { size } = await Deno.stat(path);
-    if (this.#known.has(sha256) || (await this.#store.info(sha256).catch(() => null))?.deleted === false) {
-      this.#known.add(sha256);
+    const pending = this.#pending.get(sha256);
+    if (pending !== undefined) {
+      await pending;
       this.#reused++;
       return { sha256, name, size };
     }
-    const file = await Deno.open(path);
-    // put() reads the stream to its end, which closes the file.
-    await this.#store.put({ name: sha256, description: name }, file.readable);
-    this.#known.add(sha256);
-    this.#uploaded++;
+    const upload = (async () => {
+      if ((await this.#store.info(sha256).catch(() => null))?.deleted === false) return false;
+      const file = await Deno.open(path);
+      // put() reads the stream to its end, which closes the file.
+      await this.#store.put({ name: sha256, description: name }, file.readable);
+      return true;
+    })();
+    this.#pending.set(sha256, upload);
+    let uploaded: boolean;
+    try {
+      uploaded = await upload;
+    } catch (error) {
+      this.#pending.delete(sha256);
+      throw error;
+    }
+    if (uploaded) this.#uploaded++;
+    else this.#reused++;
     return { sha256, name, size };
   }
 }
