@@ -94,17 +94,25 @@ export interface ProgressMessage {
 
 /** A worker's advertisement in the workers bucket, refreshed every heartbeat. */
 export interface WorkerInfo {
-  /** Unique per worker process. */
+  /** Unique per worker process: `<hostname>-<pid>-<random>`. */
   readonly id: string;
+  /** The machine it runs on. */
   readonly hostname: string;
+  /** Its process id there. */
   readonly pid: number;
+  /** The Blender version it runs (`"3.4.1"`), or `"unknown"`. */
   readonly blenderVersion: string;
+  /** How it runs Blender: `"process"` or `"pool"`. */
   readonly mode: string;
+  /** How many jobs it runs at once. */
   readonly slots: number;
+  /** Its tags: it takes jobs requiring any subset of them. */
   readonly tags: readonly string[];
   /** Names of the jobs it runs now. */
   readonly running: readonly string[];
+  /** When it started, ISO 8601. */
   readonly startedAt: string;
+  /** Its last heartbeat, ISO 8601. */
   readonly heartbeatAt: string;
 }
 

@@ -6,7 +6,7 @@
  *
  * @example Tell an unreachable server from other failures
  * ```ts ignore
- * import { NatsConnectionError, NatsJobManager } from "@bgproc/blender";
+ * import { NatsConnectionError, NatsJobManager } from "@bgproc/blender/nats";
  *
  * try {
  *   await NatsJobManager.connect({ servers: "nats://127.0.0.1:4222" });

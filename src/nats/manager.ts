@@ -124,7 +124,7 @@ export interface NatsCloseOptions {
  *
  * @example Submit a job to the cluster and read its result
  * ```ts ignore
- * import { NatsJobManager } from "@bgproc/blender";
+ * import { NatsJobManager } from "@bgproc/blender/nats";
  *
  * await using manager = await NatsJobManager.connect({ nats: { servers: "nats://127.0.0.1:4222" } });
  * const job = manager.addJob({ name: "shot-010", script: "./render.py", passedData: { frame: 10 } });

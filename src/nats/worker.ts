@@ -118,7 +118,7 @@ interface Running {
  * @throws {BlenderNotFoundError} When no Blender is found.
  * @example Run a worker in-process
  * ```ts ignore
- * import { runWorker } from "@bgproc/blender";
+ * import { runWorker } from "@bgproc/blender/nats";
  *
  * const stop = new AbortController();
  * Deno.addSignalListener("SIGTERM", () => stop.abort());
