@@ -1,0 +1,77 @@
+/**
+ * NATS edge cases: an unreachable server, a worker lost on a job's last
+ * attempt (the server's max-deliveries advisory dead-letters it), and a
+ * worker's graceful stop on SIGTERM.
+ */
+
+import assert from "node:assert/strict";
+import { JobDroppedError } from "../../mod.ts";
+import { NatsConnectionError, NatsJobManager, runWorker } from "../../src/nats/mod.ts";
+import { fixture } from "../_helpers.ts";
+import { startNatsServer, startWorker } from "./_server.ts";
+
+Deno.test("an unreachable server is a NatsConnectionError with its URL, for hosts and workers", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `nats://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+  listener.close();
+  await assert.rejects(
+    NatsJobManager.connect({ nats: { servers: url } }),
+    (error) => error instanceof NatsConnectionError && error.url === url && error.message.includes(url),
+  );
+  await assert.rejects(
+    runWorker({ nats: { servers: url } }),
+    (error) => error instanceof NatsConnectionError && error.url === url,
+  );
+});
+
+Deno.test("a worker lost on the last attempt: the job is dropped and dead-lettered; SIGTERM stops a worker gracefully", async (t) => {
+  await using server = await startNatsServer();
+  const args = ["--namespace", "lifecycle", "--workers", "1", "--ack-wait", "1000", "--max-attempts", "1"];
+  const options = { nats: { servers: server.url, namespace: "lifecycle" }, ackWaitMs: 1000, maxAttempts: 1 };
+  await using manager = await NatsJobManager.connect(options);
+  const step = { sanitizeOps: false, sanitizeResources: false };
+
+  await t.step({
+    name: "SIGKILL on the only attempt: the max-deliveries advisory drops and dead-letters the job",
+    fn: async () => {
+      const doomed = await startWorker(server.url, args);
+      const job = manager.addJob({ name: "doomed", script: fixture("sleep.py") });
+      for await (const progress of job.progressUpdates()) if (progress > 0) break;
+      await doomed.killGroup();
+      await Deno.remove(doomed.workDir, { recursive: true });
+      // A machine comes back: its pulls make the server see the exhausted message.
+      await using _back = await startWorker(server.url, args);
+      const error = await job.result().then(() => null, (e) => e);
+      assert.ok(error instanceof JobDroppedError, String(error));
+      assert.equal(error.reason, "crashed");
+      assert.match(error.summary, /stopped heartbeating/);
+      let letters = await manager.deadLetters();
+      for (let i = 0; i < 100 && letters.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        letters = await manager.deadLetters();
+      }
+      assert.deepEqual(letters.map((letter) => letter.name), ["doomed"]);
+    },
+    ...step,
+  });
+
+  await t.step({
+    name: "SIGTERM: the worker takes no new job, lets the running one finish, leaves the worker list and exits 0",
+    fn: async () => {
+      const worker = await startWorker(server.url, args);
+      const job = manager.addJob({ name: "finishing", script: fixture("sleep.py"), passedData: { seconds: 1 } });
+      for await (const progress of job.progressUpdates()) if (progress > 0) break;
+      const stopped = worker.stop();
+      const result = await job.result();
+      assert.deepEqual(result.pythonData, { slept: true });
+      assert.equal((await stopped).code, 0);
+      await Deno.remove(worker.workDir, { recursive: true });
+      assert.ok(worker.output.some((line) => line.includes("stopping")));
+      for (let i = 0; i < 100 && (await manager.workers()).length > 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual(await manager.workers(), []);
+    },
+    ...step,
+  });
+});
