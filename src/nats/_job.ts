@@ -107,9 +107,14 @@ export class NatsJob<T extends JsonObject = JsonObject> implements Job<T> {
     yield* this.#follow({ values: this.#progress > 0 ? [this.#progress] : [], wake: undefined }, this.#progressReaders);
   }
 
-  async *logs(): AsyncIterableIterator<LogLine> {
+  logs(): AsyncIterableIterator<LogLine> {
+    // Subscribe now, not on the first next(): lines printed before that are then not lost.
+    if (!this.ended && !this.#closed) this.#followLogs();
+    return this.#logs();
+  }
+
+  async *#logs(): AsyncIterableIterator<LogLine> {
     if (this.ended || this.#closed) return;
-    this.#followLogs();
     const reader = { values: [] as LogLine[], wake: undefined as (() => void) | undefined, dropped: 0 };
     yield* this.#follow<LogLine, typeof reader>(reader, this.#logReaders, () => {
       if (reader.dropped === 0) return undefined;

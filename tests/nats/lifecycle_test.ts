@@ -56,6 +56,42 @@ Deno.test("a worker lost on the last attempt: the job is dropped and dead-letter
   });
 
   await t.step({
+    name: "logs() streams a remote job's output lines",
+    fn: async () => {
+      await using _worker = await startWorker(server.url, args);
+      const job = manager.addJob({ name: "talker", script: fixture("echo.py") });
+      const lines: string[] = [];
+      for await (const line of job.logs()) lines.push(line.line);
+      await job.result();
+      assert.ok(lines.includes("echo done: ünïcode ✓"), lines.join("\n"));
+    },
+    ...step,
+  });
+
+  await t.step({
+    name: "SIGTERM past the grace period: the running job is handed back and completes on another worker",
+    fn: async () => {
+      const leaving = await startWorker(server.url, [...args, "--tags", "handoff", "--grace", "200"]);
+      const job = manager.addJob({
+        name: "handed",
+        script: fixture("sleep.py"),
+        passedData: { seconds: 2 },
+        requires: ["handoff"],
+        maxAttempts: 2,
+      });
+      for await (const progress of job.progressUpdates()) if (progress > 0) break;
+      await using _staying = await startWorker(server.url, [...args, "--tags", "handoff", "--max-attempts", "2"]);
+      assert.equal((await leaving.stop()).code, 0);
+      await Deno.remove(leaving.workDir, { recursive: true });
+      assert.ok(leaving.output.some((line) => line.includes("handed back handed")), leaving.output.join("\n"));
+      const result = await job.result();
+      assert.deepEqual(result.pythonData, { slept: true });
+      assert.equal(result.attempts, 2);
+    },
+    ...step,
+  });
+
+  await t.step({
     name: "SIGTERM: the worker takes no new job, lets the running one finish, leaves the worker list and exits 0",
     fn: async () => {
       const worker = await startWorker(server.url, args);
