@@ -31,6 +31,8 @@ export interface JobSpec {
   readonly script: FileRef;
   readonly blendFile: FileRef | null;
   readonly passedData: JsonObject;
+  /** When `passedData` was too large for a KV value: its JSON file in the object store (`passedData` is `{}`). */
+  readonly passedDataFile?: FileRef;
   readonly args: readonly string[];
   readonly timeoutMs: number;
   readonly passedDataBlocks: { readonly file: FileRef; readonly blocks: Record<string, string[]> } | null;
@@ -50,7 +52,15 @@ export interface RecordedResult {
   readonly durationMs: number;
   readonly commandLine: string;
   readonly worker: string;
+  /**
+   * When `pythonData`, `stdout` and `stderr` were too large for a KV value:
+   * the JSON file holding them in the object store (they are empty here then).
+   */
+  readonly overflow?: FileRef;
 }
+
+/** Above this many bytes of JSON, a result's data travels through the object store, not the record. */
+export const RECORD_INLINE_LIMIT = 256 * 1024;
 
 /** The state a job is in, as recorded: the local states. */
 export type RecordState = "QUEUED" | "ACTIVE" | "COMPLETED" | "DROPPED";

@@ -49,7 +49,8 @@ export async function mutateRecord(
   throw new Error(`Cannot change the record of job '${name}': it kept changing under us`);
 }
 
-function isWrongRevision(error: unknown): boolean {
+/** Whether a KV write failed because the key changed (or exists, for create) since it was read. */
+export function isWrongRevision(error: unknown): boolean {
   return error instanceof Error && /wrong last sequence|10071/i.test(`${error.message} ${String(error.cause ?? "")}`);
 }
 

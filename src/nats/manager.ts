@@ -42,15 +42,17 @@ import {
   checkTags,
   decode,
   encode,
+  type FileRef,
   type JobRecord,
   type JobSpec,
   nameOfToken,
   type ProgressMessage,
   type QueueMessage,
+  RECORD_INLINE_LIMIT,
   RECORD_VERSION,
   type WorkerInfo,
 } from "./_protocol.ts";
-import { ended, mutateRecord, readRecord } from "./_records.ts";
+import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
 
 export type { DeadLetter, FileStats, WorkerInfo };
 
@@ -308,7 +310,7 @@ export class NatsJobManager implements AsyncDisposable {
     const blendFile = options.blendFile === undefined ? null : checkBlendFile(options.blendFile);
     const timeoutMs = options.timeout === undefined ? this.#timeout : checkTimeout(options.timeout);
     const args = options.args === undefined ? [] : checkArgs(options.args);
-    const passedData = JSON.parse(checkPassedData(options.passedData)) as JsonObject;
+    const passedDataJson = checkPassedData(options.passedData);
     const passedDataBlocks = options.passedDataBlocks === undefined
       ? null
       : checkPassedDataBlocks(options.passedDataBlocks);
@@ -322,10 +324,24 @@ export class NatsJobManager implements AsyncDisposable {
     const handle = this.#makeHandle(name, id);
     this.#jobs.set(name, handle);
     handle.submitted = (async () => {
+      let passedData = JSON.parse(passedDataJson) as JsonObject;
+      let passedDataFile: FileRef | undefined;
+      if (passedDataJson.length > RECORD_INLINE_LIMIT / 4 && encode(passedData).length > RECORD_INLINE_LIMIT) {
+        // Too large for a KV value (the server's max payload): it goes through the object store.
+        const file = join(this.workRoot, `passed-${id}.json`);
+        await Deno.writeTextFile(file, passedDataJson);
+        try {
+          passedDataFile = await this.#uploader.put(file, "passed_data.json");
+        } finally {
+          await Deno.remove(file).catch(() => {});
+        }
+        passedData = {};
+      }
       const spec: JobSpec = {
         script: await this.#uploader.put(script),
         blendFile: blendFile === null ? null : await this.#uploader.put(blendFile),
         passedData,
+        ...(passedDataFile === undefined ? {} : { passedDataFile }),
         args,
         timeoutMs,
         passedDataBlocks: passedDataBlocks === null ? null : {
@@ -355,12 +371,16 @@ export class NatsJobManager implements AsyncDisposable {
       };
       const { jobs, js, names } = this.#cluster;
       const existing = await readRecord(jobs, name);
+      const taken = () =>
+        new InvalidJobError("name", `Cannot add job as a job named '${name}' is queued or active in the cluster`);
+      if (existing !== null && !ended(existing.record)) throw taken();
       try {
         if (existing === null) await jobs.create(name, encode(record));
-        else if (ended(existing.record)) await jobs.update(name, encode(record), existing.revision);
-        else throw new Error("taken");
-      } catch {
-        throw new InvalidJobError("name", `Cannot add job as a job named '${name}' is queued or active in the cluster`);
+        else await jobs.update(name, encode(record), existing.revision);
+      } catch (error) {
+        // Another host took the name in between; any other failure is what it is.
+        if (isWrongRevision(error)) throw taken();
+        throw error;
       }
       handle.update(record);
       await this.#consumer(requires);
@@ -404,14 +424,18 @@ export class NatsJobManager implements AsyncDisposable {
       );
       dataBlocks = { path, ...collections } as unknown as DataBlocks;
     }
+    let inline = { pythonData: result.pythonData, stdout: result.stdout, stderr: result.stderr };
+    if (result.overflow !== undefined) {
+      inline = JSON.parse(await Deno.readTextFile(await this.#downloads.get(result.overflow))) as typeof inline;
+    }
     const startedAt = new Date(result.startedAt);
     const endedAt = new Date(result.endedAt);
     return {
       name: record.name,
-      pythonData: result.pythonData,
+      pythonData: inline.pythonData,
       dataBlocks,
-      stdout: result.stdout,
-      stderr: result.stderr,
+      stdout: inline.stdout,
+      stderr: inline.stderr,
       attempts: result.attempts,
       startedAt,
       endedAt,

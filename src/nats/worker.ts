@@ -20,8 +20,10 @@ import {
   checkNamespace,
   checkTags,
   encode,
+  type FileRef,
   type JobRecord,
   type QueueMessage,
+  RECORD_INLINE_LIMIT,
   type RecordedResult,
   tagSubsets,
   type WorkerInfo,
@@ -268,10 +270,13 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     if (spec.passedDataBlocks !== null) {
       passedDataBlocks = { from: await cache.get(spec.passedDataBlocks.file), ...spec.passedDataBlocks.blocks };
     }
+    const passedData = spec.passedDataFile === undefined
+      ? spec.passedData
+      : JSON.parse(await Deno.readTextFile(await cache.get(spec.passedDataFile))) as JsonObject;
     return manager.addJob({
       name: `nats-${crypto.randomUUID().slice(0, 8)}`,
       script,
-      passedData: spec.passedData,
+      passedData,
       args: [...spec.args],
       timeout: spec.timeoutMs,
       ...(blendFile === undefined ? {} : { blendFile }),
@@ -306,11 +311,24 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       }
       dataBlocks = { file: await uploader.put(path, "data_blocks.blend"), blocks };
     }
+    let inline = { pythonData: result.pythonData as JsonObject, stdout: result.stdout, stderr: result.stderr };
+    let overflow: FileRef | undefined;
+    const json = JSON.stringify(inline);
+    if (json.length > RECORD_INLINE_LIMIT / 4 && encode(inline).length > RECORD_INLINE_LIMIT) {
+      // Too large for a KV value (the server's max payload): the data goes through the object store.
+      const file = join(manager.workRoot, `result-${crypto.randomUUID()}.json`);
+      await Deno.writeTextFile(file, json);
+      try {
+        overflow = await uploader.put(file, "result.json");
+      } finally {
+        await Deno.remove(file).catch(() => {});
+      }
+      inline = { pythonData: {}, stdout: "", stderr: "" };
+    }
     return {
-      pythonData: result.pythonData as JsonObject,
+      ...inline,
+      ...(overflow === undefined ? {} : { overflow }),
       dataBlocks,
-      stdout: result.stdout,
-      stderr: result.stderr,
       attempts: attempt,
       startedAt: result.startedAt.toISOString(),
       endedAt: result.endedAt.toISOString(),
@@ -331,8 +349,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       exitCode: error.exitCode,
       signal: error.signal,
       pythonError: error.pythonError,
-      stderrTail: error.stderrTail,
-      stdoutTail: error.stdoutTail,
+      stderrTail: error.stderrTail.slice(-TAIL_LIMIT),
+      stdoutTail: error.stdoutTail.slice(-TAIL_LIMIT),
       commandLine: error.commandLine,
     };
     if (job.handBack && !job.cancelled) {
@@ -434,6 +452,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     if (tempCache !== undefined) await Deno.remove(tempCache, { recursive: true }).catch(() => {});
   }
 }
+
+/** The most characters of each output tail a report keeps in the record (KV values are small). */
+const TAIL_LIMIT = 64 * 1024;
 
 function positiveInteger(what: string, option: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {

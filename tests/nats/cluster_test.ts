@@ -85,6 +85,16 @@ Deno.test("a NATS cluster of three workers runs, routes, kills, retries and keep
     });
 
     await t.step({
+      name: "passed data and python_data larger than a KV value travel through the object store",
+      fn: async () => {
+        const big = "ü".repeat(600_000);
+        const result = await manager.addJob({ name: "big", script: fixture("echo.py"), passedData: { big } }).result();
+        assert.equal((result.pythonData.passed_data as { big: string }).big, big);
+      },
+      ...step,
+    });
+
+    await t.step({
       name: "a data-block chain across two workers",
       fn: async () => {
         const alpha = await manager.addJob({
@@ -196,7 +206,7 @@ Deno.test("a NATS cluster of three workers runs, routes, kills, retries and keep
         assert.equal(manager.getJobState("batch-7"), "COMPLETED");
         assert.deepEqual(await manager.getRetrievedPythonData("batch-7"), { slept: true });
         assert.match(manager.getIssueString("raiser") ?? "", /bad value: 42/);
-        assert.ok(manager.getJobNames({ state: "COMPLETED" }).length >= 45);
+        assert.ok(manager.getJobNames({ state: "COMPLETED" }).length >= 46);
       },
       ...step,
     });
