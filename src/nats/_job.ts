@@ -156,7 +156,7 @@ export class NatsJob<T extends JsonObject = JsonObject> implements Job<T> {
   update(record: JobRecord): void {
     if (record.id !== this.id) return;
     this.#record = record;
-    if (record.state === "COMPLETED") this.onProgress(1);
+    this.onProgress(record.state === "COMPLETED" ? 1 : record.progress);
     if (record.state === "COMPLETED" || record.state === "DROPPED") this.#settle(record);
   }
 

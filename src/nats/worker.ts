@@ -229,7 +229,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       const local = await startLocal(mine);
       job.local = local;
       if (job.cancelled) void local.kill();
-      void pump(mine.name, attempt, local);
+      void pump(mine.name, mine.id, attempt, local);
       let result: JobResult;
       try {
         result = await local.result();
@@ -284,13 +284,23 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     });
   }
 
-  async function pump(name: string, attempt: number, local: Job): Promise<void> {
+  async function pump(name: string, recordId: string, attempt: number, local: Job): Promise<void> {
     const progressSubject = cluster.names.jobSubject(name, "progress");
     const logSubject = cluster.names.jobSubject(name, "log");
     await Promise.all([
       (async () => {
+        // Every value on the job's subject; into the record at most every PROGRESS_RECORD_MS, for hosts that join later.
+        let lastWrite = 0;
+        let writing = false;
         for await (const value of local.progressUpdates()) {
           cluster.nc.publish(progressSubject, encode({ attempt, value }));
+          if (writing || Date.now() - lastWrite < PROGRESS_RECORD_MS) continue;
+          writing = true;
+          lastWrite = Date.now();
+          void mutateRecord(cluster.jobs, name, (record) => {
+            if (record.id !== recordId || record.state !== "ACTIVE" || record.worker !== id) return null;
+            return record.attempts === attempt && value > record.progress ? { ...record, progress: value } : null;
+          }).catch((error) => emit({ type: "error", error })).finally(() => writing = false);
         }
       })(),
       (async () => {
@@ -452,6 +462,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     if (tempCache !== undefined) await Deno.remove(tempCache, { recursive: true }).catch(() => {});
   }
 }
+
+/** How often a running job's progress is written into its record, at most, in ms. */
+const PROGRESS_RECORD_MS = 500;
 
 /** The most characters of each output tail a report keeps in the record (KV values are small). */
 const TAIL_LIMIT = 64 * 1024;

@@ -151,6 +151,16 @@ Deno.test("a NATS cluster of three workers runs, routes, kills, retries and keep
         const job = manager.addJob({ name: "sleeper", script: fixture("sleep.py"), passedData: { pid_file: pidFile } });
         for await (const progress of job.progressUpdates()) if (progress > 0) break;
         assert.equal(job.state, "ACTIVE");
+        {
+          // A second host sees the running job, its worker and its progress (from the record).
+          await using other = await NatsJobManager.connect(options);
+          for (let i = 0; i < 100 && other.getJobProgress("sleeper") === 0; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          assert.equal(other.getJobState("sleeper"), "ACTIVE");
+          assert.equal(other.getJobProgress("sleeper"), 0.1);
+          assert.equal(other.getJobWorker("sleeper"), manager.getJobWorker("sleeper"));
+        }
         const pid = Number(await Deno.readTextFile(pidFile));
         await job.kill();
         await assert.rejects(job.result(), (error) => error instanceof JobDroppedError && error.reason === "killed");
