@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { basename, join } from "node:path";
 import type { ObjectStore } from "@nats-io/obj";
-import type { FileRef } from "./_protocol.ts";
+import type { FileRef, JobRecord } from "./_protocol.ts";
 
 /** How many uploads a host made, and how many it skipped because the store had the file. */
 export interface FileStats {
@@ -60,14 +60,48 @@ export class Uploader {
     let uploaded: boolean;
     try {
       uploaded = await upload;
-    } catch (error) {
+    } finally {
+      // Only uploads in flight are shared: a later put asks the store again (files may have been collected).
       this.#pending.delete(sha256);
-      throw error;
     }
     if (uploaded) this.#uploaded++;
     else this.#reused++;
     return { sha256, name, size };
   }
+}
+
+/**
+ * Remove objects that no job record references and that were stored more
+ * than `olderThanMs` ago.
+ *
+ * @returns The hashes removed.
+ */
+export async function collectFiles(
+  store: ObjectStore,
+  referenced: ReadonlySet<string>,
+  olderThanMs: number,
+): Promise<string[]> {
+  const removed: string[] = [];
+  const cutoff = Date.now() - olderThanMs;
+  for (const info of await store.list()) {
+    if (info.deleted || referenced.has(info.name) || Date.parse(info.mtime) > cutoff) continue;
+    await store.delete(info.name);
+    removed.push(info.name);
+  }
+  return removed;
+}
+
+/** Every file a job record refers to. */
+export function referencedFiles(record: JobRecord): FileRef[] {
+  const refs: (FileRef | null | undefined)[] = [
+    record.spec.script,
+    record.spec.blendFile,
+    record.spec.passedDataFile,
+    record.spec.passedDataBlocks?.file,
+    record.result?.dataBlocks?.file,
+    record.result?.overflow,
+  ];
+  return refs.filter((ref): ref is FileRef => ref !== null && ref !== undefined);
 }
 
 /** Downloads files by hash into a cache folder, once each. */

@@ -35,7 +35,7 @@ import {
 } from "../types.ts";
 import { type Cluster, ensureConsumer, type NatsOptions, openCluster, WORKER_TTL_MS } from "./_connection.ts";
 import { type DeadLetter, listDeadLetters, listenMaxDeliveries } from "./_dead_letter.ts";
-import { FileCache, type FileStats, Uploader } from "./_files.ts";
+import { collectFiles, FileCache, type FileStats, referencedFiles, Uploader } from "./_files.ts";
 import { NatsJob } from "./_job.ts";
 import {
   checkNamespace,
@@ -635,6 +635,28 @@ export class NatsJobManager implements AsyncDisposable {
   /** How many files this host uploaded, and how many the object store already had. */
   get files(): FileStats {
     return this.#uploader.stats;
+  }
+
+  /**
+   * Collect stale files: remove from the object store every file that no job
+   * record of the namespace refers to (script, .blend, passed data, passed or
+   * result library) and that was stored more than `olderThanMs` ago. Remove
+   * ended jobs (`removeJob`) first to free their files. The age keeps files of
+   * jobs being submitted right now; a host that reuses a file collected after
+   * it looked uploads it again.
+   *
+   * @param options `olderThanMs`: the least age of a file to remove.
+   * @returns The SHA-256 names of the files removed.
+   */
+  async collectFiles(options: { olderThanMs?: number } = {}): Promise<string[]> {
+    const olderThanMs = checkNumber("Cannot collect files", "olderThanMs", options.olderThanMs ?? 3_600_000, 0);
+    const referenced = new Set<string>();
+    for await (const name of await this.#cluster.jobs.keys()) {
+      const current = await readRecord(this.#cluster.jobs, name);
+      if (current === null) continue;
+      for (const ref of referencedFiles(current.record)) referenced.add(ref.sha256);
+    }
+    return await collectFiles(this.#cluster.files, referenced, olderThanMs);
   }
 
   /**

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { JobDroppedError } from "../../mod.ts";
 import { NatsConnectionError, NatsJobManager, runWorker } from "../../src/nats/mod.ts";
+import { sha256File } from "../../src/nats/_files.ts";
 import { fixture } from "../_helpers.ts";
 import { startNatsServer, startWorker } from "./_server.ts";
 
@@ -107,6 +108,18 @@ Deno.test("a worker lost on the last attempt: the job is dropped and dead-letter
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       assert.deepEqual(await manager.workers(), []);
+    },
+    ...step,
+  });
+
+  await t.step({
+    name: "collectFiles() removes the files no job record refers to",
+    fn: async () => {
+      await manager.removeJob("talker");
+      const removed = await manager.collectFiles({ olderThanMs: 0 });
+      assert.ok(removed.includes(await sha256File(fixture("echo.py"))));
+      assert.ok(!removed.includes(await sha256File(fixture("sleep.py"))));
+      assert.equal(manager.getJob("talker"), undefined);
     },
     ...step,
   });
