@@ -23,10 +23,19 @@ import {
   MAX_DELAY_MS,
 } from "../_validate.ts";
 import { type DropReason, InvalidJobError, type JobDroppedDetails } from "../errors.ts";
-import type { AddJobOptions, GetJobNamesOptions, Job, RetryOptions } from "../job_manager.ts";
+import {
+  type AddJobOptions,
+  type AppendDataBlocksOptions,
+  type AppendDataBlocksResult,
+  type GetJobNamesOptions,
+  type Job,
+  JobManager,
+  type RetryOptions,
+} from "../job_manager.ts";
 import {
   DATA_BLOCK_COLLECTIONS,
   type DataBlocks,
+  type DataBlockSelection,
   type JobCounts,
   type JobResult,
   type JobState,
@@ -153,6 +162,7 @@ export class NatsJobManager implements AsyncDisposable {
   readonly #subscriptions: Subscription[] = [];
   readonly #watches: QueuedIterator<KvWatchEntry>[] = [];
   #logSubscription: Subscription | undefined;
+  #local: JobManager | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -638,6 +648,28 @@ export class NatsJobManager implements AsyncDisposable {
   }
 
   /**
+   * Append (or link) data blocks into a .blend file on this host and save
+   * it, as the local `JobManager.appendDataBlocks` does: it writes a file
+   * here, so it runs in a Blender on this host (made on first use, closed
+   * with the manager), not on a worker.
+   *
+   * @param blocks The blocks: a job's `dataBlocks` (its library is a local copy), or `{ from, objects?, ... }`.
+   * @param options The target file, and whether to overwrite same-named blocks or link.
+   * @returns The names the blocks ended up with in the target.
+   * @throws {BlenderNotFoundError} When this host has no Blender.
+   * @throws {InvalidJobError} When the blocks or the target are not usable.
+   * @throws {JobDroppedError} When the append job fails.
+   */
+  appendDataBlocks(
+    blocks: DataBlocks | DataBlockSelection,
+    options: AppendDataBlocksOptions,
+  ): Promise<AppendDataBlocksResult> {
+    if (this.#closing !== undefined) return Promise.reject(new Error("Cannot append as the NatsJobManager is closed"));
+    this.#local ??= new JobManager({ maxWorkers: 1, workDir: this.workRoot });
+    return this.#local.appendDataBlocks(blocks, options);
+  }
+
+  /**
    * Collect stale files: remove from the object store every file that no job
    * record of the namespace refers to (script, .blend, passed data, passed or
    * result library) and that was stored more than `olderThanMs` ago. Remove
@@ -688,6 +720,7 @@ export class NatsJobManager implements AsyncDisposable {
       for (const subscription of this.#subscriptions) subscription.unsubscribe();
       this.#logSubscription?.unsubscribe();
       for (const job of this.#jobs.values()) job.close();
+      await this.#local?.close();
       await this.#cluster.nc.drain().catch(() => {});
       await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
     })();

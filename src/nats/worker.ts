@@ -432,7 +432,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       const name = await ensureConsumer(cluster, requires, { ackWaitMs, maxDeliver: maxAttempts });
       consumers.push(await cluster.js.consumers.get(cluster.names.jobsStream, name));
     }
-    advertise();
+    await cluster.workers.put(id, encode(info()));
     emit({ type: "ready", info: info() });
     await Promise.all(consumers.map(pullLoop));
     // Stopping: let running jobs finish within the grace period, then hand them back.

@@ -114,6 +114,8 @@ Deno.test("a NATS cluster of three workers runs, routes, kills, retries and keep
         assert.equal(manager.getJobWorker("chain-alpha"), idOf(left));
         assert.equal(manager.getJobWorker("chain-list"), idOf(right));
         assert.equal((listed.pythonData.locations as Record<string, number>).Alpha, 42);
+        const appended = await manager.appendDataBlocks(alpha.dataBlocks, { into: join(tmp, "appended.blend") });
+        assert.deepEqual(appended.names.objects, ["Alpha"]);
       },
       ...step,
     });
