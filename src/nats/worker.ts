@@ -6,7 +6,7 @@
  * acking.
  */
 
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
@@ -142,7 +142,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const emit = options.onEvent ?? (() => {});
   options.signal?.throwIfAborted();
 
-  const id = `${hostname()}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  const machine = hostname();
+  const id = `${machine}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const manager = new JobManager({
     maxWorkers: slots,
     maxAttempts: 1,
@@ -182,7 +183,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const blenderVersion = await readBlenderVersion(manager.blenderPath);
   const info = (): WorkerInfo => ({
     id,
-    hostname: hostname(),
+    hostname: machine,
     pid: Deno.pid,
     blenderVersion,
     mode,
@@ -468,6 +469,16 @@ const PROGRESS_RECORD_MS = 500;
 
 /** The most characters of each output tail a report keeps in the record (KV values are small). */
 const TAIL_LIMIT = 64 * 1024;
+
+/** This machine's name, without prompting for the `sys` permission: `$HOSTNAME` or `"unknown-host"` without it. */
+function hostname(): string {
+  try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state === "granted") return Deno.hostname();
+  } catch {
+    // Fall through.
+  }
+  return Deno.env.get("HOSTNAME") ?? "unknown-host";
+}
 
 function positiveInteger(what: string, option: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) {
