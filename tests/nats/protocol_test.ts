@@ -1,0 +1,91 @@
+/** The NATS wire contract without Blender: names, tag subsets, and results recorded once under contention. */
+
+import assert from "node:assert/strict";
+import { checkTags, nameOfToken, Names, subjectToken, tagSubsets } from "../../src/nats/_protocol.ts";
+import { openCluster } from "../../src/nats/_connection.ts";
+import { ended, mutateRecord, readRecord } from "../../src/nats/_records.ts";
+import type { JobRecord } from "../../src/nats/_protocol.ts";
+import { encode, RECORD_VERSION } from "../../src/nats/_protocol.ts";
+import { startNatsServer } from "./_server.ts";
+
+Deno.test("job names map to one subject token and back", () => {
+  for (const name of ["a", "shot.010", "x-y_z.1.2"]) {
+    assert.ok(!subjectToken(name).includes("."));
+    assert.equal(nameOfToken(subjectToken(name)), name);
+  }
+  const names = new Names("default");
+  assert.equal(names.jobSubject("shot.010", "cancel"), "bgproc.default.job.shot~010.cancel");
+  assert.equal(names.queueSubject([]), "bgproc.default.q.any");
+  assert.equal(names.queueSubject(["blender-5", "gpu"]), "bgproc.default.q.t.blender-5.gpu");
+  assert.notEqual(names.consumerName(["a_b"]), names.consumerName(["a", "b"]));
+});
+
+Deno.test("a worker's tags satisfy every subset of them; tags are checked and sorted", () => {
+  assert.deepEqual(tagSubsets(checkTags("x", "tags", ["gpu", "big", "gpu"])), [[], ["big"], ["gpu"], ["big", "gpu"]]);
+  assert.throws(() => checkTags("Cannot add job", "requires", ["has space"]), RangeError);
+  assert.throws(() => checkTags("Cannot add job", "requires", ["a.b"]), RangeError);
+});
+
+Deno.test("a result recorded twice (two workers after a redelivery) is recorded once", async () => {
+  await using server = await startNatsServer();
+  const cluster = await openCluster({ servers: server.url }, "records");
+  try {
+    const now = new Date().toISOString();
+    const record: JobRecord = {
+      v: RECORD_VERSION,
+      name: "twice",
+      id: "submission-1",
+      state: "ACTIVE",
+      worker: "w1",
+      attempts: 2,
+      maxAttempts: 3,
+      progress: 0,
+      spec: {
+        script: { sha256: "0".repeat(64), name: "s.py", size: 0 },
+        blendFile: null,
+        passedData: {},
+        args: [],
+        timeoutMs: 0,
+        passedDataBlocks: null,
+        requires: [],
+        retry: { on: [], delayMs: 0, factor: 1, maxDelayMs: 0 },
+      },
+      queueSeq: 1,
+      submittedAt: now,
+      updatedAt: now,
+      result: null,
+      report: null,
+      deadLetter: false,
+    };
+    await cluster.jobs.create("twice", encode(record));
+    const complete = (worker: string) =>
+      mutateRecord(cluster.jobs, "twice", (current) => {
+        if (current.id !== record.id || ended(current)) return null;
+        return {
+          ...current,
+          state: "COMPLETED",
+          worker,
+          result: {
+            pythonData: { by: worker },
+            dataBlocks: null,
+            stdout: "",
+            stderr: "",
+            attempts: 2,
+            startedAt: now,
+            endedAt: now,
+            durationMs: 0,
+            commandLine: "",
+            worker,
+          },
+        };
+      });
+    const written = await Promise.all(["w1", "w2", "w3"].map(complete));
+    assert.equal(written.filter((w) => w !== null).length, 1);
+    const stored = await readRecord(cluster.jobs, "twice");
+    const winner = written.find((w) => w !== null)!;
+    assert.equal(stored?.record.state, "COMPLETED");
+    assert.deepEqual(stored?.record.result?.pythonData, { by: winner.worker });
+  } finally {
+    await cluster.nc.close();
+  }
+});
