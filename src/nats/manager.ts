@@ -14,6 +14,7 @@ import {
   checkArgs,
   checkBlendFile,
   checkFile,
+  checkFileTarget,
   checkJobName,
   checkNumber,
   checkPassedData,
@@ -101,8 +102,12 @@ export interface NatsJobManagerOptions {
   workDir?: string;
 }
 
-/** Options of {@linkcode NatsJobManager.addJob}: the local ones, and the tags a worker must have. */
-export interface NatsAddJobOptions extends Omit<AddJobOptions, "logFile"> {
+/**
+ * Options of {@linkcode NatsJobManager.addJob}: the local ones (`logFile`
+ * gets the lines this host receives while it is connected), and the tags a
+ * worker must have.
+ */
+export interface NatsAddJobOptions extends AddJobOptions {
   /**
    * Tags the worker must have (each of them).
    *
@@ -324,6 +329,7 @@ export class NatsJobManager implements AsyncDisposable {
     const passedDataBlocks = options.passedDataBlocks === undefined
       ? null
       : checkPassedDataBlocks(options.passedDataBlocks);
+    const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
     const requires = checkTags("Cannot add job", "requires", options.requires ?? []);
     const maxAttempts = options.maxAttempts ?? this.maxAttempts;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
@@ -403,6 +409,7 @@ export class NatsJobManager implements AsyncDisposable {
       if (this.#jobs.get(name) === handle) this.#jobs.delete(name);
       handle.fail(error instanceof Error ? error : new Error(String(error)));
     });
+    if (logFile !== null) void this.#writeLog(handle, logFile);
     if (options.signal !== undefined) {
       const signal = options.signal;
       const listener = () => void handle.kill().catch(() => {});
@@ -410,6 +417,27 @@ export class NatsJobManager implements AsyncDisposable {
       void handle.whenEnded().then(() => signal.removeEventListener("abort", listener));
     }
     return handle as unknown as Job<T>;
+  }
+
+  /** Append the job's lines to `path`, with a header line per attempt, until it ends or the manager closes. */
+  async #writeLog(job: NatsJob, path: string): Promise<void> {
+    const lines = job.logs();
+    const file = await Deno.open(path, { append: true, create: true }).catch(() => null);
+    if (file === null) return;
+    const encoder = new TextEncoder();
+    try {
+      let attempt = 0;
+      for await (const line of lines) {
+        let text = `${line.line}\n`;
+        if (line.attempt !== attempt) {
+          attempt = line.attempt;
+          text = `--- ${job.name}: attempt ${attempt}${job.worker === null ? "" : ` on ${job.worker}`} ---\n${text}`;
+        }
+        await file.write(encoder.encode(text));
+      }
+    } finally {
+      file.close();
+    }
   }
 
   #consumer(requires: readonly string[]): Promise<string> {

@@ -60,11 +60,21 @@ Deno.test("a worker lost on the last attempt: the job is dropped and dead-letter
     name: "logs() streams a remote job's output lines",
     fn: async () => {
       await using _worker = await startWorker(server.url, args);
-      const job = manager.addJob({ name: "talker", script: fixture("echo.py") });
+      const logFile = await Deno.makeTempFile({ prefix: "bgproc-nats-log-" });
+      const job = manager.addJob({ name: "talker", script: fixture("echo.py"), logFile });
       const lines: string[] = [];
       for await (const line of job.logs()) lines.push(line.line);
       await job.result();
       assert.ok(lines.includes("echo done: ünïcode ✓"), lines.join("\n"));
+      // The log file's writer may still be on its last line.
+      let logged = await Deno.readTextFile(logFile);
+      for (let i = 0; i < 100 && !logged.includes("echo done"); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        logged = await Deno.readTextFile(logFile);
+      }
+      await Deno.remove(logFile);
+      assert.match(logged, /--- talker: attempt 1 on .+ ---\n/);
+      assert.ok(logged.includes("echo done: ünïcode ✓\n"));
     },
     ...step,
   });
