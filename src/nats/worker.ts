@@ -227,7 +227,17 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       if (mine === null) return msg.ack();
       emit({ type: "started", name: queued.name, attempt });
       advertise();
-      const local = await startLocal(mine);
+      let local: Job;
+      try {
+        local = await startLocal(mine);
+      } catch (error) {
+        // Its files cannot be fetched, or the local manager rejects the job: the job's failure, not the worker's.
+        const summary = `it cannot start on worker ${id}: ${error instanceof Error ? error.message : String(error)}`;
+        const details = { jobName: mine.name, reason: "start-failed" as const, summary, attempts: attempt };
+        const none = { exitCode: null, signal: null, pythonError: null, stderrTail: "", stdoutTail: "", commandLine: "" };
+        await failed(job, mine, attempt, new JobDroppedError({ ...details, ...none }, { cause: error }));
+        return;
+      }
       job.local = local;
       if (job.cancelled) void local.kill();
       void pump(mine.name, mine.id, attempt, local);

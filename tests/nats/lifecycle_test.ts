@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { JobDroppedError } from "../../mod.ts";
 import { NatsConnectionError, NatsJobManager, runWorker } from "../../src/nats/mod.ts";
+import { openCluster } from "../../src/nats/_connection.ts";
 import { sha256File } from "../../src/nats/_files.ts";
 import { fixture } from "../_helpers.ts";
 import { startNatsServer, startWorker } from "./_server.ts";
@@ -118,6 +119,26 @@ Deno.test("a worker lost on the last attempt: the job is dropped and dead-letter
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       assert.deepEqual(await manager.workers(), []);
+    },
+    ...step,
+  });
+
+  await t.step({
+    name: "a job whose file is gone from the object store is dropped with reason start-failed",
+    fn: async () => {
+      const script = await Deno.makeTempFile({ prefix: "bgproc-nats-orphan-", suffix: ".py" });
+      await Deno.writeTextFile(script, `python_data = {"id": "${crypto.randomUUID()}"}\n`);
+      const job = manager.addJob({ name: "orphan", script, requires: ["late"], maxAttempts: 1 });
+      await (job as unknown as { submitted: Promise<void> }).submitted;
+      const cluster = await openCluster({ servers: server.url }, "lifecycle");
+      await cluster.files.delete(await sha256File(script));
+      await cluster.nc.close();
+      await Deno.remove(script);
+      await using _late = await startWorker(server.url, [...args, "--tags", "late"]);
+      const error = await job.result().then(() => null, (e) => e);
+      assert.ok(error instanceof JobDroppedError, String(error));
+      assert.equal(error.reason, "start-failed");
+      assert.match(error.summary, /not in the object store/);
     },
     ...step,
   });
