@@ -234,7 +234,14 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
         // Its files cannot be fetched, or the local manager rejects the job: the job's failure, not the worker's.
         const summary = `it cannot start on worker ${id}: ${error instanceof Error ? error.message : String(error)}`;
         const details = { jobName: mine.name, reason: "start-failed" as const, summary, attempts: attempt };
-        const none = { exitCode: null, signal: null, pythonError: null, stderrTail: "", stdoutTail: "", commandLine: "" };
+        const none = {
+          exitCode: null,
+          signal: null,
+          pythonError: null,
+          stderrTail: "",
+          stdoutTail: "",
+          commandLine: "",
+        };
         await failed(job, mine, attempt, new JobDroppedError({ ...details, ...none }, { cause: error }));
         return;
       }
