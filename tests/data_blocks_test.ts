@@ -3,7 +3,7 @@
 import { deepStrictEqual, equal, match, ok, rejects, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { InvalidJobError, JobDroppedError, JobManager, readBlendFile } from "../mod.ts";
+import { DATA_BLOCK_COLLECTIONS, InvalidJobError, JobDroppedError, JobManager, readBlendFile } from "../mod.ts";
 import { fixture } from "./_helpers.ts";
 
 async function makeScene(manager: JobManager, name: string, compress = false): Promise<string> {
@@ -160,4 +160,13 @@ Deno.test("a None or removed block in data_blocks is an error naming its index",
     equal(error.reason, "error");
     match(error.message, pattern);
   }
+});
+
+Deno.test("every data-block collection this Blender has is one DATA_BLOCK_COLLECTIONS lists", async () => {
+  await using manager = new JobManager({ maxAttempts: 1 });
+  const { pythonData } = await manager.addJob({ script: fixture("list_collections.py") }).result();
+  const collections = pythonData.collections as string[];
+  ok(collections.includes("objects") && collections.includes("meshes"), `${pythonData.blender}: ${collections}`);
+  const missing = collections.filter((name) => !(DATA_BLOCK_COLLECTIONS as readonly string[]).includes(name));
+  deepStrictEqual(missing, [], `Blender ${pythonData.blender} has collections bgproc does not list`);
 });
