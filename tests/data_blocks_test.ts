@@ -3,7 +3,14 @@
 import { deepStrictEqual, equal, match, ok, rejects, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { DATA_BLOCK_COLLECTIONS, InvalidJobError, JobDroppedError, JobManager, readBlendFile } from "../mod.ts";
+import {
+  DATA_BLOCK_COLLECTIONS,
+  findBlender,
+  InvalidJobError,
+  JobDroppedError,
+  JobManager,
+  readBlendFile,
+} from "../mod.ts";
 import { fixture } from "./_helpers.ts";
 
 async function makeScene(manager: JobManager, name: string, compress = false): Promise<string> {
@@ -169,4 +176,19 @@ Deno.test("every data-block collection this Blender has is one DATA_BLOCK_COLLEC
   ok(collections.includes("objects") && collections.includes("meshes"), `${pythonData.blender}: ${collections}`);
   const missing = collections.filter((name) => !(DATA_BLOCK_COLLECTIONS as readonly string[]).includes(name));
   deepStrictEqual(missing, [], `Blender ${pythonData.blender} has collections bgproc does not list`);
+});
+
+Deno.test("blocks from a file the machine's own Blender wrote travel into a job on this Blender", async () => {
+  // `blender` on PATH (3.4 on Debian bookworm) writes; $BLENDER (4.3 or 5.2 under `deno task test:blenders`) reads.
+  const path = Deno.env.get("PATH") ?? "";
+  await using older = new JobManager({ blender: findBlender({ env: { PATH: path } }) });
+  await using newer = new JobManager();
+  const scene = await makeScene(older, "old.blend");
+  const written = await readBlendFile(scene);
+  const { pythonData } = await newer.addJob({
+    script: fixture("make_bricks.py"),
+    passedDataBlocks: { from: scene, objects: ["Alpha"], materials: ["Red"] },
+  }).result();
+  deepStrictEqual(pythonData.seen, [["Object", "Alpha"], ["Material", "Red"]], `from Blender ${written.version}`);
+  equal(pythonData.material, "Red");
 });
