@@ -12,7 +12,7 @@
  *   (`BLENDER-v304`). Block headers: BHead4 (code, len int32, old uint32,
  *   SDNAnr, nr: 20 bytes) or SmallBHead8 (code, len int32, old uint64,
  *   SDNAnr, nr: 24 bytes).
- * - Header version 1 (Blender 4.1+ may, 5.x does write it), 17 bytes:
+ * - Header version 1 (written by Blender 5.0+, tested here with 5.2), 17 bytes:
  *   `BLENDER`, 2 digits header size (`17`), `-`, 2 digits format version
  *   (`01`), `v`, 4 version digits (`BLENDER17-01v0502`). Always 8-byte
  *   pointers, little-endian. Block headers: LargeBHead8 (code, SDNAnr int32,

@@ -1,8 +1,8 @@
 /**
  * `readBlendFile`: the header, the writing Blender's version and every ID
  * block of a .blend file, without Blender. Reads what Blender 2.8 to 5.x
- * writes: the 12-byte header (`BLENDER-v304`) and the 17-byte one of
- * Blender 4.1+/5 (`BLENDER17-01v0502`), plain, gzip (Blender up to 2.9) or
+ * writes: the 12-byte header (`BLENDER-v304`, up to 4.x) and the 17-byte
+ * one of Blender 5 (`BLENDER17-01v0502`), plain, gzip (Blender up to 2.9) or
  * zstd (Blender 3.0+). Bounded: it streams the file, keeps only block
  * headers, ID names and the DNA block, and stops at `maxBytes` of .blend
  * data, whatever sizes the file claims.
@@ -25,7 +25,7 @@ export interface BlendFileInfo {
   readonly versionNumber: number;
   /** The writing Blender's file subversion (`bpy.app.version_file[2]`), or `null` when the file does not say. */
   readonly subversion: number | null;
-  /** The .blend container format: `0` for the 12-byte header, `1` for the 17-byte one of Blender 4.1+/5. */
+  /** The .blend container format: `0` for the 12-byte header, `1` for the 17-byte one Blender 5.0+ writes. */
   readonly fileFormatVersion: 0 | 1;
   /** The size of a pointer in the writing Blender: 4 or 8 bytes. */
   readonly pointerSize: 4 | 8;
@@ -56,7 +56,20 @@ export interface ReadBlendFileOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The default `maxBytes`: 1 GiB of .blend data. */
+/**
+ * The default `maxBytes`: 1 GiB of .blend data. Plain files are read by
+ * seeking past data blocks (a 300 MB scene takes milliseconds), compressed
+ * ones are decompressed as a stream (about 1-3 s per GiB here), so the cap
+ * bounds what a decompression bomb or a false block size can cost.
+ *
+ * @example Allow a larger file
+ * ```ts ignore
+ * import { DEFAULT_MAX_BYTES, readBlendFile } from "@bgproc/blender";
+ *
+ * const info = await readBlendFile("huge_scene.blend", { maxBytes: 4 * DEFAULT_MAX_BYTES });
+ * console.log(info.ids.length);
+ * ```
+ */
 export const DEFAULT_MAX_BYTES = 2 ** 30;
 
 const CHUNK = 1 << 16;
@@ -73,6 +86,7 @@ type Compression = BlendFileInfo["compression"];
  * @returns Its version, format, compression and ID blocks.
  * @throws {BlendFileError} When the file cannot be read, is not a .blend file bgproc can read, or is longer than `maxBytes`.
  * @throws {RangeError} When `maxBytes` is not a positive number.
+ * @throws When `signal` is aborted: its `reason`.
  *
  * @example List the objects in a .blend file
  * ```ts ignore
@@ -120,7 +134,7 @@ export async function readBlendFile(path: string, options: ReadBlendFileOptions 
  * file is decompressed whole, so up to `maxBytes` of memory.
  *
  * @param path The .blend file.
- * @param options `maxBytes` (`signal` is ignored: nothing can abort a synchronous read).
+ * @param options `maxBytes` (a synchronous read cannot be aborted, so it takes no `signal`).
  * @returns Its version, format, compression and ID blocks.
  * @throws {BlendFileError} When the file cannot be read, is not a .blend file bgproc can read, or is longer than `maxBytes`.
  * @throws {RangeError} When `maxBytes` is not a positive number.
