@@ -254,7 +254,13 @@ export class BlendFileError extends InvalidJobError {
    * @param options `cause`, when another error is behind it.
    */
   constructor(path: string, kind: BlendFileError["kind"], reason: string, options?: ErrorOptions) {
-    super("path", `${path} is not a .blend file bgproc can read: ${reason}`, options);
+    super(
+      "path",
+      kind === "unreadable"
+        ? `${path} cannot be read: ${reason}`
+        : `${path} is not a .blend file bgproc can read: ${reason}`,
+      options,
+    );
     this.name = "BlendFileError";
     this.path = path;
     this.kind = kind;

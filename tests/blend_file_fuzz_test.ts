@@ -78,8 +78,9 @@ function blendFile(format: Format, ids: readonly string[], nameLength = format =
   const blocks: Block[] = [];
   for (const id of ids) {
     const data = new Uint8Array(pointer + nameLength);
-    data.set(new TextEncoder().encode(id).subarray(0, nameLength - 1), pointer);
-    blocks.push({ code: id.slice(0, 2), data });
+    data.set(new TextEncoder().encode(id.startsWith("ID") ? id.slice(2) : id).subarray(0, nameLength - 1), pointer);
+    // "ID" + name: a linked ID's placeholder ("IDOBCube" is a linked object Cube).
+    blocks.push({ code: id.startsWith("ID") ? "ID" : id.slice(0, 2), data });
     blocks.push({ code: "DATA", data: new Uint8Array(40).fill(7) });
   }
   const glob = new Uint8Array(2);
@@ -145,7 +146,7 @@ Deno.test("files built in every container format parse: header, version, subvers
   const long = `OB${"Ω".repeat(120)}`; // 240 bytes: fits Blender 5's name[258], cut in a name[66]
   for (const format of FORMATS) {
     const path = join(dir.path, `${format}.blend`);
-    await Deno.writeFile(path, blendFile(format, ["OBCube", "MEMesh.001", "MAMatériau", long]));
+    await Deno.writeFile(path, blendFile(format, ["OBCube", "MEMesh.001", "MAMatériau", long, "IDOBLinked"]));
     const info = await readBlendFile(path);
     deepStrictEqual(info, readBlendFileSync(path));
     equal(info.subversion, 7);
@@ -154,15 +155,16 @@ Deno.test("files built in every container format parse: header, version, subvers
     equal(info.endianness, format === "v0-8-big" ? "big" : "little");
     equal(info.fileFormatVersion, format === "v1" ? 1 : 0);
     equal(info.version, format === "v1" ? "5.2" : format === "v0-4" ? "2.79" : "3.4");
-    equal(info.blockCount, 2 + 4 * 2);
+    equal(info.blockCount, 2 + 5 * 2);
     const expectedLong = format === "v1" ? long.slice(2) : new TextDecoder().decode(
       new TextEncoder().encode(long).subarray(2, 65),
     ).replace(/\uFFFD$/, "\uFFFD");
-    deepStrictEqual(info.ids.map(({ code, name, collection }) => [code, name, collection]), [
-      ["OB", "Cube", "objects"],
-      ["ME", "Mesh.001", "meshes"],
-      ["MA", "Matériau", "materials"],
-      ["OB", expectedLong, "objects"],
+    deepStrictEqual(info.ids.map(({ code, name, collection, linked }) => [code, name, collection, linked]), [
+      ["OB", "Cube", "objects", false],
+      ["ME", "Mesh.001", "meshes", false],
+      ["MA", "Matériau", "materials", false],
+      ["OB", expectedLong, "objects", false],
+      ["OB", "Linked", "objects", true],
     ]);
   }
 });

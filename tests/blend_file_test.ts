@@ -30,6 +30,13 @@ import json, sys, bpy
 out = sys.argv[sys.argv.index("--") + 1]
 long_name = sys.argv[sys.argv.index("--") + 2]
 collections = ${JSON.stringify(COLLECTIONS)}
+# A library to link from, saved as a copy so the session's own file stays unsaved.
+library = f"{out}/library.blend"
+bpy.ops.wm.save_as_mainfile(filepath=library, copy=True)
+with bpy.data.libraries.load(library, link=True) as (source, linked):
+    linked.objects = ["Camera", "Light"]
+for linked_object in linked.objects:
+    bpy.context.scene.collection.objects.link(linked_object)
 mesh = bpy.data.meshes.new("AlphaMesh")
 mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
 material = bpy.data.materials.new("Matériau Ω")
@@ -44,14 +51,16 @@ for kind, compress in (("plain", False), ("compressed", True)):
 for kind in ("plain", "compressed"):
     path = f"{out}/{kind}.blend"
     bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
-    listing["files"][kind] = sorted([c, b.name] for c in collections for b in getattr(bpy.data, c))
+    listing["files"][kind] = sorted(
+        [c, b.name, b.library is not None] for c in collections for b in getattr(bpy.data, c)
+    )
 with open(f"{out}/listing.json", "w", encoding="utf-8") as handle:
     json.dump(listing, handle, ensure_ascii=False)
 `;
 
 interface Listing {
   readonly version: readonly [number, number, number];
-  readonly files: Readonly<Record<"plain" | "compressed", readonly [string, string][]>>;
+  readonly files: Readonly<Record<"plain" | "compressed", readonly [string, string, boolean][]>>;
 }
 
 async function writeWithBlender(blender: string, dir: string): Promise<Listing> {
@@ -66,11 +75,15 @@ async function writeWithBlender(blender: string, dir: string): Promise<Listing> 
   return JSON.parse(await Deno.readTextFile(join(dir, "listing.json")));
 }
 
-function listed(info: BlendFileInfo): [string, string][] {
+/** The IDs in COLLECTIONS, as [collection, name, linked], sorted as Python sorts them. */
+function listed(info: BlendFileInfo): [string, string, boolean][] {
+  const key = ([c, n, l]: [string, string, boolean]) => [c, n, l ? 1 : 0] as const;
   return info.ids.filter((id) => id.collection !== null && COLLECTIONS.includes(id.collection))
-    .map((id): [string, string] => [id.collection!, id.name]).sort(([a, x], [b, y]) =>
-      a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0
-    );
+    .map((id): [string, string, boolean] => [id.collection!, id.name, id.linked]).sort((a, b) => {
+      const [x, y] = [key(a), key(b)];
+      for (let i = 0; i < 3; i++) if (x[i]! !== y[i]!) return x[i]! < y[i]! ? -1 : 1;
+      return 0;
+    });
 }
 
 for (const blender of BLENDERS) {
@@ -99,8 +112,15 @@ for (const blender of BLENDERS) {
         equal(info.fileFormatVersion, versionNumber >= 500 ? 1 : 0);
         equal(info.pointerSize, 8);
         equal(info.endianness, "little");
-        deepStrictEqual(listed(info), expected, `${compression}: readBlendFile and Blender disagree`);
+        // Local IDs: exactly Blender's. Linked ones: the file holds placeholders only for the directly linked;
+        // Blender also lists what those pull in from the library (their object data) once it opens the file.
+        const ours = listed(info);
+        deepStrictEqual(ours.filter(([, , linked]) => !linked), expected.filter(([, , linked]) => !linked));
+        const blenderLinked = expected.filter(([, , linked]) => linked).map((id) => JSON.stringify(id));
+        for (const id of ours.filter(([, , linked]) => linked)) ok(blenderLinked.includes(JSON.stringify(id)), `${id}`);
         for (const name of ["Alpha", "Beta.001"]) ok(expected.some(([c, n]) => c === "objects" && n === name));
+        ok(info.ids.some((id) => id.code === "OB" && id.name === "Light" && id.linked), "a linked object is listed");
+        ok(info.ids.some((id) => id.code === "LI" && id.name === "library.blend"), "its library is listed");
         ok(info.ids.some((id) => id.code === "MA" && id.name === "Matériau Ω"));
         ok(info.ids.some((id) => id.code === "OB" && id.name.startsWith("Long éé")), "the long name is read");
       }

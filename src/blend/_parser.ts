@@ -30,6 +30,7 @@ const GLOB_PREFIX_LIMIT = 1024;
 export interface ParsedId {
   readonly code: string;
   readonly name: string;
+  readonly linked: boolean;
 }
 
 /** What the parser finds. */
@@ -207,8 +208,9 @@ export class BlendParser {
       const stop = field.indexOf(0);
       const text = stop < 0 ? field : field.subarray(0, stop);
       // A linked ID's placeholder block has code "ID"; its name says what it is.
-      const idCode = codeText === "ID" ? latin1.decode(text.subarray(0, 2)) : codeText;
-      ids.push({ code: idCode, name: utf8.decode(text.subarray(2)) });
+      const linked = codeText === "ID";
+      const idCode = linked ? latin1.decode(text.subarray(0, 2)) : codeText;
+      ids.push({ code: idCode, name: utf8.decode(text.subarray(2)), linked });
     }
     return {
       versionNumber: header.versionNumber,

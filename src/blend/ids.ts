@@ -8,6 +8,8 @@ export interface BlendId {
   readonly name: string;
   /** The `bpy.data` collection it belongs to, e.g. `"objects"`, or `null` for codes bgproc does not map. */
   readonly collection: string | null;
+  /** Whether it is linked from another .blend file (this file holds only a placeholder, after its `LI` block). */
+  readonly linked: boolean;
 }
 
 /** The two-letter ID codes and the `bpy.data` collections they belong to (grease pencil aside: see {@linkcode collectionOf}). */

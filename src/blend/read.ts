@@ -192,7 +192,12 @@ function info(path: string, compression: Compression, parser: BlendParser): Blen
     endianness: parsed.endianness,
     compression,
     blockCount: parsed.blockCount,
-    ids: parsed.ids.map(({ code, name }) => ({ code, name, collection: collectionOf(code, parsed.versionNumber) })),
+    ids: parsed.ids.map(({ code, name, linked }) => ({
+      code,
+      name,
+      collection: collectionOf(code, parsed.versionNumber),
+      linked,
+    })),
   };
 }
 
@@ -214,7 +219,7 @@ function errorsFor(path: string): Errors {
       if (error instanceof BlendFileError) return error;
       if (signal?.aborted && error === signal.reason) return error;
       const message = error instanceof Error ? error.message : String(error);
-      return new BlendFileError(path, "unreadable", `it cannot be read: ${message}`, { cause: error });
+      return new BlendFileError(path, "unreadable", message, { cause: error });
     },
   };
 }
