@@ -130,8 +130,11 @@ export async function readBlendFile(path: string, options: ReadBlendFileOptions 
 
 /**
  * {@linkcode readBlendFile}, synchronously: for checks that must finish
- * before `addJob` returns. Plain and zstd files take little memory; a gzip
- * file is decompressed whole, so up to `maxBytes` of memory.
+ * before `addJob` returns. Bounded in time like the async reader, but not
+ * as tightly in memory: plain files, and Blender's zstd files (many small
+ * frames), take little; a gzip file, or one zstd frame, is decompressed
+ * whole, so a crafted file can take up to `maxBytes` of memory. Prefer
+ * {@linkcode readBlendFile} where you can await.
  *
  * @param path The .blend file.
  * @param options `maxBytes` (a synchronous read cannot be aborted, so it takes no `signal`).
