@@ -22,10 +22,18 @@
  * @module
  */
 
-export { type BlendFileInfo, type BlendId, readBlendFile } from "./src/blend_file.ts";
+export {
+  type BlendFileInfo,
+  DEFAULT_MAX_BYTES,
+  readBlendFile,
+  type ReadBlendFileOptions,
+  readBlendFileSync,
+} from "./src/blend/read.ts";
+export type { BlendId } from "./src/blend/ids.ts";
 export { findBlender, type FindBlenderOptions } from "./src/blender.ts";
 export {
   BlenderNotFoundError,
+  BlendFileError,
   type DropReason,
   InvalidJobError,
   type JobDroppedDetails,

@@ -41,6 +41,8 @@ interface Worker {
   readonly ready: PromiseWithResolvers<Deno.UnixConn>;
   connection: Deno.UnixConn | undefined;
   jobs: number;
+  /** Blender's own pid, from its `ready` message: a wrapper (script, bwrap) may stand between it and `process`. */
+  blenderPid: number | undefined;
   lease: Lease | undefined;
   exited: boolean;
   /** Settles when the worker has exited and its pumps and connection are done. */
@@ -72,6 +74,7 @@ export function startPool(options: PoolOptions): Spawner & { prewarm(count: numb
         return;
       }
       worker.connection = connection;
+      if (Number.isSafeInteger(hello.pid)) worker.blenderPid = hello.pid;
       worker.ready.resolve(connection);
       while (true) {
         const { value, done } = await reader.read();
@@ -124,6 +127,7 @@ export function startPool(options: PoolOptions): Spawner & { prewarm(count: numb
       ready,
       connection: undefined,
       jobs: 0,
+      blenderPid: undefined,
       lease: undefined,
       exited: false,
       done: Promise.resolve(),
@@ -182,7 +186,7 @@ export function startPool(options: PoolOptions): Spawner & { prewarm(count: numb
     worker.jobs++;
     lease.status.resolve({ code: lease.exitCode, signal: null });
     if (
-      closed || worker.jobs >= options.maxJobsPerWorker || residentMiB(worker.process.pid) > options.maxWorkerMemoryMiB
+      closed || worker.jobs >= options.maxJobsPerWorker || residentMiB(worker.blenderPid ?? worker.process.pid) > options.maxWorkerMemoryMiB
     ) {
       retire(worker);
     } else {

@@ -79,8 +79,8 @@ export function spawnDetached(command: string, args: readonly string[]): Spawned
     pid,
     stdout: child.stdout,
     stderr: child.stderr,
-    status: child.status.then(({ code, signal }) => {
-      kill("SIGKILL");
+    status: child.status.then(async ({ code, signal }) => {
+      await endGroup(pid);
       return { code, signal };
     }),
     kill,
@@ -90,4 +90,21 @@ export function spawnDetached(command: string, args: readonly string[]): Spawned
       await stdin.close().catch(() => {});
     },
   };
+}
+
+/**
+ * Kill what is left in process group `pgid` once its leader is reaped, and wait until the group is empty (at
+ * most `limitMs`). Through a wrapper (a script, bwrap) the leader is not Blender: Blender and its children may still
+ * be dying, holding the output pipes, when the leader's status arrives.
+ */
+async function endGroup(pgid: number, limitMs = 2_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (Date.now() < deadline) {
+    try {
+      Deno.kill(-pgid, "SIGKILL");
+    } catch {
+      return; // No process is left in the group.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }

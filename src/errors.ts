@@ -212,6 +212,63 @@ export class InvalidJobError extends Error {
 }
 
 /**
+ * A .blend file could not be read: it is missing or unreadable, is not a
+ * .blend file, is malformed (truncated, corrupt compression, a DNA block
+ * whose counts or offsets do not fit), or its .blend data is longer than the
+ * reader's `maxBytes`. It is an {@linkcode InvalidJobError} (field `"path"`),
+ * so callers of `addJob` that catch that catch this too.
+ *
+ * @example Tell a file that is too large from a broken one
+ * ```ts
+ * import { BlendFileError, readBlendFile } from "@bgproc/blender";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".blend" });
+ * await Deno.writeTextFile(path, "not a blend file");
+ * try {
+ *   await readBlendFile(path);
+ * } catch (error) {
+ *   if (!(error instanceof BlendFileError)) throw error;
+ *   console.log(error.kind, error.reason); // "malformed", "no BLENDER header"
+ * } finally {
+ *   await Deno.remove(path);
+ * }
+ * ```
+ */
+export class BlendFileError extends InvalidJobError {
+  /** The file that was read. */
+  readonly path: string;
+  /** What was wrong, e.g. `"no BLENDER header"`. */
+  readonly reason: string;
+  /**
+   * `"unreadable"` (the file cannot be opened or read), `"malformed"` (not a
+   * .blend file bgproc can read) or `"too-large"` (longer than `maxBytes`).
+   */
+  readonly kind: "unreadable" | "malformed" | "too-large";
+
+  /**
+   * Make the error for one file.
+   *
+   * @param path The file that was read.
+   * @param kind What kind of failure it is.
+   * @param reason What was wrong.
+   * @param options `cause`, when another error is behind it.
+   */
+  constructor(path: string, kind: BlendFileError["kind"], reason: string, options?: ErrorOptions) {
+    super(
+      "path",
+      kind === "unreadable"
+        ? `${path} cannot be read: ${reason}`
+        : `${path} is not a .blend file bgproc can read: ${reason}`,
+      options,
+    );
+    this.name = "BlendFileError";
+    this.path = path;
+    this.kind = kind;
+    this.reason = reason;
+  }
+}
+
+/**
  * The manager could not make its work root (the folder that holds the
  * Python runtime and the job directories): `workDir` does not exist, is not
  * a folder, or cannot be written.

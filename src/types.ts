@@ -85,12 +85,15 @@ export interface LogLine {
 }
 
 /**
- * The `bpy.data` collections data blocks are grouped by, as the add-on
- * listed them (with Blender 3.x names: `lights`, `collections`,
- * `grease_pencils`).
+ * The `bpy.data` collections data blocks are grouped by: every collection of
+ * data blocks that Blender 3.4, 4.3 or 5.2 has. Some exist only in some
+ * versions: `grease_pencils_v3` only in 4.3 (5.0 renamed it
+ * `grease_pencils`), `annotations` from 5.0 (the legacy grease pencil, which
+ * 3.4 and 4.3 keep in `grease_pencils`).
  */
 export const DATA_BLOCK_COLLECTIONS = [
   "actions",
+  "annotations",
   "armatures",
   "brushes",
   "cache_files",
@@ -99,8 +102,11 @@ export const DATA_BLOCK_COLLECTIONS = [
   "curves",
   "fonts",
   "grease_pencils",
+  "grease_pencils_v3",
+  "hair_curves",
   "images",
   "lattices",
+  "lightprobes",
   "lights",
   "linestyles",
   "masks",
@@ -113,12 +119,15 @@ export const DATA_BLOCK_COLLECTIONS = [
   "paint_curves",
   "palettes",
   "particles",
+  "pointclouds",
   "scenes",
+  "shape_keys",
   "sounds",
   "speakers",
   "texts",
   "textures",
   "volumes",
+  "workspaces",
   "worlds",
 ] as const;
 

@@ -3,7 +3,14 @@
 import { deepStrictEqual, equal, match, ok, rejects, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { InvalidJobError, JobDroppedError, JobManager, readBlendFile } from "../mod.ts";
+import {
+  DATA_BLOCK_COLLECTIONS,
+  findBlender,
+  InvalidJobError,
+  JobDroppedError,
+  JobManager,
+  readBlendFile,
+} from "../mod.ts";
 import { fixture } from "./_helpers.ts";
 
 async function makeScene(manager: JobManager, name: string, compress = false): Promise<string> {
@@ -17,6 +24,7 @@ async function blenderIds(manager: JobManager, blendFile: string) {
     ids: [string, string][];
     locations: Record<string, number>;
     scene_objects: string[];
+    version: string;
   };
 }
 
@@ -95,10 +103,10 @@ Deno.test("readBlendFile agrees with Blender's own listing on plain, zstd and gz
   for (const [path, compression] of [[plain, "none"], [zstd, "zstd"], [gzip, "gzip"]] as const) {
     const info = await readBlendFile(path);
     equal(info.compression, compression);
-    equal(info.version, "3.4");
+    const blender = await blenderIds(manager, path);
+    equal(info.version, blender.version, "the version that wrote the file is the one that reads it here");
     equal(info.pointerSize, 8);
     equal(info.endianness, "little");
-    const blender = await blenderIds(manager, path);
     const collections = new Set(blender.ids.map(([collection]) => collection));
     deepStrictEqual(
       info.ids.filter((id) => id.collection !== null && collections.has(id.collection))
@@ -160,4 +168,28 @@ Deno.test("a None or removed block in data_blocks is an error naming its index",
     equal(error.reason, "error");
     match(error.message, pattern);
   }
+});
+
+Deno.test("every data-block collection this Blender has is one DATA_BLOCK_COLLECTIONS lists", async () => {
+  await using manager = new JobManager({ maxAttempts: 1 });
+  const { pythonData } = await manager.addJob({ script: fixture("list_collections.py") }).result();
+  const collections = pythonData.collections as string[];
+  ok(collections.includes("objects") && collections.includes("meshes"), `${pythonData.blender}: ${collections}`);
+  const missing = collections.filter((name) => !(DATA_BLOCK_COLLECTIONS as readonly string[]).includes(name));
+  deepStrictEqual(missing, [], `Blender ${pythonData.blender} has collections bgproc does not list`);
+});
+
+Deno.test("blocks from a file the machine's own Blender wrote travel into a job on this Blender", async () => {
+  // `blender` on PATH (3.4 on Debian bookworm) writes; $BLENDER (4.3 or 5.2 under `deno task test:blenders`) reads.
+  const path = Deno.env.get("PATH") ?? "";
+  await using older = new JobManager({ blender: findBlender({ env: { PATH: path } }) });
+  await using newer = new JobManager();
+  const scene = await makeScene(older, "old.blend");
+  const written = await readBlendFile(scene);
+  const { pythonData } = await newer.addJob({
+    script: fixture("make_bricks.py"),
+    passedDataBlocks: { from: scene, objects: ["Alpha"], materials: ["Red"] },
+  }).result();
+  deepStrictEqual(pythonData.seen, [["Object", "Alpha"], ["Material", "Red"]], `from Blender ${written.version}`);
+  equal(pythonData.material, "Red");
 });

@@ -5,45 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-# bpy.types base class name -> the bpy.data collection that holds such blocks (subclasses such as
-# ShaderNodeTree or PointLight belong to their base's collection).
-COLLECTIONS: dict[str, str] = {
-    "Action": "actions",
-    "Armature": "armatures",
-    "Brush": "brushes",
-    "CacheFile": "cache_files",
-    "Camera": "cameras",
-    "Collection": "collections",
-    "Curve": "curves",
-    "Curves": "hair_curves",
-    "VectorFont": "fonts",
-    "GreasePencil": "grease_pencils",
-    "Image": "images",
-    "Key": "shape_keys",
-    "Lattice": "lattices",
-    "Light": "lights",
-    "LightProbe": "lightprobes",
-    "FreestyleLineStyle": "linestyles",
-    "Mask": "masks",
-    "Material": "materials",
-    "Mesh": "meshes",
-    "MetaBall": "metaballs",
-    "MovieClip": "movieclips",
-    "NodeTree": "node_groups",
-    "Object": "objects",
-    "PaintCurve": "paint_curves",
-    "Palette": "palettes",
-    "ParticleSettings": "particles",
-    "PointCloud": "pointclouds",
-    "Scene": "scenes",
-    "Sound": "sounds",
-    "Speaker": "speakers",
-    "Text": "texts",
-    "Texture": "textures",
-    "Volume": "volumes",
-    "WorkSpace": "workspaces",
-    "World": "worlds",
-}
+from . import _compat
 
 
 class DataBlockError(Exception):
@@ -81,11 +43,11 @@ def describe(bpy: Any, block: Any, index: int) -> dict[str, str]:
         name = block.name
     except ReferenceError:
         raise DataBlockError(f"data_blocks[{index}] was removed from Blender's data before the job ended") from None
-    for base, collection in COLLECTIONS.items():
-        cls = getattr(bpy.types, base, None)
-        if cls is not None and isinstance(block, cls):
-            kind = block.type if base == "Object" else base.upper()
-            return {"collection": collection, "name": name, "type": kind}
+    collections = _compat.data_block_collections(bpy)
+    collection = _compat.collection_of(bpy, block, collections)
+    if collection is not None:
+        kind = block.type if collection == "objects" else collections[collection].upper()
+        return {"collection": collection, "name": name, "type": kind}
     raise DataBlockError(f"data_blocks[{index}] ({name!r}) is a {type(block).__name__}, which bgproc cannot send back")
 
 
@@ -100,6 +62,6 @@ def write_blocks(bpy: Any, blocks: Any, *, job_dir: str) -> dict[str, Any] | Non
     manifest = [describe(bpy, block, index) for index, block in enumerate(blocks)]
     path = os.path.join(job_dir, "data_blocks.blend")
     tmp = path + ".tmp.blend"
-    bpy.data.libraries.write(tmp, set(blocks), path_remap="ABSOLUTE", fake_user=True, compress=False)
+    _compat.write_library(bpy, tmp, set(blocks))
     os.replace(tmp, path)
     return {"path": path, "blocks": manifest}

@@ -92,6 +92,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--worker-id", default="0")
     parser.add_argument("--empty-blend")
     options = parser.parse_args(argv)
+    _line_buffered_output()
     _watch_host()
     if options.pool_socket is not None:
         from ._pool import serve  # noqa: PLC0415 - only for pool workers
@@ -285,6 +286,15 @@ def empty_scene(bpy: Any) -> None:
     )
 
 
+def _line_buffered_output() -> None:
+    """Flush output at every line, whatever Blender set: a line printed just before a crash or ``os._exit`` must
+    still reach the host's report (through a pipe, Blender 4.3 and 5.2 lost such a line; 3.4 did not)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+
+
 def _watch_host() -> None:
     """End Blender when the host goes away: the host holds our stdin open, so end-of-file means it is gone.
 
@@ -296,10 +306,13 @@ def _watch_host() -> None:
             while sys.stdin.buffer.read(65536):
                 pass
         finally:
-            # Blender leads its own process group (the host starts it detached): end whatever the script started too.
+            # The host starts Blender detached (a session and process group of its own, led by Blender or by a
+            # wrapper such as bwrap's): end that whole group, so what the script started goes too. A group that
+            # does not lead its session is someone else's (a shell's job): leave it alone.
             try:
-                if os.getpgid(0) == os.getpid():
-                    os.killpg(os.getpid(), signal.SIGKILL)
+                group = os.getpgid(0)
+                if os.getsid(0) == group:
+                    os.killpg(group, signal.SIGKILL)
             finally:
                 os._exit(EXIT_HOST_GONE)
 
