@@ -186,7 +186,8 @@ export function startPool(options: PoolOptions): Spawner & { prewarm(count: numb
     worker.jobs++;
     lease.status.resolve({ code: lease.exitCode, signal: null });
     if (
-      closed || worker.jobs >= options.maxJobsPerWorker || residentMiB(worker.blenderPid ?? worker.process.pid) > options.maxWorkerMemoryMiB
+      closed || worker.jobs >= options.maxJobsPerWorker ||
+      residentMiB(worker.blenderPid ?? worker.process.pid) > options.maxWorkerMemoryMiB
     ) {
       retire(worker);
     } else {

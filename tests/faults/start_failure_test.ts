@@ -58,7 +58,8 @@ Deno.test("a real Blender that dies at start-up (no Python home) trips the limit
   const broken = join(dir, "broken");
   await Deno.writeTextFile(broken, "");
   // Blender 4.x and later ignore PYTHONHOME unless --python-use-system-env comes first; 3.4 reads it either way.
-  const script = `#!/bin/sh\nif [ -e '${broken}' ]; then export PYTHONHOME=/nonexistent; set -- --python-use-system-env "$@"; fi\nexec '${real}' "$@"\n`;
+  const script =
+    `#!/bin/sh\nif [ -e '${broken}' ]; then export PYTHONHOME=/nonexistent; set -- --python-use-system-env "$@"; fi\nexec '${real}' "$@"\n`;
   try {
     await withExecutable(script, async (blender) => {
       await using manager = new JobManager({
