@@ -160,7 +160,8 @@ export class NatsJobManager implements AsyncDisposable {
   readonly #retry: JobSpec["retry"];
   readonly #ackWaitMs: number;
   readonly #jobs = new Map<string, NatsJob>();
-  readonly #workers = new Map<string, WorkerInfo>();
+  /** Live workers, with when this host last heard of each (its own clock: machines' clocks may differ). */
+  readonly #workers = new Map<string, { info: WorkerInfo; seenAt: number }>();
   readonly #uploader: Uploader;
   readonly #downloads: FileCache;
   readonly #consumers = new Map<string, Promise<string>>();
@@ -246,7 +247,9 @@ export class NatsJobManager implements AsyncDisposable {
     }
     for await (const name of await workers.keys()) {
       const entry = await workers.get(name);
-      if (entry !== null && entry.operation === "PUT") this.#workers.set(name, decode<WorkerInfo>(entry.value));
+      if (entry === null || entry.operation !== "PUT") continue;
+      // An entry the server has not expired is at most WORKER_TTL_MS old.
+      this.#workers.set(name, { info: decode<WorkerInfo>(entry.value), seenAt: Date.now() });
     }
     const jobWatch = await jobs.watch();
     const workerWatch = await workers.watch();
@@ -264,8 +267,9 @@ export class NatsJobManager implements AsyncDisposable {
     })().catch(() => {});
     void (async () => {
       for await (const entry of workerWatch) {
-        if (entry.operation === "PUT") this.#workers.set(entry.key, decode<WorkerInfo>(entry.value));
-        else this.#workers.delete(entry.key);
+        if (entry.operation === "PUT") {
+          this.#workers.set(entry.key, { info: decode<WorkerInfo>(entry.value), seenAt: Date.now() });
+        } else this.#workers.delete(entry.key);
       }
     })().catch(() => {});
     this.#subscriptions.push(nc.subscribe(names.allJobsSubject("progress"), {
@@ -658,7 +662,9 @@ export class NatsJobManager implements AsyncDisposable {
 
   #liveWorkers(): WorkerInfo[] {
     const now = Date.now();
-    return [...this.#workers.values()].filter((worker) => now - Date.parse(worker.heartbeatAt) < WORKER_TTL_MS);
+    return [...this.#workers.values()].filter((worker) => now - worker.seenAt < WORKER_TTL_MS).map((worker) =>
+      worker.info
+    );
   }
 
   /**
