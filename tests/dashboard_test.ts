@@ -4,7 +4,7 @@ import { equal, match, ok } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { JobManager } from "../mod.ts";
-import { createService } from "../examples/service.ts";
+import { createService } from "../src/service/mod.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
 

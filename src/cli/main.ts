@@ -13,10 +13,11 @@
 import { parse as parseJsonc, type ParseError, printParseErrorCode } from "jsonc-parser";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { findBlender } from "./blender.ts";
-import { BlenderNotFoundError, InvalidJobError, JobDroppedError } from "./errors.ts";
-import { type AddJobOptions, type Job, JobManager, type JobManagerOptions } from "./job_manager.ts";
-import type { JobResult, JsonObject, JsonValue } from "./types.ts";
+import { findBlender } from "../blender.ts";
+import { BlenderNotFoundError, InvalidJobError, JobDroppedError } from "../errors.ts";
+import { type AddJobOptions, type Job, JobManager, type JobManagerOptions } from "../job_manager.ts";
+import type { JobResult, JsonObject, JsonValue } from "../types.ts";
+import { serve } from "../service/mod.ts";
 
 const USAGE: Record<string, string> = {
   main: `bgproc — run Blender Python scripts in background Blender processes
@@ -80,6 +81,8 @@ export async function main(args: readonly string[]): Promise<number> {
         return await batch(rest);
       case "info":
         return await info(rest);
+      case "serve":
+        return await serveCommand(rest);
       case undefined:
       case "-h":
       case "--help":
@@ -350,6 +353,57 @@ async function info(args: readonly string[]): Promise<number> {
   };
   if (flags.json) console.log(JSON.stringify(report));
   else printTable(Object.entries(report).map(([key, value]) => [key, String(value)]), false);
+  return 0;
+}
+
+async function serveCommand(args: readonly string[]): Promise<number> {
+  const { flags, positionals } = parse("serve", args, {
+    scripts: { type: "string" },
+    host: { type: "string" },
+    port: { type: "string" },
+    token: { type: "string" },
+    workers: { type: "string" },
+    ...MANAGER_FLAGS,
+  });
+  if (flags.help) {
+    console.log("Usage: bgproc serve --scripts DIR [--host 127.0.0.1] [--port 8000] [--token T] [--workers N]");
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments, not '${positionals[0]}'`);
+  if (typeof flags.scripts !== "string") throw new UsageError("serve needs --scripts DIR");
+  const portText = typeof flags.port === "string" ? flags.port : Deno.env.get("PORT") ?? "8000";
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    throw new UsageError(`the port must be a number from 0 to 65535, not '${portText}'`);
+  }
+  const hostname = typeof flags.host === "string" ? flags.host : "127.0.0.1";
+  const token = typeof flags.token === "string" ? flags.token : Deno.env.get("BGPROC_TOKEN");
+  const workers = positiveNumber("workers", flags.workers, true);
+  const scriptsDir = resolve(flags.scripts);
+  await using manager = new JobManager(managerOptions(flags, workers));
+  const stop = new AbortController();
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  const onSignal = () => stop.abort();
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  try {
+    await serve({
+      manager,
+      scriptsDir,
+      hostname,
+      port,
+      ...(token === undefined ? {} : { token }),
+      signal: stop.signal,
+      onListen: ({ url }) => console.error(`bgproc service on ${url} (scripts from ${scriptsDir}); Ctrl-C stops it`),
+    });
+  } catch (error) {
+    if (error instanceof TypeError || (error instanceof Error && error.message.startsWith("Cannot listen"))) {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  }
+  console.error("bgproc service stopped");
   return 0;
 }
 
