@@ -4,7 +4,7 @@
  * come from `job.logs()`, and its end from `job.result()`.
  */
 
-import type { JobDroppedError, JobManager } from "../../mod.ts";
+import type { Job, JobDroppedError, JobManager } from "../../mod.ts";
 import type { ManagerEvent, ManagerEvents } from "./_events.ts";
 
 const SAMPLE_MS = 100;
@@ -24,7 +24,7 @@ export function eventsOf(manager: JobManager): ManagerEvents {
       wake?.();
       wake = undefined;
     };
-    const seen = new Map<string, { state: string; attempt: number; progress: number }>();
+    const seen = new Map<string, { job: Job; state: string; attempt: number; progress: number }>();
     let health = "";
     const sample = () => {
       const healthNow = JSON.stringify(manager.health);
@@ -38,8 +38,9 @@ export function eventsOf(manager: JobManager): ManagerEvents {
         const job = manager.getJob(name);
         if (job === undefined) continue;
         let known = seen.get(name);
-        if (known === undefined) {
-          known = { state: "", attempt: -1, progress: 0 };
+        // A new job, or a new job under an ended job's name (a re-run).
+        if (known === undefined || known.job !== job) {
+          known = { job, state: "", attempt: -1, progress: 0 };
           seen.set(name, known);
           if (job.state === "QUEUED" || job.state === "ACTIVE") {
             void (async () => {

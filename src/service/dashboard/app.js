@@ -143,7 +143,8 @@ function fact(list, term, value) {
   list.append(dt, dd);
 }
 
-function renderFacts(detail) {
+let lastDetail = null;
+function renderFacts(detail = lastDetail) {
   const job = jobs.get(selected);
   if (!job) return;
   const list = $("#detail-facts");
@@ -175,6 +176,7 @@ async function loadDetail(name) {
     return;
   }
   if (selected !== name) return;
+  lastDetail = detail;
   upsert(name, {
     state: detail.state,
     progress: detail.progress,
@@ -213,6 +215,7 @@ function select(name) {
   $("#detail").hidden = false;
   $("#detail-title").textContent = `Job ${name}`;
   detailLog = [];
+  lastDetail = null;
   renderLog();
   render(name);
   void loadDetail(name);
@@ -277,6 +280,80 @@ function connect() {
 }
 
 // --- the new-job form ---
+/** Where a JSON text first goes wrong, and how (browsers' own messages often give no position). */
+function jsonProblem(text) {
+  let at = 0;
+  const fail = (what) => {
+    throw { at, what };
+  };
+  const space = () => {
+    while (at < text.length && " \t\r\n".includes(text[at])) at++;
+  };
+  const literal = (word) => text.startsWith(word, at) ? (at += word.length) : fail(`expected a value`);
+  const string = () => {
+    at++;
+    while (at < text.length && text[at] !== '"') {
+      if (text[at] === "\\") at++;
+      else if (text.charCodeAt(at) < 32) fail("control character in a string");
+      at++;
+    }
+    if (at >= text.length) fail("unterminated string");
+    at++;
+  };
+  const value = () => {
+    space();
+    const char = text[at];
+    if (char === "{") {
+      at++;
+      space();
+      if (text[at] === "}") return at++;
+      while (true) {
+        space();
+        if (text[at] !== '"') fail('expected a "key" in double quotes');
+        string();
+        space();
+        if (text[at] !== ":") fail("expected ':' after the key");
+        at++;
+        value();
+        space();
+        if (text[at] === ",") at++;
+        else if (text[at] === "}") return at++;
+        else fail("expected ',' or '}'");
+      }
+    }
+    if (char === "[") {
+      at++;
+      space();
+      if (text[at] === "]") return at++;
+      while (true) {
+        value();
+        space();
+        if (text[at] === ",") at++;
+        else if (text[at] === "]") return at++;
+        else fail("expected ',' or ']'");
+      }
+    }
+    if (char === '"') return string();
+    if (char === "t") return literal("true");
+    if (char === "f") return literal("false");
+    if (char === "n") return literal("null");
+    const number = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(at));
+    if (number) return at += number[0].length;
+    fail(at >= text.length ? "unexpected end" : "expected a value");
+  };
+  try {
+    value();
+    space();
+    if (at < text.length) fail("unexpected text after the value");
+    return undefined;
+  } catch (problem) {
+    const before = text.slice(0, problem.at);
+    const line = before.split("\n").length;
+    const column = problem.at - before.lastIndexOf("\n");
+    return `Not valid JSON at line ${line}, column ${column}: ${problem.what}`;
+  }
+}
+
 function passedData() {
   const textarea = $("#data");
   const error = $("#data-error");
@@ -291,16 +368,7 @@ function passedData() {
         problem = "Passed data must be a JSON object: { … }";
       }
     } catch (caught) {
-      problem = caught.message;
-      const at = /position (\d+)/.exec(problem);
-      if (at) {
-        const before = text.slice(0, Number(at[1]));
-        const line = before.split("\n").length;
-        const column = Number(at[1]) - before.lastIndexOf("\n");
-        problem = `Not valid JSON at line ${line}, column ${column}: ${
-          problem.replace(/ in JSON at position \d+.*$/, "")
-        }`;
-      } else problem = `Not valid JSON: ${problem}`;
+      problem = jsonProblem(text) ?? `Not valid JSON: ${caught.message}`;
     }
   }
   textarea.setAttribute("aria-invalid", problem ? "true" : "false");
