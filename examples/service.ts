@@ -16,6 +16,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sign
 await serve({
   manager,
   scriptsDir,
+  port: Number(Deno.env.get("PORT") ?? 8000),
   signal: stop.signal,
   onListen: ({ url }) => console.log(`bgproc service on ${url}`),
 });
