@@ -84,6 +84,9 @@ export interface Service extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** The longest output line the service keeps or streams, in characters. */
+const MAX_LINE = 2000;
+
 /** How deep request JSON may nest. */
 const MAX_DEPTH = 32;
 
@@ -156,7 +159,9 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
 
   const stop = new AbortController();
   const following = (async () => {
-    for await (const event of events(stop.signal)) {
+    for await (const raw of events(stop.signal)) {
+      // Output lines go out without server paths, and cut so that the kept history stays small.
+      const event = raw.type === "log" ? { ...raw, line: redact(raw.line).slice(0, MAX_LINE) } : raw;
       records.apply(event);
       hub.publish(event);
       if (event.type === "state" && (event.state === "COMPLETED" || event.state === "DROPPED")) prune();
@@ -171,7 +176,7 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     const summary = records.summary(name);
     if (job === undefined || record === undefined || summary === undefined) return undefined;
     const base = { ...summary, passedData: record.passedData ?? null, timeout: record.timeout ?? null };
-    const log = record.log.map((entry) => ({ ...entry, line: redact(entry.line) }));
+    const log = record.log;
     if (job.state === "COMPLETED") {
       const result = await job.result();
       const dataBlocks = result.dataBlocks === null ? null : Object.fromEntries(
