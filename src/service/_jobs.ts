@@ -148,4 +148,46 @@ export class JobRecords {
   summaries(): JobSummary[] {
     return this.#manager.getJobNames().map((name) => this.summary(name)).filter((s) => s !== undefined);
   }
+
+  /** Everything the service tells of one job: its summary, timings, output tail, and its result or report. */
+  async detail(name: string): Promise<Record<string, unknown> | undefined> {
+    const job = this.#manager.getJob(name);
+    const record = this.get(name);
+    const summary = this.summary(name);
+    if (job === undefined || record === undefined || summary === undefined) return undefined;
+    const base = { ...summary, passedData: record.passedData ?? null, timeout: record.timeout ?? null };
+    const log = record.log;
+    if (job.state === "COMPLETED") {
+      const result = await job.result();
+      const dataBlocks = result.dataBlocks === null ? null : Object.fromEntries(
+        Object.entries(result.dataBlocks).filter(([key, value]) => key !== "path" && (value as unknown[]).length > 0),
+      );
+      return {
+        ...base,
+        startedAt: result.startedAt.toISOString(),
+        endedAt: result.endedAt.toISOString(),
+        durationMs: result.durationMs,
+        pythonData: result.pythonData,
+        dataBlocks,
+        log,
+      };
+    }
+    if (job.state === "DROPPED") {
+      const error = await job.result().then(() => undefined, (error: JobDroppedError) => error);
+      const report = error === undefined ? null : [
+        `Dropped after ${error.attempts} attempt${error.attempts === 1 ? "" : "s"} (${error.reason}): ${error.summary}`,
+        ...(error.pythonError === null ? [] : [error.pythonError.text.trimEnd()]),
+        ...(error.stderrTail.trim() === "" ? [] : [`--- stderr (last lines) ---\n${error.stderrTail.trimEnd()}`]),
+      ].join("\n");
+      return {
+        ...base,
+        reason: error?.reason ?? null,
+        exitCode: error?.exitCode ?? null,
+        signal: error?.signal ?? null,
+        report: report === null ? null : redact(report),
+        log,
+      };
+    }
+    return { ...base, log };
+  }
 }

@@ -1,6 +1,6 @@
 /** The service: routes, guards, job records and the event hub put together. */
 
-import { InvalidJobError, type JobDroppedError, type JobManager, type JsonObject } from "../../mod.ts";
+import { InvalidJobError, type JobManager, type JsonObject } from "../../mod.ts";
 import { eventsOf } from "./_events_adapter.ts";
 import type { ManagerEvents } from "./_events.ts";
 import {
@@ -170,46 +170,7 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     // The manager's event stream failed: the API still answers from the manager; streams get no more events.
   });
 
-  const detail = async (name: string) => {
-    const job = manager.getJob(name);
-    const record = records.get(name);
-    const summary = records.summary(name);
-    if (job === undefined || record === undefined || summary === undefined) return undefined;
-    const base = { ...summary, passedData: record.passedData ?? null, timeout: record.timeout ?? null };
-    const log = record.log;
-    if (job.state === "COMPLETED") {
-      const result = await job.result();
-      const dataBlocks = result.dataBlocks === null ? null : Object.fromEntries(
-        Object.entries(result.dataBlocks).filter(([key, value]) => key !== "path" && (value as unknown[]).length > 0),
-      );
-      return {
-        ...base,
-        startedAt: result.startedAt.toISOString(),
-        endedAt: result.endedAt.toISOString(),
-        durationMs: result.durationMs,
-        pythonData: result.pythonData,
-        dataBlocks,
-        log,
-      };
-    }
-    if (job.state === "DROPPED") {
-      const error = await job.result().then(() => undefined, (error: JobDroppedError) => error);
-      const report = error === undefined ? null : [
-        `Dropped after ${error.attempts} attempt${error.attempts === 1 ? "" : "s"} (${error.reason}): ${error.summary}`,
-        ...(error.pythonError === null ? [] : [error.pythonError.text.trimEnd()]),
-        ...(error.stderrTail.trim() === "" ? [] : [`--- stderr (last lines) ---\n${error.stderrTail.trimEnd()}`]),
-      ].join("\n");
-      return {
-        ...base,
-        reason: error?.reason ?? null,
-        exitCode: error?.exitCode ?? null,
-        signal: error?.signal ?? null,
-        report: report === null ? null : redact(report),
-        log,
-      };
-    }
-    return { ...base, log };
-  };
+  const detail = (name: string) => records.detail(name);
 
   const addJob = async (body: unknown, name?: string) => {
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
