@@ -25,14 +25,17 @@ async function loadChromium(): Promise<Loose> {
   return (await import(specifier)).chromium;
 }
 
-const TICK = `"""Ticks: prints a line and reports progress at each step."""
-import time
+const TICK = `"""Ticks: prints a line and reports progress at each step, then leaves a 1x1 PNG in output_dir."""
+import base64, os, time
 
 steps = int(passed_data.get("steps", 10))
 for i in range(1, steps + 1):
     print(f"tick {i} of {steps}", flush=True)
     update_job_progress(i / steps)
     time.sleep(float(passed_data.get("pause", 0.15)))
+png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+with open(os.path.join(passed_data["output_dir"], "thumb.png"), "wb") as handle:
+    handle.write(base64.b64decode(png))
 python_data = {"ticks": steps, "nested": {"list": [1, 2, 3]}}
 `;
 
@@ -48,7 +51,8 @@ Deno.test({
     await Deno.writeTextFile(join(scriptsDir, "tick.py"), TICK);
     for (const name of ["raise.py", "sleep.py"]) await Deno.copyFile(fixture(name), join(scriptsDir, name));
     await using manager = new JobManager({ maxWorkers: 3, mode: "pool" });
-    await using service = createService({ manager, scriptsDir });
+    const outputsDir = await Deno.makeTempDir({ prefix: "bgproc-dashboard-outputs-" });
+    await using service = createService({ manager, scriptsDir, outputsDir });
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, service.fetch);
     const chromium = await loadChromium();
     const browser = await chromium.launch({
@@ -115,6 +119,10 @@ Deno.test({
       await page.locator("#detail-data:not([hidden])").waitFor();
       match(await page.locator("#detail-data pre").textContent() ?? "", /"ticks": 10/);
       match(await page.locator("#detail-log").textContent() ?? "", /tick 10 of 10/);
+      // The job's output image, as a thumbnail.
+      const thumb = page.locator("#detail-outputs img[alt='thumb.png']");
+      await thumb.waitFor();
+      await page.waitForFunction(`document.querySelector("#detail-outputs img").naturalWidth === 1`);
 
       // A dropped job's report.
       await page.selectOption("#script", "raise.py");
@@ -176,6 +184,7 @@ Deno.test({
       await service.close();
       await server.shutdown();
       await Deno.remove(scriptsDir, { recursive: true });
+      await Deno.remove(outputsDir, { recursive: true });
     }
   },
 });

@@ -459,3 +459,48 @@ for (const path of ["/", "/app.js", "/style.css"]) {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("service outputs: each job gets a folder; its images are listed, served and removed with the job", async () => {
+  const { dir, root } = await scriptsFolder();
+  try {
+    const outputsDir = join(root, "outputs");
+    await Deno.mkdir(outputsDir);
+    await Deno.writeTextFile(
+      join(dir, "draw.py"),
+      `import base64, os
+out = passed_data["output_dir"]
+png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+with open(os.path.join(out, "frame_001.png"), "wb") as handle:
+    handle.write(png)
+with open(os.path.join(out, "notes.txt"), "w") as handle:
+    handle.write("not an image")
+os.symlink("/etc/passwd", os.path.join(out, "link.png"))
+python_data = {"wrote": True}
+`,
+    );
+    await using manager = new JobManager();
+    await using service = createService({ manager, scriptsDir: dir, outputsDir });
+    const added = await service.fetch(request("POST", "/jobs", jsonBody({ script: "draw.py", name: "draw" })));
+    equal(added.status, 201, await added.text());
+    await manager.getJob("draw")!.result();
+    const detail = await (await service.fetch(request("GET", "/jobs/draw"))).json();
+    deepStrictEqual(detail.outputs, ["frame_001.png"]);
+    ok(!("output_dir" in detail.passedData), "the output folder's server path is not shown");
+    const image = await service.fetch(request("GET", "/jobs/draw/outputs/frame_001.png"));
+    equal(image.status, 200);
+    equal(image.headers.get("content-type"), "image/png");
+    deepStrictEqual([...(await image.bytes()).slice(1, 4)], [0x50, 0x4e, 0x47]);
+    for (const file of ["notes.txt", "link.png", "..%2Fx.png", "nope.png"]) {
+      const response = await service.fetch(request("GET", `/jobs/draw/outputs/${file}`));
+      equal(response.status, 404, file);
+      await response.body?.cancel();
+    }
+    equal([...Deno.readDirSync(outputsDir)].length, 1);
+    const removed = await service.fetch(request("DELETE", "/jobs/draw"));
+    equal(removed.status, 200);
+    await removed.body?.cancel();
+    await waitFor(() => [...Deno.readDirSync(outputsDir)].length === 0, 5000, "the job's outputs to be removed");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -20,6 +20,7 @@ export const serveCommand: Command = {
 Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender or the port is in use.`,
   flags: {
     scripts: { type: "string", value: "DIR", help: "the folder of scripts jobs may run" },
+    outputs: { type: "string", value: "DIR", help: "a folder per job in DIR, as passed_data['output_dir']" },
     host: { type: "string", value: "ADDR", help: "the address to listen on (default: 127.0.0.1)" },
     port: { type: "string", value: "N", help: "the port (default: $PORT, else 8000; 0 picks a free one)" },
     token: { type: "string", value: "TOKEN", help: "the bearer token requests must carry (default: $BGPROC_TOKEN)" },
@@ -46,6 +47,8 @@ Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender 
     } catch (error) {
       throw new UsageError(`--scripts ${flags.scripts}: ${(error as Error).message.split(",")[0]}`);
     }
+    const outputsDir = typeof flags.outputs === "string" ? userPath(flags.outputs) : undefined;
+    if (outputsDir !== undefined) await Deno.mkdir(outputsDir, { recursive: true });
     await using manager = new JobManager(managerOptions(flags));
     const stop = new AbortController();
     const signals = ["SIGINT", "SIGTERM"] as const;
@@ -61,6 +64,7 @@ Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender 
         ...(maxQueued === undefined ? {} : { maxQueued }),
         ...(keepFinished === undefined ? {} : { keepFinished }),
         ...(timeout === undefined ? {} : { defaultTimeout: timeout * 1000 }),
+        ...(outputsDir === undefined ? {} : { outputsDir }),
         signal: stop.signal,
         onListen: ({ url }) => console.error(`bgproc service on ${url} (scripts from ${scriptsDir}); Ctrl-C stops it`),
       });

@@ -5,6 +5,7 @@
 
 import type { DropReason, JobDroppedError, JobManager, JobState, JsonObject } from "../../mod.ts";
 import type { ManagerEvent } from "./_events.ts";
+import { listOutputs } from "./_outputs.ts";
 
 /** How many output lines the service keeps per job. */
 export const LOG_TAIL = 200;
@@ -14,6 +15,8 @@ export interface JobRecord {
   readonly name: string;
   script: string | undefined;
   scriptPath: string | undefined;
+  /** The job's output folder, with an `outputsDir`. */
+  outputDir: string | undefined;
   passedData: JsonObject | undefined;
   timeout: number | undefined;
   state: JobState;
@@ -67,6 +70,7 @@ export class JobRecords {
         name,
         script: undefined,
         scriptPath: undefined,
+        outputDir: undefined,
         passedData: undefined,
         timeout: undefined,
         state: job.state,
@@ -157,6 +161,7 @@ export class JobRecords {
     if (job === undefined || record === undefined || summary === undefined) return undefined;
     const base = { ...summary, passedData: record.passedData ?? null, timeout: record.timeout ?? null };
     const log = record.log;
+    const outputs = record.outputDir === undefined ? [] : await listOutputs(record.outputDir);
     if (job.state === "COMPLETED") {
       const result = await job.result();
       const dataBlocks = result.dataBlocks === null ? null : Object.fromEntries(
@@ -169,6 +174,7 @@ export class JobRecords {
         durationMs: result.durationMs,
         pythonData: result.pythonData,
         dataBlocks,
+        outputs,
         log,
       };
     }
@@ -185,9 +191,10 @@ export class JobRecords {
         exitCode: error?.exitCode ?? null,
         signal: error?.signal ?? null,
         report: report === null ? null : redact(report),
+        outputs,
         log,
       };
     }
-    return { ...base, log };
+    return { ...base, outputs, log };
   }
 }

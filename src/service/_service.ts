@@ -18,6 +18,7 @@ import {
 import { Hub } from "./_hub.ts";
 import { JobRecords, redact } from "./_jobs.ts";
 import { listScripts, resolveScript } from "./_scripts.ts";
+import { makeOutputDir, outputResponse, removeOutputs } from "./_outputs.ts";
 import { staticFile } from "./_static.ts";
 
 /** Options of {@linkcode createService}. */
@@ -62,6 +63,12 @@ export interface ServiceOptions {
    * @default {100}
    */
   keepFinished?: number;
+  /**
+   * A folder for job outputs: each job gets a fresh folder in it, passed to its script as
+   * `passed_data["output_dir"]`; images it leaves there are listed with the job, served at
+   * `/jobs/:name/outputs/:file` and shown as thumbnails. A job's folder goes when the job is removed.
+   */
+  outputsDir?: string;
 }
 
 /** A running service: its request handler, and `close()` to end its event streams. */
@@ -129,6 +136,15 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
   if (token !== undefined && (typeof token !== "string" || token.length < 8)) {
     throw new TypeError("Cannot create service as 'token' must be a string of at least 8 characters");
   }
+  if (options.outputsDir !== undefined) {
+    let folder = false;
+    try {
+      folder = Deno.statSync(options.outputsDir).isDirectory;
+    } catch {
+      folder = false;
+    }
+    if (!folder) throw new TypeError("Cannot create service as 'outputsDir' must be an existing folder");
+  }
   const allowedHosts = options.allowedHosts ?? ["localhost", "127.0.0.1", "[::1]"];
   const maxBodyBytes = check("maxBodyBytes", options.maxBodyBytes, 65_536, 1);
   const maxQueued = check("maxQueued", options.maxQueued, 100, 0);
@@ -152,7 +168,9 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     for (const name of finished.slice(0, Math.max(0, finished.length - keepFinished))) remove(name);
   };
   const remove = (name: string) => {
+    const outputDir = records.get(name)?.outputDir;
     manager.removeJob(name);
+    void removeOutputs(outputDir);
     records.delete(name);
     hub.publish({ type: "removed", name });
   };
@@ -197,13 +215,32 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
         "retry-after": "5",
       });
     }
-    const job = manager.addJob({
-      script: path,
-      passedData: (passedData ?? {}) as JsonObject,
-      timeout: timeout ?? defaultTimeout,
-      ...(name === undefined ? {} : { name }),
-    });
-    records.added(job.name, script as string, path, (passedData ?? {}) as JsonObject, timeout ?? defaultTimeout);
+    const outputDir = options.outputsDir === undefined ? undefined : await makeOutputDir(options.outputsDir);
+    const previous = name === undefined ? undefined : records.get(name)?.outputDir;
+    let job;
+    try {
+      job = manager.addJob({
+        script: path,
+        passedData: {
+          ...(passedData ?? {}) as JsonObject,
+          ...(outputDir === undefined ? {} : { output_dir: outputDir }),
+        },
+        timeout: timeout ?? defaultTimeout,
+        ...(name === undefined ? {} : { name }),
+      });
+    } catch (error) {
+      await removeOutputs(outputDir);
+      throw error;
+    }
+    if (previous !== undefined) await removeOutputs(previous); // The ended job this one replaces.
+    const record = records.added(
+      job.name,
+      script as string,
+      path,
+      (passedData ?? {}) as JsonObject,
+      timeout ?? defaultTimeout,
+    );
+    record.outputDir = outputDir;
     hub.publish({ type: "state", name: job.name, state: job.state, attempt: job.attempts });
     prune();
     return job.name;
@@ -229,6 +266,13 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
         return json({ removed });
       }
       throw notAllowed("GET, POST, DELETE");
+    }
+    if (first === "jobs" && second !== undefined && third === "outputs" && rest.length === 1) {
+      if (method !== "GET") throw notAllowed("GET");
+      const name = decodeSegment(second);
+      const dir = manager.getJob(name) === undefined ? undefined : records.get(name)?.outputDir;
+      if (dir === undefined) throw new HttpError(404, "no such output", `Job '${name}' has no outputs`);
+      return await outputResponse(dir, decodeSegment(rest[0]!));
     }
     if (first === "jobs" && second !== undefined && rest.length === 0) {
       const name = decodeSegment(second);

@@ -25,6 +25,7 @@
  * | `DELETE /jobs` | remove every finished job |
  * | `GET /jobs/:name` | one job: summary, timings, output tail, `pythonData`, data blocks, or the report |
  * | `GET /jobs/:name/events` | the event stream, filtered to one job |
+ * | `GET /jobs/:name/outputs/:file` | an image the job left in its output folder (with `outputsDir`) |
  * | `POST /jobs/:name/cancel` | kill the job |
  * | `POST /jobs/:name/retry` | run a finished job again, with the same script and data |
  * | `DELETE /jobs/:name` | remove the job (killing it first if it runs) |

@@ -203,6 +203,25 @@ async function loadDetail(name) {
       return li;
     })
   ));
+  const outputs = $("#detail-outputs");
+  outputs.hidden = !(detail.outputs?.length > 0);
+  $(".thumbs", outputs).replaceChildren(...(detail.outputs ?? []).map((file) => {
+    const url = `jobs/${encodeURIComponent(name)}/outputs/${encodeURIComponent(file)}`;
+    const figure = document.createElement("figure");
+    const link = document.createElement("a");
+    link.href = url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    const image = document.createElement("img");
+    image.src = url;
+    image.alt = file;
+    image.loading = "lazy";
+    const caption = document.createElement("figcaption");
+    caption.textContent = file;
+    link.append(image);
+    figure.append(link, caption);
+    return figure;
+  }));
   $("#detail-passed pre").textContent = JSON.stringify(detail.passedData ?? null, null, 2);
   detailLog = detail.log ?? [];
   renderLog();
