@@ -6,11 +6,22 @@
  * Run with `deno task demo`.
  */
 
-import { JobDroppedError, JobManager } from "../mod.ts";
+import { BlenderNotFoundError, JobDroppedError, JobManager } from "../mod.ts";
 
 const script = new URL("./scripts/add_monkey.py", import.meta.url).pathname;
 
-await using manager = new JobManager({ maxWorkers: 2 });
+/** The manager; a missing Blender is one line, not a stack. */
+function start(): JobManager {
+  try {
+    return new JobManager({ maxWorkers: 2 });
+  } catch (error) {
+    if (!(error instanceof BlenderNotFoundError)) throw error;
+    console.error(`demo: ${error.message}`);
+    Deno.exit(3);
+  }
+}
+
+await using manager = start();
 console.log(`Blender: ${manager.blenderPath}`);
 const job = manager.addJob({
   name: "monkeys",

@@ -1,16 +1,26 @@
 /** The bgproc CLI, run as a subprocess against real Blender. */
 
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fixture } from "./_helpers.ts";
 
-const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+const cli = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 
-async function bgproc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function bgproc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return bgprocIn({}, ...args);
+}
+
+async function bgprocIn(
+  options: { cwd?: string; env?: Record<string, string> },
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-read", "--allow-write", "--allow-run", "--allow-env", "--allow-net", cli, ...args],
     stdin: "null",
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    env: { NO_COLOR: "1", ...options.env },
   }).output();
   const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
@@ -50,27 +60,46 @@ Deno.test("cli run: a dropped job exits 1 with the report on stderr", async () =
   match(stderr, /ValueError: bad value: 42/);
 });
 
-Deno.test("cli: bad usage is one line on stderr and exit 2", async () => {
+Deno.test("cli: bad usage is one line on stderr and exit 2, with suggestions; a missing Blender is exit 3", async () => {
   for (
-    const args of [
-      ["run", fixture("echo.py"), "--bogus"],
-      ["run", fixture("echo.py"), "--timeout", "-1"],
-      ["run", fixture("echo.py"), "--data", "novalue"],
-      ["run"],
-      ["run", "/no/such/script.py"],
-      ["frobnicate"],
-      ["batch", "/no/such/jobs.jsonc"],
-    ]
+    const [args, pattern] of [
+      [["run", fixture("echo.py"), "--bogus"], /unknown flag '--bogus'/],
+      [["run", fixture("echo.py"), "--timout", "3"], /unknown flag '--timout'; did you mean '--timeout'\?/],
+      [["batch", "x.jsonc", "--worker", "3"], /did you mean '--workers'\?/],
+      [["run", fixture("echo.py"), "--timeout", "-1"], /--timeout must be a positive number, not '-1'/],
+      [["run", fixture("echo.py"), "--data", "novalue"], /--data takes KEY=VALUE/],
+      [["run", fixture("echo.py"), "--timeout"], /--timeout needs a value/],
+      [["run"], /run needs a SCRIPT/],
+      [["run", "/no/such/script.py"], /script/],
+      [["runn", "x.py"], /unknown command 'runn'; did you mean 'run'\?/],
+      [["batch", "/no/such/jobs.jsonc"], /cannot read/],
+      [["serve"], /serve needs --scripts DIR/],
+    ] as const
   ) {
     const { code, stderr } = await bgproc(...args);
     equal(code, 2, `${args.join(" ")}: ${stderr}`);
     equal(stderr.trim().split("\n").length, 1, `${args.join(" ")} printed more than one line: ${stderr}`);
     match(stderr, /^bgproc: /);
+    match(stderr, pattern);
   }
-  for (const command of ["run", "batch", "info"]) {
-    const { code, stdout } = await bgproc(command, "--help");
-    equal(code, 0);
-    match(stdout, /^Usage: bgproc/);
+  const missing = await bgprocIn({ env: { BLENDER: "/nonexistent/blender" } }, "run", fixture("echo.py"));
+  equal(missing.code, 3);
+  equal(missing.stderr.trim().split("\n").length, 1, missing.stderr);
+  match(missing.stderr, /^bgproc: Cannot find Blender/);
+
+  const usage = await bgproc();
+  equal(usage.code, 2);
+  match(usage.stderr, /^bgproc \d+\.\d+\.\d+ — /);
+  equal(usage.stdout, "");
+  const version = await bgproc("--version");
+  equal(version.code, 0);
+  match(version.stdout, /^bgproc \d+\.\d+\.\d+\n$/);
+  for (const command of ["run", "batch", "info", "serve"]) {
+    for (const args of [[command, "--help"], ["help", command]]) {
+      const { code, stdout } = await bgproc(...args);
+      equal(code, 0);
+      match(stdout, new RegExp(`^Usage: bgproc ${command}`));
+    }
   }
 });
 
@@ -103,11 +132,15 @@ Deno.test("cli batch: a JSONC list with comments runs, prints a summary, exits 1
     await Deno.writeTextFile(file, `[{ "script": "a.py" }, { "scrip": "typo.py" }]`);
     const bad = await bgproc("batch", file);
     equal(bad.code, 2);
-    match(bad.stderr, /jobs\[1\] has an unknown field 'scrip'/);
-    await Deno.writeTextFile(file, `[{ "script": "a.py" `);
+    match(bad.stderr, /jobs\[1\] has an unknown field 'scrip'; did you mean 'script'\?/);
+    await Deno.writeTextFile(file, `[\n  { "script": "a.py" },\n  { "script": "b.py" "name": "x" }\n]`);
     const broken = await bgproc("batch", file);
     equal(broken.code, 2);
-    match(broken.stderr, /jobs\.jsonc:1: /);
+    deepStrictEqual(broken.stderr.split("\n").slice(0, 3), [
+      `bgproc: ${file}:3:22: a comma was expected`,
+      `    { "script": "b.py" "name": "x" }`,
+      `                       ^`,
+    ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -120,4 +153,126 @@ Deno.test("cli info: the Blender, its version and the mode", async () => {
   match(info.version, /^Blender \d/);
   equal(info.mode, "pool");
   ok(info.blender.endsWith("blender"));
+});
+
+Deno.test("cli: paths are the caller's (INIT_CWD under deno task) and the batch file's; --logs and --log-file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "work", "inputs"), { recursive: true });
+    await Deno.copyFile(fixture("echo.py"), join(dir, "work", "echo.py"));
+    await Deno.writeTextFile(join(dir, "work", "data.json"), '{"from": "file"}');
+    // As under `deno task`: the process runs elsewhere, INIT_CWD names the user's folder.
+    const run = await bgprocIn(
+      { cwd: dir, env: { INIT_CWD: join(dir, "work") } },
+      "run",
+      "echo.py",
+      "--data-file",
+      "data.json",
+      "--path",
+      "input=inputs/a.png",
+      "--json",
+      "--logs",
+      "--log-file",
+      "out.log",
+    );
+    equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    deepStrictEqual(result.pythonData.passed_data, { from: "file", input: join(dir, "work", "inputs", "a.png") });
+    match(run.stderr, /^job-1 \| /m);
+    match(await Deno.readTextFile(join(dir, "work", "out.log")), /^job-1 \| /m);
+
+    // Batch entries: relative to the batch file, including the data and args values listed in "paths".
+    await Deno.writeTextFile(
+      join(dir, "work", "jobs.jsonc"),
+      `[{ "name": "p", "script": "echo.py", "data": { "tex": "inputs/t.png", "n": 1 }, "args": ["--out", "o.txt"],
+          "paths": ["data/tex", "args/1"] }]`,
+    );
+    const batch = await bgprocIn({ cwd: dir }, "batch", "work/jobs.jsonc", "--json");
+    equal(batch.code, 0, batch.stderr);
+    const [row] = JSON.parse(batch.stdout);
+    deepStrictEqual(row.pythonData.passed_data, { tex: join(dir, "work", "inputs", "t.png"), n: 1 });
+    deepStrictEqual(row.pythonData.argv_after_dashes, ["--out", join(dir, "work", "o.txt")]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: not a terminal, progress is one line per 10 % at most", async () => {
+  const { code, stderr } = await bgproc("run", fixture("progress.py"), "--data", "steps=100", "--data", "pause=0.005");
+  equal(code, 0, stderr);
+  const progress = stderr.split("\n").filter((line) => / %$/.test(line));
+  ok(progress.length <= 10, `${progress.length} progress lines:\n${stderr}`);
+  deepStrictEqual(
+    stderr.split("\n").filter((line) => line.startsWith("job-1: ") && !line.endsWith("%")).map((l) => l.split(" ")[1]),
+    [
+      "QUEUED",
+      "ACTIVE",
+      "COMPLETED",
+    ],
+  );
+});
+
+const TMUX = "/usr/bin/tmux";
+
+Deno.test({
+  name: "cli batch under tmux at 70 and 120 columns: bars fit, redraw in place, one ✔/✖ line per job",
+  ignore: !existsSync(TMUX),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const socket = `bgproc-test-${Deno.pid}`;
+    const tmux = async (...args: string[]) => {
+      const output = await new Deno.Command(TMUX, { args: ["-L", socket, ...args], stdin: "null" }).output();
+      return new TextDecoder().decode(output.stdout);
+    };
+    try {
+      await Deno.copyFile(fixture("progress.py"), join(dir, "progress.py"));
+      await Deno.copyFile(fixture("raise.py"), join(dir, "raise.py"));
+      const long = "a-job-name-far-too-long-to-fit-beside-a-bar-in-seventy-columns-of-terminal";
+      await Deno.writeTextFile(
+        join(dir, "jobs.jsonc"),
+        `[
+          { "name": "${long}", "script": "progress.py", "data": { "steps": 10, "pause": 0.25 } },
+          { "name": "two", "script": "progress.py", "data": { "steps": 10, "pause": 0.2 } },
+          { "name": "three", "script": "progress.py", "data": { "steps": 10, "pause": 0.2 } },
+          { "name": "four", "script": "raise.py" },
+          { "name": "five", "script": "progress.py", "data": { "steps": 10, "pause": 0.2 } },
+          { "name": "six", "script": "progress.py", "data": { "steps": 5, "pause": 0.2 } },
+        ]`,
+      );
+      for (const width of [70, 120]) {
+        const command = `cd ${dir} && ${Deno.execPath()} run -A ${cli} batch jobs.jsonc --workers 3 2>&1; ` +
+          `echo EXIT=$?; sleep 120`;
+        await tmux("new-session", "-d", "-s", `w${width}`, "-x", String(width), "-y", "24", command);
+        try {
+          const frames: string[] = [];
+          let screen = "";
+          while (!/EXIT=\d+/.test(screen)) {
+            await new Promise((resolve) => setTimeout(resolve, 150));
+            screen = await tmux("capture-pane", "-p", "-J", "-S", "-", "-t", `w${width}`);
+            if (screen.includes("█")) frames.push(screen);
+          }
+          ok(frames.length > 0, "no bars were seen");
+          for (const frame of frames) {
+            for (const line of frame.split("\n")) {
+              ok([...line].length <= width, `a line is wider than ${width} columns (it wrapped):\n${line}`);
+            }
+            // Bars are redrawn in place: at most one overall line on screen and in scrollback.
+            ok(frame.split("\n").filter((line) => line.includes("done ·")).length <= 1, `bars piled up:\n${frame}`);
+          }
+          const history = screen.split("\n");
+          equal(history.filter((line) => line.includes("█") || line.includes("░")).length, 0, "bars left behind");
+          equal(history.filter((line) => /^[✔✖] /.test(line)).length, 6, screen);
+          ok(history.some((line) => /^✖ four DROPPED \(error, 1 attempt\)/.test(line)), screen);
+          match(screen, /5 completed, 1 dropped in /);
+          match(screen, /EXIT=1/);
+          ok(history.length < 60, `${history.length} lines of scrollback for 6 jobs`);
+        } finally {
+          await tmux("kill-session", "-t", `w${width}`);
+        }
+      }
+    } finally {
+      await tmux("kill-server");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -18,6 +18,8 @@ scene.cycles.samples = int(passed_data.get("samples", 128))
 scene.cycles.use_denoising = False
 scene.render.resolution_x, scene.render.resolution_y = 320, 240
 scene.render.image_settings.file_format = "PNG"
-scene.render.filepath = os.path.join(passed_data["out"], f"frame_{frame:03d}.png")
+# "out" from examples/render.ts; "output_dir" from the service (`bgproc serve --outputs DIR`), for thumbnails.
+out = passed_data.get("out") or passed_data["output_dir"]
+scene.render.filepath = os.path.join(out, f"frame_{frame:03d}.png")
 bpy.ops.render.render(write_still=True)
 python_data = {"frame": frame, "file": scene.render.filepath}

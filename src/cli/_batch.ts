@@ -1,0 +1,87 @@
+/** `bgproc batch FILE.jsonc`: many jobs, live bars, then a summary table. */
+
+// deno-lint-ignore-file no-console
+import { InvalidJobError, type JobDroppedError } from "../errors.ts";
+import { type Job, JobManager } from "../job_manager.ts";
+import type { JobResult } from "../types.ts";
+import { BATCH_FIELDS, parseBatch } from "./_batch_file.ts";
+import type { Command } from "./_command.ts";
+import { duration } from "./_display.ts";
+import { ExitCode, UsageError } from "./_errors.ts";
+import { watch } from "./_jobs.ts";
+import { MANAGER_FLAGS, managerOptions, OUTPUT_FLAGS } from "./_manager_flags.ts";
+import { userPath } from "./_paths.ts";
+
+/** Print rows as aligned columns. */
+export function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  for (const row of rows) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd());
+}
+
+/** The `batch` command. */
+export const batchCommand: Command = {
+  name: "batch",
+  summary: "run the jobs listed in a JSONC file, then print a summary",
+  usage: "bgproc batch FILE.jsonc [options]",
+  notes: `FILE.jsonc holds a list of jobs (comments and trailing commas allowed), or { "jobs": [...] }. Each job:
+  { "script": "x.py", "name"?: "a", "blend"?: "scene.blend", "data"?: { ... }, "timeout"?: seconds,
+    "args"?: [...], "paths"?: ["data/input", "args/1"] }
+Fields: ${BATCH_FIELDS.join(", ")}. script, blend, and the data and args values listed in "paths" are
+paths relative to FILE's folder.
+
+Exit status: 0 all completed, 1 any dropped, 2 bad usage or a bad file, 3 no Blender, 130 interrupted.`,
+  flags: { ...MANAGER_FLAGS, ...OUTPUT_FLAGS },
+  async run({ flags, positionals, rest }) {
+    if (positionals.length !== 1 || rest.length > 0) throw new UsageError("batch takes exactly one FILE.jsonc");
+    const file = positionals[0]!;
+    const absolute = userPath(file);
+    let text: string;
+    try {
+      text = await Deno.readTextFile(absolute);
+    } catch (error) {
+      throw new UsageError(`cannot read ${file}: ${(error as Error).message.split(",")[0]}`);
+    }
+    const entries = parseBatch(text, file, absolute);
+    await using manager = new JobManager(managerOptions(flags));
+    const jobs: Job[] = [];
+    for (const [index, entry] of entries.entries()) {
+      try {
+        jobs.push(manager.addJob(entry));
+      } catch (error) {
+        if (error instanceof InvalidJobError) throw new UsageError(`${file}: jobs[${index}]: ${error.message}`);
+        throw error;
+      }
+    }
+    const interrupted = await watch(manager, jobs, flags);
+    const rows = await Promise.all(jobs.map(async (job) => {
+      const outcome: { result?: JobResult; error?: JobDroppedError } = await job.result().then(
+        (result) => ({ result }),
+        (error: JobDroppedError) => ({ error }),
+      );
+      return { job, ...outcome };
+    }));
+    if (flags.json) {
+      console.log(JSON.stringify(rows.map(({ job, result, error }) => ({
+        name: job.name,
+        state: job.state,
+        attempts: job.attempts,
+        durationMs: result?.durationMs ?? null,
+        pythonData: result?.pythonData ?? null,
+        reason: error?.reason ?? null,
+      }))));
+    } else {
+      printTable([
+        ["name", "state", "attempts", "time"],
+        ...rows.map(({ job, result, error }) => [
+          [...job.name].length > 32 ? [...job.name].slice(0, 31).join("") + "…" : job.name,
+          error === undefined ? job.state : `${job.state} (${error.reason})`,
+          String(job.attempts),
+          result === undefined ? "-" : duration(result.durationMs),
+        ]),
+      ]);
+    }
+    if (!interrupted) { for (const { error } of rows) if (error !== undefined) console.error(`\n${error.report}`); }
+    if (interrupted) return ExitCode.interrupted;
+    return rows.some((row) => row.error !== undefined) ? ExitCode.dropped : ExitCode.ok;
+  },
+};

@@ -1,0 +1,34 @@
+/** `bgproc info`: the Blender, work folder and mode that would be used. */
+
+// deno-lint-ignore-file no-console
+import { dirname } from "node:path";
+import { JobManager } from "../job_manager.ts";
+import { printTable } from "./_batch.ts";
+import type { Command } from "./_command.ts";
+import { ExitCode, UsageError } from "./_errors.ts";
+import { MANAGER_FLAGS, managerOptions } from "./_manager_flags.ts";
+
+/** The `info` command. */
+export const infoCommand: Command = {
+  name: "info",
+  summary: "show the Blender, its version, the work folder and the mode that would be used",
+  usage: "bgproc info [options]",
+  flags: { ...MANAGER_FLAGS, json: { type: "boolean", help: "print as JSON" } },
+  async run({ flags, positionals }) {
+    if (positionals.length > 0) throw new UsageError(`info takes no arguments, not '${positionals[0]}'`);
+    await using manager = new JobManager(managerOptions(flags));
+    const output = await new Deno.Command(manager.blenderPath, { args: ["--version"], stdout: "piped", stderr: "null" })
+      .output();
+    const version = new TextDecoder().decode(output.stdout).split("\n")[0]?.trim() || "unknown";
+    const report = {
+      blender: manager.blenderPath,
+      version,
+      workDir: dirname(manager.workRoot),
+      mode: manager.mode,
+      maxWorkers: manager.maxWorkers,
+    };
+    if (flags.json) console.log(JSON.stringify(report));
+    else printTable(Object.entries(report).map(([key, value]) => [key, String(value)]));
+    return ExitCode.ok;
+  },
+};

@@ -1,0 +1,40 @@
+/** Running jobs from the command line: Ctrl-C kills them, output goes through the display. */
+
+import type { Job, JobManager } from "../job_manager.ts";
+import type { Flags } from "./_args.ts";
+import { Display } from "./_display.ts";
+import { UsageError } from "./_errors.ts";
+import { userPath } from "./_paths.ts";
+
+/** The `--log-file` opened for appending, if given. */
+export async function openLogFile(flags: Flags): Promise<Deno.FsFile | undefined> {
+  if (typeof flags["log-file"] !== "string") return undefined;
+  const path = userPath(flags["log-file"]);
+  try {
+    return await Deno.open(path, { create: true, append: true });
+  } catch (error) {
+    throw new UsageError(`--log-file: cannot open ${flags["log-file"]}: ${(error as Error).message.split("\n")[0]}`);
+  }
+}
+
+/**
+ * Show the jobs' progress until they end; Ctrl-C (SIGINT) kills them.
+ *
+ * @returns Whether the user interrupted.
+ */
+export async function watch(manager: JobManager, jobs: readonly Job[], flags: Flags): Promise<boolean> {
+  const logFile = await openLogFile(flags);
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    void manager.killAll().catch(() => {});
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    await new Display(jobs, { logs: flags.verbose === true, ...(logFile === undefined ? {} : { logFile }) }).follow();
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    logFile?.close();
+  }
+  return interrupted;
+}

@@ -1,0 +1,419 @@
+/** The service: routes, guards, job records and the event hub put together. */
+
+import { InvalidJobError, type JobManager, type JsonObject } from "../../mod.ts";
+import { eventsOf } from "./_events_adapter.ts";
+import type { ManagerEvents } from "./_events.ts";
+import {
+  checkHost,
+  checkSameOrigin,
+  decodeSegment,
+  errorResponse,
+  hasToken,
+  HttpError,
+  isLoopback,
+  json,
+  readJson,
+  TOKEN_COOKIE,
+} from "./_http.ts";
+import { Hub } from "./_hub.ts";
+import { JobRecords, redact } from "./_jobs.ts";
+import { listScripts, resolveScript } from "./_scripts.ts";
+import { makeOutputDir, outputResponse, removeOutputs } from "./_outputs.ts";
+import { staticFile } from "./_static.ts";
+
+/** Options of {@linkcode createService}. */
+export interface ServiceOptions {
+  /** The manager that runs the jobs. The service does not close it. */
+  manager: JobManager;
+  /** The folder whose `.py` files (directly inside it, not symlinks) may be run, by file name. */
+  scriptsDir: string;
+  /**
+   * A bearer token every API request must carry (`Authorization: Bearer TOKEN`; the dashboard takes it once
+   * as `/?token=TOKEN` and keeps it in a same-site cookie). Without one, only loopback clients are answered.
+   */
+  token?: string;
+  /**
+   * The host names (without port) the service answers to, against DNS rebinding; `"any"` turns the check off
+   * (behind a proxy that checks it).
+   *
+   * @default {["localhost", "127.0.0.1", "[::1]"]}
+   */
+  allowedHosts?: readonly string[] | "any";
+  /**
+   * The largest request body, in bytes.
+   *
+   * @default {65536}
+   */
+  maxBodyBytes?: number;
+  /**
+   * How many jobs may wait in the queue; more are refused with 429.
+   *
+   * @default {100}
+   */
+  maxQueued?: number;
+  /**
+   * The timeout of jobs that set none, in milliseconds; 0 means none.
+   *
+   * @default {600000}
+   */
+  defaultTimeout?: number;
+  /**
+   * How many finished jobs are kept; the oldest are removed past it.
+   *
+   * @default {100}
+   */
+  keepFinished?: number;
+  /**
+   * A folder for job outputs: each job gets a fresh folder in it, passed to its script as
+   * `passed_data["output_dir"]`; images it leaves there are listed with the job, served at
+   * `/jobs/:name/outputs/:file` and shown as thumbnails. A job's folder goes when the job is removed.
+   */
+  outputsDir?: string;
+}
+
+/** A running service: its request handler, and `close()` to end its event streams. */
+export interface Service extends AsyncDisposable {
+  /**
+   * Answer one request; mount it in `Deno.serve` (or any framework that speaks `Request`/`Response`).
+   *
+   * @param request The request.
+   * @param info Deno.serve's connection info: the client's address decides whether a token is needed.
+   * @returns The response.
+   */
+  fetch(request: Request, info?: { remoteAddr?: Deno.Addr }): Promise<Response>;
+  /** How many event-stream clients are connected. */
+  readonly eventClients: number;
+  /**
+   * End every event stream and stop following the manager (which stays open). Idempotent.
+   *
+   * @returns Settles once the service holds nothing.
+   */
+  close(): Promise<void>;
+}
+
+/** The longest output line the service keeps or streams, in characters. */
+const MAX_LINE = 2000;
+
+/** How deep request JSON may nest. */
+const MAX_DEPTH = 32;
+
+function check(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < min) {
+    throw new RangeError(`Cannot create service as '${name}' must be >= ${min}: current value is ${value}`);
+  }
+  return value;
+}
+
+/**
+ * Make the service for a manager.
+ *
+ * @param options The manager, the scripts folder, and the limits.
+ * @returns The service: mount `service.fetch`, and `close()` it before closing the manager.
+ * @throws {RangeError} When a limit is out of range.
+ * @throws {TypeError} When `scriptsDir` or `token` is not a non-empty string.
+ *
+ * @example Serve on loopback
+ * ```ts ignore
+ * import { JobManager } from "@bgproc/blender";
+ * import { createService } from "@bgproc/blender/service";
+ *
+ * await using manager = new JobManager();
+ * await using service = createService({ manager, scriptsDir: "./scripts" });
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 8000 }, service.fetch);
+ * ```
+ */
+export function createService(options: ServiceOptions): Service {
+  return createServiceWith(options, eventsOf(options.manager));
+}
+
+/** {@linkcode createService} with the event source given (for `manager.events()` and tests). */
+export function createServiceWith(options: ServiceOptions, events: ManagerEvents): Service {
+  const { manager, scriptsDir, token } = options;
+  if (typeof scriptsDir !== "string" || scriptsDir === "") {
+    throw new TypeError("Cannot create service as 'scriptsDir' must be a folder path");
+  }
+  if (token !== undefined && (typeof token !== "string" || token.length < 8)) {
+    throw new TypeError("Cannot create service as 'token' must be a string of at least 8 characters");
+  }
+  if (options.outputsDir !== undefined) {
+    let folder = false;
+    try {
+      folder = Deno.statSync(options.outputsDir).isDirectory;
+    } catch {
+      folder = false;
+    }
+    if (!folder) throw new TypeError("Cannot create service as 'outputsDir' must be an existing folder");
+  }
+  const allowedHosts = options.allowedHosts ?? ["localhost", "127.0.0.1", "[::1]"];
+  const maxBodyBytes = check("maxBodyBytes", options.maxBodyBytes, 65_536, 1);
+  const maxQueued = check("maxQueued", options.maxQueued, 100, 0);
+  const defaultTimeout = check("defaultTimeout", options.defaultTimeout, 600_000, 0);
+  const keepFinished = check("keepFinished", options.keepFinished, 100, 0);
+
+  const records = new JobRecords(manager);
+  const snapshot = () => ({
+    jobs: records.summaries(),
+    health: manager.health,
+    counts: manager.counts,
+    maxWorkers: manager.maxWorkers,
+  });
+  const hub = new Hub({ clientBufferBytes: 1 << 20, history: 5000, keepAliveMs: 15_000, retryMs: 2000, snapshot });
+
+  const prune = () => {
+    const finished = manager.getJobNames().filter((name) => {
+      const state = manager.getJob(name)?.state;
+      return state === "COMPLETED" || state === "DROPPED";
+    });
+    for (const name of finished.slice(0, Math.max(0, finished.length - keepFinished))) remove(name);
+  };
+  const remove = (name: string) => {
+    const outputDir = records.get(name)?.outputDir;
+    manager.removeJob(name);
+    void removeOutputs(outputDir);
+    records.delete(name);
+    hub.publish({ type: "removed", name });
+  };
+
+  const stop = new AbortController();
+  const following = (async () => {
+    for await (const raw of events(stop.signal)) {
+      // Output lines go out without server paths, and cut so that the kept history stays small.
+      const event = raw.type === "log" ? { ...raw, line: redact(raw.line).slice(0, MAX_LINE) } : raw;
+      records.apply(event);
+      hub.publish(event);
+      if (event.type === "state" && (event.state === "COMPLETED" || event.state === "DROPPED")) prune();
+    }
+  })().catch(() => {
+    // The manager's event stream failed: the API still answers from the manager; streams get no more events.
+  });
+
+  const detail = (name: string) => records.detail(name);
+
+  const addJob = async (body: unknown, name?: string) => {
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw new HttpError(400, "bad job", "The body must be a JSON object");
+    }
+    const { script, passedData, timeout } = body as Record<string, unknown>;
+    name ??= (body as Record<string, unknown>).name as string | undefined;
+    const known = new Set(["script", "passedData", "name", "timeout"]);
+    for (const key of Object.keys(body)) {
+      if (!known.has(key)) throw new HttpError(400, "bad job", `Unknown field '${key}'`);
+    }
+    if (name !== undefined && typeof name !== "string") throw new HttpError(400, "bad job", "'name' must be a string");
+    if (
+      passedData !== undefined && (typeof passedData !== "object" || passedData === null || Array.isArray(passedData))
+    ) {
+      throw new HttpError(400, "bad job", "'passedData' must be a JSON object");
+    }
+    if (timeout !== undefined && (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0)) {
+      throw new HttpError(400, "bad job", "'timeout' must be a number of milliseconds >= 0");
+    }
+    const path = await resolveScript(scriptsDir, script);
+    if (manager.counts.queued >= maxQueued) {
+      throw new HttpError(429, "queue full", `${maxQueued} jobs are already waiting; try again later`, {
+        "retry-after": "5",
+      });
+    }
+    const outputDir = options.outputsDir === undefined ? undefined : await makeOutputDir(options.outputsDir);
+    const previous = name === undefined ? undefined : records.get(name)?.outputDir;
+    let job;
+    try {
+      job = manager.addJob({
+        script: path,
+        passedData: {
+          ...(passedData ?? {}) as JsonObject,
+          ...(outputDir === undefined ? {} : { output_dir: outputDir }),
+        },
+        timeout: timeout ?? defaultTimeout,
+        ...(name === undefined ? {} : { name }),
+      });
+    } catch (error) {
+      await removeOutputs(outputDir);
+      throw error;
+    }
+    if (previous !== undefined) await removeOutputs(previous); // The ended job this one replaces.
+    const record = records.added(
+      job.name,
+      script as string,
+      path,
+      (passedData ?? {}) as JsonObject,
+      timeout ?? defaultTimeout,
+    );
+    record.outputDir = outputDir;
+    hub.publish({ type: "state", name: job.name, state: job.state, attempt: job.attempts });
+    prune();
+    return job.name;
+  };
+
+  const route = async (request: Request, path: string[]): Promise<Response> => {
+    const method = request.method;
+    const notAllowed = (allow: string) =>
+      new HttpError(405, "method not allowed", `${method} is not allowed here`, { allow });
+    const [first, second, third, ...rest] = path;
+    if (first === "jobs" && second === undefined) {
+      if (method === "GET") return json(records.summaries());
+      if (method === "POST") {
+        const name = await addJob(await readJson(request, maxBodyBytes, MAX_DEPTH));
+        return json(await detail(name), 201, { location: `jobs/${encodeURIComponent(name)}` });
+      }
+      if (method === "DELETE") {
+        const removed = manager.getJobNames().filter((name) => {
+          const state = manager.getJob(name)?.state;
+          return state === "COMPLETED" || state === "DROPPED";
+        });
+        for (const name of removed) remove(name);
+        return json({ removed });
+      }
+      throw notAllowed("GET, POST, DELETE");
+    }
+    if (first === "jobs" && second !== undefined && third === "outputs" && rest.length === 1) {
+      if (method !== "GET") throw notAllowed("GET");
+      const name = decodeSegment(second);
+      const dir = manager.getJob(name) === undefined ? undefined : records.get(name)?.outputDir;
+      if (dir === undefined) throw new HttpError(404, "no such output", `Job '${name}' has no outputs`);
+      return await outputResponse(dir, decodeSegment(rest[0]!));
+    }
+    if (first === "jobs" && second !== undefined && rest.length === 0) {
+      const name = decodeSegment(second);
+      const job = manager.getJob(name);
+      if (job === undefined) throw new HttpError(404, "no such job", `There is no job '${name}'`);
+      if (third === undefined) {
+        if (method === "GET") return json(await detail(name));
+        if (method === "DELETE") {
+          if (job.state === "QUEUED" || job.state === "ACTIVE") await job.kill();
+          if (manager.getJob(name) !== undefined) remove(name);
+          return json({ removed: [name] });
+        }
+        throw notAllowed("GET, DELETE");
+      }
+      if (third === "events") {
+        if (method !== "GET") throw notAllowed("GET");
+        return sse(hub.connect(request.headers.get("last-event-id"), name));
+      }
+      if (third === "cancel") {
+        if (method !== "POST") throw notAllowed("POST");
+        await job.kill();
+        return json(await detail(name));
+      }
+      if (third === "retry") {
+        if (method !== "POST") throw notAllowed("POST");
+        const record = records.get(name);
+        if (job.state !== "COMPLETED" && job.state !== "DROPPED") {
+          throw new HttpError(409, "job not finished", `Job '${name}' is ${job.state}: cancel it first`);
+        }
+        if (record?.script === undefined) {
+          throw new HttpError(409, "cannot retry", `Job '${name}' was not started by this service`);
+        }
+        const again = await addJob(
+          { script: record.script, passedData: record.passedData ?? {}, timeout: record.timeout ?? defaultTimeout },
+          name,
+        );
+        return json(await detail(again), 201);
+      }
+    }
+    if (first === "events" && second === undefined) {
+      if (method !== "GET") throw notAllowed("GET");
+      return sse(hub.connect(request.headers.get("last-event-id")));
+    }
+    if (first === "scripts" && second === undefined) {
+      if (method !== "GET") throw notAllowed("GET");
+      return json(await listScripts(scriptsDir));
+    }
+    if (first === "health" && second === undefined) {
+      if (method !== "GET") throw notAllowed("GET");
+      return json({
+        health: manager.health,
+        counts: manager.counts,
+        maxWorkers: manager.maxWorkers,
+        mode: manager.mode,
+        eventClients: hub.clients,
+      });
+    }
+    throw new HttpError(404, "not found", "No such resource");
+  };
+
+  const handle = async (request: Request, info?: { remoteAddr?: Deno.Addr }): Promise<Response> => {
+    try {
+      checkHost(request, allowedHosts);
+      const url = new URL(request.url);
+      const path = url.pathname.split("/").filter((part) => part !== "");
+      const remote = info?.remoteAddr;
+      const remoteHost = remote !== undefined && "hostname" in remote ? remote.hostname : undefined;
+      if (token === undefined && remoteHost !== undefined && !isLoopback(remoteHost)) {
+        throw new HttpError(403, "token required", "This service answers other machines only with a token set");
+      }
+      if (method(request) === "GET" && (path.length === 0 || (path.length === 1 && path[0]!.includes(".")))) {
+        if (token !== undefined && path.length === 0 && url.searchParams.has("token")) {
+          if (
+            !hasToken(
+              new Request(url, { headers: { authorization: `Bearer ${url.searchParams.get("token")}` } }),
+              token,
+            )
+          ) {
+            throw new HttpError(401, "bad token", "The token is wrong");
+          }
+          return new Response(null, {
+            status: 303,
+            headers: {
+              location: "./",
+              "set-cookie": `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
+            },
+          });
+        }
+        const file = await staticFile(path[0] ?? "index.html");
+        if (file !== undefined) return file;
+        throw new HttpError(404, "not found", "No such resource");
+      }
+      if (token !== undefined && !hasToken(request, token)) {
+        throw new HttpError(401, "token required", "Send 'Authorization: Bearer TOKEN'", {
+          "www-authenticate": "Bearer",
+        });
+      }
+      checkSameOrigin(request);
+      return await route(request, path);
+    } catch (error) {
+      if (error instanceof HttpError) return errorResponse(error);
+      if (error instanceof InvalidJobError) {
+        return errorResponse(new HttpError(400, "bad job", redact(error.message)));
+      }
+      if (error instanceof RangeError && /No job named/.test(error.message)) {
+        return errorResponse(new HttpError(404, "no such job", "The job is gone"));
+      }
+      return errorResponse(new HttpError(500, "internal error", redact(String((error as Error)?.message ?? error))));
+    }
+  };
+
+  let closing: Promise<void> | undefined;
+  return {
+    fetch: handle,
+    get eventClients() {
+      return hub.clients;
+    },
+    close() {
+      closing ??= (async () => {
+        hub.close();
+        stop.abort();
+        await following;
+      })();
+      return closing;
+    },
+    [Symbol.asyncDispose]() {
+      return this.close();
+    },
+  };
+}
+
+function method(request: Request): string {
+  return request.method === "HEAD" ? "GET" : request.method;
+}
+
+function sse(body: ReadableStream<Uint8Array>): Response {
+  return new Response(body, {
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-accel-buffering": "no",
+    },
+  });
+}
