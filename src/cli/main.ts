@@ -24,9 +24,10 @@ import { EnvironmentError, ExitCode, UsageError } from "./_errors.ts";
 import { infoCommand } from "./_info.ts";
 import { runCommand } from "./_run.ts";
 import { serveCommand } from "./_serve.ts";
+import { workerCommand } from "./_worker.ts";
 import { didYouMean } from "./_suggest.ts";
 
-const COMMANDS: readonly Command[] = [runCommand, batchCommand, serveCommand, infoCommand];
+const COMMANDS: readonly Command[] = [runCommand, batchCommand, serveCommand, workerCommand, infoCommand];
 
 /** The version of this package. */
 export const VERSION: string = denoJson.version;

@@ -33,4 +33,4 @@ export {
   type WorkerInfo,
 } from "./manager.ts";
 export { runWorker, type RunWorkerOptions, type WorkerEvent } from "./worker.ts";
-export { WORKER_USAGE, workerMain } from "./worker_main.ts";
+export { runWorkerUntilSignal, WORKER_USAGE, workerMain } from "./worker_main.ts";

@@ -88,6 +88,29 @@ export async function workerMain(args: string[]): Promise<number> {
     console.error(`bgproc worker: ${error instanceof Error ? error.message : String(error)}\n\n${WORKER_USAGE}`);
     return 2;
   }
+  return await runWorkerUntilSignal(options, { quiet });
+}
+
+/**
+ * Run a worker until SIGTERM or SIGINT, printing one line per event (only
+ * failures and errors when `quiet`): what `bgproc worker` does once its
+ * arguments are parsed.
+ *
+ * @param options The worker's options (its `signal` and `onEvent` are this function's).
+ * @param output `quiet: true` prints only failures and errors.
+ * @returns The exit code: 0 after a graceful stop, 1 on failure.
+ * @example Run a worker from a script until Ctrl-C
+ * ```ts ignore
+ * import { runWorkerUntilSignal } from "@bgproc/blender/nats";
+ *
+ * Deno.exit(await runWorkerUntilSignal({ nats: { servers: "nats://127.0.0.1:4222" } }, { quiet: false }));
+ * ```
+ */
+export async function runWorkerUntilSignal(
+  options: Omit<RunWorkerOptions, "signal" | "onEvent">,
+  output: { quiet: boolean },
+): Promise<number> {
+  const { quiet } = output;
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGTERM", onSignal);

@@ -99,7 +99,9 @@ export async function startNatsServer(): Promise<NatsServer> {
   };
 }
 
-const WORKER_MAIN = fileURLToPath(new URL("../../src/nats/worker_main.ts", import.meta.url));
+const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+/** The permissions `deno task bgproc` grants: the worker must need no more. */
+const TASK_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-run", "--allow-env", "--allow-net"];
 
 /** A bgproc worker process. */
 export interface WorkerProcess extends AsyncDisposable {
@@ -115,11 +117,11 @@ export interface WorkerProcess extends AsyncDisposable {
   printed(text: string, timeoutMs?: number): Promise<void>;
 }
 
-/** Start `src/nats/worker_main.ts` with its own work root, in its own process group. */
+/** Start `bgproc worker` (the real command line) with its own work root, in its own process group. */
 export async function startWorker(url: string, args: string[] = []): Promise<WorkerProcess> {
   const workDir = await Deno.makeTempDir({ prefix: "bgproc-nats-worker-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", WORKER_MAIN, "--nats", url, "--work-dir", workDir, ...args],
+    args: ["run", ...TASK_PERMISSIONS, CLI, "worker", "--nats", url, "--work-dir", workDir, ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
