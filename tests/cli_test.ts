@@ -12,6 +12,12 @@ function bgproc(...args: string[]): Promise<{ code: number; stdout: string; stde
   return bgprocIn({}, ...args);
 }
 
+function withoutInitCwd(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  return env;
+}
+
 async function bgprocIn(
   options: { cwd?: string; env?: Record<string, string> },
   ...args: string[]
@@ -20,7 +26,9 @@ async function bgprocIn(
     args: ["run", "--allow-read", "--allow-write", "--allow-run", "--allow-env", "--allow-net", cli, ...args],
     stdin: "null",
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-    env: { NO_COLOR: "1", ...options.env },
+    // Not this process's INIT_CWD: `deno task test` sets one, and the CLI would resolve paths against it.
+    clearEnv: true,
+    env: { ...withoutInitCwd(), NO_COLOR: "1", ...options.env },
   }).output();
   const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
@@ -240,7 +248,9 @@ Deno.test({
         ]`,
       );
       for (const width of [70, 120]) {
-        const command = `cd ${dir} && ${Deno.execPath()} run -A ${cli} batch jobs.jsonc --workers 3 2>&1; ` +
+        // Without INIT_CWD (`deno task test` sets one, tmux passes it on): paths are the shell's, as for a user.
+        const command =
+          `cd ${dir} && env -u INIT_CWD ${Deno.execPath()} run -A ${cli} batch jobs.jsonc --workers 3 2>&1; ` +
           `echo EXIT=$?; sleep 120`;
         await tmux("new-session", "-d", "-s", `w${width}`, "-x", String(width), "-y", "24", command);
         try {
