@@ -3,7 +3,7 @@
  * (state, progress, attempts, result), with the subscriptions users make.
  */
 
-import type { JobEvent } from "./_supervisor.ts";
+import type { JobEvent } from "./supervisor/supervisor.ts";
 import type { JobDroppedError } from "./errors.ts";
 import type { JobResult, JobState, LogLine } from "./types.ts";
 
@@ -145,8 +145,6 @@ export class JobHandle {
         return;
       case "retrying":
         this.#running = false;
-        return;
-      case "health":
         return;
       case "completed":
         this.#running = false;

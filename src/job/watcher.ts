@@ -1,11 +1,13 @@
 /**
  * The Progress watcher actor: one per running attempt. Watches the job
- * directory with `Deno.watchFs`, reads the `progress` file when it changes and
- * publishes every value above the last one it published.
+ * directory with `Deno.watchFs`, reads the `progress` file when it changes
+ * (safely: see `readProgress`) and publishes every value above the last one
+ * it published.
  */
 
-import { basename, join } from "node:path";
-import { type ActorRef, type Reply, spawnActor, unreachable } from "./_actor.ts";
+import { basename } from "node:path";
+import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
+import { JOB_FILES, readProgress } from "./dir.ts";
 
 /** Messages of the Progress watcher. */
 export type ProgressWatcherMessage =
@@ -22,25 +24,20 @@ export interface ProgressWatcherOptions {
   readonly publish: (value: number) => void;
   /** The file watcher to use. @default {Deno.watchFs} */
   readonly watch?: (dir: string) => Deno.FsWatcher;
+  /** Hears of the watcher's own failure (its owner decides what it means). */
+  readonly onCrash: (error: unknown) => void;
 }
 
 /** Start watching `options.dir`; `stop` reads the file one last time before it replies. */
 export function startProgressWatcher(options: ProgressWatcherOptions): ActorRef<ProgressWatcherMessage> {
-  const path = join(options.dir, "progress");
   const watcher = (options.watch ?? ((dir) => Deno.watchFs(dir, { recursive: false })))(options.dir);
   let last = options.initial;
   let readQueued = false;
   let stopped = false;
 
   const read = async () => {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(path);
-    } catch {
-      return; // Not written yet, or being replaced.
-    }
-    const value = Number.parseFloat(text);
-    if (value >= 0 && value <= 1 && value > last) {
+    const value = await readProgress(options.dir); // Not written yet, being replaced, or not a regular file.
+    if (value !== undefined && value >= 0 && value <= 1 && value > last) {
       last = value;
       options.publish(value);
     }
@@ -66,12 +63,12 @@ export function startProgressWatcher(options: ProgressWatcherOptions): ActorRef<
           unreachable(message);
       }
     },
-  });
+  }, options.onCrash);
 
   const watching = (async () => {
     try {
       for await (const event of watcher) {
-        if (readQueued || !event.paths.some((changed) => basename(changed) === "progress")) continue;
+        if (readQueued || !event.paths.some((changed) => basename(changed) === JOB_FILES.progress)) continue;
         readQueued = true;
         self.tell({ type: "changed" });
       }
