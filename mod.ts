@@ -57,5 +57,6 @@ export type {
   JsonObject,
   JsonValue,
   LogLine,
+  ManagerEvent,
   ManagerHealth,
 } from "./src/types.ts";

@@ -1,39 +1,46 @@
 /**
- * The Progress watcher actor: one per running attempt. Watches the job
- * directory with `Deno.watchFs`, reads the `progress` file when it changes
- * (safely: see `readProgress`) and publishes every value above the last one
- * it published.
+ * The Progress watcher actor: one per running attempt. Looks at the job's
+ * `progress` file every few milliseconds (an `lstat`, and a read only when
+ * the file changed), reads it safely (see `readProgress`), and publishes
+ * every value above the last one it published.
+ *
+ * Why not `Deno.watchFs`: its watcher thread opens new entries of the
+ * watched folder, so a script that makes a FIFO there blocks that thread,
+ * and closing the watcher then blocks the whole host. A job's directory is
+ * the script's to spoil; polling one `lstat` never blocks.
  */
 
-import { basename } from "node:path";
+import { join } from "node:path";
 import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
 import { JOB_FILES, readProgress } from "./dir.ts";
 
+/** How often the progress file is looked at, in milliseconds. */
+export const PROGRESS_POLL_MS = 4;
+
 /** Messages of the Progress watcher. */
 export type ProgressWatcherMessage =
-  | { readonly type: "changed" }
+  | { readonly type: "look" }
   | { readonly type: "stop"; readonly reply: Reply<void> };
 
 /** What the watcher needs. */
 export interface ProgressWatcherOptions {
-  /** The job directory, which must exist. */
+  /** The job directory. */
   readonly dir: string;
   /** The progress already published for the job (retries start below it). */
   readonly initial: number;
   /** Called with each new, higher progress value. */
   readonly publish: (value: number) => void;
-  /** The file watcher to use. @default {Deno.watchFs} */
-  readonly watch?: (dir: string) => Deno.FsWatcher;
   /** Hears of the watcher's own failure (its owner decides what it means). */
   readonly onCrash: (error: unknown) => void;
 }
 
 /** Start watching `options.dir`; `stop` reads the file one last time before it replies. */
 export function startProgressWatcher(options: ProgressWatcherOptions): ActorRef<ProgressWatcherMessage> {
-  const watcher = (options.watch ?? ((dir) => Deno.watchFs(dir, { recursive: false })))(options.dir);
+  const path = join(options.dir, JOB_FILES.progress);
   let last = options.initial;
-  let readQueued = false;
+  let seen = "";
   let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
 
   const read = async () => {
     const value = await readProgress(options.dir); // Not written yet, being replaced, or not a regular file.
@@ -43,18 +50,28 @@ export function startProgressWatcher(options: ProgressWatcherOptions): ActorRef<
     }
   };
 
+  /** Read when the file is another one, or changed, since the last look. */
+  const look = async () => {
+    const info = await Deno.lstat(path).catch(() => undefined);
+    const stamp = info === undefined ? "" : `${info.ino}:${info.size}:${info.mtime?.getTime()}`;
+    if (stamp !== "" && stamp !== seen) {
+      seen = stamp;
+      await read();
+    }
+  };
+
   const self = spawnActor<ProgressWatcherMessage>(`progress:${options.dir}`, {
     async receive(message) {
       switch (message.type) {
-        case "changed":
-          readQueued = false;
-          if (!stopped) await read();
+        case "look":
+          if (stopped) return;
+          await look();
+          if (!stopped) timer = setTimeout(() => self.tell({ type: "look" }), PROGRESS_POLL_MS);
           return;
         case "stop":
           if (!stopped) {
             stopped = true;
-            watcher.close();
-            await watching;
+            clearTimeout(timer);
             await read();
           }
           message.reply.resolve();
@@ -64,18 +81,6 @@ export function startProgressWatcher(options: ProgressWatcherOptions): ActorRef<
       }
     },
   }, options.onCrash);
-
-  const watching = (async () => {
-    try {
-      for await (const event of watcher) {
-        if (readQueued || !event.paths.some((changed) => basename(changed) === JOB_FILES.progress)) continue;
-        readQueued = true;
-        self.tell({ type: "changed" });
-      }
-    } catch {
-      // The watcher was closed or the directory removed: the final read in `stop` covers it.
-    }
-  })();
-
+  self.tell({ type: "look" });
   return self;
 }
