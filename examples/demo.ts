@@ -6,9 +6,10 @@
  * Run with `deno task demo`.
  */
 
+import { fileURLToPath } from "node:url";
 import { JobDroppedError, JobManager } from "../mod.ts";
 
-const script = new URL("./scripts/add_monkey.py", import.meta.url).pathname;
+const script = fileURLToPath(new URL("./scripts/add_monkey.py", import.meta.url));
 
 await using manager = new JobManager({ maxWorkers: 2 });
 console.log(`Blender: ${manager.blenderPath}`);

@@ -7,8 +7,9 @@
  */
 
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const root = new URL("..", import.meta.url).pathname;
+const root = fileURLToPath(new URL("..", import.meta.url));
 
 /** The generated module's text for the Python sources now in `python/bgproc`. */
 export async function generatePythonSources(): Promise<string> {

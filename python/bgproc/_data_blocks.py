@@ -76,7 +76,9 @@ def describe(bpy: Any, block: Any, index: int) -> dict[str, str]:
     if block is None:
         raise DataBlockError(f"data_blocks[{index}] is None")
     if not isinstance(block, bpy.types.ID):
-        raise DataBlockError(f"data_blocks[{index}] is a {type(block).__name__}, not a Blender data block (bpy.types.ID)")
+        raise DataBlockError(
+            f"data_blocks[{index}] is a {type(block).__name__}, not a Blender data block (bpy.types.ID)"
+        )
     try:
         name = block.name
     except ReferenceError:
