@@ -8,7 +8,7 @@ import { ManagerEvents } from "./_manager_events.ts";
 import { checkPermissions, resolveOptions } from "./_options.ts";
 import { type ResultsMessage, startResults, type StoredResult } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
-import { makeWorkRoot, markKept } from "./_work_root.ts";
+import { makeWorkRoot, markKept, type WorkRoot } from "./_work_root.ts";
 import {
   checkArgs,
   checkBlendFile,
@@ -344,6 +344,7 @@ export class JobManager implements AsyncDisposable {
   #health: ManagerHealth = { status: "ok" };
   readonly #appendScript: string;
   readonly #runner: Runner;
+  readonly #root: WorkRoot;
   #nextName = 1;
   #submitted = 0;
 
@@ -370,26 +371,25 @@ export class JobManager implements AsyncDisposable {
     this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
     let runtimeEntry: string;
     try {
-      this.workRoot = makeWorkRoot(resolved.workDir);
-      runtimeEntry = materializeRuntime(this.workRoot);
-      this.#appendScript = join(dirname(runtimeEntry), "append_job.py");
+      this.#root = makeWorkRoot(resolved.workDir);
     } catch (error) {
       throw new WorkRootError(resolved.workDir ?? "the system's temporary folder", error);
     }
-    const blender = this.blenderPath;
-    if (this.mode === "pool") {
-      const { maxJobsPerWorker, maxWorkerMemoryMiB } = resolved;
-      const pool = new PoolRunner({
-        blender,
-        runtimeEntry,
-        dir: join(this.workRoot, "pool"),
-        maxJobsPerWorker,
-        maxWorkerMemoryMiB,
-      });
-      if (resolved.prewarm) pool.prewarm(this.#maxWorkers);
-      this.#runner = pool;
-    } else {
-      this.#runner = new ProcessRunner({ blender, runtimeEntry });
+    this.workRoot = this.#root.path;
+    try {
+      runtimeEntry = materializeRuntime(this.workRoot);
+      this.#appendScript = join(dirname(runtimeEntry), "append_job.py");
+    } catch (error) {
+      Deno.removeSync(this.workRoot, { recursive: true });
+      this.#root.release();
+      throw new WorkRootError(resolved.workDir ?? "the system's temporary folder", error);
+    }
+    try {
+      this.#runner = this.#makeRunner(resolved, runtimeEntry);
+    } catch (error) {
+      Deno.removeSync(this.workRoot, { recursive: true });
+      this.#root.release();
+      throw error;
     }
     // A Results actor that failed rejects later asks with the cause: nothing more to do here.
     this.#results = startResults(() => {});
@@ -730,6 +730,7 @@ export class JobManager implements AsyncDisposable {
       // The Results actor holds no resources: python_data stays readable after close.
       if (this.#keepFiles) markKept(this.workRoot);
       else await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
+      this.#root.release();
     })();
     return this.#closing;
   }
@@ -737,6 +738,16 @@ export class JobManager implements AsyncDisposable {
   /** Same as {@linkcode JobManager.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  #makeRunner(resolved: ReturnType<typeof resolveOptions>, runtimeEntry: string): Runner {
+    const blender = this.blenderPath;
+    if (resolved.mode === "process") return new ProcessRunner({ blender, runtimeEntry });
+    const { maxJobsPerWorker, maxWorkerMemoryMiB } = resolved;
+    const dir = join(this.workRoot, "pool");
+    const pool = new PoolRunner({ blender, runtimeEntry, dir, maxJobsPerWorker, maxWorkerMemoryMiB });
+    if (resolved.prewarm) pool.prewarm(this.#maxWorkers);
+    return pool;
   }
 
   async #stored(name: string, what: string): Promise<StoredResult> {
