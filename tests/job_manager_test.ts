@@ -214,3 +214,37 @@ for (const mode of ["process", "pool"] as const) {
     deepStrictEqual(await Deno.readFile(blend), before, "the original .blend was changed");
   });
 }
+
+Deno.test("reusing a job name right away never shares a job directory", async () => {
+  await using manager = new JobManager({ maxWorkers: 2 });
+  for (let i = 0; i < 4; i++) {
+    const job = manager.addJob({ name: "same", script: fixture("progress.py"), passedData: { steps: 1, pause: 0 } });
+    equal((await job.result()).attempts, 1);
+  }
+});
+
+Deno.test("an old handle does not kill the new job that reused its name", async () => {
+  await using manager = new JobManager();
+  const first = manager.addJob({ name: "reused", script: fixture("progress.py"), passedData: { steps: 1, pause: 0 } });
+  await first.result();
+  const second = manager.addJob({ name: "reused", script: fixture("progress.py"), passedData: { steps: 2 } });
+  await first.kill();
+  equal((await second.result()).pythonData.steps, 2);
+});
+
+Deno.test("scripts run as a real __main__ module; bgproc works from threads and takes any real number", async () => {
+  await using manager = new JobManager();
+  const job = manager.addJob({ script: fixture("python_features.py") });
+  const { pythonData } = await job.result();
+  deepStrictEqual(pythonData, { restored_size: 2.5, thread_errors: [], main_is_module: true });
+});
+
+Deno.test("the report keeps a chained exception's cause", async () => {
+  await using manager = new JobManager();
+  const error = await manager.addJob({ script: fixture("raise_chained.py") }).result().then(() => undefined, (e) => e);
+  ok(error instanceof JobDroppedError);
+  match(error.report, /FileNotFoundError: .*\/no\/such\/settings\.json/);
+  match(error.report, /direct cause of the following exception/);
+  match(error.report, /RuntimeError: could not load the settings/);
+  ok(!error.report.includes("_runner.py"), "bgproc's own frames leak into the report");
+});

@@ -68,3 +68,15 @@ Deno.test("pool mode without --allow-net is one line naming the flag, and leaves
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a root kept with keepFiles survives the next manager", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const kept = new JobManager({ workDir: dir, keepFiles: true });
+    await kept.close();
+    await using _next = new JobManager({ workDir: dir });
+    ok(existsSync(kept.workRoot), "the kept work root was swept");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
