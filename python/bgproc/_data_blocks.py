@@ -50,9 +50,9 @@ class DataBlockError(Exception):
     """Passed or returned data blocks that cannot be loaded or written."""
 
 
-def append_blocks(bpy: Any, *, path: str, blocks: dict[str, list[str]]) -> list[Any]:
-    """Append the named blocks (and what they use) from the library at ``path``; return them in the order given."""
-    with bpy.data.libraries.load(path, link=False) as (source, target):
+def append_blocks(bpy: Any, *, path: str, blocks: dict[str, list[str]], link: bool = False) -> list[Any]:
+    """Append (or link) the named blocks and what they use from the library at ``path``; return them in order."""
+    with bpy.data.libraries.load(path, link=link) as (source, target):
         for collection, names in blocks.items():
             available = set(getattr(source, collection, None) or [])
             missing = [name for name in names if name not in available]
@@ -91,7 +91,7 @@ def describe(bpy: Any, block: Any, index: int) -> dict[str, str]:
     raise DataBlockError(f"data_blocks[{index}] ({name!r}) is a {type(block).__name__}, which bgproc cannot send back")
 
 
-def write_blocks(bpy: Any, blocks: Any, *, job_dir: str) -> dict[str, Any] | None:
+def write_blocks(bpy: Any, blocks: Any, *, path: str) -> dict[str, Any] | None:
     """Write the script's ``data_blocks`` to ``data_blocks.blend`` (fake user set) and return the manifest."""
     if blocks is None:
         return None
@@ -100,7 +100,6 @@ def write_blocks(bpy: Any, blocks: Any, *, job_dir: str) -> dict[str, Any] | Non
     if not blocks:
         return None
     manifest = [describe(bpy, block, index) for index, block in enumerate(blocks)]
-    path = os.path.join(job_dir, "data_blocks.blend")
     tmp = path + ".tmp.blend"
     bpy.data.libraries.write(tmp, set(blocks), path_remap="ABSOLUTE", fake_user=True, compress=False)
     os.replace(tmp, path)

@@ -3,8 +3,8 @@
 The socket is the control channel: one JSON message per line, ``ready`` / ``run`` / ``done``. A job's own output
 goes to stdout and stderr as always, and can never be taken for a message. After each job the worker prints an end
 marker with the job's token (which no script can guess) on both streams, so the host knows where its output ends.
-Between jobs the worker resets Blender's data from an empty file (milliseconds) and restores ``sys.path``, the
-working folder and ``sys.argv``; each script runs in fresh globals.
+Between jobs the worker resets Blender's data from an empty file (milliseconds); ``run_job`` restores ``sys.path``,
+the working folder, ``sys.argv`` and ``__main__``; each script runs in fresh globals.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import socket
 import sys
 from typing import Any
 
-from ._files import write_json_atomic
+from ._job_dir import JobDir
 from ._runner import EXIT_RUNTIME_ERROR, JobSpec, empty_scene, error_record, run_job
 
 END_MARKER = "\x1ebgproc-end "
@@ -51,20 +51,16 @@ def serve(*, socket_path: str, worker_id: str, empty_blend: str) -> int:
 
 
 def run_one(bpy: Any, *, job_dir: str, empty_blend: str) -> int:
-    """Reset Blender's data, run one job, and put back what a script may have changed in the process."""
-    saved_path = list(sys.path)
-    saved_cwd = os.getcwd()
+    """Reset Blender's data and run one job (``run_job`` puts back what the script changed in the process)."""
+    directory = JobDir(job_dir)
     try:
-        write_json_atomic(os.path.join(job_dir, "runtime.json"), {"pid": os.getpid(), "pool": True})
-        spec = JobSpec.load(os.path.join(job_dir, "spec.json"))
+        directory.write_runtime({"pid": os.getpid(), "pool": True})
+        spec = JobSpec.load(directory.file("spec"))
         if spec.blend_file is None:
             bpy.ops.wm.read_homefile(filepath=empty_blend, load_ui=False)
         else:
             bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
-        return run_job(spec, job_dir=job_dir)
+        return run_job(spec, job_dir=directory)
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
-        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="runtime"))
+        directory.write_error(error_record(error, origin="runtime"))
         return EXIT_RUNTIME_ERROR
-    finally:
-        sys.path[:] = saved_path
-        os.chdir(saved_cwd)

@@ -70,16 +70,7 @@ export function startJobActor(plan: AttemptPlan, options: JobActorOptions): Acto
     if (plan.timeoutMs > 0) {
       timer = clock.setTimeout(() => self.tell({ type: "kill", reason: "timed-out" }), plan.timeoutMs);
     }
-    const events = handle.events;
-    void (async () => {
-      for await (const event of events) {
-        try {
-          self.tell({ type: "attempt", event });
-        } catch {
-          // The actor crashed: keep reading so the runner is never blocked; the crash path kills the attempt.
-        }
-      }
-    })();
+    forward(handle.events, self);
   };
 
   const onEvent = async (event: AttemptEvent) => {
@@ -141,6 +132,19 @@ export function startJobActor(plan: AttemptPlan, options: JobActorOptions): Acto
     void Promise.all([handle?.gone, finish()]).then(() => reported || parent.crashed(error));
   });
   return self;
+}
+
+/** Tell `self` each event of the attempt; reading goes on after a crash, so the runner is never blocked. */
+function forward(events: AsyncIterable<AttemptEvent>, self: ActorRef<JobMessage>): void {
+  void (async () => {
+    for await (const event of events) {
+      try {
+        self.tell({ type: "attempt", event });
+      } catch {
+        // The actor crashed: its crash path kills the attempt; keep reading to the end.
+      }
+    }
+  })();
 }
 
 function withLogError(outcome: AttemptOutcome, line: string): AttemptOutcome {
