@@ -117,11 +117,11 @@ function checkBoolean(field: string, value: unknown): boolean {
  * Throw `Deno.errors.NotCapable` with one line naming the missing flag,
  * unless the permissions the manager needs are granted.
  */
-export function checkPermissions(mode: "process" | "pool"): void {
+export function checkPermissions(mode: "process" | "pool", blender: string, workDir: string): void {
   const needed: [Deno.PermissionDescriptor, string, string][] = [
-    [{ name: "read" }, "--allow-read", "to read scripts and results"],
-    [{ name: "write" }, "--allow-write", "to write its work root"],
-    [{ name: "run" }, "--allow-run", "to start Blender"],
+    [{ name: "read", path: workDir }, "--allow-read", `to read its work root in ${workDir}`],
+    [{ name: "write", path: workDir }, "--allow-write", `to write its work root in ${workDir}`],
+    [{ name: "run", command: blender }, "--allow-run", `to start Blender (${blender})`],
   ];
   if (mode === "pool") needed.push([{ name: "net" }, "--allow-net", "for pool mode's Unix socket"]);
   for (const [descriptor, flag, why] of needed) {

@@ -1,6 +1,7 @@
 /** The facade: the typed async API over the actors; the only thing users touch. */
 
 import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { ActorRef } from "./_actor.ts";
 import { JobHandle } from "./_job_handle.ts";
@@ -362,13 +363,13 @@ export class JobManager implements AsyncDisposable {
    */
   constructor(options: JobManagerOptions = {}) {
     const resolved = resolveOptions(options);
-    checkPermissions(resolved.mode);
     this.#maxWorkers = resolved.maxWorkers;
     this.#maxAttempts = resolved.maxAttempts;
     this.#timeout = resolved.timeout;
     this.#keepFiles = resolved.keepFiles;
     this.mode = resolved.mode;
     this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
+    checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
     let runtimeEntry: string;
     try {
       this.#root = makeWorkRoot(resolved.workDir);

@@ -19,10 +19,15 @@ async function startHost(dir: string, flags: string[], mode = "process") {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const first = await reader.read();
-  reader.releaseLock();
-  return { child, root: (first.value ?? "").trim() };
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  await reader.cancel(); // The rest of its output is not needed.
+  return { child, root: text.trim() };
 }
 
 Deno.test("a killed host's work root is swept by the next manager; a live host's is left", async () => {
@@ -34,7 +39,6 @@ Deno.test("a killed host's work root is swept by the next manager; a live host's
     dead.child.kill("SIGKILL");
     await dead.child.status;
     await dead.child.stderr.cancel();
-    await dead.child.stdout.cancel();
     const next = await startHost(dir, TASK_FLAGS);
     equal(existsSync(dead.root), false, "the killed host's root was not swept");
     ok(existsSync(live.root), "a live host's root was swept");
@@ -42,7 +46,6 @@ Deno.test("a killed host's work root is swept by the next manager; a live host's
       child.kill("SIGKILL");
       await child.status;
       await child.stderr.cancel();
-      await child.stdout.cancel();
     }
     await new JobManager({ workDir: dir }).close(); // Sweeps both.
     deepStrictEqual([...Deno.readDirSync(dir)], []);

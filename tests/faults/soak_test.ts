@@ -55,5 +55,7 @@ Deno.test(`soak: ${SOAK_JOBS} short jobs leave no process, fd, watcher or file b
     await manager.close();
   }
   equal(existsSync(workRoot), false, "the work root outlived close()");
-  deepStrictEqual(openFds().sort(), fdsBefore.sort(), "file descriptors leaked");
+  // The manager's own lock on its work root is held until close(), by design.
+  const expected = fdsBefore.filter((fd) => !fd.startsWith(workRoot));
+  deepStrictEqual(openFds().sort(), expected.sort(), "file descriptors leaked");
 });
