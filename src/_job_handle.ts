@@ -150,7 +150,7 @@ export class JobHandle {
         this.#running = false;
         this.#state = "COMPLETED";
         this.#setProgress(1);
-        this.#ended();
+        this.#releaseFollowers();
         this.#result.resolve(event.result);
         return;
       case "dropped":
@@ -158,7 +158,7 @@ export class JobHandle {
         this.#state = "DROPPED";
         this.#error = event.error;
         this.#attempts = event.error.attempts;
-        this.#ended();
+        this.#releaseFollowers();
         this.#result.reject(event.error);
         return;
     }
@@ -173,7 +173,8 @@ export class JobHandle {
     }
   }
 
-  #ended(): void {
+  /** The job has ended: drop the abort listener and wake every follower, whose iterators then finish. */
+  #releaseFollowers(): void {
     if (this.#abort !== undefined) {
       this.#abort.signal.removeEventListener("abort", this.#abort.listener);
       this.#abort = undefined;

@@ -133,9 +133,9 @@ class SupervisorState {
         return;
       }
       case "attemptEnded":
-        return this.#ended(message.name, message.attempt, message.outcome);
+        return this.#attemptOver(message.name, message.attempt, message.outcome);
       case "jobActorCrashed":
-        return this.#ended(message.name, message.attempt, crashOutcome(message.attempt, message.error));
+        return this.#attemptOver(message.name, message.attempt, crashOutcome(message.attempt, message.error));
       case "retryDue":
         if (this.#waiting.backoffEnded(message.name)) this.#startWhatFits();
         return;
@@ -224,7 +224,7 @@ class SupervisorState {
     actor.tell({ type: "start" });
   }
 
-  #ended(name: string, attempt: number, outcome: AttemptOutcome): void {
+  #attemptOver(name: string, attempt: number, outcome: AttemptOutcome): void {
     const entry = this.#current(name, attempt);
     if (entry === undefined) return;
     this.#running.delete(name);
