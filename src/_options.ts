@@ -33,7 +33,7 @@ export interface ResolvedOptions {
   readonly keepFiles: boolean;
   readonly outputLimit: number;
   readonly resultLimit: number;
-  readonly mode: "process" | "pool";
+  readonly mode: "process" | "pool" | "fork";
   readonly maxJobsPerWorker: number;
   readonly maxWorkerMemoryMiB: number;
   readonly prewarm: boolean;
@@ -49,8 +49,8 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     throw new TypeError(`${WHAT} as its options must be an object: current value is ${String(options)}`);
   }
   const mode = options.mode ?? DEFAULTS.mode;
-  if (mode !== "process" && mode !== "pool") {
-    throw new RangeError(`${WHAT} as 'mode' must be "process" or "pool": current value is ${String(mode)}`);
+  if (mode !== "process" && mode !== "pool" && mode !== "fork") {
+    throw new RangeError(`${WHAT} as 'mode' must be "process", "pool" or "fork": current value is ${String(mode)}`);
   }
   const retry = options.retry ?? {};
   const intensity = options.restartIntensity ?? {};
@@ -117,13 +117,13 @@ function checkBoolean(field: string, value: unknown): boolean {
  * Throw `Deno.errors.NotCapable` with one line naming the missing flag,
  * unless the permissions the manager needs are granted.
  */
-export function checkPermissions(mode: "process" | "pool", blender: string, workDir: string): void {
+export function checkPermissions(mode: "process" | "pool" | "fork", blender: string, workDir: string): void {
   const needed: [Deno.PermissionDescriptor, string, string][] = [
     [{ name: "read", path: workDir }, "--allow-read", `to read its work root in ${workDir}`],
     [{ name: "write", path: workDir }, "--allow-write", `to write its work root in ${workDir}`],
     [{ name: "run", command: blender }, "--allow-run", `to start Blender (${blender})`],
   ];
-  if (mode === "pool") needed.push([{ name: "net" }, "--allow-net", "for pool mode's Unix socket"]);
+  if (mode !== "process") needed.push([{ name: "net" }, "--allow-net", `for ${mode} mode's Unix socket`]);
   for (const [descriptor, flag, why] of needed) {
     if (Deno.permissions.querySync(descriptor).state !== "granted") {
       throw new Deno.errors.NotCapable(`bgproc's JobManager needs ${flag} ${why}; run Deno with ${flag}`);

@@ -35,7 +35,7 @@ Options:
   --data-json JSON    passed_data as one JSON object (--data entries are added to it)
   --timeout S         kill the job after S seconds (default: none)
   --attempts N        start the job up to N times when it fails (default: 1)
-  --mode MODE         process (default) or pool
+  --mode MODE         process (default), pool or fork
   --blender PATH      the Blender executable (default: $BLENDER, else blender on PATH)
   --json              print the result as JSON
   -h, --help          show this help
@@ -50,7 +50,7 @@ Paths are relative to the file.
 Options:
   --workers N         run up to N jobs at once (default: 2)
   --attempts N        start each job up to N times when it fails (default: 1)
-  --mode MODE         process (default) or pool
+  --mode MODE         process (default), pool or fork
   --blender PATH      the Blender executable
   --json              print the summary as JSON
   -h, --help          show this help
@@ -135,8 +135,8 @@ function positiveNumber(flag: string, value: unknown, integer: boolean): number 
 
 function managerOptions(flags: Flags, workers?: number): JobManagerOptions {
   const mode = flags.mode;
-  if (mode !== undefined && mode !== "process" && mode !== "pool") {
-    throw new UsageError(`--mode must be 'process' or 'pool', not '${mode}'`);
+  if (mode !== undefined && mode !== "process" && mode !== "pool" && mode !== "fork") {
+    throw new UsageError(`--mode must be 'process', 'pool' or 'fork', not '${mode}'`);
   }
   const attempts = positiveNumber("attempts", flags.attempts, true);
   return {

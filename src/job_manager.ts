@@ -23,6 +23,7 @@ import {
 } from "./_validate.ts";
 import { findBlender } from "./blender.ts";
 import { type DropReason, InvalidJobError, WorkRootError } from "./errors.ts";
+import { ForkRunner } from "./runners/fork.ts";
 import { PoolRunner } from "./runners/pool.ts";
 import { ProcessRunner } from "./runners/process.ts";
 import type { Runner } from "./runners/runner.ts";
@@ -105,11 +106,16 @@ export interface JobManagerOptions {
    * the job's .blend file) and running each script in fresh globals: the
    * per-job overhead is milliseconds. What one script does to the Python
    * process beyond Blender's data (modules it imported, globals of those
-   * modules) stays for the next job on that worker.
+   * modules) stays for the next job on that worker. `"fork"`: a warm
+   * *zygote* Blender, which never runs user code, forks a fresh child per
+   * job: the isolation of process mode (everything a job did dies with its
+   * child) at a few milliseconds per job. On a Blender where forking is
+   * unsafe, fork mode runs jobs in process mode and says so in each job's
+   * output.
    *
    * @default {"process"}
    */
-  mode?: "process" | "pool";
+  mode?: "process" | "pool" | "fork";
   /**
    * Pool mode: retire a worker after this many jobs.
    *
@@ -125,6 +131,7 @@ export interface JobManagerOptions {
   maxWorkerMemoryMiB?: number;
   /**
    * Pool mode: start `maxWorkers` workers now instead of on the first jobs.
+   * Fork mode: start the zygote now.
    *
    * @default {false}
    */
@@ -327,8 +334,8 @@ export interface Job<T extends JsonObject = JsonObject> {
  * ```
  */
 export class JobManager implements AsyncDisposable {
-  /** `"process"` (a Blender per job) or `"pool"` (warm workers). */
-  readonly mode: "process" | "pool";
+  /** `"process"` (a Blender per job), `"pool"` (warm workers) or `"fork"` (a child of a warm zygote per job). */
+  readonly mode: "process" | "pool" | "fork";
   /** The Blender executable in use. */
   readonly blenderPath: string;
   /** This manager's own work root. */
@@ -744,6 +751,11 @@ export class JobManager implements AsyncDisposable {
   #makeRunner(resolved: ReturnType<typeof resolveOptions>, runtimeEntry: string): Runner {
     const blender = this.blenderPath;
     if (resolved.mode === "process") return new ProcessRunner({ blender, runtimeEntry });
+    if (resolved.mode === "fork") {
+      const fork = new ForkRunner({ blender, runtimeEntry, dir: join(this.workRoot, "fork") });
+      if (resolved.prewarm) fork.prewarm();
+      return fork;
+    }
     const { maxJobsPerWorker, maxWorkerMemoryMiB } = resolved;
     const dir = join(this.workRoot, "pool");
     const pool = new PoolRunner({ blender, runtimeEntry, dir, maxJobsPerWorker, maxWorkerMemoryMiB });

@@ -12,31 +12,29 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402 - after the path above, with the imports that need it
 
-from bgproc._job_dir import JobDir  # noqa: E402
-from bgproc._runner import EXIT_RUNTIME_ERROR, JobSpec, blender_version, error_record, run_job, watch_host  # noqa: E402
+from bgproc._runner import run_job_dir, watch_host  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    """Run the job in ``--job-dir``, or serve jobs as a pool worker; return the process exit code."""
+    """Run the job in ``--job-dir``, serve jobs as a pool worker, or fork them as the zygote; return the exit code."""
     parser = argparse.ArgumentParser(prog="bgproc")
     parser.add_argument("--job-dir")
     parser.add_argument("--pool-socket")
     parser.add_argument("--worker-id", default="0")
     parser.add_argument("--empty-blend")
+    parser.add_argument("--zygote-socket")
     options = parser.parse_args(argv)
+    if options.zygote_socket is not None:
+        # Before watch_host: the zygote starts no thread (it watches the host itself), so that it can fork.
+        from bgproc._zygote import serve as serve_zygote  # noqa: PLC0415 - only for the fork-mode zygote
+
+        return serve_zygote(socket_path=options.zygote_socket, zygote_id=options.worker_id)
     watch_host()
     if options.pool_socket is not None:
         from bgproc._pool import serve  # noqa: PLC0415 - only for pool workers
 
         return serve(socket_path=options.pool_socket, worker_id=options.worker_id, empty_blend=options.empty_blend)
-    job_dir = JobDir(options.job_dir)
-    job_dir.write_runtime({"pid": os.getpid(), "python": sys.version.split()[0], "blender": blender_version()})
-    try:
-        spec = JobSpec.load(job_dir.file("spec"))
-        return run_job(spec, job_dir=job_dir)
-    except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
-        job_dir.write_error(error_record(error, origin="runtime"))
-        return EXIT_RUNTIME_ERROR
+    return run_job_dir(options.job_dir)
 
 
 def _own_args(argv: list[str]) -> list[str]:

@@ -87,6 +87,18 @@ class JobSpec:
         )
 
 
+def run_job_dir(path: str) -> int:
+    """Run the job in the job directory ``path`` (process mode, and a fork-mode child); return the exit code."""
+    job_dir = JobDir(path)
+    job_dir.write_runtime({"pid": os.getpid(), "python": sys.version.split()[0], "blender": blender_version()})
+    try:
+        spec = JobSpec.load(job_dir.file("spec"))
+        return run_job(spec, job_dir=job_dir)
+    except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
+        job_dir.write_error(error_record(error, origin="runtime"))
+        return EXIT_RUNTIME_ERROR
+
+
 def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     """Prepare Blender's data, run the script in fresh globals, write result.json or error.json."""
     import bpy  # noqa: PLC0415 - only inside Blender

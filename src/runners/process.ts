@@ -39,16 +39,7 @@ export class ProcessRunner implements Runner {
       } catch (startError) {
         return await attempt.end({ status: null, startError });
       }
-      if (attempt.killReason !== undefined) return await attempt.end({ status: null });
-      try {
-        group = spawnDetached(this.#options.blender, args);
-      } catch (startError) {
-        return await attempt.end({ status: null, startError, blenderWouldNotStart: true });
-      }
-      attempt.started(shellQuote([this.#options.blender, ...args]));
-      const status = await readUntilExit(group, attempt, plan.outputLimit);
-      await group.closeStdin();
-      await attempt.end({ status });
+      await runPrepared(attempt, this.#options.blender, args, plan.outputLimit, (started) => group = started);
     })().catch(() => {});
     return {
       events: attempt.events,
@@ -63,6 +54,32 @@ export class ProcessRunner implements Runner {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/**
+ * Run a prepared attempt in a fresh Blender started with `args`, to its end;
+ * `onGroup` gets the process group as soon as it runs (for kills). Fork mode
+ * falls back to this where forking is unsafe.
+ */
+export async function runPrepared(
+  attempt: LocalAttempt,
+  blender: string,
+  args: readonly string[],
+  maxLine: number,
+  onGroup: (group: ProcessGroup) => void,
+): Promise<void> {
+  if (attempt.killReason !== undefined) return await attempt.end({ status: null });
+  let group: ProcessGroup;
+  try {
+    group = spawnDetached(blender, args);
+  } catch (startError) {
+    return await attempt.end({ status: null, startError, blenderWouldNotStart: true });
+  }
+  onGroup(group);
+  attempt.started(shellQuote([blender, ...args]));
+  const status = await readUntilExit(group, attempt, maxLine);
+  await group.closeStdin();
+  await attempt.end({ status });
 }
 
 /** Pass the group's output to `attempt` line by line until Blender is reaped and its pipes are closed. */
