@@ -1,14 +1,14 @@
 /**
- * The JobManager against real Blender, in process mode and in pool mode: data in, results out, progress,
+ * The JobManager against real Blender, in process, pool and fork mode: data in, results out, progress,
  * errors, kills, limits, retries.
  */
 
 import { deepStrictEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
-import { fixture, isAlive, processesMatching, waitFor, watchMax } from "./_helpers.ts";
+import { fixture, forkChildren, isAlive, processesMatching, waitFor, watchMax } from "./_helpers.ts";
 
-for (const mode of ["process", "pool"] as const) {
+for (const mode of ["process", "pool", "fork"] as const) {
   Deno.test(`${mode}: passed data with quotes, newlines, unicode, nesting and 10 MB arrives intact and round-trips`, async () => {
     await using manager = new JobManager({ mode });
     const passedData = {
@@ -155,7 +155,10 @@ for (const mode of ["process", "pool"] as const) {
 
   Deno.test(`${mode}: with maxWorkers 2, six jobs never run more than two Blender processes at once`, async () => {
     await using manager = new JobManager({ mode, maxWorkers: 2 });
-    const watch = watchMax(() => processesMatching(manager.workRoot, Deno.pid).length, 10);
+    const count = mode === "fork"
+      ? () => forkChildren(manager.workRoot).length
+      : () => processesMatching(manager.workRoot, Deno.pid).length;
+    const watch = watchMax(count, 10);
     const jobs = Array.from(
       { length: 6 },
       (_, i) => manager.addJob({ name: `limit-${i}`, script: fixture("sleep.py"), passedData: { seconds: 0.3 } }),
@@ -180,7 +183,7 @@ for (const mode of ["process", "pool"] as const) {
     equal(result.attempts, 3);
     equal(result.pythonData.attempts_seen, 3);
     const records = result.pythonData.records as { pid: number; earlier_alive: number[] }[];
-    if (mode === "process") {
+    if (mode !== "pool") {
       deepStrictEqual(
         records.map((record) => record.earlier_alive),
         [[], [], []],
