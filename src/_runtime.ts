@@ -13,6 +13,7 @@ import files from "../python/bgproc/_files.py" with { type: "text" };
 import jobDir from "../python/bgproc/_job_dir.py" with { type: "text" };
 import pool from "../python/bgproc/_pool.py" with { type: "text" };
 import progress from "../python/bgproc/_progress.py" with { type: "text" };
+import reaper from "../python/bgproc/_reaper.py" with { type: "text" };
 import runner from "../python/bgproc/_runner.py" with { type: "text" };
 import zygote from "../python/bgproc/_zygote.py" with { type: "text" };
 import appendJob from "../python/bgproc/append_job.py" with { type: "text" };
@@ -27,6 +28,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_job_dir.py": jobDir,
   "_pool.py": pool,
   "_progress.py": progress,
+  "_reaper.py": reaper,
   "_runner.py": runner,
   "_zygote.py": zygote,
   "append_job.py": appendJob,

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from ._job_dir import JobDir
+from ._reaper import become_subreaper, end_descendants
 from ._runner import EXIT_RUNTIME_ERROR, JobSpec, empty_scene, error_record, run_job
 
 END_MARKER = "\x1ebgproc-end "
@@ -25,6 +26,7 @@ def serve(*, socket_path: str, worker_id: str, empty_blend: str) -> int:
     """Connect to the host, then run jobs until it says ``quit`` or goes away."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
+    become_subreaper()
     empty_scene(bpy)
     bpy.ops.wm.save_as_mainfile(filepath=empty_blend, compress=False)
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -64,3 +66,5 @@ def run_one(bpy: Any, *, job_dir: str, empty_blend: str) -> int:
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
         directory.write_error(error_record(error, origin="runtime"))
         return EXIT_RUNTIME_ERROR
+    finally:
+        end_descendants()  # What the job started (a forked child, a setsid daemon) ends with it.

@@ -22,6 +22,7 @@ from . import _context
 from ._data_blocks import DataBlockError, append_blocks, write_blocks
 from ._job_dir import JobDir
 from ._progress import ProgressReporter
+from ._reaper import become_subreaper, end_descendants
 
 SPEC_VERSION = 1
 RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -89,6 +90,7 @@ class JobSpec:
 
 def run_job_dir(path: str) -> int:
     """Run the job in the job directory ``path`` (process mode, and a fork-mode child); return the exit code."""
+    become_subreaper()
     job_dir = JobDir(path)
     job_dir.write_runtime({"pid": os.getpid(), "python": sys.version.split()[0], "blender": blender_version()})
     try:
@@ -97,6 +99,8 @@ def run_job_dir(path: str) -> int:
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
         job_dir.write_error(error_record(error, origin="runtime"))
         return EXIT_RUNTIME_ERROR
+    finally:
+        end_descendants()  # What the job started, daemons in sessions of their own included, ends with it.
 
 
 def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:

@@ -53,8 +53,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from ._reaper import become_subreaper, end_descendants
+
 PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
 
 EXIT_RUNTIME_ERROR = 4
 
@@ -73,7 +74,7 @@ def serve(*, socket_path: str, zygote_id: str) -> int:
     """Connect to the host, report ``ready``, then fork a child per ``fork`` until the host goes away."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    become_subreaper()
     baseline = set(_tasks())
     unsafe = _unsafe_reason()
     control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -131,7 +132,7 @@ def serve(*, socket_path: str, zygote_id: str) -> int:
     finally:
         for child in children.values():
             _kill_group(child.pid)
-        _kill_orphans(set())
+        end_descendants()
 
 
 def _handle(message: dict[str, Any], *, bpy: Any, send: Any, socket_path: str, children: dict[str, _Child],
@@ -194,7 +195,6 @@ def _run_child(bpy: Any, *, job_dir: str) -> int:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:
         return EXIT_RUNTIME_ERROR  # The zygote died before the line above.
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     random.seed()
     try:
         spec = JobSpec.load(JobDir(job_dir).file("spec"))
@@ -218,7 +218,7 @@ def _reap(pid: int, *, keep: set[int]) -> tuple[int, str | None]:
     """Kill what the child left in its group and re-parented to us, then reap it: ``(code, signal name)``."""
     _kill_group(pid)
     _, status = os.waitpid(pid, 0)
-    _kill_orphans(keep)
+    end_descendants(keep=frozenset(keep))
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         try:
@@ -234,29 +234,6 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass  # Gone already.
-
-
-def _kill_orphans(keep: set[int]) -> None:
-    """Kill and reap every child of ours that is not a live job child: what a job left behind, re-parented to us."""
-    for pid in _children():
-        if pid in keep:
-            continue
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except OSError:
-            pass
-
-
-def _children() -> list[int]:
-    pids: list[int] = []
-    for task in _tasks():
-        try:
-            with open(f"/proc/self/task/{task}/children", encoding="ascii") as handle:
-                pids += [int(pid) for pid in handle.read().split()]
-        except OSError:
-            pass
-    return pids
 
 
 def _tasks() -> list[str]:
