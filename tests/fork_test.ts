@@ -57,3 +57,20 @@ Deno.test("fork: a zygote killed mid-job drops that job as crashed, and the next
   const next = (await manager.addJob({ script: fixture("fork_probe.py") }).result()).pythonData as Facts;
   notEqual(next.ppid, first.ppid);
 });
+
+Deno.test("fork: where forking is unsafe, jobs run in process mode and each says so", async () => {
+  Deno.env.set("BGPROC_FORK_UNSAFE", "a test says so");
+  try {
+    await using manager = new JobManager({ mode: "fork", maxWorkers: 1 });
+    for (let i = 0; i < 2; i++) {
+      const result = await manager.addJob({ script: fixture("fork_probe.py") }).result();
+      ok(
+        result.stderr.includes("fork mode is unsafe here (Blender ") && result.stderr.includes("a test says so"),
+        result.stderr,
+      );
+      equal((result.pythonData as Facts).pgid, (result.pythonData as Facts).pid, "not a fresh Blender of its own");
+    }
+  } finally {
+    Deno.env.delete("BGPROC_FORK_UNSAFE");
+  }
+});

@@ -278,6 +278,9 @@ def _busy_tasks() -> list[str]:
 
 def _unsafe_reason() -> str | None:
     """Why this Blender cannot fork safely at all, or ``None``."""
+    forced = os.environ.get("BGPROC_FORK_UNSAFE")
+    if forced:
+        return f"{forced} (BGPROC_FORK_UNSAFE is set)"
     if not hasattr(os, "pidfd_open"):
         return f"Python {sys.version.split()[0]} has no os.pidfd_open (Python 3.9+ on Linux 5.3+ is needed)"
     try:
