@@ -15,6 +15,7 @@ import pool from "../python/bgproc/_pool.py" with { type: "text" };
 import progress from "../python/bgproc/_progress.py" with { type: "text" };
 import reaper from "../python/bgproc/_reaper.py" with { type: "text" };
 import runner from "../python/bgproc/_runner.py" with { type: "text" };
+import workerState from "../python/bgproc/_worker_state.py" with { type: "text" };
 import zygote from "../python/bgproc/_zygote.py" with { type: "text" };
 import appendJob from "../python/bgproc/append_job.py" with { type: "text" };
 
@@ -30,6 +31,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_progress.py": progress,
   "_reaper.py": reaper,
   "_runner.py": runner,
+  "_worker_state.py": workerState,
   "_zygote.py": zygote,
   "append_job.py": appendJob,
 };

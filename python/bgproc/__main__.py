@@ -43,6 +43,9 @@ def _own_args(argv: list[str]) -> list[str]:
 
 
 _code = main(_own_args(sys.argv))
-sys.stdout.flush()
-sys.stderr.flush()
+for _stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+    try:
+        _stream.flush()
+    except Exception:  # noqa: BLE001 - a stream a script put in place (or a closed fd) must not change the exit code
+        pass
 os._exit(_code)

@@ -107,6 +107,10 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     """Prepare Blender's data, run the script in fresh globals, write result.json or error.json."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
+    # The end of the job goes through these references, taken before the script runs: a script that patches the
+    # runtime's attributes cannot forge or swallow its own result.
+    check_data, write_library, finish, record = checked_python_data, write_blocks, _finish, error_record
+    write_error, write_result = job_dir.write_error, job_dir.write_result
     if spec.blend_file is None:
         empty_scene(bpy)
     else:
@@ -141,17 +145,17 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
             failure = _exec_script(spec, globals_)
     finally:
         _context.deactivate()
-    _finish(reporter)
+    finish(reporter)
     if failure is not None:
-        job_dir.write_error(error_record(failure, origin="script"))
+        write_error(record(failure, origin="script"))
         return EXIT_SCRIPT_ERROR
     try:
-        python_data = checked_python_data(globals_.get("python_data", {}))
-        data_blocks = write_blocks(bpy, globals_.get("data_blocks"), path=job_dir.file("dataBlocks"))
+        python_data = check_data(globals_.get("python_data", {}))
+        data_blocks = write_library(bpy, globals_.get("data_blocks"), path=job_dir.file("dataBlocks"))
     except (PythonDataError, DataBlockError) as error:
-        job_dir.write_error(error_record(error, origin="result"))
+        write_error(record(error, origin="result"))
         return EXIT_SCRIPT_ERROR
-    job_dir.write_result({"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks})
+    write_result({"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks})
     return EXIT_OK
 
 
@@ -280,8 +284,11 @@ def blender_version() -> str:
 
 def _finish(reporter: ProgressReporter) -> None:
     reporter.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a stream the script put in place may fail any way; the job still ends
+            pass
 
 
 def empty_scene(bpy: Any) -> None:

@@ -200,7 +200,7 @@ def _run_child(bpy: Any, *, job_dir: str) -> int:
         spec = JobSpec.load(JobDir(job_dir).file("spec"))
         if spec.blend_file is not None:
             bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
-    except Exception:  # noqa: BLE001 - run_job_dir reports a bad spec or a file Blender cannot open, as process mode does
+    except Exception:  # noqa: BLE001 - run_job_dir reports a bad spec or an unreadable .blend, as process mode does
         pass
     watch_host()
     return run_job_dir(job_dir)

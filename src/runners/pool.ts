@@ -36,6 +36,8 @@ interface Lease {
   readonly attempt: LocalAttempt;
   readonly ended: Record<"stdout" | "stderr", boolean>;
   exitCode: number | undefined;
+  /** Why the worker retires after this job (what the job left that cannot be undone), once it said so. */
+  retiring: string | undefined;
   /** Settles when the job is done (reported and both streams at its end marker) or the worker died. */
   readonly done: PromiseWithResolvers<ExitStatus>;
 }
@@ -117,6 +119,7 @@ export class PoolRunner implements Runner {
         attempt,
         ended: { stdout: false, stderr: false },
         exitCode: undefined,
+        retiring: undefined,
         done: Promise.withResolvers(),
       };
       worker.lease = lease;
@@ -177,7 +180,9 @@ export class PoolRunner implements Runner {
       // Only now, with the worker's last lines read (a traceback before a crash), does its job end.
       const lease = worker.lease;
       worker.lease = undefined;
-      lease?.done.resolve(status);
+      // A worker retired after its job ends that job with the job's own exit code, not with the kill.
+      const retired = lease?.retiring !== undefined && lease.exitCode !== undefined;
+      lease?.done.resolve(retired ? { code: lease.exitCode!, signal: null } : status);
     });
     this.#workers.set(id, worker);
     return worker;
@@ -213,7 +218,17 @@ export class PoolRunner implements Runner {
         const lease = worker.lease;
         if (message.type === "done" && lease !== undefined && message.token === lease.token) {
           lease.exitCode = Number(message.exitCode);
-          this.#settle(worker);
+          if (typeof message.retire === "string") {
+            // Dirty: the job ends once the worker has exited and all its output is read.
+            lease.retiring = message.retire;
+            lease.attempt.line(
+              "stderr",
+              `bgproc: pool worker ${worker.id} is retired after this job: ${message.retire}`,
+            );
+            worker.process.kill("SIGKILL");
+          } else {
+            this.#settle(worker);
+          }
         }
       }
     } catch {
