@@ -68,3 +68,13 @@ for (const mode of ["pool", "fork"] as const) {
     });
   }
 }
+
+for (const leak of ["stdout_replaced", "fd_closed"] as const) {
+  Deno.test(`process: a job with ${leak} ends normally, not by a timeout`, async () => {
+    await using manager = new JobManager({ mode: "process", maxWorkers: 1, timeout: 60_000 });
+    const markFile = join(manager.workRoot, "handler-ran");
+    const result = await manager.addJob({ script: fixture("leak.py"), passedData: { leak, mark_file: markFile } })
+      .result();
+    deepStrictEqual(result.pythonData.leaked, leak);
+  });
+}
