@@ -22,7 +22,8 @@ What forking a Blender must avoid (see the README's fork-mode section):
 - GPU devices: the zygote never renders, never touches Cycles' device list or preferences, never imports add-ons of
   its own. CUDA/HIP/OptiX/Metal contexts do not survive a fork; a child initialises its own.
 - Shared files and locks: the zygote opens nothing but its control socket, its epoll and its children's pidfds; the
-  child closes all of them first thing. It never writes a file a child could also write.
+  child closes all of them first thing. It never writes a file a child could also write. What Blender itself holds
+  open (the ``--python`` file on 3.4, a pipe pair of 5.2's own, /dev/null) stays shared and unused by bgproc.
 - Threads: a fork copies only the forking thread. Blender itself keeps native threads (its task scheduler's TBB
   workers and, on Debian's 3.4, jemalloc's background thread) sleeping on futexes; those hold no lock while idle and
   jemalloc has fork handlers, which is why a child can still evaluate modifiers and render. The zygote forks only when
