@@ -1,7 +1,7 @@
 /**
  * Fork mode: each job runs in a fresh child of a warm zygote. What fork must
- * not break (threads, rendering), what must not pass from one job to the
- * next, and a zygote that dies.
+ * not break (threads, rendering), a zygote that dies, and the loud fallback.
+ * What must not pass from one job to the next is in `isolation_test.ts`.
  */
 
 import { deepStrictEqual, equal, notEqual, ok } from "node:assert/strict";
@@ -32,14 +32,6 @@ Deno.test("fork: a child evaluates a subdivision modifier (TBB) and renders a Cy
     equal(pythonData.vertices, 386);
     ok((await Deno.stat(out)).size > 0);
   }
-});
-
-Deno.test("fork: nothing job A leaves in its process reaches job B", async () => {
-  await using manager = new JobManager({ mode: "fork", maxWorkers: 1 });
-  await manager.addJob({ script: fixture("leak.py"), passedData: { act: "leak" } }).result();
-  const { pythonData } = await manager.addJob({ script: fixture("leak.py"), passedData: { act: "check" } }).result();
-  const seen = (pythonData as { seen: Record<string, boolean> }).seen;
-  deepStrictEqual(Object.entries(seen).filter(([, leak]) => leak).map(([name]) => name), []);
 });
 
 Deno.test("fork: a zygote killed mid-job drops that job as crashed, and the next job gets a new zygote", async () => {
