@@ -67,3 +67,21 @@ Deno.test("fork: where forking is unsafe, jobs run in process mode and each says
     Deno.env.delete("BGPROC_FORK_UNSAFE");
   }
 });
+
+Deno.test("fork: a child that segfaults or exits 3 is crashed with its signal or code, and the zygote forks on", async () => {
+  await using manager = new JobManager({ mode: "fork", maxWorkers: 1 });
+  const before = (await manager.addJob({ script: fixture("fork_probe.py") }).result()).pythonData as Facts;
+  for (const [how, check] of [["segfault", { signal: "SIGSEGV" }], ["exit", { exitCode: 3 }]] as const) {
+    const error = await manager.addJob({ script: fixture("crash.py"), passedData: { how } }).result().then(
+      () => undefined,
+      (e) => e,
+    );
+    ok(error instanceof JobDroppedError);
+    equal(error.reason, "crashed");
+    if ("signal" in check) equal(error.signal, check.signal);
+    else equal(error.exitCode, check.exitCode);
+    ok(error.stdoutTail.includes("crashing now"), error.stdoutTail);
+  }
+  const after = (await manager.addJob({ script: fixture("fork_probe.py") }).result()).pythonData as Facts;
+  equal(after.ppid, before.ppid, "the zygote was replaced after its child crashed");
+});
