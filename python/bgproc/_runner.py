@@ -310,8 +310,10 @@ def watch_host() -> None:
             while sys.stdin.buffer.read(65536):
                 pass
         finally:
-            # Blender leads its own process group (the host starts it detached): end whatever the script started too.
+            # End whatever the script started: every descendant (also where a wrapper, not Blender, leads the process
+            # group, and daemons in sessions of their own), then the group when Blender leads it.
             try:
+                end_descendants()
                 if os.getpgid(0) == os.getpid():
                     os.killpg(os.getpid(), signal.SIGKILL)
             finally:

@@ -88,6 +88,8 @@ export class ForkRunner implements Runner {
   readonly #encoder = new TextEncoder();
   #zygote: Zygote | undefined;
   readonly #zygotes = new Set<Zygote>();
+  /** Zygotes whose process or output is not done yet (an exited zygote's pipes may still be closing). */
+  readonly #unfinished = new Set<Zygote>();
   #nextZygote = 0;
   #nextToken = 0;
   /** Why forking is unsafe on this Blender, once a zygote said so. */
@@ -141,12 +143,11 @@ export class ForkRunner implements Runner {
   }
 
   async close(): Promise<void> {
-    const all = [...this.#zygotes];
-    for (const zygote of all) {
+    for (const zygote of this.#zygotes) {
       for (const lease of zygote.leases.values()) if (lease.pid !== undefined) killGroup(lease.pid);
       zygote.process.kill("SIGKILL");
     }
-    await Promise.all(all.map((zygote) => zygote.done));
+    await Promise.all([...this.#unfinished].map((zygote) => zygote.done));
     this.#listener.close();
     await this.#accepting;
     await Promise.all(this.#greetings);
@@ -256,6 +257,8 @@ export class ForkRunner implements Runner {
     zygote.done = Promise.all([exit, ...reading]).then(() => {});
     this.#zygote = zygote;
     this.#zygotes.add(zygote);
+    this.#unfinished.add(zygote);
+    void zygote.done.then(() => this.#unfinished.delete(zygote));
     return zygote;
   }
 

@@ -69,6 +69,8 @@ export class PoolRunner implements Runner {
   readonly #socketPath: string;
   readonly #listener: Deno.UnixListener;
   readonly #workers = new Map<string, Worker>();
+  /** Workers whose process, output or connection is not done yet (an exited worker's pipes may still be closing). */
+  readonly #unfinished = new Set<Worker>();
   readonly #idle: Worker[] = [];
   readonly #greetings = new Set<Promise<void>>();
   readonly #accepting: Promise<void>;
@@ -141,9 +143,8 @@ export class PoolRunner implements Runner {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const all = [...this.#workers.values()];
-    for (const worker of all) worker.process.kill("SIGKILL");
-    await Promise.all(all.map((worker) => worker.done));
+    for (const worker of this.#workers.values()) worker.process.kill("SIGKILL");
+    await Promise.all([...this.#unfinished].map((worker) => worker.done));
     this.#listener.close();
     await this.#accepting;
     await Promise.all(this.#greetings);
@@ -185,6 +186,8 @@ export class PoolRunner implements Runner {
       lease?.done.resolve(retired ? { code: lease.exitCode!, signal: null } : status);
     });
     this.#workers.set(id, worker);
+    this.#unfinished.add(worker);
+    void worker.done.then(() => this.#unfinished.delete(worker));
     return worker;
   }
 
