@@ -55,8 +55,9 @@ export function spawnDetached(command: string, args: readonly string[]): Process
     pid,
     stdout: child.stdout,
     stderr: child.stderr,
-    status: child.status.then(({ code, signal }) => {
+    status: child.status.then(async ({ code, signal }) => {
       kill("SIGKILL");
+      await groupGone(pid);
       return { code, signal };
     }),
     kill,
@@ -67,3 +68,23 @@ export function spawnDetached(command: string, args: readonly string[]): Process
     },
   };
 }
+
+/**
+ * Wait until no process is left in the group `pgid`, at most `GROUP_GONE_MS`:
+ * the process Deno started may be a wrapper (bash, then bwrap) that exits
+ * before the Blender it runs has finished dying.
+ */
+async function groupGone(pgid: number): Promise<void> {
+  const deadline = Date.now() + GROUP_GONE_MS;
+  while (Date.now() < deadline) {
+    try {
+      Deno.kill(-pgid, "SIGKILL");
+    } catch {
+      return; // No process left in the group.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** The longest wait for a killed group to be gone. */
+const GROUP_GONE_MS = 2_000;
