@@ -65,5 +65,6 @@ export type {
   JsonObject,
   JsonValue,
   LogLine,
+  ManagerEvent,
   ManagerHealth,
 } from "./src/types.ts";

@@ -9,6 +9,7 @@ import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { findBlender, JobManager } from "../mod.ts";
 import { inotifyWatches } from "../tests/_helpers.ts";
+import { benchFork, forkRows } from "./bench/fork.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -92,6 +93,18 @@ const poolJob: number[] = [];
   for (let i = 0; i < 30; i++) poolJob.push(await oneJob(manager));
 }
 
+// 3b. Fork mode, with its ratios to the figures above.
+const fork = await benchFork({
+  trivialScript: script("trivial.py"),
+  jobCount,
+  processJobMedianMs: median(ours),
+  poolJobMedianMs: median(poolJob),
+  process1JobsPerSecond: jobsPerSecond1,
+  process2JobsPerSecond: jobsPerSecond2,
+  pool1JobsPerSecond: poolPerSecond1,
+  pool2JobsPerSecond: poolPerSecond2,
+}, log);
+
 // 4. update_job_progress in a tight loop, and 5. progress latency Python -> Deno.
 log("update_job_progress rate and latency…");
 let callsPerSecond: number;
@@ -153,6 +166,7 @@ const report = {
     goal: "pool / process >= 50",
   },
   pool: { jobMedianMs: median(poolJob), jobP99Ms: percentile(poolJob, 0.99), goal: "<= 15 ms median" },
+  fork,
   progress: {
     callsPerSecond,
     callsGoal: ">= 1000000",
@@ -186,6 +200,7 @@ if (flags.json) {
     ["  ratio pool / process, 1 worker", f(poolPerSecond1 / jobsPerSecond1, 1), ">= 50"],
     ["  ratio pool / process, 2 workers", f(poolPerSecond2 / jobsPerSecond2, 1), ">= 50"],
     ["pool per-job time, warm (median)", `${f(median(poolJob))} ms`, "<= 15 ms"],
+    ...forkRows(fork),
     ["update_job_progress calls/s", f(callsPerSecond, 0), ">= 1,000,000"],
     ["progress latency p50", `${f(report.progress.latencyP50Ms)} ms`, "<= 5 ms"],
     ["progress latency p99", `${f(report.progress.latencyP99Ms)} ms`, "<= 25 ms"],

@@ -6,9 +6,10 @@
  * Run with `deno task demo`.
  */
 
+import { fileURLToPath } from "node:url";
 import { BlenderNotFoundError, JobDroppedError, JobManager } from "../mod.ts";
 
-const script = new URL("./scripts/add_monkey.py", import.meta.url).pathname;
+const script = fileURLToPath(new URL("./scripts/add_monkey.py", import.meta.url));
 
 /** The manager; a missing Blender is one line, not a stack. */
 function start(): JobManager {

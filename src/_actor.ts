@@ -43,15 +43,16 @@ export class ActorStoppedError extends Error {
   }
 }
 
-/** Start an actor with `behavior`; `onCrash` hears of a `receive` that threw. */
+/**
+ * Start an actor with `behavior`. `onCrash` is the parent's: it hears of a
+ * `receive` that threw (after the actor has stopped), and should turn it
+ * into a message to the parent. It is required: a crash nobody hears of is
+ * no supervision.
+ */
 export function spawnActor<M>(
   name: string,
   behavior: Behavior<M>,
-  onCrash: (error: unknown) => void = (error) => {
-    queueMicrotask(() => {
-      throw error;
-    });
-  },
+  onCrash: (error: unknown) => void,
 ): ActorRef<M> {
   const mailbox: M[] = [];
   let running = false;
@@ -60,7 +61,7 @@ export function spawnActor<M>(
   let idle: PromiseWithResolvers<void> | undefined;
   const pendingAsks = new Set<(error: unknown) => void>();
 
-  const drain = async () => {
+  const processMailbox = async () => {
     running = true;
     while (mailbox.length > 0 && crashed === undefined) {
       const message = mailbox.shift() as M;
@@ -81,7 +82,7 @@ export function spawnActor<M>(
   const deliver = (message: M) => {
     if (stopping || crashed !== undefined) throw new ActorStoppedError(name, crashed);
     mailbox.push(message);
-    if (!running) void drain();
+    if (!running) void processMailbox();
   };
 
   return {

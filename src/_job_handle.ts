@@ -3,7 +3,7 @@
  * (state, progress, attempts, result), with the subscriptions users make.
  */
 
-import type { JobEvent } from "./_supervisor.ts";
+import type { JobEvent } from "./supervisor/supervisor.ts";
 import type { JobDroppedError } from "./errors.ts";
 import type { JobResult, JobState, LogLine } from "./types.ts";
 
@@ -146,13 +146,11 @@ export class JobHandle {
       case "retrying":
         this.#running = false;
         return;
-      case "health":
-        return;
       case "completed":
         this.#running = false;
         this.#state = "COMPLETED";
         this.#setProgress(1);
-        this.#ended();
+        this.#releaseFollowers();
         this.#result.resolve(event.result);
         return;
       case "dropped":
@@ -160,7 +158,7 @@ export class JobHandle {
         this.#state = "DROPPED";
         this.#error = event.error;
         this.#attempts = event.error.attempts;
-        this.#ended();
+        this.#releaseFollowers();
         this.#result.reject(event.error);
         return;
     }
@@ -175,7 +173,8 @@ export class JobHandle {
     }
   }
 
-  #ended(): void {
+  /** The job has ended: drop the abort listener and wake every follower, whose iterators then finish. */
+  #releaseFollowers(): void {
     if (this.#abort !== undefined) {
       this.#abort.signal.removeEventListener("abort", this.#abort.listener);
       this.#abort = undefined;

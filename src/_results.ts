@@ -19,8 +19,8 @@ export type ResultsMessage =
   | { readonly type: "get"; readonly name: string; readonly reply: Reply<StoredResult | undefined> }
   | { readonly type: "remove"; readonly name: string };
 
-/** Start an empty Results actor. */
-export function startResults(): ActorRef<ResultsMessage> {
+/** Start an empty Results actor; `onCrash` hears if it fails (later asks then reject with the cause). */
+export function startResults(onCrash: (error: unknown) => void): ActorRef<ResultsMessage> {
   const results = new Map<string, StoredResult>();
   return spawnActor<ResultsMessage>("results", {
     async receive(message) {
@@ -41,5 +41,5 @@ export function startResults(): ActorRef<ResultsMessage> {
           unreachable(message);
       }
     },
-  });
+  }, onCrash);
 }

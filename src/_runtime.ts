@@ -1,7 +1,40 @@
-/** Putting the Python runtime where Blender can run it: the manager's work root. */
+/**
+ * Putting the Python runtime where Blender can run it: the manager's work
+ * root. The sources are text imports, so they travel with the module graph
+ * (from JSR or any URL, where `import.meta.url` is not a file path).
+ */
 
 import { join } from "node:path";
-import { PYTHON_SOURCES } from "./_python_sources.ts";
+import init from "../python/bgproc/__init__.py" with { type: "text" };
+import main from "../python/bgproc/__main__.py" with { type: "text" };
+import context from "../python/bgproc/_context.py" with { type: "text" };
+import dataBlocks from "../python/bgproc/_data_blocks.py" with { type: "text" };
+import files from "../python/bgproc/_files.py" with { type: "text" };
+import jobDir from "../python/bgproc/_job_dir.py" with { type: "text" };
+import pool from "../python/bgproc/_pool.py" with { type: "text" };
+import progress from "../python/bgproc/_progress.py" with { type: "text" };
+import reaper from "../python/bgproc/_reaper.py" with { type: "text" };
+import runner from "../python/bgproc/_runner.py" with { type: "text" };
+import workerState from "../python/bgproc/_worker_state.py" with { type: "text" };
+import zygote from "../python/bgproc/_zygote.py" with { type: "text" };
+import appendJob from "../python/bgproc/append_job.py" with { type: "text" };
+
+/** The bgproc Python package, file name to source (tests/python_sources_test.ts checks it is complete). */
+export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
+  "__init__.py": init,
+  "__main__.py": main,
+  "_context.py": context,
+  "_data_blocks.py": dataBlocks,
+  "_files.py": files,
+  "_job_dir.py": jobDir,
+  "_pool.py": pool,
+  "_progress.py": progress,
+  "_reaper.py": reaper,
+  "_runner.py": runner,
+  "_worker_state.py": workerState,
+  "_zygote.py": zygote,
+  "append_job.py": appendJob,
+};
 
 /** Write the `bgproc` package under `root` and return the path of its entry script. */
 export function materializeRuntime(root: string): string {

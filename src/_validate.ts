@@ -1,5 +1,6 @@
 /** Checks on what users hand in, made before anything starts. */
 
+import { RETRYABLE_REASONS } from "./supervisor/policy.ts";
 import { dirname, resolve } from "node:path";
 import { type BlendFileInfo, readBlendFileSync } from "./blend_file.ts";
 import { type DropReason, InvalidJobError } from "./errors.ts";
@@ -171,14 +172,12 @@ export function checkNumber(what: string, field: string, value: number, min: num
   return value;
 }
 
-const RETRYABLE: readonly DropReason[] = ["error", "crashed", "timed-out", "start-failed"];
-
 /** Throw a `RangeError` unless every reason is one that can be retried. */
 export function checkRetryReasons(reasons: readonly DropReason[]): ReadonlySet<DropReason> {
   for (const reason of reasons) {
-    if (!RETRYABLE.includes(reason)) {
+    if (!RETRYABLE_REASONS.includes(reason)) {
       throw new RangeError(
-        `Cannot make JobManager as 'retry.on' may hold ${RETRYABLE.map((r) => `"${r}"`).join(", ")}: ` +
+        `Cannot make JobManager as 'retry.on' may hold ${RETRYABLE_REASONS.map((r) => `"${r}"`).join(", ")}: ` +
           `current value has ${describe(reason)}`,
       );
     }

@@ -1,47 +1,55 @@
 /**
- * The manager's work root: one fresh folder per manager, marked with the
- * owning process, so that a later manager can tell a root left by a crashed
- * host from one in use, and remove only the former.
+ * The manager's work root: one fresh folder per manager, holding an
+ * advisory lock (`Deno.FsFile.lock`) on its lock file for the manager's
+ * life. The kernel drops the lock when the host dies however it dies, so a
+ * later manager that can take a root's lock knows its host is gone and
+ * removes the root. This works under the permissions the tasks grant
+ * (read and write of the folder), with no look at `/proc`.
  */
 
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 
-const MARKER = ".bgproc-root.json";
+const LOCK = ".bgproc-root.lock";
+const KEPT = ".bgproc-kept";
 const ROOT_NAME = /^bgproc-\d+-\d+-/;
 
 let managerCount = 0;
 
-interface Owner {
-  readonly pid: number;
-  /** The owner's boot (machine and boot) and pid namespace: a pid means nothing elsewhere. */
-  readonly bootId?: string | null;
-  readonly pidNamespace?: string | null;
-  /** Set by `close()` with `keepFiles`: the root is the user's now, never swept. */
-  readonly kept?: boolean;
-  /** The process's start time in clock ticks since boot (/proc/PID/stat field 22): tells a reused pid apart. */
-  readonly startTicks: string | null;
+/** A work root and the lock that says its host lives. */
+export interface WorkRoot {
+  readonly path: string;
+  /** Let go of the lock (after the root is removed, or marked kept). */
+  release(): void;
 }
 
-/** Remove roots in `dir` whose owner process is gone, then make and mark a fresh root. */
-export function makeWorkRoot(dir: string = tmpdir()): string {
+/** Remove roots in `dir` whose host is gone, then make a fresh root and lock it. */
+export function makeWorkRoot(dir: string = tmpdir()): WorkRoot {
   removeStaleRoots(dir);
-  const root = Deno.makeTempDirSync({ dir, prefix: `bgproc-${Deno.pid}-${++managerCount}-` });
-  const owner: Owner = {
-    pid: Deno.pid,
-    startTicks: startTicks(Deno.pid),
-    bootId: bootId(),
-    pidNamespace: pidNamespace(),
+  const path = Deno.makeTempDirSync({ dir, prefix: `bgproc-${Deno.pid}-${++managerCount}-` });
+  let lock: Deno.FsFile | undefined;
+  try {
+    lock = Deno.openSync(join(path, LOCK), { create: true, write: true });
+    lock.lockSync(true);
+  } catch (error) {
+    lock?.close();
+    Deno.removeSync(path, { recursive: true });
+    throw error;
+  }
+  let held = true;
+  return {
+    path,
+    release() {
+      if (!held) return;
+      held = false;
+      lock.close();
+    },
   };
-  Deno.writeTextFileSync(join(root, MARKER), JSON.stringify(owner));
-  return root;
 }
 
-/** Remove the bgproc work roots in `dir` whose owning process no longer runs. Returns the removed paths. */
+/** Remove the bgproc work roots in `dir` whose lock nobody holds. Returns the removed paths. */
 export function removeStaleRoots(dir: string): string[] {
   const removed: string[] = [];
-  // Without /proc (not Linux) a dead owner cannot be told from a live one: remove nothing.
-  if (startTicks(Deno.pid) === null) return removed;
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
@@ -51,19 +59,21 @@ export function removeStaleRoots(dir: string): string[] {
   for (const entry of entries) {
     if (!entry.isDirectory || !ROOT_NAME.test(entry.name)) continue;
     const root = join(dir, entry.name);
-    let owner: Owner;
+    if (exists(join(root, KEPT))) continue;
+    let lock: Deno.FsFile;
     try {
-      owner = JSON.parse(Deno.readTextFileSync(join(root, MARKER)));
+      lock = Deno.openSync(join(root, LOCK), { read: true, write: true });
     } catch {
-      continue; // Not ours, or still being made: leave it.
+      continue; // Not ours, another version's, or still being made: leave it.
     }
-    const sameMachine = owner.bootId === bootId() && owner.pidNamespace === pidNamespace();
-    if (typeof owner.pid !== "number" || owner.kept === true || !sameMachine || ownerRuns(owner)) continue;
     try {
+      if (!lock.tryLockSync(true)) continue; // Its host is alive.
       Deno.removeSync(root, { recursive: true });
       removed.push(root);
     } catch {
       // Another manager got there first, or it is not ours to remove.
+    } finally {
+      lock.close();
     }
   }
   return removed;
@@ -72,40 +82,17 @@ export function removeStaleRoots(dir: string): string[] {
 /** Mark `root` as kept (`keepFiles`): later managers leave it alone. */
 export function markKept(root: string): void {
   try {
-    const path = join(root, MARKER);
-    const owner: Owner = JSON.parse(Deno.readTextFileSync(path));
-    Deno.writeTextFileSync(path, JSON.stringify({ ...owner, kept: true }));
+    Deno.writeTextFileSync(join(root, KEPT), "kept by keepFiles: bgproc never removes this folder\n");
   } catch {
-    // No marker: nothing would sweep it anyway.
+    // The root is gone: nothing to keep.
   }
 }
 
-function bootId(): string | null {
+function exists(path: string): boolean {
   try {
-    return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+    Deno.lstatSync(path);
+    return true;
   } catch {
-    return null;
-  }
-}
-
-function pidNamespace(): string | null {
-  try {
-    return Deno.readLinkSync("/proc/self/ns/pid");
-  } catch {
-    return null;
-  }
-}
-
-function ownerRuns(owner: Owner): boolean {
-  const ticks = startTicks(owner.pid);
-  return ticks !== null && (owner.startTicks === null || ticks === owner.startTicks);
-}
-
-function startTicks(pid: number): string | null {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
+    return false;
   }
 }

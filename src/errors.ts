@@ -6,7 +6,8 @@ export type DropReason =
   | "crashed"
   | "timed-out"
   | "killed"
-  | "start-failed";
+  | "start-failed"
+  | "result-too-large";
 
 /** One frame of a Python traceback, outermost first. */
 export interface PythonFrame {

@@ -1,15 +1,15 @@
 /** The facade: the typed async API over the actors; the only thing users touch. */
 
 import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { ActorRef } from "./_actor.ts";
 import { JobHandle } from "./_job_handle.ts";
+import { ManagerEvents } from "./_manager_events.ts";
+import { checkPermissions, resolveOptions } from "./_options.ts";
 import { type ResultsMessage, startResults, type StoredResult } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
-import { startPool } from "./_pool.ts";
-import { localSpawner, type Spawner } from "./_spawner.ts";
-import { type JobEvent, startSupervisor, type SupervisorMessage, systemClock } from "./_supervisor.ts";
-import { makeWorkRoot, markKept } from "./_work_root.ts";
+import { makeWorkRoot, markKept, type WorkRoot } from "./_work_root.ts";
 import {
   checkArgs,
   checkBlendFile,
@@ -17,15 +17,18 @@ import {
   checkFileTarget,
   checkInteger,
   checkJobName,
-  checkNumber,
   checkPassedData,
   checkPassedDataBlocks,
-  checkRetryReasons,
   checkTimeout,
-  MAX_DELAY_MS,
 } from "./_validate.ts";
 import { findBlender } from "./blender.ts";
 import { type DropReason, InvalidJobError, WorkRootError } from "./errors.ts";
+import { ForkRunner } from "./runners/fork.ts";
+import { PoolRunner } from "./runners/pool.ts";
+import { ProcessRunner } from "./runners/process.ts";
+import type { Runner } from "./runners/runner.ts";
+import { systemClock } from "./supervisor/clock.ts";
+import { type JobEvent, startSupervisor, type SupervisorMessage } from "./supervisor/supervisor.ts";
 import type {
   DataBlockCollection,
   DataBlocks,
@@ -35,6 +38,7 @@ import type {
   JobState,
   JsonObject,
   LogLine,
+  ManagerEvent,
   ManagerHealth,
 } from "./types.ts";
 
@@ -88,17 +92,30 @@ export interface JobManagerOptions {
    */
   outputLimit?: number;
   /**
+   * The largest `result.json` (a job's `python_data` and data-block
+   * manifest), in bytes, the manager reads: a larger one drops the job with
+   * reason `"result-too-large"`, checked before it is read.
+   *
+   * @default {67108864}
+   */
+  resultLimit?: number;
+  /**
    * `"process"`: one fresh Blender per job (full isolation; a Blender
    * start-up per job). `"pool"`: up to `maxWorkers` warm Blenders that run
    * many jobs each, resetting Blender's data between jobs (an empty scene, or
    * the job's .blend file) and running each script in fresh globals: the
    * per-job overhead is milliseconds. What one script does to the Python
    * process beyond Blender's data (modules it imported, globals of those
-   * modules) stays for the next job on that worker.
+   * modules) stays for the next job on that worker. `"fork"`: a warm
+   * *zygote* Blender, which never runs user code, forks a fresh child per
+   * job: the isolation of process mode (everything a job did dies with its
+   * child) at a few milliseconds per job. On a Blender where forking is
+   * unsafe, fork mode runs jobs in process mode and says so in each job's
+   * output.
    *
    * @default {"process"}
    */
-  mode?: "process" | "pool";
+  mode?: "process" | "pool" | "fork";
   /**
    * Pool mode: retire a worker after this many jobs.
    *
@@ -114,6 +131,7 @@ export interface JobManagerOptions {
   maxWorkerMemoryMiB?: number;
   /**
    * Pool mode: start `maxWorkers` workers now instead of on the first jobs.
+   * Fork mode: start the zygote now.
    *
    * @default {false}
    */
@@ -316,107 +334,150 @@ export interface Job<T extends JsonObject = JsonObject> {
  * ```
  */
 export class JobManager implements AsyncDisposable {
-  /** How many Blender processes may run at once. */
-  readonly maxWorkers: number;
-  /** How many attempts a job gets before it is dropped. */
-  readonly maxAttempts: number;
-  /** `"process"` (a Blender per job) or `"pool"` (warm workers). */
-  readonly mode: "process" | "pool";
+  /** `"process"` (a Blender per job), `"pool"` (warm workers) or `"fork"` (a child of a warm zygote per job). */
+  readonly mode: "process" | "pool" | "fork";
   /** The Blender executable in use. */
   readonly blenderPath: string;
   /** This manager's own work root. */
   readonly workRoot: string;
+  #maxWorkers: number;
+  #maxAttempts: number;
   readonly #timeout: number;
   readonly #keepFiles: boolean;
   readonly #jobs = new Map<string, JobHandle>();
+  readonly #events = new ManagerEvents();
   readonly #supervisor: ActorRef<SupervisorMessage>;
   readonly #results: ActorRef<ResultsMessage>;
   #closing: Promise<void> | undefined;
   #health: ManagerHealth = { status: "ok" };
-  readonly #appendScript: string = "";
-  readonly #spawner: Spawner;
+  readonly #appendScript: string;
+  readonly #runner: Runner;
+  readonly #root: WorkRoot;
   #nextName = 1;
   #submitted = 0;
 
   /**
-   * Make a manager: finds Blender and makes the work root, but starts no
-   * Blender until a job is added.
+   * Make a manager: checks every option, finds Blender and makes the work
+   * root, but starts no Blender until a job is added (or `prewarm`). Nothing
+   * is made on disk when an option is wrong.
    *
    * @param options How many workers and attempts, which Blender, where to work.
-   * @throws {BlenderNotFoundError} When no Blender executable is found.
+   * @throws {TypeError} When an option has the wrong type.
    * @throws {RangeError} When an option is out of range.
+   * @throws {Deno.errors.NotCapable} When a permission it needs is missing (the message names the flag).
+   * @throws {BlenderNotFoundError} When no Blender executable is found.
    * @throws {WorkRootError} When the work root cannot be made in `workDir`.
    */
   constructor(options: JobManagerOptions = {}) {
-    this.maxWorkers = checkInteger("Cannot make JobManager", "maxWorkers", options.maxWorkers ?? 2, 1);
-    this.maxAttempts = checkInteger("Cannot make JobManager", "maxAttempts", options.maxAttempts ?? 1, 1);
-    const outputLimit = checkInteger("Cannot make JobManager", "outputLimit", options.outputLimit ?? 1 << 20, 1);
-    const timeout = options.timeout ?? 0;
-    if (!(timeout >= 0 && timeout <= MAX_DELAY_MS)) {
-      throw new RangeError(
-        `Cannot make JobManager as 'timeout' must be from 0 to ${MAX_DELAY_MS} ms: current value is ${timeout}`,
-      );
-    }
-    this.#timeout = timeout;
-    this.#keepFiles = options.keepFiles ?? false;
-    const what = "Cannot make JobManager";
-    const retry = {
-      on: checkRetryReasons(options.retry?.on ?? ["error", "crashed", "timed-out", "start-failed"]),
-      initialDelayMs: checkNumber(what, "retry.delayMs", options.retry?.delayMs ?? 250, 0),
-      factor: checkNumber(what, "retry.factor", options.retry?.factor ?? 2, 1),
-      maxDelayMs: Math.min(MAX_DELAY_MS, checkNumber(what, "retry.maxDelayMs", options.retry?.maxDelayMs ?? 30_000, 0)),
-    };
-    const intensity = {
-      maxFailures: checkInteger(what, "restartIntensity.maxFailures", options.restartIntensity?.maxFailures ?? 5, 0),
-      periodMs: Math.min(
-        MAX_DELAY_MS,
-        checkNumber(what, "restartIntensity.periodMs", options.restartIntensity?.periodMs ?? 10_000, 0),
-      ),
-    };
-    this.blenderPath = findBlender(options.blender === undefined ? {} : { blender: options.blender });
+    const resolved = resolveOptions(options);
+    this.#maxWorkers = resolved.maxWorkers;
+    this.#maxAttempts = resolved.maxAttempts;
+    this.#timeout = resolved.timeout;
+    this.#keepFiles = resolved.keepFiles;
+    this.mode = resolved.mode;
+    this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
+    checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
     let runtimeEntry: string;
     try {
-      this.workRoot = makeWorkRoot(options.workDir);
+      this.#root = makeWorkRoot(resolved.workDir);
+    } catch (error) {
+      throw new WorkRootError(resolved.workDir ?? "the system's temporary folder", error);
+    }
+    this.workRoot = this.#root.path;
+    try {
       runtimeEntry = materializeRuntime(this.workRoot);
       this.#appendScript = join(dirname(runtimeEntry), "append_job.py");
     } catch (error) {
-      throw new WorkRootError(options.workDir ?? "the system's temporary folder", error);
+      Deno.removeSync(this.workRoot, { recursive: true });
+      this.#root.release();
+      throw new WorkRootError(resolved.workDir ?? "the system's temporary folder", error);
     }
-    this.mode = options.mode ?? "process";
-    if (this.mode !== "process" && this.mode !== "pool") {
-      throw new RangeError(
-        `Cannot make JobManager as 'mode' must be "process" or "pool": current value is ${this.mode}`,
-      );
+    try {
+      this.#runner = this.#makeRunner(resolved, runtimeEntry);
+    } catch (error) {
+      Deno.removeSync(this.workRoot, { recursive: true });
+      this.#root.release();
+      throw error;
     }
-    if (this.mode === "pool") {
-      const pool = startPool({
-        runtimeEntry,
-        dir: join(this.workRoot, "pool"),
-        maxJobsPerWorker: checkInteger(what, "maxJobsPerWorker", options.maxJobsPerWorker ?? 100, 1),
-        maxWorkerMemoryMiB: checkNumber(what, "maxWorkerMemoryMiB", options.maxWorkerMemoryMiB ?? 2048, 1),
-      });
-      if (options.prewarm === true) pool.prewarm(this.maxWorkers, this.blenderPath);
-      this.#spawner = pool;
-    } else {
-      this.#spawner = localSpawner;
-    }
-    this.#results = startResults();
+    // A Results actor that failed rejects later asks with the cause: nothing more to do here.
+    this.#results = startResults(() => {});
     this.#supervisor = startSupervisor({
-      maxWorkers: this.maxWorkers,
-      maxAttempts: this.maxAttempts,
-      retry,
-      intensity,
+      maxWorkers: this.#maxWorkers,
+      maxAttempts: this.#maxAttempts,
+      retry: resolved.retry,
+      intensity: resolved.intensity,
       clock: systemClock,
-      blender: this.blenderPath,
-      runtimeEntry,
       jobsRoot: join(this.workRoot, "jobs"),
       resultsRoot: join(this.workRoot, "results"),
-      outputLimit,
+      outputLimit: resolved.outputLimit,
+      resultLimit: resolved.resultLimit,
       keepFiles: this.#keepFiles,
-      spawner: this.#spawner,
+      runner: this.#runner,
       results: this.#results,
       publish: (event) => this.#onEvent(event),
+      publishHealth: (health) => {
+        this.#health = health;
+        this.#events.publish({ type: "health", health });
+      },
     });
+  }
+
+  /**
+   * How many attempts may run at once. Setting it takes effect at once:
+   * queued jobs start when it grows; running ones finish when it shrinks.
+   *
+   * @throws {RangeError} On set, unless an integer >= 1.
+   */
+  get maxWorkers(): number {
+    return this.#maxWorkers;
+  }
+
+  set maxWorkers(value: number) {
+    this.#maxWorkers = checkInteger("Cannot set maxWorkers", "maxWorkers", value, 1);
+    this.#supervisor.tell({ type: "configure", maxWorkers: value });
+  }
+
+  /**
+   * How many attempts a job gets before it is dropped. Setting it applies to
+   * every job whose attempt ends from now on.
+   *
+   * @throws {RangeError} On set, unless an integer >= 1.
+   */
+  get maxAttempts(): number {
+    return this.#maxAttempts;
+  }
+
+  set maxAttempts(value: number) {
+    this.#maxAttempts = checkInteger("Cannot set maxAttempts", "maxAttempts", value, 1);
+    this.#supervisor.tell({ type: "configure", maxAttempts: value });
+  }
+
+  /**
+   * Every job's state changes, progress and output lines, and the manager's
+   * health, from now on. The iterator ends when `signal` aborts, when its
+   * `return()` is called (`break` in `for await`), or when the manager
+   * closes. A reader 10,000 events behind loses its oldest progress and log
+   * events; one that falls that far behind on state events alone gets a
+   * `RangeError`.
+   *
+   * @param options `signal` to stop following.
+   * @returns An async iterator of {@linkcode ManagerEvent}s.
+   *
+   * @example Print each job's state changes
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager();
+   * const controller = new AbortController();
+   * manager.addJob({ script: "./examples/scripts/hello.py" });
+   * for await (const event of manager.events({ signal: controller.signal })) {
+   *   if (event.type === "state") console.log(event.name, event.state);
+   *   if (event.type === "state" && event.state === "COMPLETED") controller.abort();
+   * }
+   * ```
+   */
+  events(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<ManagerEvent> {
+    return this.#events.subscribe(options.signal);
   }
 
   /**
@@ -459,6 +520,7 @@ export class JobManager implements AsyncDisposable {
       () => this.#jobs.get(name) === handle ? this.killJob(name) : Promise.resolve(),
     );
     this.#jobs.set(name, handle);
+    this.#events.publish({ type: "state", name, state: "QUEUED", attempt: 0 });
     const dir = `${++this.#submitted}-${name}`;
     this.#supervisor.tell({ type: "submit", job: { name, dir, specJson, blendFile, timeoutMs, logFile } });
     if (options.signal !== undefined) handle.killOnAbort(options.signal);
@@ -633,7 +695,7 @@ export class JobManager implements AsyncDisposable {
     }
     let running = 0;
     for (const job of this.#jobs.values()) if (job.running) running++;
-    return { ...counts, availableWorkers: Math.max(0, this.maxWorkers - running) };
+    return { ...counts, availableWorkers: Math.max(0, this.#maxWorkers - running) };
   }
 
   /**
@@ -671,10 +733,12 @@ export class JobManager implements AsyncDisposable {
     this.#closing ??= (async () => {
       await this.#supervisor.ask<void>((reply) => ({ type: "close", reply }));
       await this.#supervisor.stop();
-      await this.#spawner.close();
+      await this.#runner.close();
+      this.#events.close();
       // The Results actor holds no resources: python_data stays readable after close.
       if (this.#keepFiles) markKept(this.workRoot);
       else await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
+      this.#root.release();
     })();
     return this.#closing;
   }
@@ -682,6 +746,21 @@ export class JobManager implements AsyncDisposable {
   /** Same as {@linkcode JobManager.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  #makeRunner(resolved: ReturnType<typeof resolveOptions>, runtimeEntry: string): Runner {
+    const blender = this.blenderPath;
+    if (resolved.mode === "process") return new ProcessRunner({ blender, runtimeEntry });
+    if (resolved.mode === "fork") {
+      const fork = new ForkRunner({ blender, runtimeEntry, dir: join(this.workRoot, "fork") });
+      if (resolved.prewarm) fork.prewarm();
+      return fork;
+    }
+    const { maxJobsPerWorker, maxWorkerMemoryMiB } = resolved;
+    const dir = join(this.workRoot, "pool");
+    const pool = new PoolRunner({ blender, runtimeEntry, dir, maxJobsPerWorker, maxWorkerMemoryMiB });
+    if (resolved.prewarm) pool.prewarm(this.#maxWorkers);
+    return pool;
   }
 
   async #stored(name: string, what: string): Promise<StoredResult> {
@@ -706,10 +785,27 @@ export class JobManager implements AsyncDisposable {
   }
 
   #onEvent(event: JobEvent): void {
-    if (event.type === "health") {
-      this.#health = event.health;
-      return;
-    }
     this.#jobs.get(event.name)?.apply(event);
+    const managerEvent = toManagerEvent(event);
+    if (managerEvent !== undefined) this.#events.publish(managerEvent);
+  }
+}
+
+/** The public event for a supervisor event, if it has one (a retry changes no state the public sees). */
+function toManagerEvent(event: JobEvent): ManagerEvent | undefined {
+  const { name } = event;
+  switch (event.type) {
+    case "started":
+      return { type: "state", name, state: "ACTIVE", attempt: event.attempt };
+    case "progress":
+      return { type: "progress", name, progress: event.value };
+    case "output":
+      return { type: "log", name, attempt: event.attempt, stream: event.stream, line: event.line };
+    case "retrying":
+      return undefined;
+    case "completed":
+      return { type: "state", name, state: "COMPLETED", attempt: event.result.attempts };
+    case "dropped":
+      return { type: "state", name, state: "DROPPED", attempt: event.error.attempts, reason: event.error.reason };
   }
 }

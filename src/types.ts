@@ -1,5 +1,7 @@
 /** The public data types of the job API. */
 
+import type { DropReason } from "./errors.ts";
+
 /** A value JSON can carry. */
 export type JsonValue =
   | null
@@ -159,3 +161,36 @@ export type DataBlocks =
 export type DataBlockSelection =
   & { readonly from: string }
   & { readonly [C in DataBlockCollection]?: readonly string[] };
+
+/**
+ * One event of {@linkcode JobManager.events}: a job's state change (QUEUED
+ * when added, ACTIVE at each attempt's start, COMPLETED or DROPPED at its
+ * end), its progress, one line of its output, or the manager's health.
+ *
+ * @example Follow every job
+ * ```ts ignore
+ * import { JobManager } from "@bgproc/blender";
+ *
+ * await using manager = new JobManager();
+ * for await (const event of manager.events()) {
+ *   if (event.type === "state") console.log(event.name, event.state, event.attempt);
+ * }
+ * ```
+ */
+export type ManagerEvent =
+  | {
+    readonly type: "state";
+    readonly name: string;
+    readonly state: JobState;
+    readonly attempt: number;
+    readonly reason?: DropReason;
+  }
+  | { readonly type: "progress"; readonly name: string; readonly progress: number }
+  | {
+    readonly type: "log";
+    readonly name: string;
+    readonly attempt: number;
+    readonly stream: "stdout" | "stderr";
+    readonly line: string;
+  }
+  | { readonly type: "health"; readonly health: ManagerHealth };

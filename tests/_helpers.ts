@@ -30,6 +30,25 @@ export function processesMatching(needle: string, parent?: number): number[] {
   return pids;
 }
 
+/**
+ * Fork mode's job children under the work root `root`: live processes that
+ * lead their own process group and whose parent (the zygote) also runs with
+ * `root` on its command line. The zygote (and a wrapper around it) has a
+ * parent that does not.
+ */
+export function forkChildren(root: string): number[] {
+  const matching = new Set(processesMatching(root));
+  return [...matching].filter((pid) => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const [, ppid, pgid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return Number(pgid) === pid && matching.has(Number(ppid));
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Whether a live (not zombie) process has this pid. */
 export function isAlive(pid: number): boolean {
   try {

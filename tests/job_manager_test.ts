@@ -1,14 +1,14 @@
 /**
- * The JobManager against real Blender, in process mode and in pool mode: data in, results out, progress,
+ * The JobManager against real Blender, in process, pool and fork mode: data in, results out, progress,
  * errors, kills, limits, retries.
  */
 
 import { deepStrictEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
-import { fixture, isAlive, processesMatching, waitFor, watchMax } from "./_helpers.ts";
+import { fixture, forkChildren, isAlive, processesMatching, waitFor, watchMax } from "./_helpers.ts";
 
-for (const mode of ["process", "pool"] as const) {
+for (const mode of ["process", "pool", "fork"] as const) {
   Deno.test(`${mode}: passed data with quotes, newlines, unicode, nesting and 10 MB arrives intact and round-trips`, async () => {
     await using manager = new JobManager({ mode });
     const passedData = {
@@ -111,7 +111,8 @@ for (const mode of ["process", "pool"] as const) {
   Deno.test(`${mode}: a timeout kills Blender and reports timed-out`, async () => {
     await using manager = new JobManager({ mode });
     const pidFile = join(manager.workRoot, "sleep.pid");
-    const job = manager.addJob({ script: fixture("sleep.py"), passedData: { pid_file: pidFile }, timeout: 2_500 });
+    // The timeout counts from the attempt's start, a pool worker's start-up included: 2.5 s was too short on 2 busy cores.
+    const job = manager.addJob({ script: fixture("sleep.py"), passedData: { pid_file: pidFile }, timeout: 5_000 });
     const error = await job.result().then(() => undefined, (error) => error);
     ok(error instanceof JobDroppedError);
     equal(error.reason, "timed-out");
@@ -155,7 +156,10 @@ for (const mode of ["process", "pool"] as const) {
 
   Deno.test(`${mode}: with maxWorkers 2, six jobs never run more than two Blender processes at once`, async () => {
     await using manager = new JobManager({ mode, maxWorkers: 2 });
-    const watch = watchMax(() => processesMatching(manager.workRoot, Deno.pid).length, 10);
+    const count = mode === "fork"
+      ? () => forkChildren(manager.workRoot).length
+      : () => processesMatching(manager.workRoot, Deno.pid).length;
+    const watch = watchMax(count, 10);
     const jobs = Array.from(
       { length: 6 },
       (_, i) => manager.addJob({ name: `limit-${i}`, script: fixture("sleep.py"), passedData: { seconds: 0.3 } }),
@@ -180,7 +184,7 @@ for (const mode of ["process", "pool"] as const) {
     equal(result.attempts, 3);
     equal(result.pythonData.attempts_seen, 3);
     const records = result.pythonData.records as { pid: number; earlier_alive: number[] }[];
-    if (mode === "process") {
+    if (mode !== "pool") {
       deepStrictEqual(
         records.map((record) => record.earlier_alive),
         [[], [], []],
@@ -214,3 +218,37 @@ for (const mode of ["process", "pool"] as const) {
     deepStrictEqual(await Deno.readFile(blend), before, "the original .blend was changed");
   });
 }
+
+Deno.test("reusing a job name right away never shares a job directory", async () => {
+  await using manager = new JobManager({ maxWorkers: 2 });
+  for (let i = 0; i < 4; i++) {
+    const job = manager.addJob({ name: "same", script: fixture("progress.py"), passedData: { steps: 1, pause: 0 } });
+    equal((await job.result()).attempts, 1);
+  }
+});
+
+Deno.test("an old handle does not kill the new job that reused its name", async () => {
+  await using manager = new JobManager();
+  const first = manager.addJob({ name: "reused", script: fixture("progress.py"), passedData: { steps: 1, pause: 0 } });
+  await first.result();
+  const second = manager.addJob({ name: "reused", script: fixture("progress.py"), passedData: { steps: 2 } });
+  await first.kill();
+  equal((await second.result()).pythonData.steps, 2);
+});
+
+Deno.test("scripts run as a real __main__ module; bgproc works from threads and takes any real number", async () => {
+  await using manager = new JobManager();
+  const job = manager.addJob({ script: fixture("python_features.py") });
+  const { pythonData } = await job.result();
+  deepStrictEqual(pythonData, { restored_size: 2.5, thread_errors: [], main_is_module: true });
+});
+
+Deno.test("the report keeps a chained exception's cause", async () => {
+  await using manager = new JobManager();
+  const error = await manager.addJob({ script: fixture("raise_chained.py") }).result().then(() => undefined, (e) => e);
+  ok(error instanceof JobDroppedError);
+  match(error.report, /FileNotFoundError: .*\/no\/such\/settings\.json/);
+  match(error.report, /direct cause of the following exception/);
+  match(error.report, /RuntimeError: could not load the settings/);
+  ok(!error.report.includes("_runner.py"), "bgproc's own frames leak into the report");
+});

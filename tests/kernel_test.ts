@@ -2,14 +2,14 @@
 
 import { deepStrictEqual, equal, rejects } from "node:assert/strict";
 import { type Reply, spawnActor } from "../src/_actor.ts";
-import { lineSplitter, LineTail, shellQuote } from "../src/_lines.ts";
+import { lineSplitter, LineTail, shellQuote } from "../src/job/lines.ts";
 
 type CounterMessage =
   | { type: "add"; n: number }
   | { type: "get"; reply: Reply<number> }
   | { type: "boom" };
 
-function counter(onCrash?: (error: unknown) => void) {
+function counter(onCrash: (error: unknown) => void = () => {}) {
   let total = 0;
   return spawnActor<CounterMessage>("counter", {
     async receive(message) {

@@ -1,6 +1,6 @@
 /** Closing a manager ends its Blender processes and removes its files; killAll ends everything. */
 
-import { equal, ok, rejects } from "node:assert/strict";
+import { deepStrictEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
@@ -52,4 +52,15 @@ Deno.test("keepFiles keeps the job directory with spec.json, result.json and pro
     await manager.close();
     await Deno.remove(manager.workRoot, { recursive: true });
   }
+});
+
+Deno.test("after close, kill and killAll settle and python_data stays readable", async () => {
+  const manager = new JobManager();
+  const job = manager.addJob({ script: fixture("progress.py"), passedData: { steps: 1, pause: 0 } });
+  await job.result();
+  await manager.close();
+  await job.kill();
+  await manager.killAll();
+  deepStrictEqual(await manager.getRetrievedPythonData(job.name), { steps: 1 });
+  throws(() => manager.addJob({ script: fixture("echo.py") }), /closed/);
 });

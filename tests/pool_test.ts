@@ -82,3 +82,12 @@ Deno.test("prewarm starts the workers at once, and close() stops every one", asy
   }
   deepStrictEqual(processesMatching(root), []);
 });
+
+Deno.test("a pool job's report names what really ran: the worker's command line and the job on it", async () => {
+  await using manager = new JobManager({ mode: "pool", maxWorkers: 1 });
+  const error = await manager.addJob({ script: fixture("raise.py") }).result().then(() => undefined, (e) => e);
+  ok(error instanceof JobDroppedError);
+  match(error.commandLine, /--pool-socket .*# pool worker \d+ \(pid \d+\), job \S+$/);
+  ok(!error.commandLine.includes("--job-dir"), "the report shows a process-mode command that never ran");
+  match(error.report, /--- command ---\n.*--pool-socket/);
+});

@@ -1,9 +1,26 @@
-/** The embedded copy of python/bgproc is current. */
+/** The runtime's Python sources are all embedded, and both languages name the job directory's files alike. */
 
-import { equal } from "node:assert/strict";
-import { generatePythonSources } from "../src/_python_sources_gen.ts";
+import { deepStrictEqual } from "node:assert/strict";
+import { PYTHON_SOURCES } from "../src/_runtime.ts";
+import { JOB_FILES } from "../src/job/dir.ts";
 
-Deno.test("src/_python_sources.ts matches python/bgproc (run `deno task gen` after editing Python)", async () => {
-  const current = await Deno.readTextFile(new URL("../src/_python_sources.ts", import.meta.url));
-  equal(current, await generatePythonSources());
+const pythonDir = new URL("../python/bgproc/", import.meta.url);
+
+Deno.test("every python/bgproc/*.py is embedded by src/_runtime.ts, as it is on disk", async () => {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(pythonDir)) {
+    if (entry.isFile && entry.name.endsWith(".py")) names.push(entry.name);
+  }
+  deepStrictEqual(Object.keys(PYTHON_SOURCES).sort(), names.sort());
+  for (const name of names) {
+    deepStrictEqual(PYTHON_SOURCES[name], await Deno.readTextFile(new URL(name, pythonDir)), name);
+  }
+});
+
+Deno.test("the job directory's file names are the same in src/job/dir.ts and python/bgproc/_job_dir.py", async () => {
+  const source = await Deno.readTextFile(new URL("_job_dir.py", pythonDir));
+  const start = source.indexOf("FILES = {");
+  const block = source.slice(start, source.indexOf("}", start));
+  const python = Object.fromEntries([...block.matchAll(/"(\w+)": "([^"]+)"/g)].map((match) => [match[1], match[2]]));
+  deepStrictEqual(python, { ...JOB_FILES });
 });

@@ -81,3 +81,13 @@ Deno.test("findBlender takes the option, then $BLENDER, then PATH", () => {
   equal(findBlender({ blender: onPath, env: {} }), onPath);
   equal(findBlender({ env: { BLENDER: onPath } }), onPath);
 });
+
+Deno.test("timeouts a timer cannot hold, folders as log files and non-.blend blend files are rejected", async () => {
+  await using manager = new JobManager();
+  throws(() => manager.addJob({ script: fixture("echo.py"), timeout: 30 * 24 * 3600 * 1000 }), InvalidJobError);
+  throws(() => new JobManager({ timeout: 2 ** 31 }), RangeError);
+  throws(() => manager.addJob({ script: fixture("echo.py"), logFile: manager.workRoot }), InvalidJobError);
+  throws(() => manager.addJob({ script: fixture("echo.py"), blendFile: fixture("echo.py") }), /not a \.blend file/);
+  deepStrictEqual(manager.getJobNames(), []);
+  equal(manager.health.status, "ok");
+});

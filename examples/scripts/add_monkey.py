@@ -9,7 +9,7 @@ import bpy
 count = int(passed_data.get("count", 5))
 objects = []
 for i in range(count):
-    bpy.ops.mesh.primitive_monkey_add(size=size, location=(i * size * 2.5, 0, 0))
+    bpy.ops.mesh.primitive_monkey_add(size=size, location=(i * size * 2.5, 0, 0))  # noqa: F821 - passed_data["size"]
     monkey = bpy.context.active_object
     monkey.name = f"Monkey.{i:02d}"
     modifier = monkey.modifiers.new("Subdivision", "SUBSURF")

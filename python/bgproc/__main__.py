@@ -10,7 +10,41 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bgproc._runner import main  # noqa: E402 - needs the path above
+import argparse  # noqa: E402 - after the path above, with the imports that need it
+
+from bgproc._runner import run_job_dir, watch_host  # noqa: E402
+
+
+def _line_buffered_output() -> None:
+    """Flush output at every line, whatever Blender set: a line printed just before a crash or ``os._exit`` must
+    still reach the host's report (through a pipe, Blender 4.3 and 5.2 lost such a line; 3.4 did not)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+
+
+def main(argv: list[str]) -> int:
+    """Run the job in ``--job-dir``, serve jobs as a pool worker, or fork them as the zygote; return the exit code."""
+    parser = argparse.ArgumentParser(prog="bgproc")
+    parser.add_argument("--job-dir")
+    parser.add_argument("--pool-socket")
+    parser.add_argument("--worker-id", default="0")
+    parser.add_argument("--empty-blend")
+    parser.add_argument("--zygote-socket")
+    options = parser.parse_args(argv)
+    _line_buffered_output()
+    if options.zygote_socket is not None:
+        # Before watch_host: the zygote starts no thread (it watches the host itself), so that it can fork.
+        from bgproc._zygote import serve as serve_zygote  # noqa: PLC0415 - only for the fork-mode zygote
+
+        return serve_zygote(socket_path=options.zygote_socket, zygote_id=options.worker_id)
+    watch_host()
+    if options.pool_socket is not None:
+        from bgproc._pool import serve  # noqa: PLC0415 - only for pool workers
+
+        return serve(socket_path=options.pool_socket, worker_id=options.worker_id, empty_blend=options.empty_blend)
+    return run_job_dir(options.job_dir)
 
 
 def _own_args(argv: list[str]) -> list[str]:
@@ -19,6 +53,9 @@ def _own_args(argv: list[str]) -> list[str]:
 
 
 _code = main(_own_args(sys.argv))
-sys.stdout.flush()
-sys.stderr.flush()
+for _stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+    try:
+        _stream.flush()
+    except Exception:  # noqa: BLE001 - a stream a script put in place (or a closed fd) must not change the exit code
+        pass
 os._exit(_code)

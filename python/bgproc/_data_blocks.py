@@ -12,9 +12,9 @@ class DataBlockError(Exception):
     """Passed or returned data blocks that cannot be loaded or written."""
 
 
-def append_blocks(bpy: Any, *, path: str, blocks: dict[str, list[str]]) -> list[Any]:
-    """Append the named blocks (and what they use) from the library at ``path``; return them in the order given."""
-    with bpy.data.libraries.load(path, link=False) as (source, target):
+def append_blocks(bpy: Any, *, path: str, blocks: dict[str, list[str]], link: bool = False) -> list[Any]:
+    """Append (or link) the named blocks and what they use from the library at ``path``; return them in order."""
+    with bpy.data.libraries.load(path, link=link) as (source, target):
         for collection, names in blocks.items():
             available = set(getattr(source, collection, None) or [])
             missing = [name for name in names if name not in available]
@@ -38,7 +38,9 @@ def describe(bpy: Any, block: Any, index: int) -> dict[str, str]:
     if block is None:
         raise DataBlockError(f"data_blocks[{index}] is None")
     if not isinstance(block, bpy.types.ID):
-        raise DataBlockError(f"data_blocks[{index}] is a {type(block).__name__}, not a Blender data block (bpy.types.ID)")
+        raise DataBlockError(
+            f"data_blocks[{index}] is a {type(block).__name__}, not a Blender data block (bpy.types.ID)"
+        )
     try:
         name = block.name
     except ReferenceError:
@@ -51,7 +53,7 @@ def describe(bpy: Any, block: Any, index: int) -> dict[str, str]:
     raise DataBlockError(f"data_blocks[{index}] ({name!r}) is a {type(block).__name__}, which bgproc cannot send back")
 
 
-def write_blocks(bpy: Any, blocks: Any, *, job_dir: str) -> dict[str, Any] | None:
+def write_blocks(bpy: Any, blocks: Any, *, path: str) -> dict[str, Any] | None:
     """Write the script's ``data_blocks`` to ``data_blocks.blend`` (fake user set) and return the manifest."""
     if blocks is None:
         return None
@@ -60,7 +62,6 @@ def write_blocks(bpy: Any, blocks: Any, *, job_dir: str) -> dict[str, Any] | Non
     if not blocks:
         return None
     manifest = [describe(bpy, block, index) for index, block in enumerate(blocks)]
-    path = os.path.join(job_dir, "data_blocks.blend")
     tmp = path + ".tmp.blend"
     _compat.write_library(bpy, tmp, set(blocks))
     os.replace(tmp, path)

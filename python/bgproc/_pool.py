@@ -3,8 +3,8 @@
 The socket is the control channel: one JSON message per line, ``ready`` / ``run`` / ``done``. A job's own output
 goes to stdout and stderr as always, and can never be taken for a message. After each job the worker prints an end
 marker with the job's token (which no script can guess) on both streams, so the host knows where its output ends.
-Between jobs the worker resets Blender's data from an empty file (milliseconds) and restores ``sys.path``, the
-working folder and ``sys.argv``; each script runs in fresh globals.
+Between jobs the worker resets Blender's data from an empty file (milliseconds); ``run_job`` restores ``sys.path``,
+the working folder, ``sys.argv`` and ``__main__``; each script runs in fresh globals.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import socket
 import sys
 from typing import Any
 
-from ._files import write_json_atomic
+from ._job_dir import JobDir
+from ._reaper import become_subreaper, end_descendants
 from ._runner import EXIT_RUNTIME_ERROR, JobSpec, empty_scene, error_record, run_job
+from ._worker_state import Guard
 
 END_MARKER = "\x1ebgproc-end "
 
@@ -25,6 +27,7 @@ def serve(*, socket_path: str, worker_id: str, empty_blend: str) -> int:
     """Connect to the host, then run jobs until it says ``quit`` or goes away."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
+    become_subreaper()
     empty_scene(bpy)
     bpy.ops.wm.save_as_mainfile(filepath=empty_blend, compress=False)
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -36,35 +39,53 @@ def serve(*, socket_path: str, worker_id: str, empty_blend: str) -> int:
         channel.flush()
 
     send({"type": "ready", "worker": worker_id, "pid": os.getpid()})
+    guard = Guard()
     for line in channel:
         message = json.loads(line)
         if message.get("type") != "run":
             break
-        code = run_one(bpy, job_dir=message["jobDir"], empty_blend=empty_blend)
-        marker = f"{END_MARKER}{message['token']}\n"
-        sys.stdout.write(marker)
+        code, causes = run_one(bpy, job_dir=message["jobDir"], empty_blend=empty_blend, guard=guard)
+        if causes:
+            # Dirty: no end markers (fd 1/2 may be gone); the host ends the job when this worker has exited.
+            send({"type": "done", "token": message["token"], "exitCode": code, "retire": "; ".join(causes)})
+            return 0
+        marker = f"{END_MARKER}{message['token']}\n".encode("utf-8")
+        # Straight to the fds, flushed streams first: a script's replaced sys.stdout cannot swallow the marker.
         sys.stdout.flush()
-        sys.stderr.write(marker)
         sys.stderr.flush()
+        os.write(1, marker)
+        os.write(2, marker)
         send({"type": "done", "token": message["token"], "exitCode": code})
     return 0
 
 
-def run_one(bpy: Any, *, job_dir: str, empty_blend: str) -> int:
-    """Reset Blender's data, run one job, and put back what a script may have changed in the process."""
-    saved_path = list(sys.path)
-    saved_cwd = os.getcwd()
+def run_one(bpy: Any, *, job_dir: str, empty_blend: str, guard: Guard) -> tuple[int, list[str]]:
+    """Reset Blender's data, run one job, put back what it changed in the process: ``(exit code, causes)``.
+
+    ``run_job`` puts back argv, ``__main__``, sys.path and the cwd; ``guard`` checks the rest and undoes what it can.
+    ``causes`` says why the worker must be retired (what the job left that cannot be undone); empty when clean.
+    """
+    directory = JobDir(job_dir)
+    code = EXIT_RUNTIME_ERROR
+    guarded = False
     try:
-        write_json_atomic(os.path.join(job_dir, "runtime.json"), {"pid": os.getpid(), "pool": True})
-        spec = JobSpec.load(os.path.join(job_dir, "spec.json"))
+        directory.write_runtime({"pid": os.getpid(), "pool": True})
+        spec = JobSpec.load(directory.file("spec"))
         if spec.blend_file is None:
             bpy.ops.wm.read_homefile(filepath=empty_blend, load_ui=False)
         else:
             bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
-        return run_job(spec, job_dir=job_dir)
+        guard.before_job(bpy)
+        guarded = True
+        code = run_job(spec, job_dir=directory)
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
-        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="runtime"))
-        return EXIT_RUNTIME_ERROR
+        directory.write_error(error_record(error, origin="runtime"))
+        code = EXIT_RUNTIME_ERROR
     finally:
-        sys.path[:] = saved_path
-        os.chdir(saved_cwd)
+        end_descendants()  # What the job started (a forked child, a setsid daemon) ends with it.
+    if not guarded:
+        return code, []
+    try:
+        return code, guard.after_job(bpy)
+    except Exception as error:  # noqa: BLE001 - a check that fails cannot vouch for the worker
+        return code, [f"the worker's state could not be checked: {type(error).__name__}: {error}"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import os
 import threading
 import time
 
@@ -80,8 +79,3 @@ class ProgressReporter:
                 time.sleep(delay)
             if self._pending:
                 self._write()
-
-
-def progress_path(job_dir: str) -> str:
-    """The progress file of a job directory."""
-    return os.path.join(job_dir, "progress")

@@ -1,9 +1,12 @@
-"""Runs one job inside Blender: reads ``spec.json``, runs the user's script, writes the result or the error."""
+"""Runs one job inside Blender: reads ``spec.json``, runs the user's script, writes the result or the error.
+
+The command line is read in ``__main__.py``, which calls in here (or into ``_pool.py`` for a warm worker).
+"""
 
 from __future__ import annotations
 
-import argparse
 import builtins
+import contextlib
 import json
 import keyword
 import os
@@ -13,12 +16,13 @@ import threading
 import traceback
 import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from . import _context
 from ._data_blocks import DataBlockError, append_blocks, write_blocks
-from ._files import write_json_atomic
-from ._progress import ProgressReporter, progress_path
+from ._job_dir import JobDir
+from ._progress import ProgressReporter
+from ._reaper import become_subreaper, end_descendants
 
 SPEC_VERSION = 1
 RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -84,45 +88,36 @@ class JobSpec:
         )
 
 
-def main(argv: list[str]) -> int:
-    """Run the job in ``--job-dir`` (or serve jobs as a pool worker) and return the process exit code."""
-    parser = argparse.ArgumentParser(prog="bgproc")
-    parser.add_argument("--job-dir")
-    parser.add_argument("--pool-socket")
-    parser.add_argument("--worker-id", default="0")
-    parser.add_argument("--empty-blend")
-    options = parser.parse_args(argv)
-    _line_buffered_output()
-    _watch_host()
-    if options.pool_socket is not None:
-        from ._pool import serve  # noqa: PLC0415 - only for pool workers
-
-        return serve(socket_path=options.pool_socket, worker_id=options.worker_id, empty_blend=options.empty_blend)
-    job_dir: str = options.job_dir
-    # Tells the host that Blender started and reached the runtime: a failure after this is the job's, not start-up's.
-    write_json_atomic(
-        os.path.join(job_dir, "runtime.json"),
-        {"pid": os.getpid(), "python": sys.version.split()[0], "blender": _blender_version()},
-    )
+def run_job_dir(path: str) -> int:
+    """Run the job in the job directory ``path`` (process mode, and a fork-mode child); return the exit code."""
+    become_subreaper()
+    job_dir = JobDir(path)
+    job_dir.write_runtime({"pid": os.getpid(), "python": sys.version.split()[0], "blender": blender_version()})
     try:
-        spec = JobSpec.load(os.path.join(job_dir, "spec.json"))
+        spec = JobSpec.load(job_dir.file("spec"))
         return run_job(spec, job_dir=job_dir)
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
-        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="runtime"))
+        job_dir.write_error(error_record(error, origin="runtime"))
         return EXIT_RUNTIME_ERROR
+    finally:
+        end_descendants()  # What the job started, daemons in sessions of their own included, ends with it.
 
 
-def run_job(spec: JobSpec, *, job_dir: str) -> int:
+def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     """Prepare Blender's data, run the script in fresh globals, write result.json or error.json."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
+    # The end of the job goes through these references, taken before the script runs: a script that patches the
+    # runtime's attributes cannot forge or swallow its own result.
+    check_data, write_library, finish, record = checked_python_data, write_blocks, _finish, error_record
+    write_error, write_result = job_dir.write_error, job_dir.write_result
     if spec.blend_file is None:
         empty_scene(bpy)
     else:
         if os.path.realpath(bpy.data.filepath or ".") != os.path.realpath(spec.blend_file):
             raise JobSpecError(spec.blend_file, "Blender could not open this file as a .blend file")
         # The job works on a private copy; relative paths are remapped so they still find their files.
-        copy = os.path.join(job_dir, "work.blend")
+        copy = job_dir.file("work")
         bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)
 
     passed_blocks: list[Any] = []
@@ -132,10 +127,10 @@ def run_job(spec: JobSpec, *, job_dir: str) -> int:
                 bpy, path=spec.passed_data_blocks["path"], blocks=spec.passed_data_blocks["blocks"]
             )
         except DataBlockError as error:
-            write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="data-blocks"))
+            job_dir.write_error(error_record(error, origin="data-blocks"))
             return EXIT_SCRIPT_ERROR
 
-    reporter = ProgressReporter(progress_path(job_dir))
+    reporter = ProgressReporter(job_dir.file("progress"))
     # The script runs as a real __main__ module, as under `blender --python`: pickle and friends can find it.
     module = types.ModuleType("__main__")
     globals_ = module.__dict__
@@ -143,41 +138,56 @@ def run_job(spec: JobSpec, *, job_dir: str) -> int:
         script_globals(spec, bpy=bpy, update_job_progress=reporter.update, passed_data_blocks=passed_blocks)
     )
     _context.activate(globals_)
+    try:
+        with process_state():
+            sys.modules["__main__"] = module
+            sys.argv = [sys.argv[0], "--background", "--python", spec.script, "--", *spec.args]
+            failure = _exec_script(spec, globals_)
+    finally:
+        _context.deactivate()
+    finish(reporter)
+    if failure is not None:
+        write_error(record(failure, origin="script"))
+        return EXIT_SCRIPT_ERROR
+    try:
+        python_data = check_data(globals_.get("python_data", {}))
+        data_blocks = write_library(bpy, globals_.get("data_blocks"), path=job_dir.file("dataBlocks"))
+    except (PythonDataError, DataBlockError) as error:
+        write_error(record(error, origin="result"))
+        return EXIT_SCRIPT_ERROR
+    write_result({"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks})
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def process_state() -> Iterator[None]:
+    """Put back, on the way out, what a script may change in the process: argv, ``__main__``, sys.path, cwd."""
     saved_argv = sys.argv
     saved_main = sys.modules.get("__main__")
-    sys.modules["__main__"] = module
-    sys.argv = [saved_argv[0], "--background", "--python", spec.script, "--", *spec.args]
+    saved_path = list(sys.path)
+    saved_cwd = os.getcwd()
     try:
-        with open(spec.script, "rb") as handle:
-            source = handle.read()
-        code = compile(source, spec.script, "exec")
-        exec(code, globals_)  # noqa: S102 - running the user's script is the point
-    except SystemExit as error:
-        if error.code not in (None, 0):
-            _finish(reporter)
-            write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="script"))
-            return EXIT_SCRIPT_ERROR
-    except BaseException as error:  # noqa: BLE001 - any failure of the script is reported, none is success
-        _finish(reporter)
-        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="script"))
-        return EXIT_SCRIPT_ERROR
+        yield
     finally:
         sys.argv = saved_argv
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
-        _context.deactivate()
-    _finish(reporter)
+        sys.path[:] = saved_path
+        os.chdir(saved_cwd)
+
+
+def _exec_script(spec: JobSpec, globals_: dict[str, Any]) -> BaseException | None:
+    """Run the script in ``globals_``; return what it raised (a ``sys.exit(0)`` is no failure), or ``None``."""
     try:
-        python_data = checked_python_data(globals_.get("python_data", {}))
-        data_blocks = write_blocks(bpy, globals_.get("data_blocks"), job_dir=job_dir)
-    except (PythonDataError, DataBlockError) as error:
-        write_json_atomic(os.path.join(job_dir, "error.json"), error_record(error, origin="result"))
-        return EXIT_SCRIPT_ERROR
-    write_json_atomic(
-        os.path.join(job_dir, "result.json"),
-        {"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks},
-    )
-    return EXIT_OK
+        with open(spec.script, "rb") as handle:
+            source = handle.read()
+        exec(compile(source, spec.script, "exec"), globals_)  # noqa: S102 - running the user's script is the point
+    except SystemExit as error:
+        if error.code not in (None, 0):
+            return error
+    except BaseException as error:  # noqa: BLE001 - any failure of the script is reported, none is success
+        return error
+    return None
 
 
 def script_globals(
@@ -263,7 +273,7 @@ def _message(error: BaseException) -> str:
     return str(error)
 
 
-def _blender_version() -> str:
+def blender_version() -> str:
     try:
         import bpy  # noqa: PLC0415 - only inside Blender
 
@@ -274,8 +284,11 @@ def _blender_version() -> str:
 
 def _finish(reporter: ProgressReporter) -> None:
     reporter.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a stream the script put in place may fail any way; the job still ends
+            pass
 
 
 def empty_scene(bpy: Any) -> None:
@@ -286,16 +299,7 @@ def empty_scene(bpy: Any) -> None:
     )
 
 
-def _line_buffered_output() -> None:
-    """Flush output at every line, whatever Blender set: a line printed just before a crash or ``os._exit`` must
-    still reach the host's report (through a pipe, Blender 4.3 and 5.2 lost such a line; 3.4 did not)."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(line_buffering=True)
-
-
-def _watch_host() -> None:
+def watch_host() -> None:
     """End Blender when the host goes away: the host holds our stdin open, so end-of-file means it is gone.
 
     Nothing is written on the way out: stdout and stderr are pipes to the dead host, and a write would fail.
@@ -306,13 +310,12 @@ def _watch_host() -> None:
             while sys.stdin.buffer.read(65536):
                 pass
         finally:
-            # The host starts Blender detached (a session and process group of its own, led by Blender or by a
-            # wrapper such as bwrap's): end that whole group, so what the script started goes too. A group that
-            # does not lead its session is someone else's (a shell's job): leave it alone.
+            # End whatever the script started: every descendant (also where a wrapper, not Blender, leads the process
+            # group, and daemons in sessions of their own), then the group when Blender leads it.
             try:
-                group = os.getpgid(0)
-                if os.getsid(0) == group:
-                    os.killpg(group, signal.SIGKILL)
+                end_descendants()
+                if os.getpgid(0) == os.getpid():
+                    os.killpg(os.getpid(), signal.SIGKILL)
             finally:
                 os._exit(EXIT_HOST_GONE)
 

@@ -9,6 +9,8 @@ import os
 
 import bpy
 
+from bgproc._data_blocks import DataBlockError, append_blocks
+
 library = passed_data["library"]
 blocks = passed_data["blocks"]
 into = passed_data["into"]
@@ -19,20 +21,17 @@ if os.path.exists(into):
     bpy.ops.wm.open_mainfile(filepath=into, load_ui=False)
 before = {collection: {block.name for block in getattr(bpy.data, collection)} for collection in blocks}
 
-with bpy.data.libraries.load(library, link=link) as (source, target):
-    for collection, names in blocks.items():
-        missing = [name for name in names if name not in getattr(source, collection)]
-        if missing:
-            raise KeyError(f"{library} has no {collection} named {', '.join(map(repr, missing))}")
-        setattr(target, collection, list(names))
+try:
+    loaded = iter(append_blocks(bpy, path=library, blocks=blocks, link=link))
+except DataBlockError as error:
+    raise KeyError(str(error)) from None
 
 names: dict[str, list[str]] = {}
 for collection, wanted in blocks.items():
     data = getattr(bpy.data, collection)
     final = []
-    for name, block in zip(wanted, getattr(target, collection)):
-        if block is None:
-            raise RuntimeError(f"Blender could not load {collection} {name!r} from {library}")
+    for name in wanted:
+        block = next(loaded)
         if overwrite and name in before[collection]:
             old = data.get((name, None)) if link else data.get(name)
             if old is not None and old != block:

@@ -9,8 +9,9 @@ import { join } from "node:path";
 import { JobManager } from "../../mod.ts";
 import { fixture, isAlive, waitFor } from "../_helpers.ts";
 
-for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
-  Deno.test(`Blender and its children exit soon after the host gets ${signal}`, async () => {
+const CASES = [["SIGKILL", "process"], ["SIGTERM", "process"], ["SIGINT", "process"], ["SIGKILL", "fork"]] as const;
+for (const [signal, mode] of CASES) {
+  Deno.test(`${mode}: Blender and its children exit soon after the host gets ${signal}`, async () => {
     const dir = await Deno.makeTempDir();
     try {
       const pidFile = join(dir, "pids.json");
@@ -18,7 +19,7 @@ for (const signal of ["SIGKILL", "SIGTERM", "SIGINT"] as const) {
       await Deno.writeTextFile(
         main,
         `import { JobManager } from ${JSON.stringify(new URL("../../mod.ts", import.meta.url).href)};
-const manager = new JobManager({ workDir: ${JSON.stringify(dir)} });
+const manager = new JobManager({ workDir: ${JSON.stringify(dir)}, mode: "${mode}" });
 const job = manager.addJob({ script: ${JSON.stringify(fixture("spawn_child.py"))}, passedData: { pid_file: ${
           JSON.stringify(pidFile)
         } } });
@@ -48,6 +49,7 @@ await job.result();
       await host.status;
       await waitFor(() => !isAlive(pids.blender), 5_000, "Blender to exit after its host died");
       await waitFor(() => !isAlive(pids.child), 5_000, "the script's child to exit after its host died");
+      if (mode === "fork") await waitFor(() => !isAlive(pids.parent), 5_000, "the zygote to exit after its host died");
 
       const left = [...Deno.readDirSync(dir)].filter((entry) => entry.name.startsWith("bgproc-"));
       equal(left.length, 1, "the dead host's work root should still be there");

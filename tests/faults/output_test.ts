@@ -3,7 +3,7 @@
 import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { JobManager, type LogLine } from "../../mod.ts";
-import { fixture } from "../_helpers.ts";
+import { fixture, isAlive, waitFor } from "../_helpers.ts";
 
 Deno.test("a job printing 100 MB completes; the host keeps only the tail and its memory stays flat", async () => {
   await using manager = new JobManager({ outputLimit: 64 * 1024 });
@@ -44,4 +44,15 @@ Deno.test("job.logs() streams lines live and logFile keeps them, with a header p
   match(text, /^--- bgproc: job 'job-1', attempt 1: /);
   match(text, /\nünïcode ✓ 日本語 🐒\n/);
   match(text, /\nstderr: ñ\n/);
+});
+
+Deno.test("a process the script puts in a session of its own does not hold the job open", async () => {
+  await using manager = new JobManager();
+  const pidFile = join(manager.workRoot, "daemon.json");
+  const job = manager.addJob({ script: fixture("daemon.py"), passedData: { pid_file: pidFile }, timeout: 20_000 });
+  const result = await job.result();
+  equal(result.pythonData.started, true);
+  const { child } = JSON.parse(await Deno.readTextFile(pidFile));
+  // It left Blender's process group on purpose, but Blender is its job's subreaper: it ends with the job.
+  await waitFor(() => !isAlive(child), 5_000, "the daemon to end with its job");
 });

@@ -4,7 +4,7 @@ import { deepStrictEqual, equal } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobManager } from "../../mod.ts";
-import { fixture, inotifyWatches, processesMatching } from "../_helpers.ts";
+import { fixture, inotifyWatches, processesMatching, waitFor } from "../_helpers.ts";
 
 /** Open file descriptors, less inotify instances (Deno keeps one open once it has watched; `inotifyWatches` counts). */
 function openFds(): string[] {
@@ -49,11 +49,16 @@ Deno.test(`soak: ${SOAK_JOBS} short jobs leave no process, fd, watcher or file b
     });
     deepStrictEqual(processesMatching(workRoot), [], "a Blender of this manager is still running");
     const jobsDir = join(workRoot, "jobs");
-    deepStrictEqual(existsSync(jobsDir) ? [...Deno.readDirSync(jobsDir)].map((e) => e.name) : [], []);
+    const left = () => existsSync(jobsDir) ? [...Deno.readDirSync(jobsDir)].map((e) => e.name) : [];
+    // A job directory is removed just after its job ends (close() waits for removals): allow the last one a moment.
+    await waitFor(() => left().length === 0, 10_000, "the job directories to be removed").catch(() => {});
+    deepStrictEqual(left(), []);
     equal(inotifyWatches(), 0, "a progress watcher is still open");
   } finally {
     await manager.close();
   }
   equal(existsSync(workRoot), false, "the work root outlived close()");
-  deepStrictEqual(openFds().sort(), fdsBefore.sort(), "file descriptors leaked");
+  // The manager's own lock on its work root is held until close(), by design.
+  const expected = fdsBefore.filter((fd) => !fd.startsWith(workRoot));
+  deepStrictEqual(openFds().sort(), expected.sort(), "file descriptors leaked");
 });

@@ -1,6 +1,7 @@
 /**
- * The seam between the supervisor and the processes it runs. The local
- * spawner starts Blender with `Deno.Command`; tests may hand in another.
+ * A local process in a process group of its own (`Deno.Command`, never a
+ * shell), as the process and pool runners start Blender. Stdin stays open:
+ * the Python runtime takes its end-of-file as the host's death.
  */
 
 /** How a process ended. */
@@ -11,8 +12,8 @@ export interface ExitStatus {
   readonly signal: string | null;
 }
 
-/** A running process, as the Job actor sees it. */
-export interface SpawnedProcess {
+/** A running process and its group. */
+export interface ProcessGroup {
   readonly pid: number;
   readonly stdout: ReadableStream<Uint8Array>;
   readonly stderr: ReadableStream<Uint8Array>;
@@ -24,36 +25,11 @@ export interface SpawnedProcess {
   closeStdin(): Promise<void>;
 }
 
-/** What one attempt asks of a spawner. */
-export interface SpawnOptions {
-  /** The attempt's job directory. */
-  readonly jobDir: string;
-}
-
-/** What starts a process for an attempt (or, in pool mode, lends a warm one). */
-export interface Spawner {
-  spawn(command: string, args: readonly string[], options: SpawnOptions): Promise<SpawnedProcess>;
-  /** Stop whatever the spawner keeps running between attempts. */
-  close(): Promise<void>;
-}
-
-/**
- * Starts processes with `Deno.Command`, each in a process group of its own
- * (`detached`), so a kill reaches Blender and everything Blender started.
- * Stdin stays open: the Python side takes its end-of-file as the host's death.
- */
-export const localSpawner: Spawner = {
-  spawn(command, args) {
-    return Promise.resolve(spawnDetached(command, args));
-  },
-  close: () => Promise.resolve(),
-};
-
 /**
  * Start `command` in a process group of its own, stdin open. Once it is
  * reaped, whatever it left in its group is killed, so no orphan outlives it.
  */
-export function spawnDetached(command: string, args: readonly string[]): SpawnedProcess {
+export function spawnDetached(command: string, args: readonly string[]): ProcessGroup {
   const child = new Deno.Command(command, {
     args: [...args],
     stdin: "piped",
@@ -80,7 +56,8 @@ export function spawnDetached(command: string, args: readonly string[]): Spawned
     stdout: child.stdout,
     stderr: child.stderr,
     status: child.status.then(async ({ code, signal }) => {
-      await endGroup(pid);
+      kill("SIGKILL");
+      await groupGone(pid);
       return { code, signal };
     }),
     kill,
@@ -93,18 +70,21 @@ export function spawnDetached(command: string, args: readonly string[]): Spawned
 }
 
 /**
- * Kill what is left in process group `pgid` once its leader is reaped, and wait until the group is empty (at
- * most `limitMs`). Through a wrapper (a script, bwrap) the leader is not Blender: Blender and its children may still
- * be dying, holding the output pipes, when the leader's status arrives.
+ * Wait until no process is left in the group `pgid`, at most `GROUP_GONE_MS`:
+ * the process Deno started may be a wrapper (bash, then bwrap) that exits
+ * before the Blender it runs has finished dying.
  */
-async function endGroup(pgid: number, limitMs = 2_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
+async function groupGone(pgid: number): Promise<void> {
+  const deadline = Date.now() + GROUP_GONE_MS;
   while (Date.now() < deadline) {
     try {
       Deno.kill(-pgid, "SIGKILL");
     } catch {
-      return; // No process is left in the group.
+      return; // No process left in the group.
     }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/** The longest wait for a killed group to be gone. */
+const GROUP_GONE_MS = 2_000;

@@ -1,0 +1,125 @@
+/**
+ * The job directory, Deno's side of the contract with the Python runtime
+ * (whose `JobDir` in `python/bgproc/_job_dir.py` is the other side): the
+ * file names, the atomic write of `spec.json`, and reads of what Blender
+ * wrote that nothing a job does can turn into a hang or a flood.
+ *
+ * @module
+ */
+
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+
+/** The files of a job directory. */
+export const JOB_FILES = {
+  /** The versioned job spec, written by Deno. */
+  spec: "spec.json",
+  /** Written by the runtime as soon as Blender reaches it. */
+  runtime: "runtime.json",
+  /** The latest progress, a float 0..1. */
+  progress: "progress",
+  /** `python_data` and the data-block manifest. */
+  result: "result.json",
+  /** The exception, when the script or the runtime raised. */
+  error: "error.json",
+  /** The job's private copy of its .blend file. */
+  work: "work.blend",
+  /** The data-block library the script returned. */
+  dataBlocks: "data_blocks.blend",
+} as const;
+
+/** The files an attempt writes, which a new attempt must not inherit. */
+const ATTEMPT_FILES = [JOB_FILES.runtime, JOB_FILES.progress, JOB_FILES.result, JOB_FILES.error, JOB_FILES.work];
+
+/** The most bytes read from a `progress` file: a float needs far fewer. */
+const PROGRESS_READ_LIMIT = 64;
+
+/** Raised when a file the job wrote is larger than the host agreed to read. */
+export class FileTooLargeError extends Error {
+  /** The file's size in bytes. */
+  readonly size: number;
+  /** The limit it broke. */
+  readonly limit: number;
+  constructor(path: string, size: number, limit: number) {
+    super(`${path} is ${size} bytes, more than the limit of ${limit}`);
+    this.name = "FileTooLargeError";
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** Make `jobDir` ready for an attempt: clear the last attempt's files; on the first, write `spec.json` atomically. */
+export async function prepareJobDir(jobDir: string, attempt: number, specJson: string): Promise<void> {
+  await Deno.mkdir(jobDir, { recursive: true });
+  await Promise.all(ATTEMPT_FILES.map((file) => Deno.remove(join(jobDir, file)).catch(() => {})));
+  if (attempt === 1) await writeAtomic(join(jobDir, JOB_FILES.spec), specJson);
+}
+
+/** Write `text` to `path` through a temporary file and a rename: a reader sees the old file or the new one. */
+export async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
+
+/** Whether Blender reached bgproc's runtime in this attempt. */
+export function reachedRuntime(jobDir: string): Promise<boolean> {
+  return Deno.lstat(join(jobDir, JOB_FILES.runtime)).then((info) => info.isFile, () => false);
+}
+
+/**
+ * Read the job's progress: a number, or `undefined` when there is none yet
+ * or the file is anything but a small regular file (a link, a FIFO, a
+ * device are ignored, never followed, never waited on).
+ */
+export async function readProgress(jobDir: string): Promise<number | undefined> {
+  const text = await readRegularFile(join(jobDir, JOB_FILES.progress), PROGRESS_READ_LIMIT, false).catch(() => null);
+  if (text === null) return undefined;
+  const value = Number.parseFloat(text);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/**
+ * Read and parse a JSON file the job wrote: `undefined` when it does not
+ * exist.
+ *
+ * @throws {FileTooLargeError} When it is larger than `limit` bytes (checked before reading).
+ * @throws {Error} When it is not a regular file, or not JSON.
+ */
+export async function readJobJson(path: string, limit: number): Promise<unknown> {
+  const text = await readRegularFile(path, limit, true);
+  return text === null ? undefined : JSON.parse(text);
+}
+
+/**
+ * Read `path` as UTF-8 if it is a regular file (links are not followed, and
+ * the open never waits on a FIFO). Returns `null` when it does not exist.
+ * A file over `limit` bytes throws when `strict`, else reads as its first
+ * `limit` bytes.
+ */
+async function readRegularFile(path: string, limit: number, strict: boolean): Promise<string | null> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") return null;
+    if ((error as { code?: string }).code === "ELOOP") throw new Error(`${path} is a symbolic link`);
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+    if (strict && info.size > limit) throw new FileTooLargeError(path, info.size, limit);
+    const buffer = new Uint8Array(Math.min(info.size, limit));
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return new TextDecoder().decode(buffer.subarray(0, filled));
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Reading an attempt's end from its job directory: the result, the Python
+ * error, or what Blender's exit says, classified into an `AttemptOutcome`.
+ */
+
+import { basename, join } from "node:path";
+import type { AttemptFacts, AttemptOutcome, AttemptPlan, KillReason } from "../runners/runner.ts";
+import type { DropReason, PythonError } from "../errors.ts";
+import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonObject } from "../types.ts";
+import { FileTooLargeError, JOB_FILES, reachedRuntime, readJobJson } from "./dir.ts";
+
+/** How an attempt on a local Blender ended, before its files are read. */
+export interface LocalEnd {
+  readonly facts: AttemptFacts;
+  readonly killReason: KillReason | undefined;
+  /** Why the attempt could not be started at all, if it could not. */
+  readonly startError: unknown;
+  /** Whether `startError` came from starting Blender itself (not from preparing the job directory). */
+  readonly blenderWouldNotStart: boolean;
+}
+
+/** Classify a local attempt's end from its facts and its job directory. */
+export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<AttemptOutcome> {
+  const { facts, killReason, startError } = end;
+  const ranBlender = facts.exitCode !== null || facts.signal !== null;
+  const runtimeReached = await reachedRuntime(plan.jobDir);
+  // Blender itself failing to start: it would not run, or died before bgproc's runtime with nothing of the
+  // job's (a .blend file) to blame. Failures of the job's own inputs do not count.
+  const startFailure = killReason === undefined && !runtimeReached &&
+    (end.blenderWouldNotStart || (ranBlender && plan.blendFile === null));
+  const failed = (reason: DropReason, summary: string, pythonError: PythonError | null = null, cause?: unknown) =>
+    ({
+      kind: "failed",
+      reason,
+      summary,
+      pythonError,
+      startFailure,
+      facts,
+      ...(cause === undefined ? {} : { cause }),
+    }) as const;
+
+  if (startError !== undefined && !ranBlender) {
+    return failed("start-failed", `the attempt could not be started: ${errorMessage(startError)}`, null, startError);
+  }
+  let error: unknown;
+  let result: unknown;
+  try {
+    error = await readJobJson(join(plan.jobDir, JOB_FILES.error), plan.resultLimit);
+    result = await readJobJson(join(plan.jobDir, JOB_FILES.result), plan.resultLimit);
+  } catch (readError) {
+    if (readError instanceof FileTooLargeError) {
+      return failed(
+        "result-too-large",
+        `the job's result is ${readError.size} bytes, more than the manager's resultLimit of ${readError.limit}`,
+        null,
+        readError,
+      );
+    }
+    return failed("crashed", `the job's files could not be read: ${errorMessage(readError)}`, null, readError);
+  }
+  if (facts.exitCode === 0 && isResult(result) && error === undefined) {
+    // A kill or timeout that came after the job finished does not undo its result.
+    try {
+      const dataBlocks = await keepDataBlocks(plan, result.dataBlocks);
+      return { kind: "completed", pythonData: result.pythonData, dataBlocks, facts };
+    } catch (keepError) {
+      return failed("crashed", `the job's data blocks could not be kept: ${errorMessage(keepError)}`, null, keepError);
+    }
+  }
+  if (killReason === "timed-out") {
+    return failed("timed-out", `Blender was killed after the ${plan.timeoutMs} ms timeout`);
+  }
+  if (killReason === "killed") return failed("killed", "the job was killed");
+  if (isPythonError(error)) {
+    const where = ORIGINS[error.origin] ?? "bgproc's runtime failed:";
+    return failed("error", `${where} ${error.type}: ${error.message}`, error);
+  }
+  if (facts.signal !== null) return failed("crashed", `Blender was ended by ${facts.signal}`);
+  if (facts.exitCode === 0) return failed("crashed", "Blender exited with code 0 but wrote no result");
+  return failed("crashed", `Blender exited with code ${facts.exitCode} without a result`);
+}
+
+const ORIGINS: Readonly<Record<string, string>> = {
+  script: "the script raised",
+  result: "the script's results cannot be sent back:",
+  "data-blocks": "the passed data blocks could not be loaded:",
+  runtime: "bgproc's runtime failed:",
+};
+
+function isPythonError(value: unknown): value is PythonError {
+  return typeof value === "object" && value !== null && typeof (value as PythonError).type === "string" &&
+    Array.isArray((value as PythonError).frames);
+}
+
+/** Move the job's library out of its directory (removed when the job ends) and group its manifest. */
+async function keepDataBlocks(plan: AttemptPlan, manifest: unknown): Promise<DataBlocks | null> {
+  if (manifest === null || manifest === undefined) return null;
+  const { path, blocks } = manifest as { path: string; blocks: { collection: string; name: string; type: string }[] };
+  await Deno.mkdir(plan.resultsDir, { recursive: true });
+  const kept = join(plan.resultsDir, `${basename(plan.jobDir)}.blend`);
+  await Deno.rename(path, kept);
+  const grouped: Record<string, DataBlockInfo[]> = {};
+  for (const collection of DATA_BLOCK_COLLECTIONS) grouped[collection] = [];
+  for (const block of blocks) (grouped[block.collection] ??= []).push({ name: block.name, type: block.type });
+  return { path: kept, ...grouped } as DataBlocks;
+}
+
+function isResult(value: unknown): value is { pythonData: JsonObject; dataBlocks?: unknown } {
+  const data = (value as { pythonData?: unknown } | undefined)?.pythonData;
+  return typeof data === "object" && data !== null && !Array.isArray(data);
+}
+
+/** An error's message, or the value as text. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

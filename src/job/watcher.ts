@@ -1,0 +1,86 @@
+/**
+ * The Progress watcher actor: one per running attempt. Looks at the job's
+ * `progress` file every few milliseconds (an `lstat`, and a read only when
+ * the file changed), reads it safely (see `readProgress`), and publishes
+ * every value above the last one it published.
+ *
+ * Why not `Deno.watchFs`: its watcher thread opens new entries of the
+ * watched folder, so a script that makes a FIFO there blocks that thread,
+ * and closing the watcher then blocks the whole host. A job's directory is
+ * the script's to spoil; polling one `lstat` never blocks.
+ */
+
+import { join } from "node:path";
+import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
+import { JOB_FILES, readProgress } from "./dir.ts";
+
+/** How often the progress file is looked at, in milliseconds. */
+export const PROGRESS_POLL_MS = 4;
+
+/** Messages of the Progress watcher. */
+export type ProgressWatcherMessage =
+  | { readonly type: "look" }
+  | { readonly type: "stop"; readonly reply: Reply<void> };
+
+/** What the watcher needs. */
+export interface ProgressWatcherOptions {
+  /** The job directory. */
+  readonly dir: string;
+  /** The progress already published for the job (retries start below it). */
+  readonly initial: number;
+  /** Called with each new, higher progress value. */
+  readonly publish: (value: number) => void;
+  /** Hears of the watcher's own failure (its owner decides what it means). */
+  readonly onCrash: (error: unknown) => void;
+}
+
+/** Start watching `options.dir`; `stop` reads the file one last time before it replies. */
+export function startProgressWatcher(options: ProgressWatcherOptions): ActorRef<ProgressWatcherMessage> {
+  const path = join(options.dir, JOB_FILES.progress);
+  let last = options.initial;
+  let seen = "";
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  const read = async () => {
+    const value = await readProgress(options.dir); // Not written yet, being replaced, or not a regular file.
+    if (value !== undefined && value >= 0 && value <= 1 && value > last) {
+      last = value;
+      options.publish(value);
+    }
+  };
+
+  /** Read when the file is another one, or changed, since the last look. */
+  const look = async () => {
+    const info = await Deno.lstat(path).catch(() => undefined);
+    const stamp = info === undefined ? "" : `${info.ino}:${info.size}:${info.mtime?.getTime()}`;
+    if (stamp !== "" && stamp !== seen) {
+      seen = stamp;
+      await read();
+    }
+  };
+
+  const self = spawnActor<ProgressWatcherMessage>(`progress:${options.dir}`, {
+    async receive(message) {
+      switch (message.type) {
+        case "look":
+          if (stopped) return;
+          await look();
+          if (!stopped) timer = setTimeout(() => self.tell({ type: "look" }), PROGRESS_POLL_MS);
+          return;
+        case "stop":
+          if (!stopped) {
+            stopped = true;
+            clearTimeout(timer);
+            await read();
+          }
+          message.reply.resolve();
+          return;
+        default:
+          unreachable(message);
+      }
+    },
+  }, options.onCrash);
+  self.tell({ type: "look" });
+  return self;
+}

@@ -1,0 +1,108 @@
+/**
+ * What the process and pool runners share: one attempt on a Blender on this
+ * machine, reporting through a job directory. Prepares the directory,
+ * watches its progress file, keeps bounded output tails, and at the end
+ * classifies the attempt from its exit and its files.
+ */
+
+import { prepareJobDir } from "../job/dir.ts";
+import { LineTail } from "../job/lines.ts";
+import { classifyEnd, errorMessage } from "../job/outcome.ts";
+import { startProgressWatcher } from "../job/watcher.ts";
+import { Channel } from "./_channel.ts";
+import type { AttemptEvent, AttemptPlan, KillReason } from "./runner.ts";
+import type { ExitStatus } from "./_process_group.ts";
+
+/** How the attempt's Blender ended, as its runner saw it. */
+export interface LocalExit {
+  /** Blender's exit, or `null` when it never ran. */
+  readonly status: ExitStatus | null;
+  /** Why the attempt could not start, if it could not. */
+  readonly startError?: unknown;
+  /** Whether `startError` means Blender itself would not start. */
+  readonly blenderWouldNotStart?: boolean;
+}
+
+/** One attempt's bookkeeping; its runner feeds it lines and the exit. */
+export class LocalAttempt {
+  /** The attempt's event stream. */
+  readonly events: Channel<AttemptEvent> = new Channel();
+  /** The first reason the attempt was asked to end for. */
+  killReason: KillReason | undefined;
+  readonly #plan: AttemptPlan;
+  readonly #stdout: LineTail;
+  readonly #stderr: LineTail;
+  #ranOn: string;
+  #startedAt = new Date();
+  #watcher: ReturnType<typeof startProgressWatcher> | undefined;
+
+  constructor(plan: AttemptPlan, ranOn: string) {
+    this.#plan = plan;
+    this.#ranOn = ranOn;
+    this.#stdout = new LineTail(plan.outputLimit);
+    this.#stderr = new LineTail(plan.outputLimit);
+  }
+
+  /** Make the job directory ready and start watching its progress. */
+  async prepare(): Promise<void> {
+    await prepareJobDir(this.#plan.jobDir, this.#plan.attempt, this.#plan.specJson);
+    this.#watcher = startProgressWatcher({
+      dir: this.#plan.jobDir,
+      initial: this.#plan.progress,
+      publish: (value) => this.events.push({ type: "progress", value }),
+      onCrash: (error) => this.#stderr.push(`bgproc: the progress watcher failed: ${errorMessage(error)}`),
+    });
+  }
+
+  /** Blender runs the attempt now; `ranOn` says what runs it. */
+  started(ranOn: string): void {
+    this.#ranOn = ranOn;
+    this.#startedAt = new Date();
+    this.events.push({ type: "started", ranOn });
+  }
+
+  /** One line of the attempt's output. */
+  line(stream: "stdout" | "stderr", line: string): void {
+    (stream === "stdout" ? this.#stdout : this.#stderr).push(line);
+    this.events.push({ type: "output", stream, line });
+  }
+
+  /** The attempt is over: stop watching, classify, send `ended`, end the stream. */
+  async end(exit: LocalExit): Promise<void> {
+    await this.#watcher?.ask<void>((reply) => ({ type: "stop", reply })).catch(() => {});
+    const { status } = exit;
+    const outcome = await classifyEnd(this.#plan, {
+      facts: {
+        attempt: this.#plan.attempt,
+        ranOn: this.#ranOn,
+        startedAt: this.#startedAt,
+        endedAt: new Date(),
+        exitCode: status === null || status.signal !== null ? null : status.code,
+        signal: status?.signal ?? null,
+        stdout: this.#stdout.text(),
+        stderr: this.#stderr.text(),
+      },
+      killReason: this.killReason,
+      startError: exit.startError,
+      blenderWouldNotStart: exit.blenderWouldNotStart ?? false,
+    });
+    this.events.push({ type: "ended", outcome });
+    this.events.close();
+  }
+}
+
+/** Blender's arguments to run bgproc's runtime in the background, then `tail` for the runtime. */
+export function blenderArgs(runtimeEntry: string, blendFile: string | null, tail: readonly string[]): string[] {
+  return [
+    "--background",
+    "--factory-startup",
+    "-noaudio",
+    ...(blendFile === null ? [] : [blendFile]),
+    "--python-exit-code",
+    "1",
+    "--python",
+    runtimeEntry,
+    "--",
+    ...tail,
+  ];
+}

@@ -1,0 +1,102 @@
+/**
+ * Runners: the one seam between supervision and execution. The supervisor
+ * starts *attempts* through a {@linkcode Runner}; it never sees a process or
+ * a command line. Each runner owns how Blender is reached: `process.ts` (a
+ * fresh Blender per attempt), `pool.ts` (warm workers), and later fork mode
+ * and NATS. Nothing here assumes a local process.
+ *
+ * @module
+ */
+
+import type { DropReason, PythonError } from "../errors.ts";
+import type { DataBlocks, JsonObject } from "../types.ts";
+
+/** Everything one attempt of one job needs. */
+export interface AttemptPlan {
+  /** The job's name. */
+  readonly name: string;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  /** The job directory (see `job/dir.ts`). */
+  readonly jobDir: string;
+  /** The `spec.json` text. */
+  readonly specJson: string;
+  /** The .blend file the job opens, or `null`. */
+  readonly blendFile: string | null;
+  /** Milliseconds; 0 means none. The Job actor enforces it with `kill("timed-out")`; a remote runner may too. */
+  readonly timeoutMs: number;
+  /** Characters of each output stream to keep for the report. */
+  readonly outputLimit: number;
+  /** The largest `result.json`, in bytes, the host reads. */
+  readonly resultLimit: number;
+  /** The progress already published for the job: progress events only go above it. */
+  readonly progress: number;
+  /** Where a completed job's data-block library is kept. */
+  readonly resultsDir: string;
+}
+
+/** Why the supervisor ends an attempt. */
+export type KillReason = "killed" | "timed-out";
+
+/** What an attempt reports, in order: `started` (once, unless it never started), then output and progress, then `ended` once. */
+export type AttemptEvent =
+  | {
+    readonly type: "started";
+    /** What really runs the attempt, for logs and reports (a command line, a worker and the job's id on it…). */
+    readonly ranOn: string;
+  }
+  | { readonly type: "output"; readonly stream: "stdout" | "stderr"; readonly line: string }
+  | { readonly type: "progress"; readonly value: number }
+  | { readonly type: "ended"; readonly outcome: AttemptOutcome };
+
+/** The facts of an attempt, whatever its end. */
+export interface AttemptFacts {
+  readonly attempt: number;
+  /** What really ran (the `ranOn` of `started`), or what was tried. */
+  readonly ranOn: string;
+  readonly startedAt: Date;
+  readonly endedAt: Date;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** The kept tail of stdout, each line ending in `\n`. */
+  readonly stdout: string;
+  /** The kept tail of stderr. */
+  readonly stderr: string;
+}
+
+/** What an attempt came to. */
+export type AttemptOutcome =
+  | {
+    readonly kind: "completed";
+    readonly pythonData: JsonObject;
+    readonly dataBlocks: DataBlocks | null;
+    readonly facts: AttemptFacts;
+  }
+  | {
+    readonly kind: "failed";
+    readonly reason: DropReason;
+    readonly summary: string;
+    readonly pythonError: PythonError | null;
+    /** The attempt failed before the job's own code could run, through no fault of the job: counts towards restart intensity. */
+    readonly startFailure: boolean;
+    readonly facts: AttemptFacts;
+    readonly cause?: unknown;
+  };
+
+/** One running attempt. */
+export interface AttemptHandle {
+  /** The attempt's events; ends after `ended`. Must be read to the end (or `return()`ed). */
+  readonly events: AsyncIterable<AttemptEvent>;
+  /** Ask the attempt to end; the `ended` event follows. Never throws; repeated calls keep the first reason. */
+  kill(reason: KillReason): void;
+  /** Settles once everything the attempt started is gone. Never rejects. */
+  readonly gone: Promise<void>;
+}
+
+/** What starts attempts. */
+export interface Runner {
+  /** Start one attempt of `plan`. Never throws: a failure to start is an `ended` event. */
+  start(plan: AttemptPlan): AttemptHandle;
+  /** Stop whatever the runner keeps between attempts (after every attempt is gone). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+/** Nothing a job puts in its directory, or a log file it is given, can hang, bloat or outlive the host. */
+
+import { equal, match, ok } from "node:assert/strict";
+import { join } from "node:path";
+import { JobDroppedError, JobManager } from "../mod.ts";
+import { fixture } from "./_helpers.ts";
+
+for (const kind of ["zero", "fifo"]) {
+  Deno.test(`a progress file replaced by ${kind === "zero" ? "a link to /dev/zero" : "a FIFO"} is ignored`, async () => {
+    await using manager = new JobManager();
+    const job = manager.addJob({ script: fixture("hostile_progress.py"), passedData: { kind }, timeout: 20_000 });
+    const result = await job.result();
+    equal(result.pythonData.kind, kind);
+    equal(result.pythonData.still, true, "the fixture did not leave its hostile file in place");
+    equal(job.progress, 1);
+  });
+}
+
+Deno.test("a logFile that is a FIFO nobody reads never blocks: the job runs and the report says why there is no log", async () => {
+  await using manager = new JobManager();
+  const dir = await Deno.makeTempDir();
+  try {
+    const fifo = join(dir, "log.fifo");
+    await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    const job = manager.addJob({ script: fixture("progress.py"), passedData: { steps: 1, pause: 0 }, logFile: fifo });
+    const result = await job.result();
+    match(result.stderr, /could not write the log file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a python_data over resultLimit is dropped as result-too-large, before it is read", async () => {
+  await using manager = new JobManager({ resultLimit: 1024 * 1024 });
+  const job = manager.addJob({ script: fixture("big_result.py"), passedData: { mib: 2 } });
+  const error = await job.result().then(() => undefined, (e) => e);
+  ok(error instanceof JobDroppedError);
+  equal(error.reason, "result-too-large");
+  match(error.summary, /more than the manager's resultLimit of 1048576/);
+});
+
+Deno.test("options are checked before anything is made on disk", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bad: Record<string, unknown>[] = [
+      { mode: "bogus" },
+      { mode: "pool", maxWorkerMemoryMiB: 0 },
+      { maxWorkers: 0 },
+      { resultLimit: -1 },
+      { keepFiles: "yes" },
+      { retry: { on: ["killed"] } },
+    ];
+    for (const options of bad) {
+      let thrown: unknown;
+      try {
+        new JobManager({ ...options, workDir: dir } as never);
+      } catch (error) {
+        thrown = error;
+      }
+      ok(thrown instanceof RangeError || thrown instanceof TypeError, `${JSON.stringify(options)} was accepted`);
+    }
+    equal([...Deno.readDirSync(dir)].length, 0, "a rejected manager left a work root");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("maxWorkers and maxAttempts are settable on a live manager, with validation", async () => {
+  await using manager = new JobManager({ maxWorkers: 1 });
+  manager.maxWorkers = 2;
+  equal(manager.maxWorkers, 2);
+  equal(manager.counts.availableWorkers, 2);
+  manager.maxAttempts = 3;
+  equal(manager.maxAttempts, 3);
+  let thrown: unknown;
+  try {
+    manager.maxWorkers = 0;
+  } catch (error) {
+    thrown = error;
+  }
+  ok(thrown instanceof RangeError);
+  equal(manager.maxWorkers, 2);
+  const jobs = [1, 2].map(() => manager.addJob({ script: fixture("progress.py"), passedData: { steps: 1, pause: 0 } }));
+  await Promise.all(jobs.map((job) => job.result()));
+});
