@@ -30,7 +30,7 @@ export {
   readBlendFileSync,
 } from "./src/blend/read.ts";
 export type { BlendId } from "./src/blend/ids.ts";
-export { findBlender, type FindBlenderOptions } from "./src/blender.ts";
+export { blenderVersion, findBlender, type FindBlenderOptions } from "./src/blender.ts";
 export {
   BlenderNotFoundError,
   BlendFileError,

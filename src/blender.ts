@@ -60,3 +60,29 @@ function isExecutableFile(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * Ask a Blender for its version (`blender --version`), e.g. `"5.2.2 LTS"`.
+ *
+ * @param blender The Blender executable (or a wrapper that runs one).
+ * @returns The version as Blender prints it after "Blender ", or `"unknown"` when it printed none.
+ * @throws {Deno.errors.NotFound} When `blender` does not exist (and other errors of starting it).
+ *
+ * @example Print the version of the Blender bgproc would use
+ * ```ts ignore
+ * import { blenderVersion, findBlender } from "@bgproc/blender";
+ *
+ * console.log(await blenderVersion(findBlender())); // e.g. "3.4.1"
+ * ```
+ */
+export async function blenderVersion(blender: string): Promise<string> {
+  const output = await new Deno.Command(blender, {
+    args: ["--version"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output();
+  const match = /^Blender (\S.*)$/m.exec(new TextDecoder().decode(output.stdout));
+  return match?.[1]?.trim() ?? "unknown";
+}

@@ -60,6 +60,8 @@ export interface JobDroppedDetails {
   readonly stdoutTail: string;
   /** The command line of the last attempt, quoted for a POSIX shell. */
   readonly commandLine: string;
+  /** The Blender (and its Python) the last attempt ran in, e.g. `"5.2.2 LTS (Python 3.14.0)"`, when it got that far. */
+  readonly blender?: string;
 }
 
 /**
@@ -101,6 +103,8 @@ export class JobDroppedError extends Error implements JobDroppedDetails {
   readonly stdoutTail: string;
   /** The command line of the last attempt, quoted for a POSIX shell. */
   readonly commandLine: string;
+  /** The Blender (and its Python) the last attempt ran in; absent when it never reached bgproc's runtime. */
+  readonly blender?: string;
   /** The full human report: summary, Python traceback, stderr tail, command line. */
   readonly report: string;
 
@@ -123,6 +127,7 @@ export class JobDroppedError extends Error implements JobDroppedDetails {
     this.stderrTail = details.stderrTail;
     this.stdoutTail = details.stdoutTail;
     this.commandLine = details.commandLine;
+    if (details.blender !== undefined) this.blender = details.blender;
     this.report = formatReport(details);
   }
 }
@@ -137,6 +142,7 @@ function formatReport(details: JobDroppedDetails): string {
     parts.push(`--- stderr (last lines) ---\n${details.stderrTail.trimEnd()}`);
   }
   if (details.commandLine !== "") parts.push(`--- command ---\n${details.commandLine}`);
+  if (details.blender !== undefined) parts.push(`--- blender ---\nBlender ${details.blender}`);
   return parts.join("\n");
 }
 

@@ -21,7 +21,7 @@ import {
   checkPassedDataBlocks,
   checkTimeout,
 } from "./_validate.ts";
-import { findBlender } from "./blender.ts";
+import { blenderVersion, findBlender } from "./blender.ts";
 import { type DropReason, InvalidJobError, WorkRootError } from "./errors.ts";
 import { ForkRunner } from "./runners/fork.ts";
 import { PoolRunner } from "./runners/pool.ts";
@@ -338,6 +338,7 @@ export class JobManager implements AsyncDisposable {
   readonly mode: "process" | "pool" | "fork";
   /** The Blender executable in use. */
   readonly blenderPath: string;
+  #blenderVersion: Promise<string> | undefined;
   /** This manager's own work root. */
   readonly workRoot: string;
   #maxWorkers: number;
@@ -696,6 +697,27 @@ export class JobManager implements AsyncDisposable {
     let running = 0;
     for (const job of this.#jobs.values()) if (job.running) running++;
     return { ...counts, availableWorkers: Math.max(0, this.#maxWorkers - running) };
+  }
+
+  /**
+   * The version of the Blender in use, as it prints it (`"5.2.2 LTS"`):
+   * asked once (`blender --version`), then remembered. A dropped job's
+   * report also names the Blender and Python its attempt ran in.
+   *
+   * @returns The version, or `"unknown"` when Blender printed none.
+   * @throws {Deno.errors.NotFound} When the Blender executable has gone since the manager found it.
+   *
+   * @example Log the Blender a manager runs
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager();
+   * console.log(`Blender ${await manager.blenderVersion()} at ${manager.blenderPath}`);
+   * ```
+   */
+  blenderVersion(): Promise<string> {
+    this.#blenderVersion ??= blenderVersion(this.blenderPath);
+    return this.#blenderVersion;
   }
 
   /**

@@ -81,6 +81,11 @@ for (const mode of ["process", "pool", "fork"] as const) {
     match(report, /Traceback \(most recent call last\)/);
     match(report, /raise\.py", line 9, in <module>/);
     match(report, /ValueError: bad value: q'uote ünïcode/);
+    // The report names the Blender and Python the attempt ran in, as `blenderVersion()` does.
+    const version = await manager.blenderVersion();
+    match(version, /^\d+\.\d+/);
+    ok(error.blender?.startsWith(`${version} (Python 3.`), error.blender);
+    ok(report.includes(`--- blender ---\nBlender ${version} (Python 3.`), report);
     match(error.stdoutTail, /about to raise/);
     equal(manager.getJobState("raiser"), "DROPPED");
     await rejects(manager.getRetrievedPythonData("raiser"), RangeError);

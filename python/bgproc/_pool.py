@@ -17,7 +17,7 @@ from typing import Any
 
 from ._job_dir import JobDir
 from ._reaper import become_subreaper, end_descendants
-from ._runner import EXIT_RUNTIME_ERROR, JobSpec, empty_scene, error_record, run_job
+from ._runner import EXIT_RUNTIME_ERROR, JobSpec, blender_version, empty_scene, error_record, run_job
 from ._worker_state import Guard
 
 END_MARKER = "\x1ebgproc-end "
@@ -69,7 +69,9 @@ def run_one(bpy: Any, *, job_dir: str, empty_blend: str, guard: Guard) -> tuple[
     code = EXIT_RUNTIME_ERROR
     guarded = False
     try:
-        directory.write_runtime({"pid": os.getpid(), "pool": True})
+        directory.write_runtime(
+            {"pid": os.getpid(), "pool": True, "python": sys.version.split()[0], "blender": blender_version()}
+        )
         spec = JobSpec.load(directory.file("spec"))
         if spec.blend_file is None:
             bpy.ops.wm.read_homefile(filepath=empty_blend, load_ui=False)

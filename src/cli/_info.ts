@@ -17,9 +17,7 @@ export const infoCommand: Command = {
   async run({ flags, positionals }) {
     if (positionals.length > 0) throw new UsageError(`info takes no arguments, not '${positionals[0]}'`);
     await using manager = new JobManager(managerOptions(flags));
-    const output = await new Deno.Command(manager.blenderPath, { args: ["--version"], stdout: "piped", stderr: "null" })
-      .output();
-    const version = new TextDecoder().decode(output.stdout).split("\n")[0]?.trim() || "unknown";
+    const version = `Blender ${await manager.blenderVersion()}`;
     const report = {
       blender: manager.blenderPath,
       version,

@@ -18,7 +18,7 @@ Exit status: 0 after a graceful stop, 1 on failure (an unreachable server, ...),
     nats: { type: "string", value: "URL", help: "the NATS server, e.g. nats://127.0.0.1:4222 (required)" },
     namespace: { type: "string", value: "NAME", help: "jobs, names and files are separate per namespace" },
     workers: { type: "string", value: "N", help: "jobs at once (default: 2)" },
-    mode: { type: "string", value: "MODE", help: "process or pool (default: process)" },
+    mode: { type: "string", value: "MODE", help: "process, pool or fork (default: process)" },
     tags: { type: "string", value: "A,B", help: "this worker's tags; jobs may require them" },
     blender: { type: "string", value: "PATH", help: "the Blender executable (default: $BLENDER, else PATH)" },
     "work-dir": { type: "string", value: "DIR", help: "work root and file cache folder (default: temporary)" },
@@ -31,8 +31,8 @@ Exit status: 0 after a graceful stop, 1 on failure (an unreachable server, ...),
     if (positionals.length > 0) throw new UsageError(`worker takes no arguments, not '${positionals[0]}'`);
     if (typeof flags.nats !== "string") throw new UsageError("worker needs --nats URL");
     const mode = flags.mode;
-    if (mode !== undefined && mode !== "process" && mode !== "pool") {
-      throw new UsageError(`--mode must be process or pool, not '${mode}'`);
+    if (mode !== undefined && mode !== "process" && mode !== "pool" && mode !== "fork") {
+      throw new UsageError(`--mode must be process, pool or fork, not '${mode}'`);
     }
     const number = (name: string) => positiveNumber(flags, name, true);
     const [maxWorkers, ackWaitMs, maxAttempts, graceMs] = ["workers", "ack-wait", "max-attempts", "grace"].map(number);

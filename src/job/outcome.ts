@@ -21,7 +21,9 @@ export interface LocalEnd {
 
 /** Classify a local attempt's end from its facts and its job directory. */
 export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<AttemptOutcome> {
-  const { facts, killReason, startError } = end;
+  const { killReason, startError } = end;
+  const blender = await runtimeVersions(plan.jobDir);
+  const facts = blender === undefined ? end.facts : { ...end.facts, blender };
   const ranBlender = facts.exitCode !== null || facts.signal !== null;
   const runtimeReached = await reachedRuntime(plan.jobDir);
   // Blender itself failing to start: it would not run, or died before bgproc's runtime with nothing of the
@@ -113,4 +115,17 @@ function isResult(value: unknown): value is { pythonData: JsonObject; dataBlocks
 /** An error's message, or the value as text. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The Blender and Python versions the runtime wrote to `runtime.json`, e.g. `"5.2.2 LTS (Python 3.14.0)"`. */
+async function runtimeVersions(jobDir: string): Promise<string | undefined> {
+  try {
+    const runtime = await readJobJson(join(jobDir, JOB_FILES.runtime), 64 * 1024) as
+      | Record<string, unknown>
+      | undefined;
+    if (typeof runtime?.blender !== "string" || runtime.blender === "") return undefined;
+    return typeof runtime.python === "string" ? `${runtime.blender} (Python ${runtime.python})` : runtime.blender;
+  } catch {
+    return undefined; // Unreadable or tampered with: the report goes without it.
+  }
 }

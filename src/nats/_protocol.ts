@@ -112,7 +112,7 @@ export interface WorkerInfo {
   readonly pid: number;
   /** The Blender version it runs (`"3.4.1"`), or `"unknown"`. */
   readonly blenderVersion: string;
-  /** How it runs Blender: `"process"` or `"pool"`. */
+  /** How it runs Blender: `"process"`, `"pool"` or `"fork"`. */
   readonly mode: string;
   /** How many jobs it runs at once. */
   readonly slots: number;

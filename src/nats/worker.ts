@@ -45,7 +45,7 @@ export interface RunWorkerOptions {
    *
    * @default {"process"}
    */
-  mode?: "process" | "pool";
+  mode?: "process" | "pool" | "fork";
   /**
    * This worker's tags: it takes jobs that require any subset of them (at most 6 tags).
    *
@@ -180,7 +180,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
   const startedAt = new Date().toISOString();
-  const blenderVersion = await readBlenderVersion(manager.blenderPath);
+  const blenderVersion = await manager.blenderVersion().catch(() => "unknown");
   const info = (): WorkerInfo => ({
     id,
     hostname: machine,
@@ -502,20 +502,4 @@ function positiveInteger(what: string, option: string, value: number): number {
     throw new RangeError(`${what} as '${option}' must be an integer >= 1: current value is ${value}`);
   }
   return value;
-}
-
-async function readBlenderVersion(blender: string): Promise<string> {
-  try {
-    const output = await new Deno.Command(blender, {
-      args: ["--version"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
-    const match = /Blender (\d+\.\d+(?:\.\d+)?)/.exec(new TextDecoder().decode(output.stdout));
-    return match?.[1] ?? "unknown";
-  } catch {
-    return "unknown";
-  }
 }

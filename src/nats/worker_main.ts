@@ -19,7 +19,7 @@ Options:
   --nats URL            the NATS server (required), e.g. nats://127.0.0.1:4222
   --namespace NAME      jobs, names and files are separate per namespace (default: default)
   --workers N           jobs at once (default: 2)
-  --mode MODE           process or pool (default: process)
+  --mode MODE           process, pool or fork (default: process)
   --tags A,B            this worker's tags; jobs may require them
   --blender PATH        the Blender executable (default: $BLENDER, else blender on PATH)
   --work-dir DIR        work root and file cache folder (default: the temporary folder)
@@ -69,8 +69,8 @@ export async function workerMain(args: string[]): Promise<number> {
       return 0;
     }
     if (values.nats === undefined) throw new TypeError("--nats URL is required");
-    if (values.mode !== undefined && values.mode !== "process" && values.mode !== "pool") {
-      throw new RangeError(`--mode must be process or pool: current value is ${values.mode}`);
+    if (values.mode !== undefined && values.mode !== "process" && values.mode !== "pool" && values.mode !== "fork") {
+      throw new RangeError(`--mode must be process, pool or fork: current value is ${values.mode}`);
     }
     quiet = values.quiet === true;
     options = {

@@ -62,6 +62,8 @@ export interface AttemptFacts {
   readonly stdout: string;
   /** The kept tail of stderr. */
   readonly stderr: string;
+  /** The Blender and Python versions the attempt ran in (`"5.2.2 LTS (Python 3.14.0)"`), once its runtime said so. */
+  readonly blender?: string;
 }
 
 /** What an attempt came to. */

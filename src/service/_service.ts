@@ -1,7 +1,6 @@
 /** The service: routes, guards, job records and the event hub put together. */
 
 import { InvalidJobError, type JobManager, type JsonObject } from "../../mod.ts";
-import { eventsOf } from "./_events_adapter.ts";
 import type { ManagerEvents } from "./_events.ts";
 import {
   checkHost,
@@ -124,7 +123,7 @@ function check(name: string, value: number | undefined, fallback: number, min: n
  * ```
  */
 export function createService(options: ServiceOptions): Service {
-  return createServiceWith(options, eventsOf(options.manager));
+  return createServiceWith(options, (signal) => options.manager.events({ signal }));
 }
 
 /** {@linkcode createService} with the event source given (for `manager.events()` and tests). */

@@ -284,6 +284,7 @@ class SupervisorState {
       stderrTail: lastLines(facts.stderr, 40),
       stdoutTail: lastLines(facts.stdout, 40),
       commandLine: facts.ranOn,
+      ...(facts.blender === undefined ? {} : { blender: facts.blender }),
     }, outcome.cause === undefined ? undefined : { cause: outcome.cause });
     const retry = this.#config.retry.on.has(reason) && attempt < this.#maxAttempts &&
       this.#closeWaiters === undefined && !this.#circuit.isOpen();
