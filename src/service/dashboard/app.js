@@ -424,7 +424,22 @@ $("#add").addEventListener("submit", async (event) => {
   try {
     showAlert("");
     const job = await api("POST", "jobs", body);
-    upsert(job.name, job);
+    // The event stream may already have moved the job on (a warm worker starts it at once): the response's
+    // state is older than the stream's, so it only fills in a row the stream has not made yet.
+    if (jobs.has(job.name)) {
+      const {
+        state: _state,
+        progress: _progress,
+        attempts: _attempts,
+        reason: _reason,
+        startedAt: _started,
+        endedAt: _ended,
+        ...rest
+      } = job;
+      upsert(job.name, rest);
+    } else {
+      upsert(job.name, job);
+    }
     $("#job-name").value = "";
   } catch (error) {
     showAlert(error.message);
