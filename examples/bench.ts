@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { findBlender, JobManager } from "../mod.ts";
 import { inotifyWatches } from "../tests/_helpers.ts";
 import { benchFork, forkRows } from "./bench/fork.ts";
+import { benchNats, natsRows } from "./bench/nats.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -123,6 +124,10 @@ const latencies: number[] = [];
   }
 }
 
+// 5b. Many machines: a real nats-server on loopback and pool-mode workers, beside local pool mode.
+log("NATS workers (nats-server on loopback)…");
+const nats = await benchNats({ log });
+
 // 6. Host memory and watchers with many jobs queued.
 log(`host memory with ${queuedCount} jobs queued…`);
 let rssBefore: number, rssQueued: number, queueMs: number, watchersQueued: number;
@@ -167,6 +172,7 @@ const report = {
   },
   pool: { jobMedianMs: median(poolJob), jobP99Ms: percentile(poolJob, 0.99), goal: "<= 15 ms median" },
   fork,
+  nats,
   progress: {
     callsPerSecond,
     callsGoal: ">= 1000000",
@@ -201,6 +207,7 @@ if (flags.json) {
     ["  ratio pool / process, 2 workers", f(poolPerSecond2 / jobsPerSecond2, 1), ">= 50"],
     ["pool per-job time, warm (median)", `${f(median(poolJob))} ms`, "<= 15 ms"],
     ...forkRows(fork),
+    ...natsRows(nats).map(([measure, value, goal]) => [measure!, value!, goal!] as [string, string, string]),
     ["update_job_progress calls/s", f(callsPerSecond, 0), ">= 1,000,000"],
     ["progress latency p50", `${f(report.progress.latencyP50Ms)} ms`, "<= 5 ms"],
     ["progress latency p99", `${f(report.progress.latencyP99Ms)} ms`, "<= 25 ms"],
