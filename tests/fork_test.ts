@@ -4,7 +4,7 @@
  * What must not pass from one job to the next is in `isolation_test.ts`.
  */
 
-import { deepStrictEqual, equal, notEqual, ok } from "node:assert/strict";
+import { equal, notEqual, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
 import { fixture, isAlive, waitFor } from "./_helpers.ts";
