@@ -2,14 +2,14 @@
 
 // deno-lint-ignore-file no-console
 import { InvalidJobError, type JobDroppedError } from "../errors.ts";
-import { type Job, JobManager } from "../job_manager.ts";
+import type { Job } from "../job_manager.ts";
 import type { JobResult } from "../types.ts";
 import { BATCH_FIELDS, parseBatch } from "./_batch_file.ts";
 import type { Command } from "./_command.ts";
 import { duration } from "./_display.ts";
 import { ExitCode, UsageError } from "./_errors.ts";
 import { watch } from "./_jobs.ts";
-import { MANAGER_FLAGS, managerOptions, OUTPUT_FLAGS } from "./_manager_flags.ts";
+import { CLUSTER_FLAGS, MANAGER_FLAGS, openManager, OUTPUT_FLAGS } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
 
 /** Print rows as aligned columns. */
@@ -30,7 +30,7 @@ Fields: ${BATCH_FIELDS.join(", ")}. script, blend, and the data and args values 
 paths relative to FILE's folder.
 
 Exit status: 0 all completed, 1 any dropped, 2 bad usage or a bad file, 3 no Blender, 130 interrupted.`,
-  flags: { ...MANAGER_FLAGS, ...OUTPUT_FLAGS },
+  flags: { ...MANAGER_FLAGS, ...CLUSTER_FLAGS, ...OUTPUT_FLAGS },
   async run({ flags, positionals, rest }) {
     if (positionals.length !== 1 || rest.length > 0) throw new UsageError("batch takes exactly one FILE.jsonc");
     const file = positionals[0]!;
@@ -42,7 +42,7 @@ Exit status: 0 all completed, 1 any dropped, 2 bad usage or a bad file, 3 no Ble
       throw new UsageError(`cannot read ${file}: ${(error as Error).message.split(",")[0]}`);
     }
     const entries = parseBatch(text, file, absolute);
-    await using manager = new JobManager(managerOptions(flags));
+    await using manager = await openManager(flags);
     const jobs: Job[] = [];
     for (const [index, entry] of entries.entries()) {
       try {

@@ -1,6 +1,6 @@
 /** Running jobs from the command line: Ctrl-C kills them, output goes through the display. */
 
-import type { Job, JobManager } from "../job_manager.ts";
+import type { Job } from "../job_manager.ts";
 import type { Flags } from "./_args.ts";
 import { Display } from "./_display.ts";
 import { UsageError } from "./_errors.ts";
@@ -22,7 +22,11 @@ export async function openLogFile(flags: Flags): Promise<Deno.FsFile | undefined
  *
  * @returns Whether the user interrupted.
  */
-export async function watch(manager: JobManager, jobs: readonly Job[], flags: Flags): Promise<boolean> {
+export async function watch(
+  manager: { killAll(): Promise<unknown> },
+  jobs: readonly Job[],
+  flags: Flags,
+): Promise<boolean> {
   const logFile = await openLogFile(flags);
   let interrupted = false;
   const onSignal = () => {

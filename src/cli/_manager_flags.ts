@@ -1,15 +1,19 @@
 /** The flags every job-running command takes for its JobManager, and the output flags of run and batch. */
 
-import type { JobManagerOptions } from "../job_manager.ts";
+import { JobManager, type JobManagerOptions } from "../job_manager.ts";
 import { type Flags, type FlagSpecs, positiveNumber } from "./_args.ts";
-import { UsageError } from "./_errors.ts";
+import { EnvironmentError, UsageError } from "./_errors.ts";
 import { userPath } from "./_paths.ts";
 
 /** `--workers`, `--attempts`, `--mode`, `--blender`. */
 export const MANAGER_FLAGS: FlagSpecs = {
   workers: { type: "string", value: "N", help: "run up to N jobs at once (default: 2)" },
   attempts: { type: "string", value: "N", help: "start a failing job up to N times (default: 1)" },
-  mode: { type: "string", value: "MODE", help: "process (one Blender per job, default) or pool (warm Blenders)" },
+  mode: {
+    type: "string",
+    value: "MODE",
+    help: "process (one Blender per job, default), fork (a child of a warm Blender per job) or pool (warm Blenders)",
+  },
   blender: { type: "string", value: "PATH", help: "the Blender executable (default: $BLENDER, else blender on PATH)" },
 };
 
@@ -20,11 +24,46 @@ export const OUTPUT_FLAGS: FlagSpecs = {
   "log-file": { type: "string", value: "FILE", help: "append each job's output, prefixed by its name, to FILE" },
 };
 
+/** `--nats`, `--namespace`: run the jobs on NATS workers instead of here. */
+export const CLUSTER_FLAGS: FlagSpecs = {
+  nats: { type: "string", value: "URL", help: "run the jobs on bgproc workers fed by this NATS server" },
+  namespace: { type: "string", value: "NAME", help: "with --nats: the namespace of the jobs (default: default)" },
+};
+
+/** What run and batch need of a manager, local or over NATS. */
+export type CliManager = Pick<JobManager, "addJob" | "killAll"> & AsyncDisposable;
+
+/**
+ * A local JobManager from the flags, or with `--nats` a NatsJobManager (its client is loaded only then). With
+ * `--nats`, Blender, mode and slots are the workers' (`bgproc worker`), so those flags are refused here.
+ */
+export async function openManager(flags: Flags): Promise<CliManager> {
+  if (typeof flags.nats !== "string") {
+    if (typeof flags.namespace === "string") throw new UsageError("--namespace goes with --nats URL");
+    return new JobManager(managerOptions(flags));
+  }
+  for (const name of ["workers", "mode", "blender"]) {
+    if (flags[name] !== undefined) {
+      throw new UsageError(`--${name} is the workers' with --nats (see 'bgproc help worker')`);
+    }
+  }
+  const attempts = positiveNumber(flags, "attempts", true);
+  const { NatsJobManager } = await import("../nats/manager.ts");
+  try {
+    return await NatsJobManager.connect({
+      nats: { servers: flags.nats, ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}) },
+      ...(attempts === undefined ? {} : { maxAttempts: attempts }),
+    });
+  } catch (error) {
+    throw new EnvironmentError((error as Error).message);
+  }
+}
+
 /** The manager's options from the flags. */
 export function managerOptions(flags: Flags): JobManagerOptions {
   const mode = flags.mode;
-  if (mode !== undefined && mode !== "process" && mode !== "pool") {
-    throw new UsageError(`--mode must be 'process' or 'pool', not '${mode}'`);
+  if (mode !== undefined && mode !== "process" && mode !== "pool" && mode !== "fork") {
+    throw new UsageError(`--mode must be 'process', 'fork' or 'pool', not '${mode}'`);
   }
   const workers = positiveNumber(flags, "workers", true);
   const attempts = positiveNumber(flags, "attempts", true);

@@ -2,14 +2,13 @@
 
 // deno-lint-ignore-file no-console
 import { JobDroppedError } from "../errors.ts";
-import { JobManager } from "../job_manager.ts";
 import type { JsonObject } from "../types.ts";
 import { type Flags, positiveNumber } from "./_args.ts";
 import { dataEntry } from "./_batch_file.ts";
 import type { Command } from "./_command.ts";
 import { ExitCode, UsageError } from "./_errors.ts";
 import { watch } from "./_jobs.ts";
-import { MANAGER_FLAGS, managerOptions, OUTPUT_FLAGS } from "./_manager_flags.ts";
+import { CLUSTER_FLAGS, MANAGER_FLAGS, openManager, OUTPUT_FLAGS } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
 
 function parseObject(text: string, what: string): JsonObject {
@@ -74,6 +73,7 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
     name: { type: "string", value: "NAME", help: "the job's name (default: job-1)" },
     timeout: { type: "string", value: "S", help: "kill the job after S seconds (default: none)" },
     ...MANAGER_FLAGS,
+    ...CLUSTER_FLAGS,
     ...OUTPUT_FLAGS,
   },
   async run({ flags, positionals, rest }) {
@@ -84,7 +84,7 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
     }
     const timeout = positiveNumber(flags, "timeout", false);
     const data = await passedData(flags);
-    await using manager = new JobManager(managerOptions(flags));
+    await using manager = await openManager(flags);
     const job = manager.addJob({
       script: userPath(positionals[0]!),
       passedData: data,
