@@ -2,7 +2,7 @@
 
 import { RETRYABLE_REASONS } from "./supervisor/policy.ts";
 import { dirname, resolve } from "node:path";
-import { type BlendFileInfo, readBlendFileSync } from "./blend_file.ts";
+import { type BlendFileInfo, readBlendFileSync } from "./blend/read.ts";
 import { type DropReason, InvalidJobError } from "./errors.ts";
 import { DATA_BLOCK_COLLECTIONS } from "./types.ts";
 import type { JsonObject } from "./types.ts";
