@@ -5,7 +5,7 @@
  */
 
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
-import { extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JobManager } from "../mod.ts";
 import { createService } from "../src/service/mod.ts";
@@ -399,65 +399,6 @@ Deno.test("bgproc serve: SIGTERM with an event client connected shuts down; a ba
   await child.stdout.cancel();
   equal(status.code, 0);
   match(rest.join(""), /bgproc service stopped/);
-});
-
-Deno.test("service imported over HTTP (as from JSR) serves its dashboard files", async () => {
-  const root = fileURLToPath(new URL("..", import.meta.url));
-  const files = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
-    const path = normalize(join(root, decodeURIComponent(new URL(request.url).pathname)));
-    if (!path.startsWith(root)) return new Response("no", { status: 403 });
-    try {
-      const type = extname(path) === ".ts" ? "application/typescript" : "text/plain";
-      return new Response(await Deno.readFile(path), { headers: { "content-type": type } });
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-  });
-  const dir = await Deno.makeTempDir();
-  try {
-    const host = `127.0.0.1:${files.addr.port}`;
-    const main = join(dir, "main.ts");
-    await Deno.writeTextFile(
-      main,
-      `import { JobManager } from "http://${host}/mod.ts";
-import { createService } from "http://${host}/src/service/mod.ts";
-await using manager = new JobManager();
-await using service = createService({ manager, scriptsDir: ${JSON.stringify(dir)} });
-for (const path of ["/", "/app.js", "/style.css"]) {
-  const response = await service.fetch(new Request("http://127.0.0.1" + path));
-  console.log(response.status, response.headers.get("content-type"), (await response.text()).length > 100);
-}
-`,
-    );
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--no-config",
-        "--no-lock",
-        "--reload",
-        `--allow-import=${host}`,
-        `--allow-net=${host}`,
-        "--allow-read",
-        "--allow-write",
-        "--allow-run",
-        "--allow-env",
-        main,
-      ],
-      cwd: dir,
-      stdin: "null",
-    }).output();
-    const stderr = new TextDecoder().decode(output.stderr);
-    equal(output.code, 0, stderr);
-    deepStrictEqual(new TextDecoder().decode(output.stdout).trim().split("\n"), [
-      "200 text/html; charset=utf-8 true",
-      "200 text/javascript; charset=utf-8 true",
-      "200 text/css; charset=utf-8 true",
-    ]);
-  } finally {
-    await files.shutdown();
-    await Deno.remove(dir, { recursive: true });
-  }
 });
 
 Deno.test("service outputs: each job gets a folder; its images are listed, served and removed with the job", async () => {
