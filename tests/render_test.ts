@@ -3,7 +3,7 @@
  * real and retried, a dropped chunk that keeps the other frames, the video step, option checks and the CLI.
  */
 
-import { deepStrictEqual, equal, match, ok, rejects, throws } from "node:assert/strict";
+import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -52,7 +52,14 @@ scene.render.filepath = path
 scene.render.use_file_extension = False
 
 written = []
-bpy.app.handlers.render_write.append(lambda *_: (written.append(1), update_job_progress(min(1.0, len(written) / len(frames)))))
+
+
+def frame_written(*_args):
+    written.append(1)
+    update_job_progress(min(1.0, len(written) / len(frames)))
+
+
+bpy.app.handlers.render_write.append(frame_written)
 bpy.ops.render.render(animation=True, scene=scene.name)
 if not os.path.isfile(path):
     raise FileNotFoundError(f"Blender rendered the video but did not write {path}")
