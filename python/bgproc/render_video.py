@@ -60,7 +60,10 @@ def frame_written(*_args):
 
 
 bpy.app.handlers.render_write.append(frame_written)
-bpy.ops.render.render(animation=True, scene=scene.name)
+try:
+    bpy.ops.render.render(animation=True, scene=scene.name)
+finally:
+    bpy.app.handlers.render_write.remove(frame_written)
 if not os.path.isfile(path):
     raise FileNotFoundError(f"Blender rendered the video but did not write {path}")
 python_data = {"path": path, "frames": len(frames)}
