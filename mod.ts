@@ -53,6 +53,22 @@ export {
   type RestartIntensityOptions,
   type RetryOptions,
 } from "./src/job_manager.ts";
+export { chunkFrames, formatFrames, MAX_FRAME, parseFrames } from "./src/render/frames.ts";
+export {
+  type FailedChunk,
+  type RenderedFrame,
+  type RenderFailedDetails,
+  RenderFailedError,
+} from "./src/render/errors.ts";
+export type {
+  Render,
+  RenderChunk,
+  RenderChunkResult,
+  RenderOptions,
+  RenderProgress,
+  RenderResult,
+  RenderVideoOptions,
+} from "./src/render/render.ts";
 export { DATA_BLOCK_COLLECTIONS } from "./src/types.ts";
 export type {
   DataBlockCollection,

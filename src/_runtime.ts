@@ -19,6 +19,8 @@ import runner from "../python/bgproc/_runner.py" with { type: "text" };
 import workerState from "../python/bgproc/_worker_state.py" with { type: "text" };
 import zygote from "../python/bgproc/_zygote.py" with { type: "text" };
 import appendJob from "../python/bgproc/append_job.py" with { type: "text" };
+import renderChunk from "../python/bgproc/render_chunk.py" with { type: "text" };
+import renderVideo from "../python/bgproc/render_video.py" with { type: "text" };
 
 /** The bgproc Python package, file name to source (tests/python_sources_test.ts checks it is complete). */
 export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
@@ -36,6 +38,8 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_worker_state.py": workerState,
   "_zygote.py": zygote,
   "append_job.py": appendJob,
+  "render_chunk.py": renderChunk,
+  "render_video.py": renderVideo,
 };
 
 /** Write the `bgproc` package under `root` and return the path of its entry script. */

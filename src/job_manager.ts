@@ -9,6 +9,7 @@ import { ManagerEvents } from "./_manager_events.ts";
 import { checkPermissions, resolveOptions } from "./_options.ts";
 import { type ResultsMessage, startResults, type StoredResult } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
+import { type Render, type RenderOptions, startRender } from "./render/render.ts";
 import { makeWorkRoot, markKept, type WorkRoot } from "./_work_root.ts";
 import {
   checkArgs,
@@ -352,6 +353,7 @@ export class JobManager implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   #health: ManagerHealth = { status: "ok" };
   readonly #appendScript: string;
+  readonly #runtimeDir: string;
   readonly #runner: Runner;
   readonly #root: WorkRoot;
   #nextName = 1;
@@ -387,7 +389,8 @@ export class JobManager implements AsyncDisposable {
     this.workRoot = this.#root.path;
     try {
       runtimeEntry = materializeRuntime(this.workRoot);
-      this.#appendScript = join(dirname(runtimeEntry), "append_job.py");
+      this.#runtimeDir = dirname(runtimeEntry);
+      this.#appendScript = join(this.#runtimeDir, "append_job.py");
     } catch (error) {
       Deno.removeSync(this.workRoot, { recursive: true });
       this.#root.release();
@@ -623,6 +626,37 @@ export class JobManager implements AsyncDisposable {
     } finally {
       if (this.#jobs.get(name) === job) this.removeJob(name);
     }
+  }
+
+  /**
+   * Render frames of a .blend file, as a render farm does: the frames are split into chunk jobs (`chunk`
+   * frames each) that run in parallel on this manager's workers, retried by its `maxAttempts` policy, and
+   * write their images straight into `outputDir`. The render reports one progress and one result with every
+   * frame's file; with `video`, Blender's sequencer then makes a video of the frames in one more job.
+   *
+   * @param options The .blend file, the frames, the chunk size, the output folder and the overrides.
+   * @returns The render: its progress, its chunk jobs, its result.
+   * @throws {InvalidJobError} When an option is wrong (the frame list's grammar included); nothing starts.
+   * @throws {Error} When the manager is closed.
+   *
+   * @example Render 48 frames in chunks of 8
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ maxWorkers: 2, maxAttempts: 2 });
+   * const render = manager.render({ blendFile: "shot.blend", frames: "1-48", chunk: 8, outputDir: "out" });
+   * for await (const { framesDone, frameCount } of render.progressUpdates()) console.log(`${framesDone}/${frameCount}`);
+   * console.log((await render.result()).frames.map((frame) => frame.path));
+   * ```
+   */
+  render(options: RenderOptions): Render {
+    if (this.#closing !== undefined) throw new Error("Cannot render as the JobManager is closed");
+    return startRender(this, {
+      chunkScript: join(this.#runtimeDir, "render_chunk.py"),
+      videoScript: join(this.#runtimeDir, "render_video.py"),
+      rendersDir: join(this.workRoot, "renders"),
+      defaultName: `render-${this.#nextName++}`,
+    }, options);
   }
 
   /**

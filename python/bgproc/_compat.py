@@ -54,3 +54,51 @@ def write_library(bpy: Any, path: str, blocks: set[Any]) -> None:
     3.4 and 4.3 take the same keywords and enum names, so keywords serve every version.
     """
     bpy.data.libraries.write(path, blocks, path_remap="ABSOLUTE", fake_user=True, compress=False)
+
+
+# Render engines by the names ``JobManager.render`` takes. EEVEE is ``BLENDER_EEVEE`` in 3.4, ``BLENDER_EEVEE_NEXT``
+# from 4.2 (4.3 has only that one), and ``BLENDER_EEVEE`` again from 5.0 (5.2 has only that one).
+_ENGINE_NAMES = {
+    "CYCLES": ("CYCLES",),
+    "EEVEE": ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT"),
+    "BLENDER_EEVEE": ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT"),
+    "BLENDER_EEVEE_NEXT": ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"),
+    "WORKBENCH": ("BLENDER_WORKBENCH",),
+}
+
+
+def set_render_engine(scene: Any, name: str) -> str:
+    """Set ``scene.render.engine`` from ``CYCLES``, ``EEVEE``, ``WORKBENCH`` or an engine identifier; return it."""
+    error: Exception | None = None
+    for identifier in _ENGINE_NAMES.get(name.upper(), (name,)):
+        try:
+            scene.render.engine = identifier
+            return identifier
+        except TypeError as problem:  # Not an engine of this Blender; the message lists the ones it has.
+            error = problem
+    raise ValueError(f"this Blender has no render engine {name!r}: {error}")
+
+
+def use_image_format(settings: Any, fallback: str = "PNG") -> None:
+    """Make ``settings`` (ImageFormatSettings) write still images: a video format becomes ``fallback``.
+
+    5.0 added ``media_type`` ('IMAGE', 'MULTI_LAYER_IMAGE', 'VIDEO'), which must change before ``file_format``.
+    """
+    if settings.file_format not in {"FFMPEG", "AVI_JPEG", "AVI_RAW"}:
+        return
+    if hasattr(settings, "media_type"):
+        settings.media_type = "IMAGE"
+    settings.file_format = fallback
+
+
+def use_video_format(settings: Any) -> None:
+    """Make ``settings`` (ImageFormatSettings) write a video through FFmpeg (5.0+: media type 'VIDEO' first)."""
+    if hasattr(settings, "media_type"):
+        settings.media_type = "VIDEO"
+    settings.file_format = "FFMPEG"
+
+
+def sequencer_strips(editor: Any) -> Any:
+    """The top-level strips of a SequenceEditor: ``sequences`` in 3.4 and 4.3, ``strips`` from 4.4 (5.0 dropped
+    ``sequences``)."""
+    return editor.strips if hasattr(editor, "strips") else editor.sequences

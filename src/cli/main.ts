@@ -5,6 +5,7 @@
  * ```sh
  * deno run -A jsr:@bgproc/blender/cli run script.py --blend scene.blend --data size=2 --workers 4
  * deno run -A jsr:@bgproc/blender/cli batch jobs.jsonc --workers 4 --logs
+ * deno run -A jsr:@bgproc/blender/cli render shot.blend --frames 1-48 --chunk 8 --output out/
  * deno run -A jsr:@bgproc/blender/cli serve --scripts ./scripts
  * ```
  *
@@ -22,12 +23,20 @@ import { batchCommand } from "./_batch.ts";
 import type { Command } from "./_command.ts";
 import { EnvironmentError, ExitCode, UsageError } from "./_errors.ts";
 import { infoCommand } from "./_info.ts";
+import { renderCommand } from "./_render.ts";
 import { runCommand } from "./_run.ts";
 import { serveCommand } from "./_serve.ts";
 import { workerCommand } from "./_worker.ts";
 import { didYouMean } from "./_suggest.ts";
 
-const COMMANDS: readonly Command[] = [runCommand, batchCommand, serveCommand, workerCommand, infoCommand];
+const COMMANDS: readonly Command[] = [
+  runCommand,
+  batchCommand,
+  renderCommand,
+  serveCommand,
+  workerCommand,
+  infoCommand,
+];
 
 /** The version of this package. */
 export const VERSION: string = denoJson.version;

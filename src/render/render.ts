@@ -1,0 +1,383 @@
+/**
+ * Render jobs, as Flamenco (Blender's render farm) runs them: a frame list split into chunk jobs that run in
+ * parallel on the manager's workers, one combined progress, one result with every frame's file, and an optional
+ * video made by Blender's own sequencer. Only the public job API is used (`addJob`, `getJob`, `removeJob`), so
+ * the chunks run wherever the manager runs jobs.
+ *
+ * @module
+ */
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { InvalidJobError, JobDroppedError } from "../errors.ts";
+import type { AddJobOptions, Job } from "../job_manager.ts";
+import type { JsonObject } from "../types.ts";
+import { type CheckedRender, checkRender, checkRenderName, defaultVideoPath } from "./_check.ts";
+import { CombinedProgress, type RenderProgress } from "./_progress.ts";
+import { type FailedChunk, type RenderedFrame, RenderFailedError } from "./errors.ts";
+
+export type { RenderProgress };
+
+/** Options of {@linkcode Render}'s video step. */
+export interface RenderVideoOptions {
+  /**
+   * The video file; its extension picks the container (`.mp4`, `.mkv`, `.mov`, `.avi`, `.webm`).
+   *
+   * @default {`video.mp4` in the output folder}
+   */
+  path?: string;
+  /**
+   * Frames per second.
+   *
+   * @default {the scene's frame rate}
+   */
+  fps?: number;
+  /**
+   * The FFmpeg codec, as Blender names it: `H264`, `MPEG4`, `FFV1`, `PNG`, `QTRLE`, `AV1`, `WEBM`, ...
+   * (H.264 needs an even width and height).
+   *
+   * @default {"H264"}
+   */
+  codec?: string;
+}
+
+/** Options of `JobManager.render`. */
+export interface RenderOptions {
+  /** The .blend file to render (each chunk works on a private copy; the file is never changed). */
+  blendFile: string;
+  /**
+   * The frames: `"1-250"`, `"1-10,20,30-40x2"` (`A-BxS` is every S-th frame from A to B) or `[1, 5, 9]`.
+   * Sorted and counted once each; see {@linkcode parseFrames}.
+   */
+  frames: string | readonly number[];
+  /**
+   * How many frames each chunk job renders (one Blender start per chunk).
+   *
+   * @default {10}
+   */
+  chunk?: number;
+  /**
+   * The folder the frames are written to, as `frame_####` plus the extension of the scene's image format (a
+   * video format in the scene is replaced by PNG). It is made when missing; files of the same names are
+   * replaced.
+   *
+   * @default {a folder in the manager's work root, removed by `render.remove()` or the manager's `close()`}
+   */
+  outputDir?: string;
+  /** The render engine: `"CYCLES"`, `"EEVEE"`, `"WORKBENCH"` (each Blender's own identifier is used) or an engine's identifier. @default {the scene's} */
+  engine?: string;
+  /** Samples per pixel, for Cycles (`cycles.samples`) and EEVEE (`eevee.taa_render_samples`). @default {the scene's} */
+  samples?: number;
+  /** `[width, height]` in pixels, rendered at 100 %. @default {the scene's} */
+  resolution?: readonly [number, number];
+  /** The camera object to render with. @default {the scene's camera} */
+  camera?: string;
+  /** The scene to render. @default {the file's active scene} */
+  scene?: string;
+  /**
+   * After the frames, make a video of them (in frame order) with Blender's sequencer, as one more job: `true`
+   * for the defaults. Needs a Blender built with FFmpeg (`bpy.app.ffmpeg.supported`); without it the video job
+   * fails with a clear error and the render rejects with a {@linkcode RenderFailedError} of stage `"video"`.
+   *
+   * @default {false}
+   */
+  video?: boolean | RenderVideoOptions;
+  /**
+   * The render's name; its jobs are named after it (`<name>-frames-1-10`, `<name>-video`).
+   *
+   * @default {`render-<n>`}
+   */
+  name?: string;
+  /** Each chunk attempt's timeout in milliseconds; 0 means none. @default {the manager's `timeout`} */
+  timeout?: number;
+  /** Kills the render when aborted. */
+  signal?: AbortSignal;
+}
+
+/** One chunk of a render: a job that renders some of its frames. */
+export interface RenderChunk {
+  /** The job's name. */
+  readonly name: string;
+  /** Its frames, sorted. */
+  readonly frames: readonly number[];
+  /** The job: its state, progress, attempts, logs. */
+  readonly job: Job;
+}
+
+/** How one chunk of a completed render went. */
+export interface RenderChunkResult {
+  /** The chunk job's name. */
+  readonly name: string;
+  /** Its frames, sorted. */
+  readonly frames: readonly number[];
+  /** How many attempts it took (more than 1 when it was retried). */
+  readonly attempts: number;
+  /** How long its successful attempt took, in milliseconds. */
+  readonly durationMs: number;
+}
+
+/** What a completed render gives back. */
+export interface RenderResult {
+  /** The render's name. */
+  readonly name: string;
+  /** The folder the frames are in. */
+  readonly outputDir: string;
+  /** Every frame and its file, sorted by frame. */
+  readonly frames: readonly RenderedFrame[];
+  /** Each chunk, in frame order. */
+  readonly chunks: readonly RenderChunkResult[];
+  /** The video file, or `null` when no video was asked for. */
+  readonly video: string | null;
+  /** From the render's start to its end, in milliseconds. */
+  readonly durationMs: number;
+}
+
+/** A render in progress, as `JobManager.render` returns it. */
+export interface Render {
+  /** The render's name. */
+  readonly name: string;
+  /** Its frames, sorted. */
+  readonly frames: readonly number[];
+  /** The folder its frames are written to. */
+  readonly outputDir: string;
+  /** Its chunk jobs, in frame order. */
+  readonly chunks: readonly RenderChunk[];
+  /** Its progress now. */
+  readonly progress: RenderProgress;
+  /** Whether it has completed or failed. */
+  readonly ended: boolean;
+  /**
+   * The render's progress as it rises, ending when the render ends (at fraction 1 once every frame is done;
+   * a video step follows that). Starts with the current value if it is above 0.
+   */
+  progressUpdates(): AsyncIterableIterator<RenderProgress>;
+  /**
+   * The render's result once every frame (and the video) is done.
+   *
+   * @throws {RenderFailedError} When a chunk is dropped after its last attempt (the other chunks still finish
+   * first, and their frames stay), when the render is killed, or when the video step fails.
+   */
+  result(): Promise<RenderResult>;
+  /** Kill every chunk (and the video job); settles once their Blenders are gone. The render then fails. */
+  kill(): Promise<void>;
+  /**
+   * Forget the render's jobs in the manager, and remove its frames when they are in the manager's work root
+   * (a folder you named is never touched).
+   *
+   * @throws {Error} When the render has not ended.
+   */
+  remove(): Promise<void>;
+}
+
+/** What a render needs of a manager: the public job API. */
+export interface RenderHost {
+  addJob(options: AddJobOptions): Job;
+  getJob(name: string): Job | undefined;
+  removeJob(name: string): void;
+}
+
+/** Where the manager keeps the render scripts and default output folders. */
+export interface RenderRuntime {
+  /** `render_chunk.py` as the manager's jobs can reach it. */
+  readonly chunkScript: string;
+  /** `render_video.py` likewise. */
+  readonly videoScript: string;
+  /** The folder default output folders go in (`<workRoot>/renders/<name>`). */
+  readonly rendersDir: string;
+  /** The name for a render that has none. */
+  readonly defaultName: string;
+}
+
+/**
+ * Check a render's options and start its chunk jobs.
+ *
+ * @throws {InvalidJobError} When an option is wrong, the output folder cannot be made, or a job of one of its
+ * names is running; nothing is started.
+ */
+export function startRender(host: RenderHost, runtime: RenderRuntime, options: RenderOptions): Render {
+  const checked = checkRender(options);
+  const name = options.name === undefined ? runtime.defaultName : checkRenderName(options.name);
+  options.signal?.throwIfAborted();
+  return new RenderHandle(host, runtime, name, checked, options.signal);
+}
+
+function chunkName(render: string, frames: readonly number[]): string {
+  const first = frames[0]!;
+  const last = frames[frames.length - 1]!;
+  return first === last ? `${render}-frame-${first}` : `${render}-frames-${first}-${last}`;
+}
+
+class RenderHandle implements Render {
+  readonly name: string;
+  readonly frames: readonly number[];
+  readonly outputDir: string;
+  readonly chunks: readonly RenderChunk[];
+  readonly #host: RenderHost;
+  readonly #runtime: RenderRuntime;
+  readonly #checked: CheckedRender;
+  readonly #signal: AbortSignal | undefined;
+  readonly #progress: CombinedProgress;
+  readonly #result: Promise<RenderResult>;
+  readonly #started = Date.now();
+  #video: Job | undefined;
+  #killed = false;
+  #ended = false;
+
+  constructor(host: RenderHost, runtime: RenderRuntime, name: string, checked: CheckedRender, signal?: AbortSignal) {
+    this.name = name;
+    this.frames = checked.frames;
+    this.#host = host;
+    this.#runtime = runtime;
+    this.#checked = checked;
+    this.#signal = signal;
+    this.outputDir = checked.outputDir ?? join(runtime.rendersDir, name);
+    const names = checked.chunks.map((frames) => chunkName(name, frames));
+    for (const jobName of [...names, `${name}-video`]) {
+      const job = host.getJob(jobName);
+      if (job !== undefined && job.state !== "COMPLETED" && job.state !== "DROPPED") {
+        throw new InvalidJobError("name", `Cannot render as its job name '${jobName}' is taken by a ${job.state} job`);
+      }
+    }
+    try {
+      mkdirSync(this.outputDir, { recursive: true });
+    } catch (error) {
+      throw new InvalidJobError("outputDir", `Cannot render as ${this.outputDir} cannot be made: ${error}`, {
+        cause: error,
+      });
+    }
+    this.chunks = this.#submitChunks(names);
+    this.#progress = new CombinedProgress(checked.chunks.map((frames) => frames.length));
+    this.#result = this.#run();
+    this.#result.then(() => this.#ended = true, () => this.#ended = true);
+  }
+
+  get progress(): RenderProgress {
+    return this.#progress.current;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  progressUpdates(): AsyncIterableIterator<RenderProgress> {
+    return this.#progress.follow();
+  }
+
+  result(): Promise<RenderResult> {
+    return this.#result;
+  }
+
+  async kill(): Promise<void> {
+    this.#killed = true;
+    const jobs = [...this.chunks.map((chunk) => chunk.job), ...(this.#video === undefined ? [] : [this.#video])];
+    await Promise.all(jobs.map((job) => job.kill()));
+  }
+
+  async remove(): Promise<void> {
+    if (!this.#ended) throw new Error(`Cannot remove render '${this.name}' as it has not ended: kill it first`);
+    for (const job of [...this.chunks.map((chunk) => chunk.job), ...(this.#video === undefined ? [] : [this.#video])]) {
+      if (this.#host.getJob(job.name) === job) this.#host.removeJob(job.name);
+    }
+    if (this.#checked.outputDir === null) await Deno.remove(this.outputDir, { recursive: true }).catch(() => {});
+  }
+
+  #submitChunks(names: readonly string[]): RenderChunk[] {
+    const { blendFile, overrides, timeout } = this.#checked;
+    const chunks: RenderChunk[] = [];
+    try {
+      this.#checked.chunks.forEach((frames, index) => {
+        const passedData: JsonObject = { frames: [...frames], output_dir: this.outputDir, ...overrides } as JsonObject;
+        const job = this.#host.addJob({
+          name: names[index]!,
+          script: this.#runtime.chunkScript,
+          blendFile,
+          passedData,
+          ...(timeout === undefined ? {} : { timeout }),
+          ...(this.#signal === undefined ? {} : { signal: this.#signal }),
+        });
+        chunks.push({ name: job.name, frames, job });
+      });
+    } catch (error) {
+      for (const { job } of chunks) void job.kill().catch(() => {});
+      throw error;
+    }
+    return chunks;
+  }
+
+  async #run(): Promise<RenderResult> {
+    const followers = this.chunks.map(async ({ job }, index) => {
+      for await (const fraction of job.progressUpdates()) this.#progress.update(index, fraction);
+    });
+    const settled = await Promise.allSettled(this.chunks.map(({ job }) => job.result()));
+    await Promise.all(followers);
+    const rendered: RenderedFrame[] = [];
+    const failed: FailedChunk[] = [];
+    const chunkResults: RenderChunkResult[] = [];
+    let fps: number | null = null;
+    settled.forEach((outcome, index) => {
+      const { name, frames } = this.chunks[index]!;
+      if (outcome.status === "rejected") {
+        if (!(outcome.reason instanceof JobDroppedError)) throw outcome.reason;
+        failed.push({ name, frames, error: outcome.reason });
+        return;
+      }
+      const data = outcome.value.pythonData as unknown as { frames: RenderedFrame[]; fps: number };
+      rendered.push(...data.frames.map(({ frame, path }) => ({ frame, path })));
+      fps ??= data.fps;
+      chunkResults.push({ name, frames, attempts: outcome.value.attempts, durationMs: outcome.value.durationMs });
+    });
+    rendered.sort((a, b) => a.frame - b.frame);
+    const details = { renderName: this.name, renderedFrames: rendered, outputDir: this.outputDir };
+    if (failed.length > 0) {
+      this.#progress.end();
+      const failedFrames = failed.flatMap((chunk) => chunk.frames).sort((a, b) => a - b);
+      throw new RenderFailedError({ ...details, stage: "frames", failedChunks: failed, failedFrames });
+    }
+    let video: string | null = null;
+    try {
+      if (this.#checked.video !== null) video = await this.#makeVideo(rendered, fps ?? 24);
+    } catch (error) {
+      if (!(error instanceof JobDroppedError)) throw error;
+      throw new RenderFailedError({
+        ...details,
+        stage: "video",
+        failedChunks: [],
+        failedFrames: [],
+        videoError: error,
+      });
+    } finally {
+      this.#progress.end();
+    }
+    const durationMs = Date.now() - this.#started;
+    return { name: this.name, outputDir: this.outputDir, frames: rendered, chunks: chunkResults, video, durationMs };
+  }
+
+  async #makeVideo(frames: readonly RenderedFrame[], sceneFps: number): Promise<string> {
+    const video = this.#checked.video!;
+    const path = video.path ?? defaultVideoPath(this.outputDir);
+    const name = `${this.name}-video`;
+    if (this.#killed || this.#signal?.aborted) {
+      throw new JobDroppedError({
+        jobName: name,
+        reason: "killed",
+        summary: "the render was killed before its video step",
+        attempts: 0,
+        exitCode: null,
+        signal: null,
+        pythonError: null,
+        stderrTail: "",
+        stdoutTail: "",
+        commandLine: "",
+      });
+    }
+    this.#video = this.#host.addJob({
+      name,
+      script: this.#runtime.videoScript,
+      passedData: { frames: frames.map((frame) => frame.path), path, fps: video.fps ?? sceneFps, codec: video.codec },
+      ...(this.#checked.timeout === undefined ? {} : { timeout: this.#checked.timeout }),
+      ...(this.#signal === undefined ? {} : { signal: this.#signal }),
+    });
+    await this.#video.result();
+    return path;
+  }
+}
