@@ -42,7 +42,7 @@ def enable_addon(bpy: Any, name: str) -> str:
 
     module = name if _importable(name) else _extension_named(addon_utils, name)
     if module is None:
-        raise AddonError(name, f"is not installed in Blender {bpy.app.version_string}{_hint(bpy, addon_utils, name)}")
+        raise AddonError(name, f"is not installed in Blender {bpy.app.version_string}{_hint(addon_utils, name)}")
     if addon_utils.check(module)[1]:
         return module  # Enabled already (by the user's preferences, or the manager's list and the job's).
     failures: list[BaseException] = []
@@ -73,12 +73,10 @@ def _installed(addon_utils: Any) -> list[str]:
     return sorted(module.__name__ for module in addon_utils.modules())
 
 
-def _hint(bpy: Any, addon_utils: Any, name: str) -> str:
-    """What the user may have meant, and why a user add-on may not be seen."""
+def _hint(addon_utils: Any, name: str) -> str:
+    """What the user may have meant, and where Blender looked."""
     installed = _installed(addon_utils)
     close = difflib.get_close_matches(name, installed, n=3, cutoff=0.6)
     close += [module for module in installed if module.endswith("." + name) and module not in close]
-    hint = f" (did you mean {', '.join(repr(module) for module in close)}?)" if close else ""
-    if bpy.app.factory_startup:
-        hint += "; with factoryStartup the user's add-ons and extensions are not searched"
-    return hint
+    hint = f"; did you mean {', '.join(repr(module) for module in close)}?" if close else ""
+    return f" (add-on folders: {', '.join(addon_utils.paths())}){hint}"

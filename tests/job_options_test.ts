@@ -1,0 +1,174 @@
+/**
+ * Job options that change how Blender starts, on a real Blender: `factoryStartup` (the user's scripts folder is on
+ * `sys.path` only without it, in every mode, with jobs of both flavours on one manager), `addons` (enabled before
+ * the script; a missing or broken one drops the job with an `AddonError` naming it; in pool mode the next job does
+ * not inherit it), and job names from the add-on's UI (spaces, non-ASCII) from `addJob` to the job directory.
+ */
+
+import { deepStrictEqual, equal, match, ok, rejects } from "node:assert/strict";
+import { join } from "node:path";
+import { JobDroppedError, JobManager, type JsonObject } from "../mod.ts";
+import { fixture } from "./_helpers.ts";
+
+/** What `startup_probe.py` reports. */
+interface Probe extends JsonObject {
+  factory_startup: boolean;
+  user_module: boolean;
+  addons: string[];
+  loaded: Record<string, boolean>;
+  pid: number;
+}
+
+const USER_ADDON = `bl_info = {"name": "bgproc test add-on", "blender": (3, 4, 0), "category": "Development"}
+
+
+def register():
+    import bpy
+
+    bpy.app.driver_namespace["bgproc_user_addon"] = True
+
+
+def unregister():
+    pass
+`;
+
+const BROKEN_ADDON = `bl_info = {"name": "bgproc broken add-on", "blender": (3, 4, 0), "category": "Development"}
+
+
+def register():
+    raise RuntimeError("the broken add-on refuses to register")
+
+
+def unregister():
+    pass
+`;
+
+/**
+ * Run `body` with BLENDER_USER_SCRIPTS and BLENDER_USER_CONFIG set to fresh folders (the Blenders the managers in
+ * `body` start inherit them): the scripts folder holds `modules/bgproc_user_probe.py` and two add-ons.
+ */
+async function withUserFolders(body: () => Promise<void>): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "bgproc-user-" });
+  const scripts = join(root, "scripts");
+  await Deno.mkdir(join(scripts, "modules"), { recursive: true });
+  await Deno.mkdir(join(scripts, "addons"), { recursive: true });
+  await Deno.mkdir(join(root, "config"), { recursive: true });
+  await Deno.writeTextFile(join(scripts, "modules", "bgproc_user_probe.py"), "VALUE = 1\n");
+  await Deno.writeTextFile(join(scripts, "addons", "bgproc_user_addon.py"), USER_ADDON);
+  await Deno.writeTextFile(join(scripts, "addons", "bgproc_broken_addon.py"), BROKEN_ADDON);
+  const saved = ["BLENDER_USER_SCRIPTS", "BLENDER_USER_CONFIG"].map((key) => [key, Deno.env.get(key)] as const);
+  Deno.env.set("BLENDER_USER_SCRIPTS", scripts);
+  Deno.env.set("BLENDER_USER_CONFIG", join(root, "config"));
+  try {
+    await body();
+  } finally {
+    for (const [key, value] of saved) value === undefined ? Deno.env.delete(key) : Deno.env.set(key, value);
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+async function probe(manager: JobManager, options: { factoryStartup?: boolean; addons?: string[] } = {}) {
+  const job = manager.addJob<Probe>({
+    script: fixture("startup_probe.py"),
+    passedData: { check: ["node_wrangler", "bgproc_user_addon"] },
+    ...options,
+  });
+  return (await job.result()).pythonData;
+}
+
+for (const mode of ["process", "pool", "fork"] as const) {
+  Deno.test(`${mode} mode: factoryStartup false sees the user's scripts, true does not, on one manager`, async () => {
+    await withUserFolders(async () => {
+      await using manager = new JobManager({ mode, maxWorkers: 1 });
+      const user = await probe(manager, { factoryStartup: false });
+      const factory = await probe(manager);
+      const userAgain = await probe(manager, { factoryStartup: false });
+      deepStrictEqual([user.factory_startup, user.user_module], [false, true]);
+      deepStrictEqual([factory.factory_startup, factory.user_module], [true, false]);
+      deepStrictEqual([userAgain.factory_startup, userAgain.user_module], [false, true]);
+    });
+  });
+}
+
+Deno.test("a manager's factoryStartup false is every job's default, and a job may still ask for factory settings", async () => {
+  await withUserFolders(async () => {
+    await using manager = new JobManager({ factoryStartup: false, mode: "pool", maxWorkers: 2 });
+    const [user, factory] = await Promise.all([probe(manager), probe(manager, { factoryStartup: true })]);
+    deepStrictEqual([user.factory_startup, user.user_module], [false, true]);
+    deepStrictEqual([factory.factory_startup, factory.user_module], [true, false]);
+  });
+});
+
+Deno.test("addons are enabled before the script: the manager's and the job's, and a user's add-on", async () => {
+  await withUserFolders(async () => {
+    await using manager = new JobManager({ addons: ["node_wrangler"] });
+    const both = await probe(manager, { factoryStartup: false, addons: ["bgproc_user_addon", "node_wrangler"] });
+    deepStrictEqual(both.loaded, { node_wrangler: true, bgproc_user_addon: true });
+    ok(both.addons.includes("node_wrangler") && both.addons.includes("bgproc_user_addon"));
+    const plain = await probe(manager);
+    deepStrictEqual(plain.loaded, { node_wrangler: true, bgproc_user_addon: false });
+  });
+});
+
+Deno.test("a missing or broken add-on drops the job with an AddonError naming it, before the script runs", async () => {
+  await withUserFolders(async () => {
+    await using manager = new JobManager({ maxWorkers: 2 });
+    const dropped = async (addons: string[], factoryStartup = true) => {
+      const job = manager.addJob({ script: fixture("startup_probe.py"), addons, factoryStartup });
+      let caught: JobDroppedError | undefined;
+      await rejects(job.result(), (error) => {
+        caught = error as JobDroppedError;
+        return error instanceof JobDroppedError && error.reason === "error";
+      });
+      equal(caught!.pythonError?.type, "AddonError");
+      equal(caught!.pythonError?.origin, "addons");
+      return caught!;
+    };
+    const [missing, extension, broken] = await Promise.all([
+      dropped(["node_wrangler", "no_such_addon_xyz"]),
+      dropped(["bl_ext.blender_org.no_such_extension"]),
+      dropped(["bgproc_broken_addon"], false),
+    ]);
+    match(missing.summary, /an add-on could not be enabled: AddonError: add-on 'no_such_addon_xyz' is not installed/);
+    match(missing.summary, /\(add-on folders: .*\)/);
+    match(extension.summary, /add-on 'bl_ext\.blender_org\.no_such_extension' is not installed in Blender \d/);
+    match(broken.summary, /add-on 'bgproc_broken_addon' could not be enabled: RuntimeError: the broken add-on refuses/);
+    match(broken.report, /the broken add-on refuses to register/);
+  });
+});
+
+Deno.test("pool mode: a job that enabled an add-on retires its worker, and the next job does not inherit it", async () => {
+  await using manager = new JobManager({ mode: "pool", maxWorkers: 1 });
+  const first = manager.addJob<Probe>({
+    script: fixture("startup_probe.py"),
+    passedData: { check: ["node_wrangler"] },
+    addons: ["node_wrangler"],
+  });
+  const result = await first.result();
+  deepStrictEqual(result.pythonData.loaded, { node_wrangler: true });
+  match(result.stderr, /pool worker \d+ is retired after this job: .*add-ons were enabled or disabled/);
+  const next = await probe(manager);
+  equal(next.loaded.node_wrangler, false);
+  ok(!next.addons.includes("node_wrangler"));
+  ok(next.pid !== result.pythonData.pid, "the next job runs on a fresh worker");
+});
+
+Deno.test("job names from the add-on's UI run, with ASCII job directories named apart", async () => {
+  const names = ["test1.py_Square Object", "test1.py_Würfel", "レンダー 010", "test1.py_Wurfel", "a..b", "-dash"];
+  const manager = new JobManager({ keepFiles: true, maxWorkers: 2 });
+  try {
+    const jobs = names.map((name) => manager.addJob({ name, script: fixture("echo.py"), passedData: { name } }));
+    for (const [index, job] of jobs.entries()) {
+      const result = await job.result();
+      equal(result.name, names[index]);
+      deepStrictEqual(result.pythonData.passed_data, { name: names[index] });
+    }
+    deepStrictEqual(manager.getJobNames(), names);
+    const dirs = [...Deno.readDirSync(join(manager.workRoot, "jobs"))].map((entry) => entry.name);
+    equal(new Set(dirs).size, names.length);
+    for (const dir of dirs) match(dir, /^\d+-([A-Za-z0-9][A-Za-z0-9._-]*-)?[0-9a-f]{12}$/);
+  } finally {
+    await manager.close();
+    await Deno.remove(manager.workRoot, { recursive: true });
+  }
+});
