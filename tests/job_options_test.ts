@@ -8,7 +8,11 @@
 import { deepStrictEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { JobDroppedError, JobManager, type JsonObject } from "../mod.ts";
+import { fileURLToPath } from "node:url";
+import { createService } from "../src/service/mod.ts";
 import { fixture } from "./_helpers.ts";
+
+const cli = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 
 /** What `startup_probe.py` reports. */
 interface Probe extends JsonObject {
@@ -171,4 +175,113 @@ Deno.test("job names from the add-on's UI run, with ASCII job directories named 
     await manager.close();
     await Deno.remove(manager.workRoot, { recursive: true });
   }
+});
+
+async function bgproc(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-run", "--allow-env", "--allow-net", cli, ...args],
+    stdin: "null",
+    cwd,
+    clearEnv: true,
+    env: { ...env, NO_COLOR: "1" },
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+Deno.test("cli: run takes --no-factory-startup, --addon and a Unicode --name; batch entries take factoryStartup and addons", async () => {
+  await withUserFolders(async () => {
+    const dir = await Deno.makeTempDir({ prefix: "bgproc-cli-options-" });
+    try {
+      const check = JSON.stringify({ check: ["node_wrangler"] });
+      const run = await bgproc(
+        dir,
+        "run",
+        fixture("startup_probe.py"),
+        "--no-factory-startup",
+        "--addon",
+        "node_wrangler",
+        "--data-json",
+        check,
+        "--name",
+        "test1.py_Würfel",
+        "--json",
+      );
+      equal(run.code, 0, run.stderr);
+      const printed = JSON.parse(run.stdout);
+      equal(printed.name, "test1.py_Würfel");
+      deepStrictEqual([printed.pythonData.factory_startup, printed.pythonData.user_module], [false, true]);
+      deepStrictEqual(printed.pythonData.loaded, { node_wrangler: true });
+      const jobs = [
+        { name: "レンダー 010", script: fixture("startup_probe.py"), factoryStartup: false, addons: ["node_wrangler"] },
+        { name: "test1.py_Square Object", script: fixture("startup_probe.py"), data: { check: ["node_wrangler"] } },
+      ];
+      await Deno.writeTextFile(join(dir, "jobs.jsonc"), JSON.stringify(jobs));
+      const batch = await bgproc(dir, "batch", "jobs.jsonc", "--json", "--mode", "pool");
+      equal(batch.code, 0, batch.stderr);
+      const rows = JSON.parse(batch.stdout) as { name: string; pythonData: Probe }[];
+      deepStrictEqual(rows.map((row) => row.name), ["レンダー 010", "test1.py_Square Object"]);
+      deepStrictEqual([rows[0]!.pythonData.factory_startup, rows[0]!.pythonData.addons.includes("node_wrangler")], [
+        false,
+        true,
+      ]);
+      deepStrictEqual([rows[1]!.pythonData.factory_startup, rows[1]!.pythonData.loaded], [true, {
+        node_wrangler: false,
+      }]);
+      const bad = await bgproc(dir, "run", fixture("startup_probe.py"), "--addon", "not a module");
+      equal(bad.code, 2);
+      match(bad.stderr, /--addon must hold add-on module names/);
+      await Deno.writeTextFile(join(dir, "bad.jsonc"), JSON.stringify([{ script: "x.py", factoryStartup: "no" }]));
+      const badBatch = await bgproc(dir, "batch", "bad.jsonc");
+      equal(badBatch.code, 2);
+      match(badBatch.stderr, /jobs\[0\]\.factoryStartup must be true or false/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+Deno.test("service: a job JSON with a Unicode name, factoryStartup and addons; its URL is percent-encoded", async () => {
+  await withUserFolders(async () => {
+    const scripts = await Deno.makeTempDir({ prefix: "bgproc-service-options-" });
+    try {
+      await Deno.copyFile(fixture("startup_probe.py"), join(scripts, "startup_probe.py"));
+      await using manager = new JobManager();
+      await using service = createService({ manager, scriptsDir: scripts });
+      const post = (body: unknown) =>
+        service.fetch(
+          new Request("http://127.0.0.1:8000/jobs", {
+            method: "POST",
+            body: JSON.stringify(body),
+            headers: { "content-type": "application/json" },
+          }),
+        );
+      const name = "レンダー 010 ü#?%";
+      const created = await post({
+        script: "startup_probe.py",
+        name,
+        factoryStartup: false,
+        addons: ["node_wrangler"],
+        passedData: { check: ["node_wrangler"] },
+      });
+      equal(created.status, 201);
+      const location = created.headers.get("location")!;
+      equal(location, `jobs/${encodeURIComponent(name)}`);
+      await created.body?.cancel();
+      await manager.getJob(name)!.result();
+      const detail = await (await service.fetch(new Request(`http://127.0.0.1:8000/${location}`))).json();
+      equal(detail.name, name);
+      equal(detail.state, "COMPLETED");
+      equal(detail.factoryStartup, false);
+      deepStrictEqual(detail.addons, ["node_wrangler"]);
+      deepStrictEqual([detail.pythonData.factory_startup, detail.pythonData.loaded], [false, { node_wrangler: true }]);
+      const bad = await post({ script: "startup_probe.py", addons: ["no spaces allowed"] });
+      equal(bad.status, 400);
+      match((await bad.json()).detail, /addons/);
+    } finally {
+      await Deno.remove(scripts, { recursive: true });
+    }
+  });
 });
