@@ -287,8 +287,9 @@ export interface AddJobOptions {
    * Add-ons to enable before the script runs (module names, e.g. `["node_wrangler"]`), after the manager's
    * `addons`. Each is enabled as the user would in Preferences (`addon_utils.enable`, `default_set`): a missing one,
    * or one whose `register()` fails, drops the job with reason `"error"`, a `pythonError` of type `AddonError`
-   * and a summary naming it. In pool mode a job that enabled add-ons retires its worker afterwards (add-ons cannot
-   * be unloaded cleanly), so the next job never inherits them; in process and fork mode they die with the job.
+   * and a summary naming it. In pool mode workers enable the manager's `addons` when they start; a job that enables
+   * more retires its worker afterwards (add-ons cannot be unloaded cleanly), so the next job never inherits them. In
+   * process and fork mode they die with the job.
    *
    * @default {[]}
    *
@@ -869,6 +870,7 @@ export class JobManager implements AsyncDisposable {
       maxJobsPerWorker,
       maxWorkerMemoryMiB,
       factoryStartup: resolved.factoryStartup,
+      addons: resolved.addons,
       maxWorkers: () => this.#maxWorkers,
     });
     if (resolved.prewarm) pool.prewarm(this.#maxWorkers);

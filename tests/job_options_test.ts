@@ -157,6 +157,25 @@ Deno.test("pool mode: a job that enabled an add-on retires its worker, and the n
   ok(next.pid !== result.pythonData.pid, "the next job runs on a fresh worker");
 });
 
+Deno.test("pool mode: the manager's addons are enabled when a worker starts, so its jobs leave it clean", async () => {
+  await using manager = new JobManager({ mode: "pool", maxWorkers: 1, addons: ["node_wrangler"] });
+  const first = await manager.addJob<Probe>({
+    script: fixture("startup_probe.py"),
+    passedData: { check: ["node_wrangler"] },
+  })
+    .result();
+  const second = await manager.addJob<Probe>({
+    script: fixture("startup_probe.py"),
+    passedData: { check: ["node_wrangler"] },
+    addons: ["node_wrangler"],
+  }).result();
+  deepStrictEqual([first.pythonData.loaded, second.pythonData.loaded], [{ node_wrangler: true }, {
+    node_wrangler: true,
+  }]);
+  equal(second.pythonData.pid, first.pythonData.pid, "both ran on the same worker");
+  ok(!/retired/.test(first.stderr + second.stderr));
+});
+
 Deno.test("job names from the add-on's UI run, with ASCII job directories named apart", async () => {
   const names = ["test1.py_Square Object", "test1.py_Würfel", "レンダー 010", "test1.py_Wurfel", "a..b", "-dash"];
   const manager = new JobManager({ keepFiles: true, maxWorkers: 2 });

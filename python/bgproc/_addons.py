@@ -65,7 +65,8 @@ def _extension_named(addon_utils: Any, name: str) -> str | None:
     """The module of the one installed extension (``bl_ext.<repository>.<name>``) whose last part is ``name``."""
     if "." in name:
         return None
-    found = [module for module in _installed(addon_utils) if module.startswith("bl_ext.") and module.endswith("." + name)]
+    suffix = "." + name
+    found = [module for module in _installed(addon_utils) if module.startswith("bl_ext.") and module.endswith(suffix)]
     return found[0] if len(found) == 1 else None
 
 

@@ -28,6 +28,8 @@ export interface PoolRunnerOptions {
   readonly maxWorkerMemoryMiB: number;
   /** The manager's default startup (`--factory-startup` or not): what `prewarm` starts. */
   readonly factoryStartup: boolean;
+  /** The manager's `addons`: every worker enables them when it starts, so jobs that ask for them leave it clean. */
+  readonly addons: readonly string[];
   /** The manager's `maxWorkers` now: starting a worker of one startup flavour beyond it retires an idle one of the other. */
   readonly maxWorkers: () => number;
 }
@@ -189,6 +191,7 @@ export class PoolRunner implements Runner {
         id,
         "--empty-blend",
         join(this.#options.dir, `empty-${id}.blend`),
+        ...(this.#options.addons.length === 0 ? [] : ["--addons", this.#options.addons.join(",")]),
       ], factoryStartup),
       factoryStartup,
     );
