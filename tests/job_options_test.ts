@@ -141,6 +141,26 @@ Deno.test("a missing or broken add-on drops the job with an AddonError naming it
   });
 });
 
+Deno.test("io_import_images_as_planes: an add-on to enable on 3.4, a clear AddonError where 4.2+ built it in", async () => {
+  await using manager = new JobManager();
+  const [major, minor] = (await manager.blenderVersion()).split(".").map(Number);
+  const job = manager.addJob<Probe>({
+    script: fixture("startup_probe.py"),
+    passedData: { check: ["io_import_images_as_planes"] },
+    addons: ["io_import_images_as_planes"],
+  });
+  if (major! < 4 || (major === 4 && minor! < 2)) {
+    deepStrictEqual((await job.result()).pythonData.loaded, { io_import_images_as_planes: true });
+  } else {
+    await rejects(
+      job.result(),
+      (error) =>
+        error instanceof JobDroppedError && error.pythonError?.type === "AddonError" &&
+        /'io_import_images_as_planes' is built into Blender .* Images as Planes/.test(error.summary),
+    );
+  }
+});
+
 Deno.test("pool mode: a job that enabled an add-on retires its worker, and the next job does not inherit it", async () => {
   await using manager = new JobManager({ mode: "pool", maxWorkers: 1 });
   const first = manager.addJob<Probe>({

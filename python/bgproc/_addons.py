@@ -20,6 +20,8 @@ import importlib.util
 import json
 from typing import Any
 
+from ._compat import built_in_addon
+
 
 class AddonError(Exception):
     """An add-on the job asked for is not installed, or would not enable."""
@@ -42,6 +44,11 @@ def enable_addon(bpy: Any, name: str) -> str:
 
     module = name if _importable(name) else _extension_named(addon_utils, name)
     if module is None:
+        replaced = built_in_addon(bpy, name)
+        if replaced is not None:
+            raise AddonError(
+                name, f"is built into Blender {bpy.app.version_string} as {replaced}: there is no add-on to enable"
+            )
         raise AddonError(name, f"is not installed in Blender {bpy.app.version_string}{_hint(addon_utils, name)}")
     if addon_utils.check(module)[1]:
         return module  # Enabled already (by the user's preferences, or the manager's list and the job's).
