@@ -12,7 +12,17 @@
 const KEPT = /^[A-Za-z0-9_-]$/;
 const TOKEN = /^(?:[A-Za-z0-9_-]|=[0-9A-F]{2})*$/;
 
-/** The NATS subject token and KV key of a job name. */
+/**
+ * The NATS subject token and KV key of a job name.
+ *
+ * @example
+ * ```ts
+ * import { nameOfToken, nameToken } from "./_name_token.ts";
+ *
+ * const token = nameToken("test1.py_Würfel"); // "test1=2Epy_W=C3=BCrfel"
+ * console.log(nameOfToken(token)); // "test1.py_Würfel"
+ * ```
+ */
 export function nameToken(name: string): string {
   let token = "";
   for (const character of name) {

@@ -40,6 +40,13 @@ const DIR_PREFIX_LENGTH = 40;
  * first 12 hex digits of the SHA-256 of the full name (two names that sanitize alike still differ). It is at most
  * about 70 bytes, never starts with `.`, and holds nothing a shell, a URL or a file system treats specially:
  * `jobDirName(3, "test1.py_Würfel")` is `"3-test1.py_Wurfel-…"`, `jobDirName(4, "レンダー 010")` is `"4-010-…"`.
+ *
+ * @example A job directory for a name from the add-on's UI
+ * ```ts
+ * import { jobDirName } from "./dir.ts";
+ *
+ * console.log(jobDirName(1, "test1.py_Square Object")); // 1-test1.py_Square_Object-<12 hex digits>
+ * ```
  */
 export function jobDirName(serial: number, name: string): string {
   const hash = createHash("sha256").update(name, "utf8").digest("hex").slice(0, 12);
