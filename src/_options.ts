@@ -3,7 +3,7 @@
  * done in full before the manager does anything on disk.
  */
 
-import { checkInteger, checkNumber, checkRetryReasons, MAX_DELAY_MS } from "./_validate.ts";
+import { addonsProblem, checkInteger, checkNumber, checkRetryReasons, MAX_DELAY_MS } from "./_validate.ts";
 import type { JobManagerOptions } from "./job_manager.ts";
 import { type RestartIntensity, RETRYABLE_REASONS, type RetryPolicy } from "./supervisor/policy.ts";
 
@@ -19,6 +19,8 @@ export const DEFAULTS = {
   maxJobsPerWorker: 100,
   maxWorkerMemoryMiB: 2048,
   prewarm: false,
+  factoryStartup: true,
+  addons: [],
   retry: { on: RETRYABLE_REASONS, delayMs: 250, factor: 2, maxDelayMs: 30_000 },
   restartIntensity: { maxFailures: 5, periodMs: 10_000 },
 } as const;
@@ -37,6 +39,8 @@ export interface ResolvedOptions {
   readonly maxJobsPerWorker: number;
   readonly maxWorkerMemoryMiB: number;
   readonly prewarm: boolean;
+  readonly factoryStartup: boolean;
+  readonly addons: readonly string[];
   readonly retry: RetryPolicy;
   readonly intensity: RestartIntensity;
 }
@@ -72,6 +76,8 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
       1,
     ),
     prewarm: checkBoolean("prewarm", options.prewarm ?? DEFAULTS.prewarm),
+    factoryStartup: checkBoolean("factoryStartup", options.factoryStartup ?? DEFAULTS.factoryStartup),
+    addons: checkManagerAddons(options.addons ?? DEFAULTS.addons),
     retry: {
       on: checkRetryReasons(retry.on ?? DEFAULTS.retry.on),
       initialDelayMs: checkNumber(WHAT, "retry.delayMs", retry.delayMs ?? DEFAULTS.retry.delayMs, 0),
@@ -106,6 +112,13 @@ function checkDelay(field: string, value: number): number {
 function checkOptionalString(field: string, value: unknown): string | undefined {
   if (value === undefined || (typeof value === "string" && value !== "")) return value;
   throw new TypeError(`${WHAT} as '${field}' must be a non-empty string: current value is ${String(value)}`);
+}
+
+function checkManagerAddons(value: unknown): string[] {
+  const names: string[] = [];
+  const problem = addonsProblem(value, names);
+  if (problem !== undefined) throw new TypeError(`${WHAT} as 'addons' ${problem}`);
+  return names;
 }
 
 function checkBoolean(field: string, value: unknown): boolean {

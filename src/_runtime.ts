@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import init from "../python/bgproc/__init__.py" with { type: "text" };
 import main from "../python/bgproc/__main__.py" with { type: "text" };
+import addons from "../python/bgproc/_addons.py" with { type: "text" };
 import compat from "../python/bgproc/_compat.py" with { type: "text" };
 import context from "../python/bgproc/_context.py" with { type: "text" };
 import dataBlocks from "../python/bgproc/_data_blocks.py" with { type: "text" };
@@ -26,6 +27,7 @@ import renderVideo from "../python/bgproc/render_video.py" with { type: "text" }
 export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "__init__.py": init,
   "__main__.py": main,
+  "_addons.py": addons,
   "_compat.py": compat,
   "_context.py": context,
   "_data_blocks.py": dataBlocks,

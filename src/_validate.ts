@@ -7,23 +7,84 @@ import { type DropReason, InvalidJobError } from "./errors.ts";
 import { DATA_BLOCK_COLLECTIONS } from "./types.ts";
 import type { JsonObject } from "./types.ts";
 
-const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-/** The longest job name: it becomes a directory name. */
+/** The longest job name, in Unicode code points (characters as a person counts them, not UTF-16 units). */
 export const MAX_NAME_LENGTH = 128;
 
-/** Throw unless `name` is a safe, non-empty job name (it becomes a directory name). */
+/**
+ * Characters no job name may hold: `/`, `\`, control characters (C0 with NUL, DEL, C1), the line and paragraph
+ * separators, and the bidirectional overrides and isolates (they make a name display as another).
+ */
+const FORBIDDEN = /[/\\\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]/u;
+
+/**
+ * Throw unless `name` is a usable job name: 1 to 128 printable Unicode characters (code points), none of them
+ * `/`, `\`, NUL or another control character, no unpaired surrogate, not starting with `.`, and no white space at
+ * either end (inside is fine: `"test1.py_Square Object"`, `"test1.py_Würfel"`, `"レンダー 010"`). The job
+ * directory's name is derived from it (`jobDirName` in `job/dir.ts`), never the name itself.
+ */
 export function checkJobName(name: unknown): string {
   if (typeof name !== "string") {
     throw new InvalidJobError("name", `Cannot add job as 'name' must be a string: current value is ${describe(name)}`);
   }
-  if (name.length === 0 || name.length > MAX_NAME_LENGTH || !NAME.test(name) || name.includes("..")) {
-    throw new InvalidJobError(
-      "name",
-      `Cannot add job as 'name' must be 1 to ${MAX_NAME_LENGTH} letters, digits, '_', '-' or '.', ` +
-        `not starting with '.' or '-' and without '..': current value is ${JSON.stringify(name)}`,
-    );
+  const problem = nameProblem(name);
+  if (problem !== undefined) {
+    throw new InvalidJobError("name", `Cannot add job as 'name' ${problem}: current value is ${JSON.stringify(name)}`);
   }
   return name;
+}
+
+function nameProblem(name: string): string | undefined {
+  if (!name.isWellFormed()) return "must be valid Unicode (it has an unpaired surrogate)";
+  const length = [...name].length;
+  if (length === 0 || length > MAX_NAME_LENGTH) {
+    return `must be 1 to ${MAX_NAME_LENGTH} characters long (it has ${length})`;
+  }
+  const bad = FORBIDDEN.exec(name);
+  if (bad !== null) {
+    const code = `U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+    return `must not contain '/', '\\' or control characters (it has ${code} at ${
+      [...name.slice(0, bad.index)].length
+    })`;
+  }
+  if (name.startsWith(".")) return "must not start with '.'";
+  if (name.trim() !== name) return "must not start or end with white space";
+  return undefined;
+}
+
+/** An add-on's module name: a Python module path such as `node_wrangler` or `bl_ext.blender_org.looptools`. */
+const ADDON_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/**
+ * Why `value` is not a list of add-on module names, or `undefined` when it is one; `names` gets the names, in
+ * order, without repeats.
+ */
+export function addonsProblem(value: unknown, names: string[]): string | undefined {
+  if (!Array.isArray(value)) return `must be an array of add-on module names: current value is ${describe(value)}`;
+  for (const name of value) {
+    if (typeof name !== "string" || name.length > 256 || !ADDON_NAME.test(name)) {
+      return `must hold add-on module names such as "node_wrangler" or "bl_ext.blender_org.looptools": ` +
+        `current value has ${describe(name)}`;
+    }
+    if (!names.includes(name)) names.push(name);
+  }
+  return undefined;
+}
+
+/** Throw unless `value` is a list of add-on module names; return them without repeats. */
+export function checkAddons(value: unknown): string[] {
+  const names: string[] = [];
+  const problem = addonsProblem(value, names);
+  if (problem !== undefined) throw new InvalidJobError("addons", `Cannot add job as 'addons' ${problem}`);
+  return names;
+}
+
+/** Throw unless `value` is a boolean. */
+export function checkFactoryStartup(value: unknown): boolean {
+  if (typeof value === "boolean") return value;
+  throw new InvalidJobError(
+    "factoryStartup",
+    `Cannot add job as 'factoryStartup' must be a boolean: current value is ${describe(value)}`,
+  );
 }
 
 /** Throw unless `path` names an existing regular file; return it absolute. */

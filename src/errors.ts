@@ -25,9 +25,11 @@ export interface PythonFrame {
 export interface PythonError {
   /**
    * Where it came from: the user's `script`, its `result` (`python_data`,
-   * `data_blocks`), the `data-blocks` passed in, or the bgproc `runtime`.
+   * `data_blocks`), the `data-blocks` passed in, the `addons` the job asked
+   * for (type `AddonError`, the message naming the add-on), or the bgproc
+   * `runtime`.
    */
-  readonly origin: "script" | "result" | "data-blocks" | "runtime";
+  readonly origin: "script" | "result" | "data-blocks" | "addons" | "runtime";
   /** The exception's class name, e.g. `"ValueError"`. */
   readonly type: string;
   /** The exception's message. */

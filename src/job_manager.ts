@@ -12,8 +12,10 @@ import { materializeRuntime } from "./_runtime.ts";
 import { type Render, type RenderOptions, startRender } from "./render/render.ts";
 import { makeWorkRoot, markKept, type WorkRoot } from "./_work_root.ts";
 import {
+  checkAddons,
   checkArgs,
   checkBlendFile,
+  checkFactoryStartup,
   checkFile,
   checkFileTarget,
   checkInteger,
@@ -23,6 +25,7 @@ import {
   checkTimeout,
 } from "./_validate.ts";
 import { blenderVersion, findBlender } from "./blender.ts";
+import { jobDirName } from "./job/dir.ts";
 import { type DropReason, InvalidJobError, WorkRootError } from "./errors.ts";
 import { ForkRunner } from "./runners/fork.ts";
 import { PoolRunner } from "./runners/pool.ts";
@@ -137,6 +140,39 @@ export interface JobManagerOptions {
    * @default {false}
    */
   prewarm?: boolean;
+  /**
+   * Start Blender with `--factory-startup`: no user preferences, none of the add-ons they enable, and the user's
+   * `scripts/modules` not on `sys.path`, so a job runs the same on every machine. `false` starts Blender as a plain
+   * `blender -b` does (as the add-on did), with the user's preferences (`BLENDER_USER_CONFIG`), their enabled
+   * add-ons and their scripts (`BLENDER_USER_SCRIPTS`). A job may set its own. In pool mode workers are kept per
+   * setting (a job runs on a worker started the way it asks; an idle worker of the other setting is retired when a
+   * new one would exceed `maxWorkers`); in fork mode there is a zygote per setting.
+   *
+   * @default {true}
+   *
+   * @example Run jobs with the user's preferences and add-ons
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ factoryStartup: false });
+   * ```
+   */
+  factoryStartup?: boolean;
+  /**
+   * Add-ons (module names, e.g. `"node_wrangler"`, or an extension's `"bl_ext.blender_org.looptools"`) that every
+   * job enables before its script runs; a job's own `addons` are added to these. A job whose add-on is missing or
+   * fails to enable is dropped with reason `"error"` and a report naming the add-on (`AddonError`).
+   *
+   * @default {[]}
+   *
+   * @example Enable Node Wrangler for every job
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ addons: ["node_wrangler"] });
+   * ```
+   */
+  addons?: readonly string[];
   /** Which failures are retried (while attempts remain), and how long to wait first. */
   retry?: RetryOptions;
   /**
@@ -199,8 +235,10 @@ export interface AddJobOptions {
   /** The Python script to run inside Blender. */
   script: string;
   /**
-   * The job's name: 1 to 128 letters, digits, `_`, `-` or `.`. No queued or
-   * active job may have it; an ended job of that name is replaced.
+   * The job's name: 1 to 128 printable Unicode characters (code points), without `/`, `\`, control characters,
+   * a leading `.` or white space at either end (`"test1.py_Würfel"`, `"レンダー 010"`). The job's directory is named
+   * from it safely (an ASCII prefix and a hash). No queued or active job may have it; an ended job of that name is
+   * replaced.
    *
    * @default {a generated unique name, `job-<n>`}
    */
@@ -239,6 +277,32 @@ export interface AddJobOptions {
    * the file does not hold are rejected here, before anything starts.
    */
   passedDataBlocks?: DataBlockSelection | DataBlocks;
+  /**
+   * Start this job's Blender with `--factory-startup` (`true`) or as a plain `blender -b`, with the user's
+   * preferences, add-ons and scripts (`false`). See {@linkcode JobManagerOptions.factoryStartup}.
+   *
+   * @default {the manager's `factoryStartup`}
+   */
+  factoryStartup?: boolean;
+  /**
+   * Add-ons to enable before the script runs (module names, e.g. `["node_wrangler"]`), after the manager's
+   * `addons`. Each is enabled as the user would in Preferences (`addon_utils.enable`, `default_set`): a missing one,
+   * or one whose `register()` fails, drops the job with reason `"error"`, a `pythonError` of type `AddonError`
+   * and a summary naming it. In pool mode workers enable the manager's `addons` when they start; a job that enables
+   * more retires its worker afterwards (add-ons cannot be unloaded cleanly), so the next job never inherits them. In
+   * process and fork mode they die with the job.
+   *
+   * @default {[]}
+   *
+   * @example A job that needs Node Wrangler, with the user's preferences
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager();
+   * manager.addJob({ script: "./nodes.py", addons: ["node_wrangler"], factoryStartup: false });
+   * ```
+   */
+  addons?: readonly string[];
   /**
    * A file to append the job's output to, line by line (stdout and stderr as
    * they come, after a header line per attempt). Its folder must exist.
@@ -346,6 +410,8 @@ export class JobManager implements AsyncDisposable {
   #maxAttempts: number;
   readonly #timeout: number;
   readonly #keepFiles: boolean;
+  readonly #factoryStartup: boolean;
+  readonly #addons: readonly string[];
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
   readonly #supervisor: ActorRef<SupervisorMessage>;
@@ -377,6 +443,8 @@ export class JobManager implements AsyncDisposable {
     this.#maxAttempts = resolved.maxAttempts;
     this.#timeout = resolved.timeout;
     this.#keepFiles = resolved.keepFiles;
+    this.#factoryStartup = resolved.factoryStartup;
+    this.#addons = resolved.addons;
     this.mode = resolved.mode;
     this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
     checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
@@ -509,13 +577,20 @@ export class JobManager implements AsyncDisposable {
     const timeoutMs = options.timeout === undefined ? this.#timeout : checkTimeout(options.timeout);
     const args = options.args === undefined ? [] : checkArgs(options.args);
     const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
+    const factoryStartup = options.factoryStartup === undefined
+      ? this.#factoryStartup
+      : checkFactoryStartup(options.factoryStartup);
+    const addons = [
+      ...new Set([...this.#addons, ...(options.addons === undefined ? [] : checkAddons(options.addons))]),
+    ];
     const passedData = checkPassedData(options.passedData);
     const passedDataBlocks = options.passedDataBlocks === undefined
       ? null
       : checkPassedDataBlocks(options.passedDataBlocks);
     const specJson = `{"version":1,"name":${JSON.stringify(name)},"script":${JSON.stringify(script)},` +
       `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},` +
-      `"passedDataBlocks":${JSON.stringify(passedDataBlocks)},"passedData":${passedData}}`;
+      `"passedDataBlocks":${JSON.stringify(passedDataBlocks)},"factoryStartup":${factoryStartup},` +
+      `"addons":${JSON.stringify(addons)},"passedData":${passedData}}`;
 
     if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
     const handle: JobHandle = new JobHandle(
@@ -525,8 +600,11 @@ export class JobManager implements AsyncDisposable {
     );
     this.#jobs.set(name, handle);
     this.#events.publish({ type: "state", name, state: "QUEUED", attempt: 0 });
-    const dir = `${++this.#submitted}-${name}`;
-    this.#supervisor.tell({ type: "submit", job: { name, dir, specJson, blendFile, timeoutMs, logFile } });
+    const dir = jobDirName(++this.#submitted, name);
+    this.#supervisor.tell({
+      type: "submit",
+      job: { name, dir, specJson, blendFile, timeoutMs, logFile, factoryStartup },
+    });
     if (options.signal !== undefined) handle.killOnAbort(options.signal);
     return handle as unknown as Job<T>;
   }
@@ -808,13 +886,27 @@ export class JobManager implements AsyncDisposable {
     const blender = this.blenderPath;
     if (resolved.mode === "process") return new ProcessRunner({ blender, runtimeEntry });
     if (resolved.mode === "fork") {
-      const fork = new ForkRunner({ blender, runtimeEntry, dir: join(this.workRoot, "fork") });
+      const fork = new ForkRunner({
+        blender,
+        runtimeEntry,
+        dir: join(this.workRoot, "fork"),
+        factoryStartup: resolved.factoryStartup,
+      });
       if (resolved.prewarm) fork.prewarm();
       return fork;
     }
     const { maxJobsPerWorker, maxWorkerMemoryMiB } = resolved;
     const dir = join(this.workRoot, "pool");
-    const pool = new PoolRunner({ blender, runtimeEntry, dir, maxJobsPerWorker, maxWorkerMemoryMiB });
+    const pool = new PoolRunner({
+      blender,
+      runtimeEntry,
+      dir,
+      maxJobsPerWorker,
+      maxWorkerMemoryMiB,
+      factoryStartup: resolved.factoryStartup,
+      addons: resolved.addons,
+      maxWorkers: () => this.#maxWorkers,
+    });
     if (resolved.prewarm) pool.prewarm(this.#maxWorkers);
     return pool;
   }

@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--worker-id", default="0")
     parser.add_argument("--empty-blend")
     parser.add_argument("--zygote-socket")
+    parser.add_argument("--addons", default="")
     options = parser.parse_args(argv)
     _line_buffered_output()
     if options.zygote_socket is not None:
@@ -43,7 +44,12 @@ def main(argv: list[str]) -> int:
     if options.pool_socket is not None:
         from bgproc._pool import serve  # noqa: PLC0415 - only for pool workers
 
-        return serve(socket_path=options.pool_socket, worker_id=options.worker_id, empty_blend=options.empty_blend)
+        return serve(
+            socket_path=options.pool_socket,
+            worker_id=options.worker_id,
+            empty_blend=options.empty_blend,
+            addons=[name for name in options.addons.split(",") if name],
+        )
     return run_job_dir(options.job_dir)
 
 

@@ -102,3 +102,14 @@ def sequencer_strips(editor: Any) -> Any:
     """The top-level strips of a SequenceEditor: ``sequences`` in 3.4 and 4.3, ``strips`` from 4.4 (5.0 dropped
     ``sequences``)."""
     return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+# Add-ons that Blender 4.2 built in (there is no add-on of that name to enable from 4.2 on): name -> what replaced it.
+_ADDONS_BUILT_IN_4_2 = {
+    "io_import_images_as_planes": "File > Import > Images as Planes (bpy.ops.image.import_as_mesh_planes)",
+}
+
+
+def built_in_addon(bpy: Any, name: str) -> str | None:
+    """What replaced the add-on ``name`` in this Blender, when it was built in (4.2+); else ``None``."""
+    return _ADDONS_BUILT_IN_4_2.get(name) if bpy.app.version >= (4, 2, 0) else None

@@ -5,6 +5,9 @@ goes to stdout and stderr as always, and can never be taken for a message. After
 marker with the job's token (which no script can guess) on both streams, so the host knows where its output ends.
 Between jobs the worker resets Blender's data from an empty file (milliseconds); ``run_job`` restores ``sys.path``,
 the working folder, ``sys.argv`` and ``__main__``; each script runs in fresh globals.
+
+The manager's ``addons`` are enabled once, when the worker starts, so they are part of its clean state: a job that asks
+only for those finds them enabled and leaves the worker clean. An add-on a job enables itself retires the worker.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import socket
 import sys
 from typing import Any
 
+from ._addons import AddonError, enable_addon
 from ._job_dir import JobDir
 from ._reaper import become_subreaper, end_descendants
 from ._runner import EXIT_RUNTIME_ERROR, JobSpec, blender_version, empty_scene, error_record, run_job
@@ -23,13 +27,19 @@ from ._worker_state import Guard
 END_MARKER = "\x1ebgproc-end "
 
 
-def serve(*, socket_path: str, worker_id: str, empty_blend: str) -> int:
-    """Connect to the host, then run jobs until it says ``quit`` or goes away."""
+def serve(*, socket_path: str, worker_id: str, empty_blend: str, addons: list[str]) -> int:
+    """Enable ``addons``, connect to the host, then run jobs until it says ``quit`` or goes away."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
     become_subreaper()
     empty_scene(bpy)
     bpy.ops.wm.save_as_mainfile(filepath=empty_blend, compress=False)
+    for name in addons:
+        try:
+            enable_addon(bpy, name)
+        except AddonError as error:
+            # Each job that needs it tries again and fails with this error in its own report.
+            print(f"bgproc: pool worker {worker_id}: {error}", file=sys.stderr)
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.connect(socket_path)
     channel = connection.makefile("rwb")

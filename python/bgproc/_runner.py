@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from . import _context
+from ._addons import AddonError, enable_addons
 from ._data_blocks import DataBlockError, append_blocks, write_blocks
 from ._job_dir import JobDir
 from ._progress import ProgressReporter
@@ -119,6 +120,12 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
         # The job works on a private copy; relative paths are remapped so they still find their files.
         copy = job_dir.file("work")
         bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)
+
+    try:
+        enable_addons(bpy, spec_path=job_dir.file("spec"))
+    except AddonError as error:
+        job_dir.write_error(error_record(error, origin="addons"))
+        return EXIT_SCRIPT_ERROR
 
     passed_blocks: list[Any] = []
     if spec.passed_data_blocks is not None:

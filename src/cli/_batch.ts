@@ -25,7 +25,7 @@ export const batchCommand: Command = {
   usage: "bgproc batch FILE.jsonc [options]",
   notes: `FILE.jsonc holds a list of jobs (comments and trailing commas allowed), or { "jobs": [...] }. Each job:
   { "script": "x.py", "name"?: "a", "blend"?: "scene.blend", "data"?: { ... }, "timeout"?: seconds,
-    "args"?: [...], "paths"?: ["data/input", "args/1"] }
+    "args"?: [...], "paths"?: ["data/input", "args/1"], "factoryStartup"?: false, "addons"?: ["node_wrangler"] }
 Fields: ${BATCH_FIELDS.join(", ")}. script, blend, and the data and args values listed in "paths" are
 paths relative to FILE's folder.
 

@@ -12,7 +12,17 @@ import { UsageError } from "./_errors.ts";
 import { didYouMean } from "./_suggest.ts";
 
 /** The fields a batch entry may have. */
-export const BATCH_FIELDS = ["name", "script", "blend", "data", "timeout", "args", "paths"] as const;
+export const BATCH_FIELDS = [
+  "name",
+  "script",
+  "blend",
+  "data",
+  "timeout",
+  "args",
+  "paths",
+  "factoryStartup",
+  "addons",
+] as const;
 
 const MESSAGES: Record<number, string> = {
   1: "invalid symbol",
@@ -108,6 +118,12 @@ export function parseBatch(text: string, file: string, absolute: string): AddJob
     if (job.paths !== undefined && !(Array.isArray(job.paths) && job.paths.every((p) => typeof p === "string"))) {
       throw new UsageError(`${where}.paths must be a list like ["data/input", "args/1"]`);
     }
+    if (job.factoryStartup !== undefined && typeof job.factoryStartup !== "boolean") {
+      throw new UsageError(`${where}.factoryStartup must be true or false`);
+    }
+    if (job.addons !== undefined && !(Array.isArray(job.addons) && job.addons.every((a) => typeof a === "string"))) {
+      throw new UsageError(`${where}.addons must be a list of add-on module names`);
+    }
     for (const pointer of (job.paths as string[] | undefined) ?? []) resolvePointer(job, pointer, base, where);
     return {
       script: resolve(base, job.script),
@@ -116,6 +132,8 @@ export function parseBatch(text: string, file: string, absolute: string): AddJob
       ...(job.data === undefined ? {} : { passedData: job.data as JsonObject }),
       ...(job.timeout === undefined ? {} : { timeout: (job.timeout as number) * 1000 }),
       ...(job.args === undefined ? {} : { args: job.args as string[] }),
+      ...(job.factoryStartup === undefined ? {} : { factoryStartup: job.factoryStartup as boolean }),
+      ...(job.addons === undefined ? {} : { addons: job.addons as string[] }),
     };
   });
 }

@@ -1,11 +1,12 @@
 /** The flags every job-running command takes for its JobManager, and the output flags of run and batch. */
 
 import { JobManager, type JobManagerOptions } from "../job_manager.ts";
+import { addonsProblem } from "../_validate.ts";
 import { type Flags, type FlagSpecs, positiveNumber } from "./_args.ts";
 import { EnvironmentError, UsageError } from "./_errors.ts";
 import { userPath } from "./_paths.ts";
 
-/** `--workers`, `--attempts`, `--mode`, `--blender`. */
+/** `--workers`, `--attempts`, `--mode`, `--blender`, `--no-factory-startup`, `--addon`. */
 export const MANAGER_FLAGS: FlagSpecs = {
   workers: { type: "string", value: "N", help: "run up to N jobs at once (default: 2)" },
   attempts: { type: "string", value: "N", help: "start a failing job up to N times (default: 1)" },
@@ -15,6 +16,16 @@ export const MANAGER_FLAGS: FlagSpecs = {
     help: "process (one Blender per job, default), fork (a child of a warm Blender per job) or pool (warm Blenders)",
   },
   blender: { type: "string", value: "PATH", help: "the Blender executable (default: $BLENDER, else blender on PATH)" },
+  "no-factory-startup": {
+    type: "boolean",
+    help: "start Blender as plain blender -b does: the user's preferences, add-ons and scripts",
+  },
+  addon: {
+    type: "string",
+    multiple: true,
+    value: "NAME",
+    help: "enable this add-on (module name, e.g. node_wrangler) before each script runs",
+  },
 };
 
 /** `--json`, `--verbose`/`--logs`, `--log-file`. */
@@ -42,6 +53,9 @@ export async function openManager(flags: Flags): Promise<CliManager> {
     if (typeof flags.namespace === "string") throw new UsageError("--namespace goes with --nats URL");
     return new JobManager(managerOptions(flags));
   }
+  for (const name of ["no-factory-startup", "addon"]) {
+    if (flags[name] !== undefined) throw new UsageError(`--${name} does not go with --nats yet`);
+  }
   for (const name of ["workers", "mode", "blender"]) {
     if (flags[name] !== undefined) {
       throw new UsageError(`--${name} is the workers' with --nats (see 'bgproc help worker')`);
@@ -68,7 +82,12 @@ export function managerOptions(flags: Flags): JobManagerOptions {
   const workers = positiveNumber(flags, "workers", true);
   const attempts = positiveNumber(flags, "attempts", true);
   const blender = flags.blender;
+  const addons: string[] = [];
+  const problem = flags.addon === undefined ? undefined : addonsProblem(flags.addon, addons);
+  if (problem !== undefined) throw new UsageError(`--addon ${problem}`);
   return {
+    ...(flags["no-factory-startup"] === true ? { factoryStartup: false } : {}),
+    ...(addons.length === 0 ? {} : { addons }),
     ...(workers === undefined ? {} : { maxWorkers: workers }),
     ...(attempts === undefined ? {} : { maxAttempts: attempts }),
     ...(mode === undefined ? {} : { mode }),

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
@@ -28,6 +29,31 @@ export const JOB_FILES = {
   /** The data-block library the script returned. */
   dataBlocks: "data_blocks.blend",
 } as const;
+
+/** The most characters of a job's name kept, sanitized, in its directory's name. */
+const DIR_PREFIX_LENGTH = 40;
+
+/**
+ * The name of a job's directory under the jobs root, derived from the job's name, never the name itself: the
+ * submission's serial number (unique per manager, so a reused name never shares a directory), the name sanitized
+ * to ASCII letters, digits, `.`, `_` and `-` (accents dropped, anything else `_`, at most 40 characters), and the
+ * first 12 hex digits of the SHA-256 of the full name (two names that sanitize alike still differ). It is at most
+ * about 70 bytes, never starts with `.`, and holds nothing a shell, a URL or a file system treats specially:
+ * `jobDirName(3, "test1.py_Würfel")` is `"3-test1.py_Wurfel-…"`, `jobDirName(4, "レンダー 010")` is `"4-010-…"`.
+ *
+ * @example A job directory for a name from the add-on's UI
+ * ```ts
+ * import { jobDirName } from "./dir.ts";
+ *
+ * console.log(jobDirName(1, "test1.py_Square Object")); // 1-test1.py_Square_Object-<12 hex digits>
+ * ```
+ */
+export function jobDirName(serial: number, name: string): string {
+  const hash = createHash("sha256").update(name, "utf8").digest("hex").slice(0, 12);
+  const prefix = name.normalize("NFKD").replace(/\p{M}/gu, "").replace(/[^A-Za-z0-9._-]+/g, "_")
+    .slice(0, DIR_PREFIX_LENGTH).replace(/^[._-]+|[._-]+$/g, "");
+  return prefix === "" ? `${serial}-${hash}` : `${serial}-${prefix}-${hash}`;
+}
 
 /** The files an attempt writes, which a new attempt must not inherit. */
 const ATTEMPT_FILES = [JOB_FILES.runtime, JOB_FILES.progress, JOB_FILES.result, JOB_FILES.error, JOB_FILES.work];

@@ -86,6 +86,7 @@ const ORIGINS: Readonly<Record<string, string>> = {
   script: "the script raised",
   result: "the script's results cannot be sent back:",
   "data-blocks": "the passed data blocks could not be loaded:",
+  addons: "an add-on could not be enabled:",
   runtime: "bgproc's runtime failed:",
 };
 

@@ -91,11 +91,20 @@ export class LocalAttempt {
   }
 }
 
-/** Blender's arguments to run bgproc's runtime in the background, then `tail` for the runtime. */
-export function blenderArgs(runtimeEntry: string, blendFile: string | null, tail: readonly string[]): string[] {
+/**
+ * Blender's arguments to run bgproc's runtime in the background, then `tail` for the runtime. With
+ * `factoryStartup` false Blender starts as a plain `blender -b` does: with the user's preferences, the add-ons
+ * they enable and their scripts folder.
+ */
+export function blenderArgs(
+  runtimeEntry: string,
+  blendFile: string | null,
+  tail: readonly string[],
+  factoryStartup: boolean,
+): string[] {
   return [
     "--background",
-    "--factory-startup",
+    ...(factoryStartup ? ["--factory-startup"] : []),
     "-noaudio",
     ...(blendFile === null ? [] : [blendFile]),
     "--python-exit-code",
@@ -105,4 +114,9 @@ export function blenderArgs(runtimeEntry: string, blendFile: string | null, tail
     "--",
     ...tail,
   ];
+}
+
+/** The startup flavour's name, for logs and the keys of warm Blenders: `"factory"` or `"user"`. */
+export function startupFlavour(factoryStartup: boolean): "factory" | "user" {
+  return factoryStartup ? "factory" : "user";
 }

@@ -33,6 +33,8 @@ export interface ForkRunnerOptions {
   readonly runtimeEntry: string;
   /** A folder for the socket. */
   readonly dir: string;
+  /** The manager's default startup (`--factory-startup` or not): the zygote `prewarm` starts. */
+  readonly factoryStartup: boolean;
 }
 
 /** How long a child's output may stay open after it is reaped (held by a process that escaped every kill). */
@@ -60,6 +62,8 @@ class Lease {
 /** One warm Blender that forks. */
 class Zygote {
   readonly id: string;
+  /** Started with `--factory-startup`: it forks only jobs that ask for the same. */
+  readonly factoryStartup: boolean;
   readonly commandLine: string;
   readonly process: ProcessGroup;
   readonly ready = Promise.withResolvers<{ connection: Deno.UnixConn; unsafe: string | null; blender: string }>();
@@ -70,15 +74,20 @@ class Zygote {
   readonly tail: string[] = [];
   done: Promise<void> = Promise.resolve();
 
-  constructor(id: string, blender: string, args: string[]) {
+  constructor(id: string, blender: string, args: string[], factoryStartup: boolean) {
     this.id = id;
+    this.factoryStartup = factoryStartup;
     this.commandLine = shellQuote([blender, ...args]);
     this.process = spawnDetached(blender, args);
     this.ready.promise.catch(() => {});
   }
 }
 
-/** Runs each attempt in a child forked from a warm zygote. */
+/**
+ * Runs each attempt in a child forked from a warm zygote. There is a zygote per startup flavour (with
+ * `--factory-startup` and without), each started on the first attempt that asks for it: a child inherits the
+ * preferences, add-ons and `sys.path` its zygote started with.
+ */
 export class ForkRunner implements Runner {
   readonly #options: ForkRunnerOptions;
   readonly #socketPath: string;
@@ -86,14 +95,15 @@ export class ForkRunner implements Runner {
   readonly #greetings = new Set<Promise<void>>();
   readonly #accepting: Promise<void>;
   readonly #encoder = new TextEncoder();
-  #zygote: Zygote | undefined;
+  /** The zygote each startup flavour forks from now (keyed by `factoryStartup`). */
+  readonly #current = new Map<boolean, Zygote>();
   readonly #zygotes = new Set<Zygote>();
   /** Zygotes whose process or output is not done yet (an exited zygote's pipes may still be closing). */
   readonly #unfinished = new Set<Zygote>();
   #nextZygote = 0;
   #nextToken = 0;
-  /** Why forking is unsafe on this Blender, once a zygote said so. */
-  #unsafe: string | undefined;
+  /** Why forking is unsafe on this Blender, per startup flavour, once a zygote of it said so. */
+  readonly #unsafe = new Map<boolean, string>();
 
   constructor(options: ForkRunnerOptions) {
     this.#options = options;
@@ -111,7 +121,7 @@ export class ForkRunner implements Runner {
 
   /** Start the zygote now instead of on the first attempt. */
   prewarm(): void {
-    this.#liveZygote();
+    this.#liveZygote(this.#options.factoryStartup);
   }
 
   start(plan: AttemptPlan): AttemptHandle {
@@ -166,9 +176,10 @@ export class ForkRunner implements Runner {
       return await attempt.end({ status: null, startError });
     }
     // A zygote that refuses to fork (a thread appeared in it) is replaced once; a second refusal means unsafe.
-    for (let tries = 0; tries < 2 && this.#unsafe === undefined; tries++) {
+    const flavour = plan.factoryStartup;
+    for (let tries = 0; tries < 2 && !this.#unsafe.has(flavour); tries++) {
       if (attempt.killReason !== undefined) return await attempt.end({ status: null });
-      const zygote = this.#liveZygote();
+      const zygote = this.#liveZygote(flavour);
       let ready;
       try {
         ready = await zygote.ready.promise;
@@ -176,7 +187,7 @@ export class ForkRunner implements Runner {
         return await attempt.end({ status: null, startError, blenderWouldNotStart: true });
       }
       if (ready.unsafe !== null) {
-        this.#unsafe = `Blender ${ready.blender}: ${ready.unsafe}`;
+        this.#unsafe.set(flavour, `Blender ${ready.blender}: ${ready.unsafe}`);
         break;
       }
       const token = `${Deno.pid}-${++this.#nextToken}-${crypto.randomUUID()}`;
@@ -189,7 +200,7 @@ export class ForkRunner implements Runner {
       if (typeof forked === "string") { // Refused.
         zygote.leases.delete(token);
         this.#retire(zygote);
-        if (tries === 1) this.#unsafe = `Blender ${ready.blender}: ${forked}`;
+        if (tries === 1) this.#unsafe.set(flavour, `Blender ${ready.blender}: ${forked}`);
         continue;
       }
       if (typeof forked === "number") {
@@ -205,9 +216,14 @@ export class ForkRunner implements Runner {
     }
     attempt.line(
       "stderr",
-      `bgproc: fork mode is unsafe here (${this.#unsafe}); this attempt runs in process mode instead`,
+      `bgproc: fork mode is unsafe here (${this.#unsafe.get(flavour)}); this attempt runs in process mode instead`,
     );
-    const args = blenderArgs(this.#options.runtimeEntry, plan.blendFile, ["--job-dir", plan.jobDir]);
+    const args = blenderArgs(
+      this.#options.runtimeEntry,
+      plan.blendFile,
+      ["--job-dir", plan.jobDir],
+      plan.factoryStartup,
+    );
     await runPrepared(attempt, this.#options.blender, args, plan.outputLimit, onFallback);
   }
 
@@ -241,13 +257,20 @@ export class ForkRunner implements Runner {
     await zygote.connection?.write(this.#encoder.encode(JSON.stringify(message) + "\n")).catch(() => {});
   }
 
-  #liveZygote(): Zygote {
-    if (this.#zygote !== undefined && this.#zygote.exited === undefined) return this.#zygote;
+  #liveZygote(factoryStartup: boolean): Zygote {
+    const current = this.#current.get(factoryStartup);
+    if (current !== undefined && current.exited === undefined) return current;
     const id = String(++this.#nextZygote);
     const zygote = new Zygote(
       id,
       this.#options.blender,
-      blenderArgs(this.#options.runtimeEntry, null, ["--zygote-socket", this.#socketPath, "--worker-id", id]),
+      blenderArgs(
+        this.#options.runtimeEntry,
+        null,
+        ["--zygote-socket", this.#socketPath, "--worker-id", id],
+        factoryStartup,
+      ),
+      factoryStartup,
     );
     const reading = (["stdout", "stderr"] as const).map((stream) => this.#readOwnOutput(zygote, stream));
     const exit = zygote.process.status.then((status) => {
@@ -255,7 +278,7 @@ export class ForkRunner implements Runner {
       return zygote.process.closeStdin();
     });
     zygote.done = Promise.all([exit, ...reading]).then(() => {});
-    this.#zygote = zygote;
+    this.#current.set(factoryStartup, zygote);
     this.#zygotes.add(zygote);
     this.#unfinished.add(zygote);
     void zygote.done.then(() => this.#unfinished.delete(zygote));
@@ -264,14 +287,14 @@ export class ForkRunner implements Runner {
 
   /** Stop forking from `zygote`; its running children go on, and it ends once they have (or on close). */
   #retire(zygote: Zygote): void {
-    if (this.#zygote === zygote) this.#zygote = undefined;
+    if (this.#current.get(zygote.factoryStartup) === zygote) this.#current.delete(zygote.factoryStartup);
     if (zygote.leases.size === 0) zygote.process.kill("SIGKILL");
   }
 
   #onExit(zygote: Zygote, status: ExitStatus): void {
     zygote.exited = status;
     this.#zygotes.delete(zygote);
-    if (this.#zygote === zygote) this.#zygote = undefined;
+    if (this.#current.get(zygote.factoryStartup) === zygote) this.#current.delete(zygote.factoryStartup);
     const how = status.signal ?? `code ${status.code}`;
     const tail = zygote.tail.length === 0 ? "" : `; its last output:\n${zygote.tail.join("\n")}`;
     zygote.ready.reject(new Error(`the fork-mode zygote exited (${how}) before it was ready${tail}`));
@@ -348,7 +371,9 @@ export class ForkRunner implements Runner {
           signal: typeof message.signal === "string" ? message.signal : null,
         };
         lease.exited.resolve(lease.status);
-        if (this.#zygote !== zygote && zygote.leases.size === 1) zygote.process.kill("SIGKILL"); // Retired.
+        if (this.#current.get(zygote.factoryStartup) !== zygote && zygote.leases.size === 1) {
+          zygote.process.kill("SIGKILL"); // Retired.
+        }
         break;
     }
   }

@@ -26,6 +26,12 @@ export interface PoolRunnerOptions {
   readonly maxJobsPerWorker: number;
   /** Retire a worker whose resident memory is above this many MiB after a job. */
   readonly maxWorkerMemoryMiB: number;
+  /** The manager's default startup (`--factory-startup` or not): what `prewarm` starts. */
+  readonly factoryStartup: boolean;
+  /** The manager's `addons`: every worker enables them when it starts, so jobs that ask for them leave it clean. */
+  readonly addons: readonly string[];
+  /** The manager's `maxWorkers` now: starting a worker of one startup flavour beyond it retires an idle one of the other. */
+  readonly maxWorkers: () => number;
 }
 
 const END_MARKER = "\x1ebgproc-end ";
@@ -45,6 +51,8 @@ interface Lease {
 /** One warm Blender. */
 class Worker {
   readonly id: string;
+  /** Started with `--factory-startup`: it runs only jobs that ask for the same. */
+  readonly factoryStartup: boolean;
   readonly commandLine: string;
   readonly process: ProcessGroup;
   readonly ready = Promise.withResolvers<Deno.UnixConn>();
@@ -55,15 +63,20 @@ class Worker {
   /** Settles when the worker has exited and its output and connection are done. */
   done: Promise<void> = Promise.resolve();
 
-  constructor(id: string, blender: string, args: string[]) {
+  constructor(id: string, blender: string, args: string[], factoryStartup: boolean) {
     this.id = id;
+    this.factoryStartup = factoryStartup;
     this.commandLine = shellQuote([blender, ...args]);
     this.process = spawnDetached(blender, args);
     this.ready.promise.catch(() => {});
   }
 }
 
-/** Runs attempts on warm workers; no worker starts before the first attempt (or `prewarm`). */
+/**
+ * Runs attempts on warm workers; no worker starts before the first attempt (or `prewarm`). Workers are kept per
+ * startup flavour (`--factory-startup` or not): a job runs on an idle worker started the way it asks, else on a new
+ * one; when that would make more workers than `maxWorkers`, an idle worker of the other flavour is retired first.
+ */
 export class PoolRunner implements Runner {
   readonly #options: PoolRunnerOptions;
   readonly #socketPath: string;
@@ -94,7 +107,7 @@ export class PoolRunner implements Runner {
 
   /** Start workers until there are `count`. */
   prewarm(count: number): void {
-    for (let i = this.#workers.size; i < count; i++) this.#idle.push(this.#startWorker());
+    for (let i = this.#workers.size; i < count; i++) this.#idle.push(this.#startWorker(this.#options.factoryStartup));
   }
 
   start(plan: AttemptPlan): AttemptHandle {
@@ -108,7 +121,7 @@ export class PoolRunner implements Runner {
         return await attempt.end({ status: null, startError });
       }
       if (attempt.killReason !== undefined) return await attempt.end({ status: null });
-      worker = this.#takeWorker();
+      worker = this.#takeWorker(plan.factoryStartup);
       let connection: Deno.UnixConn;
       try {
         connection = await worker.ready.promise;
@@ -150,13 +163,23 @@ export class PoolRunner implements Runner {
     await Promise.all(this.#greetings);
   }
 
-  #takeWorker(): Worker {
-    let worker = this.#idle.pop();
-    while (worker !== undefined && worker.exited) worker = this.#idle.pop();
-    return worker ?? this.#startWorker();
+  /** The most recently idle worker of the flavour (warm caches), else a new one. */
+  #takeWorker(factoryStartup: boolean): Worker {
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const worker = this.#idle[i]!;
+      if (worker.exited || worker.factoryStartup !== factoryStartup) continue;
+      this.#idle.splice(i, 1);
+      return worker;
+    }
+    const other = this.#idle.find((worker) => !worker.exited && worker.factoryStartup !== factoryStartup);
+    if (other !== undefined && this.#workers.size >= this.#options.maxWorkers()) {
+      this.#idle.splice(this.#idle.indexOf(other), 1);
+      other.process.kill("SIGKILL"); // Retired: its slot goes to a worker of the flavour asked for.
+    }
+    return this.#startWorker(factoryStartup);
   }
 
-  #startWorker(): Worker {
+  #startWorker(factoryStartup: boolean): Worker {
     const id = String(++this.#nextWorker);
     const worker = new Worker(
       id,
@@ -168,7 +191,9 @@ export class PoolRunner implements Runner {
         id,
         "--empty-blend",
         join(this.#options.dir, `empty-${id}.blend`),
-      ]),
+        ...(this.#options.addons.length === 0 ? [] : ["--addons", this.#options.addons.join(",")]),
+      ], factoryStartup),
+      factoryStartup,
     );
     const reading = [this.#readOutput(worker, "stdout"), this.#readOutput(worker, "stderr")].map((read) =>
       read.catch(() => {})

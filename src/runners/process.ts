@@ -30,7 +30,12 @@ export class ProcessRunner implements Runner {
   }
 
   start(plan: AttemptPlan): AttemptHandle {
-    const args = blenderArgs(this.#options.runtimeEntry, plan.blendFile, ["--job-dir", plan.jobDir]);
+    const args = blenderArgs(
+      this.#options.runtimeEntry,
+      plan.blendFile,
+      ["--job-dir", plan.jobDir],
+      plan.factoryStartup,
+    );
     const attempt = new LocalAttempt(plan, shellQuote([this.#options.blender, ...args]));
     let group: ProcessGroup | undefined;
     const gone = (async () => {

@@ -23,6 +23,8 @@ export interface AttemptPlan {
   readonly specJson: string;
   /** The .blend file the job opens, or `null`. */
   readonly blendFile: string | null;
+  /** Whether Blender starts with `--factory-startup` (else as a plain `blender -b`, with the user's settings). */
+  readonly factoryStartup: boolean;
   /** Milliseconds; 0 means none. The Job actor enforces it with `kill("timed-out")`; a remote runner may too. */
   readonly timeoutMs: number;
   /** Characters of each output stream to keep for the report. */

@@ -7,6 +7,23 @@ import type { DropReason, JobDroppedError, JobManager, JobState, JsonObject } fr
 import type { ManagerEvent } from "./_events.ts";
 import { listOutputs } from "./_outputs.ts";
 
+/** How a job's Blender starts, as the job JSON may say (`factoryStartup`, `addons`); checked by `addJob`. */
+export interface StartupOptions {
+  factoryStartup?: boolean;
+  addons?: string[];
+}
+
+/** The job JSON's fields that say how Blender starts. */
+export const STARTUP_FIELDS: readonly string[] = ["factoryStartup", "addons"];
+
+/** The startup options in a job JSON body, as given (`addJob` checks them and answers a bad one with 400). */
+export function startupOptions(body: Record<string, unknown>): StartupOptions {
+  return {
+    ...(body.factoryStartup === undefined ? {} : { factoryStartup: body.factoryStartup as boolean }),
+    ...(body.addons === undefined ? {} : { addons: body.addons as string[] }),
+  };
+}
+
 /** How many output lines the service keeps per job. */
 export const LOG_TAIL = 200;
 
@@ -19,6 +36,8 @@ export interface JobRecord {
   outputDir: string | undefined;
   passedData: JsonObject | undefined;
   timeout: number | undefined;
+  /** How its Blender was asked to start (kept for retry). */
+  startup: StartupOptions;
   state: JobState;
   progress: number;
   attempts: number;
@@ -73,6 +92,7 @@ export class JobRecords {
         outputDir: undefined,
         passedData: undefined,
         timeout: undefined,
+        startup: {},
         state: job.state,
         progress: job.progress,
         attempts: job.attempts,
@@ -159,7 +179,13 @@ export class JobRecords {
     const record = this.get(name);
     const summary = this.summary(name);
     if (job === undefined || record === undefined || summary === undefined) return undefined;
-    const base = { ...summary, passedData: record.passedData ?? null, timeout: record.timeout ?? null };
+    const base = {
+      ...summary,
+      passedData: record.passedData ?? null,
+      timeout: record.timeout ?? null,
+      factoryStartup: record.startup.factoryStartup ?? null,
+      addons: record.startup.addons ?? [],
+    };
     const log = record.log;
     const outputs = record.outputDir === undefined ? [] : await listOutputs(record.outputDir);
     if (job.state === "COMPLETED") {

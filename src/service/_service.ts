@@ -15,7 +15,7 @@ import {
   TOKEN_COOKIE,
 } from "./_http.ts";
 import { Hub } from "./_hub.ts";
-import { JobRecords, redact } from "./_jobs.ts";
+import { JobRecords, redact, STARTUP_FIELDS, startupOptions } from "./_jobs.ts";
 import { listScripts, resolveScript } from "./_scripts.ts";
 import { makeOutputDir, outputResponse, removeOutputs } from "./_outputs.ts";
 import { staticFile } from "./_static.ts";
@@ -195,7 +195,8 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     }
     const { script, passedData, timeout } = body as Record<string, unknown>;
     name ??= (body as Record<string, unknown>).name as string | undefined;
-    const known = new Set(["script", "passedData", "name", "timeout"]);
+    const known = new Set(["script", "passedData", "name", "timeout", ...STARTUP_FIELDS]);
+    const startup = startupOptions(body as Record<string, unknown>);
     for (const key of Object.keys(body)) {
       if (!known.has(key)) throw new HttpError(400, "bad job", `Unknown field '${key}'`);
     }
@@ -225,6 +226,7 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
           ...(outputDir === undefined ? {} : { output_dir: outputDir }),
         },
         timeout: timeout ?? defaultTimeout,
+        ...startup,
         ...(name === undefined ? {} : { name }),
       });
     } catch (error) {
@@ -240,6 +242,7 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       timeout ?? defaultTimeout,
     );
     record.outputDir = outputDir;
+    record.startup = startup;
     hub.publish({ type: "state", name: job.name, state: job.state, attempt: job.attempts });
     prune();
     return job.name;
@@ -305,7 +308,12 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
           throw new HttpError(409, "cannot retry", `Job '${name}' was not started by this service`);
         }
         const again = await addJob(
-          { script: record.script, passedData: record.passedData ?? {}, timeout: record.timeout ?? defaultTimeout },
+          {
+            script: record.script,
+            passedData: record.passedData ?? {},
+            timeout: record.timeout ?? defaultTimeout,
+            ...record.startup,
+          },
           name,
         );
         return json(await detail(again), 201);

@@ -203,6 +203,7 @@ class SupervisorState {
       jobDir: join(config.jobsRoot, job.dir),
       specJson: job.specJson,
       blendFile: job.blendFile,
+      factoryStartup: job.factoryStartup ?? true,
       timeoutMs: job.timeoutMs,
       outputLimit: config.outputLimit,
       resultLimit: config.resultLimit,

@@ -14,6 +14,8 @@ export interface SupervisedJob {
   readonly blendFile: string | null;
   readonly timeoutMs: number;
   readonly logFile: string | null;
+  /** Whether Blender starts with `--factory-startup` for this job. @default {true} */
+  readonly factoryStartup?: boolean;
 }
 
 /** A job's next attempt. */
