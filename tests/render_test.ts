@@ -3,6 +3,7 @@
  * real and retried, a dropped chunk that keeps the other frames, the video step, option checks and the CLI.
  */
 
+import { jobDirName } from "../src/job/dir.ts";
 import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -130,7 +131,8 @@ Deno.test("render: 12 frames of Cycles in chunks of 4 give 12 files and one prog
 function jobDir(manager: JobManager, name: string): string | undefined {
   const jobs = join(manager.workRoot, "jobs");
   if (!existsSync(jobs)) return undefined;
-  const entry = [...Deno.readDirSync(jobs)].find((entry) => entry.name.endsWith(`-${name}`));
+  const suffix = jobDirName(0, name).slice("0".length); // "-<name, sanitized>-<hash>" after the serial
+  const entry = [...Deno.readDirSync(jobs)].find((entry) => entry.name.endsWith(suffix));
   return entry === undefined ? undefined : join(jobs, entry.name);
 }
 
