@@ -25,6 +25,11 @@ async function blenderIds(manager: JobManager, blendFile: string) {
     locations: Record<string, number>;
     scene_objects: string[];
     version: string;
+    object_data: Record<string, string>;
+    mesh_materials: Record<string, string[]>;
+    material_colors: Record<string, number[]>;
+    shape_keys: [string, string, string[]][];
+    orphans: string[];
   };
 }
 
@@ -35,28 +40,59 @@ Deno.test("an object with its mesh and material round-trips through a job, and j
     script: fixture("make_bricks.py"),
     passedDataBlocks: { from: scene, objects: ["Alpha"], materials: ["Red"] },
   }).result();
-  deepStrictEqual(first.pythonData.seen, [["Object", "Alpha"], ["Material", "Red"]]);
+  deepStrictEqual(
+    first.pythonData.seen,
+    [["Object", "Alpha"], ["Material", "Red"], ["Mesh", "AlphaMesh"]],
+    "the passed blocks in the order given, then what they brought with them",
+  );
   equal(first.pythonData.material, "Red");
   equal(first.pythonData.in_scene, false, "passed blocks are local data, not linked into the scene");
   deepStrictEqual(first.pythonData.objects_before, ["Alpha"], "only the passed blocks arrive");
+  equal(first.pythonData.source_blend_file, scene, "the file the passed blocks came from");
   const blocks = first.dataBlocks;
   ok(blocks !== null);
-  deepStrictEqual(blocks.objects, [{ name: "Bricks", type: "MESH" }]);
-  deepStrictEqual(blocks.materials, []);
+  deepStrictEqual(blocks.objects, [{ name: "Bricks", type: "MESH", returned: true }]);
+  deepStrictEqual(blocks.meshes, [{ name: "AlphaMesh", type: "MESH", returned: false }], "what Bricks uses is listed");
+  deepStrictEqual(blocks.materials, [{ name: "Red", type: "MATERIAL", returned: false }]);
   deepStrictEqual(await manager.getRetrievedDataBlocks(first.name), blocks);
   const library = await readBlendFile(blocks.path);
-  const names = library.ids.map((id) => `${id.code}:${id.name}`);
-  for (const expected of ["OB:Bricks", "ME:AlphaMesh", "MA:Red"]) {
-    ok(names.includes(expected), `${expected} in ${names}`);
-  }
+  const names = library.ids.map((id) => `${id.collection}:${id.name}`).sort();
+  deepStrictEqual(names, ["materials:Red", "meshes:AlphaMesh", "objects:Bricks"], "the manifest lists the library");
 
   const second = await manager.addJob({ script: fixture("decorate.py"), passedDataBlocks: blocks }).result();
-  deepStrictEqual(second.pythonData.names, ["Bricks"]);
+  deepStrictEqual(
+    (second.pythonData.names as string[]).slice(0, 1),
+    ["Bricks"],
+    "the blocks the job returned come first, then what they use",
+  );
+  deepStrictEqual((second.pythonData.names as string[]).slice(1).sort(), ["AlphaMesh", "Red"]);
+  equal(second.pythonData.source_blend_file, blocks.path);
   deepStrictEqual(second.pythonData.scale, [2, 2, 2]);
   equal(second.pythonData.mesh, "AlphaMesh");
   deepStrictEqual(second.pythonData.materials, ["Red"]);
-  deepStrictEqual(second.dataBlocks?.objects, [{ name: "Bricks", type: "MESH" }]);
-  deepStrictEqual(second.dataBlocks?.materials, [{ name: "Gold", type: "MATERIAL" }]);
+  deepStrictEqual(second.dataBlocks?.objects, [{ name: "Bricks", type: "MESH", returned: true }]);
+  deepStrictEqual(second.dataBlocks?.materials, [
+    { name: "Gold", type: "MATERIAL", returned: true },
+    { name: "Red", type: "MATERIAL", returned: false },
+  ]);
+  deepStrictEqual(second.dataBlocks?.meshes, [{ name: "AlphaMesh", type: "MESH", returned: false }]);
+});
+
+Deno.test("a returned mesh's shape keys are listed with it, and an empty data_blocks list returns nothing", async () => {
+  await using manager = new JobManager();
+  const keyed = (await manager.addJob({ script: fixture("make_keyed.py") }).result()).dataBlocks;
+  ok(keyed !== null);
+  deepStrictEqual(keyed.objects, [{ name: "Keyed", type: "MESH", returned: true }]);
+  deepStrictEqual(keyed.meshes, [{ name: "KeyedMesh", type: "MESH", returned: false }]);
+  deepStrictEqual(keyed.shape_keys, [{ name: "Key", type: "KEY", returned: false }]);
+  const listed = await readBlendFile(keyed.path);
+  deepStrictEqual(
+    listed.ids.filter((id) => id.collection === "shape_keys").map((id) => id.name),
+    ["Key"],
+    "the library holds the key the manifest lists",
+  );
+  const none = await manager.addJob({ script: fixture("echo.py") }).result();
+  equal(none.dataBlocks, null, "the pre-set empty data_blocks means no data blocks");
 });
 
 Deno.test("appendDataBlocks appends with .001 naming, or overwrites and remaps users; Blender and readBlendFile agree", async () => {
@@ -92,6 +128,59 @@ Deno.test("appendDataBlocks appends with .001 naming, or overwrites and remaps u
   deepStrictEqual((await manager.appendDataBlocks(alpha, { into: fresh })).names, { objects: ["Alpha"] });
   deepStrictEqual((await blenderIds(manager, fresh)).scene_objects, ["Alpha"]);
   deepStrictEqual(manager.getJobNames().filter((name) => name.startsWith("append-")), [], "append jobs are removed");
+});
+
+Deno.test("overwrite replaces every same-named block the library holds, so appending twice changes nothing", async () => {
+  await using manager = new JobManager();
+  const scene = await makeScene(manager, "scene.blend");
+  const target = join(manager.workRoot, "target.blend");
+  await Deno.copyFile(scene, target);
+  // Bricks uses the mesh AlphaMesh and the material Red, as the target's Alpha does.
+  const bricks = (await manager.addJob({
+    script: fixture("make_bricks.py"),
+    passedDataBlocks: { from: scene, objects: ["Alpha"] },
+  }).result()).dataBlocks!;
+  const keyed = (await manager.addJob({ script: fixture("make_keyed.py"), passedData: { blue: 1 } }).result())
+    .dataBlocks!;
+  const allIds = async () => (await readBlendFile(target)).ids.map((id) => `${id.code}:${id.name}`).sort();
+
+  deepStrictEqual((await manager.appendDataBlocks(bricks, { into: target, overwrite: true })).names, {
+    objects: ["Bricks"],
+  });
+  deepStrictEqual((await manager.appendDataBlocks(keyed, { into: target, overwrite: true })).names, {
+    objects: ["Keyed"],
+  });
+  const once = await allIds();
+  const seen = await blenderIds(manager, target);
+  deepStrictEqual(seen.ids.filter(([collection]) => ["objects", "meshes", "materials"].includes(collection)), [
+    ["materials", "Red"],
+    ["meshes", "AlphaMesh"],
+    ["meshes", "BetaMesh"],
+    ["meshes", "KeyedMesh"],
+    ["objects", "Alpha"],
+    ["objects", "Beta"],
+    ["objects", "Bricks"],
+    ["objects", "Keyed"],
+  ]);
+  equal(seen.object_data.Alpha, "AlphaMesh");
+  equal(seen.object_data.Bricks, "AlphaMesh", "Alpha's old mesh was replaced by the library's AlphaMesh");
+  deepStrictEqual(seen.material_colors.Red, [0, 0, 1, 1], "Red is the keyed job's blue one");
+  deepStrictEqual(seen.mesh_materials.AlphaMesh, ["Red"]);
+  deepStrictEqual(seen.mesh_materials.KeyedMesh, ["Red"], "the one Red, now the library's");
+  deepStrictEqual(seen.shape_keys, [["Key", "KeyedMesh", ["Basis", "Smile"]]]);
+  deepStrictEqual(seen.orphans, []);
+
+  for (let round = 0; round < 2; round++) {
+    await manager.appendDataBlocks(bricks, { into: target, overwrite: true });
+    await manager.appendDataBlocks(keyed, { into: target, overwrite: true });
+    deepStrictEqual(await allIds(), once, `overwrite append #${round + 2} changed the file's blocks`);
+  }
+  const again = await blenderIds(manager, target);
+  deepStrictEqual(again.ids, seen.ids);
+  deepStrictEqual(again.shape_keys, seen.shape_keys);
+  deepStrictEqual(again.object_data, seen.object_data);
+  deepStrictEqual(again.orphans, []);
+  deepStrictEqual(again.scene_objects, ["Alpha", "Beta", "Bricks", "Keyed"]);
 });
 
 Deno.test("readBlendFile agrees with Blender's own listing on plain, zstd and gzip files", async () => {
@@ -190,6 +279,10 @@ Deno.test("blocks from a file the machine's own Blender wrote travel into a job 
     script: fixture("make_bricks.py"),
     passedDataBlocks: { from: scene, objects: ["Alpha"], materials: ["Red"] },
   }).result();
-  deepStrictEqual(pythonData.seen, [["Object", "Alpha"], ["Material", "Red"]], `from Blender ${written.version}`);
+  deepStrictEqual(
+    pythonData.seen,
+    [["Object", "Alpha"], ["Material", "Red"], ["Mesh", "AlphaMesh"]],
+    `from Blender ${written.version}`,
+  );
   equal(pythonData.material, "Red");
 });
