@@ -48,69 +48,71 @@ function listing(blocks: DataBlocks | null): string[] {
 
 const clampWarnings = (stderr: string) => stderr.match(/bgproc: warning: update_job_progress\(.*clamped.*/g) ?? [];
 
-Deno.test("test1.py (remesh): the object comes back with its modifier, and its mesh and material with it", async () => {
-  await using manager = new JobManager({ maxAttempts: 1 });
-  const scene = await makeScene(manager);
-  const job = manager.addJob(operatorJob("remesh.py", scene));
-  const progress = progressOf(job);
-  const result = await job.result();
-  equal((await progress).at(-1), 1);
-  equal(result.pythonData.pi, 3.14159);
-  ok((result.pythonData.remeshed_vertices as number) > 0, "the remeshed mesh has vertices");
-  equal(result.pythonData.output_dir, dirname(scene), "os.path.dirname(source_blend_file) is the host's folder");
-  deepStrictEqual(listing(result.dataBlocks), [
-    "materials:Red:false",
-    "meshes:AlphaMesh:false",
-    "objects:Alpha:true",
-  ]);
-  deepStrictEqual(listing(await manager.getRetrievedDataBlocks("remesh.py_Alpha")), listing(result.dataBlocks));
+for (const mode of ["process", "pool", "fork"] as const) {
+  Deno.test(`${mode}: test1.py (remesh): the object comes back with its modifier, and its mesh and material with it`, async () => {
+    await using manager = new JobManager({ mode, maxAttempts: 1 });
+    const scene = await makeScene(manager);
+    const job = manager.addJob(operatorJob("remesh.py", scene));
+    const progress = progressOf(job);
+    const result = await job.result();
+    equal((await progress).at(-1), 1);
+    equal(result.pythonData.pi, 3.14159);
+    ok((result.pythonData.remeshed_vertices as number) > 0, "the remeshed mesh has vertices");
+    equal(result.pythonData.output_dir, dirname(scene), "os.path.dirname(source_blend_file) is the host's folder");
+    deepStrictEqual(listing(result.dataBlocks), [
+      "materials:Red:false",
+      "meshes:AlphaMesh:false",
+      "objects:Alpha:true",
+    ]);
+    deepStrictEqual(listing(await manager.getRetrievedDataBlocks("remesh.py_Alpha")), listing(result.dataBlocks));
 
-  const inspected = await manager.addJob({ script: addon("inspect.py"), passedDataBlocks: result.dataBlocks! })
-    .result();
-  deepStrictEqual(inspected.pythonData.received, ["Material:Red", "Mesh:AlphaMesh", "Object:Alpha"]);
-  deepStrictEqual(inspected.pythonData.objects, {
-    Alpha: { modifiers: ["REMESH"], data: "AlphaMesh", vertices: 8, materials: ["Red"] },
+    const inspected = await manager.addJob({ script: addon("inspect.py"), passedDataBlocks: result.dataBlocks! })
+      .result();
+    deepStrictEqual(inspected.pythonData.received, ["Material:Red", "Mesh:AlphaMesh", "Object:Alpha"]);
+    deepStrictEqual(inspected.pythonData.objects, {
+      Alpha: { modifiers: ["REMESH"], data: "AlphaMesh", vertices: 8, materials: ["Red"] },
+    });
   });
-});
 
-Deno.test("test2.py (bmesh square): its last update_job_progress(1.01) is clamped with one warning, and the square comes back", async () => {
-  await using manager = new JobManager({ maxAttempts: 1 });
-  const scene = await makeScene(manager);
-  const job = manager.addJob(operatorJob("square.py", scene));
-  const progress = progressOf(job);
-  const result = await job.result();
-  const seen = await progress;
-  equal(seen.at(-1), 1);
-  ok(seen.every((value) => value >= 0 && value <= 1), `progress within 0..1: ${seen}`);
-  const warnings = clampWarnings(result.stderr);
-  equal(warnings.length, 1, `one warning per job: ${result.stderr}`);
-  match(warnings[0]!, /update_job_progress\(1\.01\) is outside 0\.0 to 1\.0 and was clamped to 1\.0/);
-  deepStrictEqual(result.pythonData, { pi: 3.14159, vertices: 12, faces: 7 });
-  deepStrictEqual(listing(result.dataBlocks), [
-    "materials:Red:false",
-    "meshes:AlphaMesh:false",
-    "objects:Square Object:true",
-  ]);
-});
+  Deno.test(`${mode}: test2.py (bmesh square): its last update_job_progress(1.01) is clamped with one warning, and the square comes back`, async () => {
+    await using manager = new JobManager({ mode, maxAttempts: 1 });
+    const scene = await makeScene(manager);
+    const job = manager.addJob(operatorJob("square.py", scene));
+    const progress = progressOf(job);
+    const result = await job.result();
+    const seen = await progress;
+    equal(seen.at(-1), 1);
+    ok(seen.every((value) => value >= 0 && value <= 1), `progress within 0..1: ${seen}`);
+    const warnings = clampWarnings(result.stderr);
+    equal(warnings.length, 1, `one warning per job: ${result.stderr}`);
+    match(warnings[0]!, /update_job_progress\(1\.01\) is outside 0\.0 to 1\.0 and was clamped to 1\.0/);
+    deepStrictEqual(result.pythonData, { pi: 3.14159, vertices: 12, faces: 7 });
+    deepStrictEqual(listing(result.dataBlocks), [
+      "materials:Red:false",
+      "meshes:AlphaMesh:false",
+      "objects:Square Object:true",
+    ]);
+  });
 
-Deno.test("test3.py (metaballs): the volume comes back as a mesh object; the metaballs are gone", async () => {
-  await using manager = new JobManager({ maxAttempts: 1 });
-  const scene = await makeScene(manager);
-  const job = manager.addJob(operatorJob("metaballs.py", scene));
-  const progress = progressOf(job);
-  const result = await job.result();
-  equal((await progress).at(-1), 1);
-  ok((result.pythonData.vertices as number) > 8, `the volume has ${result.pythonData.vertices} vertices`);
-  equal(result.pythonData.metaballs_left, 0);
-  const blocks = result.dataBlocks!;
-  deepStrictEqual(blocks.objects, [{ name: "Volume Mesh Object", type: "MESH", returned: true }]);
-  equal(blocks.meshes.length, 1);
-  equal(blocks.meshes[0]!.returned, false);
-  deepStrictEqual(blocks.metaballs, []);
-  const inspected = await manager.addJob({ script: addon("inspect.py"), passedDataBlocks: blocks }).result();
-  const volume = (inspected.pythonData.objects as Record<string, { vertices: number }>)["Volume Mesh Object"];
-  equal(volume?.vertices, result.pythonData.vertices);
-});
+  Deno.test(`${mode}: test3.py (metaballs): the volume comes back as a mesh object; the metaballs are gone`, async () => {
+    await using manager = new JobManager({ mode, maxAttempts: 1 });
+    const scene = await makeScene(manager);
+    const job = manager.addJob(operatorJob("metaballs.py", scene));
+    const progress = progressOf(job);
+    const result = await job.result();
+    equal((await progress).at(-1), 1);
+    ok((result.pythonData.vertices as number) > 8, `the volume has ${result.pythonData.vertices} vertices`);
+    equal(result.pythonData.metaballs_left, 0);
+    const blocks = result.dataBlocks!;
+    deepStrictEqual(blocks.objects, [{ name: "Volume Mesh Object", type: "MESH", returned: true }]);
+    equal(blocks.meshes.length, 1);
+    equal(blocks.meshes[0]!.returned, false);
+    deepStrictEqual(blocks.metaballs, []);
+    const inspected = await manager.addJob({ script: addon("inspect.py"), passedDataBlocks: blocks }).result();
+    const volume = (inspected.pythonData.objects as Record<string, { vertices: number }>)["Volume Mesh Object"];
+    equal(volume?.vertices, result.pythonData.vertices);
+  });
+}
 
 Deno.test("test4.py (timeout): the job runs past its timeout and is dropped as timed out", async () => {
   await using manager = new JobManager({ maxAttempts: 1 });
