@@ -1,7 +1,8 @@
 // deno-lint-ignore-file no-console
 /**
  * Data blocks both ways: a job makes a scene, a second job receives its cube, builds a brick wall and hands
- * it back, the wall is appended into a target .blend, and Deno reads the target without Blender.
+ * it back (with the mesh and material it uses), the wall is appended into a copy of the scene with
+ * `overwrite: true`, twice, and Deno reads the target without Blender: no `.001` copies.
  *
  * Run with `deno task example:data-blocks`.
  */
@@ -24,15 +25,22 @@ const bricks = await manager.addJob({
   passedDataBlocks: { from: scene, objects: ["Cube"] },
   passedData: { columns: 8, rows: 5 },
 }).result();
-console.log(`the job made ${JSON.stringify(bricks.dataBlocks?.objects)}: ${JSON.stringify(bricks.pythonData)}`);
+const { path: _, ...collections } = bricks.dataBlocks!;
+for (const [collection, blocks] of Object.entries(collections)) {
+  for (const block of blocks) {
+    console.log(`the job handed back ${collection}: ${block.name}${block.returned ? " (returned by the script)" : ""}`);
+  }
+}
+console.log(`python_data: ${JSON.stringify(bricks.pythonData)}`);
 
 const target = join(manager.workRoot, "target.blend");
 await Deno.copyFile(scene, target);
-const { names } = await manager.appendDataBlocks(bricks.dataBlocks!, { into: target });
-console.log(`appended into target.blend as ${JSON.stringify(names)}`);
-
-const info = await readBlendFile(target);
-console.log(`target.blend (Blender ${info.version}, ${info.compression}) now holds:`);
-for (const id of info.ids.filter((id) => ["OB", "ME", "MA"].includes(id.code))) {
-  console.log(`  ${id.collection}: ${id.name}`);
+for (const round of ["once", "twice"]) {
+  // overwrite: the target's blocks named as the library's (its Cube mesh and Red material too) are replaced.
+  const { names } = await manager.appendDataBlocks(bricks.dataBlocks!, { into: target, overwrite: true });
+  const info = await readBlendFile(target);
+  console.log(`appended ${round} into target.blend as ${JSON.stringify(names)}; Blender ${info.version} file holds:`);
+  for (const id of info.ids.filter((id) => ["OB", "ME", "MA"].includes(id.code))) {
+    console.log(`  ${id.collection}: ${id.name}`);
+  }
 }

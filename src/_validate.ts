@@ -314,7 +314,8 @@ export function checkPassedDataBlocks(value: unknown, field = "passedDataBlocks"
     if (!Array.isArray(entry)) {
       throw new InvalidJobError(`${field}.${key}`, `Cannot add job as '${field}.${key}' must be an array of names`);
     }
-    const names = entry.map((item) =>
+    // From a job's result, the blocks the script returned: they bring what they use (the others listed) along.
+    const names = entry.filter((item) => (item as { returned?: unknown } | null)?.returned !== false).map((item) =>
       typeof item === "object" && item !== null ? (item as { name: unknown }).name : item
     );
     if (names.some((name) => typeof name !== "string")) {

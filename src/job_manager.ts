@@ -273,8 +273,9 @@ export interface AddJobOptions {
   signal?: AbortSignal;
   /**
    * Data blocks to pass in: they are appended (with what they use) before the
-   * script runs, and listed in `passed_data_blocks` in the order given. Names
-   * the file does not hold are rejected here, before anything starts.
+   * script runs, and listed in `passed_data_blocks` in the order given, then
+   * what they brought with them (meshes, materials, ...). Names the file
+   * does not hold are rejected here, before anything starts.
    */
   passedDataBlocks?: DataBlockSelection | DataBlocks;
   /**
@@ -315,9 +316,12 @@ export interface AppendDataBlocksOptions {
   /** The .blend file to append into; it is made (from an empty scene) when it does not exist. */
   into: string;
   /**
-   * Replace blocks of the same name: their users are remapped to the new
-   * blocks and they are removed (the add-on's `overwrite_data`). Otherwise
-   * Blender's usual `.001` naming applies.
+   * Replace blocks of the same name, as the add-on's `overwrite_data` did:
+   * for every block the append brings (the named ones and what they use:
+   * meshes, materials, ...), the users of the target's same-named block are
+   * remapped to it and the old block is removed, so the new blocks keep their
+   * names and appending twice changes nothing. Otherwise Blender's usual
+   * `.001` naming applies.
    *
    * @default {false}
    */

@@ -136,18 +136,30 @@ export const DATA_BLOCK_COLLECTIONS = [
 /** One of {@linkcode DATA_BLOCK_COLLECTIONS}. */
 export type DataBlockCollection = typeof DATA_BLOCK_COLLECTIONS[number];
 
-/** One data block a job handed back. */
+/** One data block of a job's returned library. */
 export interface DataBlockInfo {
   /** Its name. */
   readonly name: string;
   /** Its type: an object's `type` (`"MESH"`, `"CAMERA"`, ...), else its `id_type` (`"MATERIAL"`, ...). */
   readonly type: string;
+  /**
+   * Whether the script put it in `data_blocks` itself; `false` for the
+   * blocks the library holds because those use them (an object's mesh, its
+   * materials, ...).
+   */
+  readonly returned: boolean;
 }
 
 /**
- * The data blocks a job's script returned in `data_blocks`, grouped by
- * collection (every collection is present, empty when unused), and the
- * library .blend that holds them (with what they use, fake user set).
+ * The data blocks a job handed back, as the add-on's retrieved data blocks
+ * were: every block its library .blend holds (fake user set), grouped by
+ * collection (every collection is present, empty when unused). That is the
+ * blocks the script put in `data_blocks` (`returned: true`, first, in the
+ * script's order) and everything they use (`returned: false`): meshes,
+ * materials, shape keys, ...
+ *
+ * Passed on (`passedDataBlocks`, `appendDataBlocks`), it selects the
+ * returned blocks, which bring the others with them.
  */
 export type DataBlocks =
   & { readonly path: string }

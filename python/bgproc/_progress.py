@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import threading
 import time
+from typing import Callable
 
 from ._files import write_atomic
 
@@ -15,10 +17,15 @@ class ProgressReporter:
     A call writes at once when the last write is at least ``interval`` seconds old; otherwise it
     only records the value, and a flusher thread writes the latest value when the interval is up.
     ``close()`` writes the last value, so the host always sees where the script ended.
+
+    A finite number outside 0.0 to 1.0 is clamped (the add-on took them, and its own demo passes 1.01), and ``warn``
+    hears of it once per reporter (one job); NaN, infinities, bools and non-numbers raise.
     """
 
-    def __init__(self, path: str, *, interval: float = 0.01) -> None:
+    def __init__(self, path: str, *, warn: Callable[[str], None], interval: float = 0.01) -> None:
         self._path = path
+        self._warn = warn
+        self._warned = False
         self._interval = interval
         self._value = 0.0
         self._written = -1.0
@@ -30,13 +37,13 @@ class ProgressReporter:
         self._thread: threading.Thread | None = None
 
     def update(self, value: float) -> None:
-        """Record ``value`` (0.0 to 1.0) as the job's progress."""
+        """Record ``value`` (0.0 to 1.0; a finite number outside is clamped) as the job's progress."""
         if value.__class__ is not float:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"update_job_progress takes a number from 0.0 to 1.0, not {value!r}")
             value = float(value)
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"update_job_progress takes a number from 0.0 to 1.0, not {value!r}")
+            value = self._clamped(value)
         self._value = value
         if self._pending:
             return
@@ -48,6 +55,19 @@ class ProgressReporter:
                 self._thread = threading.Thread(target=self._flush_loop, name="bgproc-progress", daemon=True)
                 self._thread.start()
             self._wake.set()
+
+    def _clamped(self, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"update_job_progress takes a number from 0.0 to 1.0, not {value!r}")
+        clamped = min(max(value, 0.0), 1.0)
+        with self._lock:
+            warn, self._warned = not self._warned, True
+        if warn:
+            self._warn(
+                f"update_job_progress({value!r}) is outside 0.0 to 1.0 and was clamped to {clamped!r} "
+                "(said once per job)"
+            )
+        return clamped
 
     def close(self) -> None:
         """Write the latest value if it has not been written, and stop the flusher thread."""

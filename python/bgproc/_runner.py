@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from . import _context
 from ._addons import AddonError, enable_addons
-from ._data_blocks import DataBlockError, append_blocks, write_blocks
+from ._data_blocks import DataBlockError, added_since, append_blocks, pointers, with_dependencies, write_blocks
 from ._job_dir import JobDir
 from ._progress import ProgressReporter
 from ._reaper import become_subreaper, end_descendants
@@ -33,7 +33,7 @@ EXIT_SCRIPT_ERROR = 3
 EXIT_RUNTIME_ERROR = 4
 EXIT_HOST_GONE = 5
 
-# Names the runtime gives every script; a passed_data key of the same name does not shadow them.
+# Names the runtime gives every script; a passed_data key of the same name (or a builtin's) does not shadow them.
 RESERVED_NAMES = frozenset(
     {
         "bpy",
@@ -130,14 +130,12 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     passed_blocks: list[Any] = []
     if spec.passed_data_blocks is not None:
         try:
-            passed_blocks = append_blocks(
-                bpy, path=spec.passed_data_blocks["path"], blocks=spec.passed_data_blocks["blocks"]
-            )
+            passed_blocks = receive_data_blocks(bpy, spec.passed_data_blocks)
         except DataBlockError as error:
             job_dir.write_error(error_record(error, origin="data-blocks"))
             return EXIT_SCRIPT_ERROR
 
-    reporter = ProgressReporter(job_dir.file("progress"))
+    reporter = ProgressReporter(job_dir.file("progress"), warn=warn)
     # The script runs as a real __main__ module, as under `blender --python`: pickle and friends can find it.
     module = types.ModuleType("__main__")
     globals_ = module.__dict__
@@ -164,6 +162,25 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
         return EXIT_SCRIPT_ERROR
     write_result({"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks})
     return EXIT_OK
+
+
+def receive_data_blocks(bpy: Any, passed: dict[str, Any]) -> list[Any]:
+    """Append the passed blocks; return them in the order given, then every block they brought with them."""
+    before = pointers(bpy)
+    selected = append_blocks(bpy, path=passed["path"], blocks=passed["blocks"])
+    return with_dependencies(selected, added_since(bpy, before))
+
+
+def warn(message: str) -> None:
+    """Tell the job's log (Blender's stderr, which a script that replaced ``sys.stderr`` cannot hide) of ``message``."""
+    stream = sys.__stderr__
+    if stream is None:
+        return
+    try:
+        stream.write(f"bgproc: warning: {message}\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass  # No stderr to tell: the job goes on without the warning.
 
 
 @contextlib.contextmanager
@@ -209,17 +226,39 @@ def script_globals(
         "__package__": None,
         "__spec__": None,
     }
+    withheld: list[str] = []
     for key, value in spec.passed_data.items():
-        if key.isidentifier() and not keyword.iskeyword(key) and key not in RESERVED_NAMES and not key.startswith("__"):
+        if not key.isidentifier() or keyword.iskeyword(key) or key.startswith("__"):
+            continue
+        if key in RESERVED_NAMES or hasattr(builtins, key):
+            withheld.append(key)
+        else:
             globals_[key] = value
+    if withheld:
+        warn(
+            f"passed_data {'keys' if len(withheld) > 1 else 'key'} {', '.join(map(repr, withheld))} would hide "
+            "Python's builtins or bgproc's names, so the script gets no such variables: read them from passed_data"
+        )
     globals_.update(
         bpy=bpy,
         passed_data=spec.passed_data,
         passed_data_blocks=passed_data_blocks,
-        source_blend_file=spec.blend_file,
+        source_blend_file=source_blend_of(spec),
         update_job_progress=update_job_progress,
+        # Pre-set as the add-on did (scripts do `data_blocks.append(ob)`); a script that assigns them wins.
+        python_data={},
+        data_blocks=[],
     )
     return globals_
+
+
+def source_blend_of(spec: JobSpec) -> str | None:
+    """The .blend file the job's data comes from: ``blendFile``, else the file ``passedDataBlocks`` came from."""
+    if spec.blend_file is not None:
+        return spec.blend_file
+    if spec.passed_data_blocks is not None:
+        return str(spec.passed_data_blocks["path"])
+    return None
 
 
 def checked_python_data(value: Any) -> dict[str, Any]:

@@ -1,15 +1,22 @@
 """bgproc's own job for ``JobManager.appendDataBlocks``: append (or link) blocks from a library into a .blend file.
 
 ``passed_data``: ``library`` (path), ``blocks`` ({collection: [names]}), ``into`` (target .blend, made when missing),
-``overwrite`` (remap users of same-named blocks to the new ones and remove the old ones), ``link``.
-Sets ``python_data["names"]``: {collection: [name as it ended up in the target]}, in the order given.
+``overwrite``, ``link``. Sets ``python_data["names"]``: {collection: [name as it ended up in the target]}, in the order
+given.
+
+``overwrite`` does what the add-on's ``retrieve_data(overwrite_data=True)`` did, for every block the append brings
+(the named ones and what they use: meshes, materials, ...): the target's local blocks of the same names are set aside
+under temporary names first, so the new blocks keep their own names; then the users of each old block are remapped to
+its new namesake and the old blocks (with their shape keys) are removed. Old blocks the append brought no namesake for
+get their names back. So appending the same blocks twice leaves the target as once: no ``.001`` copies, no orphans.
 """
 
 import os
 
 import bpy
 
-from bgproc._data_blocks import DataBlockError, append_blocks
+from bgproc._compat import data_block_collections
+from bgproc._data_blocks import DataBlockError, added_since, append_blocks, pointers
 
 library = passed_data["library"]
 blocks = passed_data["blocks"]
@@ -19,26 +26,59 @@ link = bool(passed_data.get("link", False))
 
 if os.path.exists(into):
     bpy.ops.wm.open_mainfile(filepath=into, load_ui=False)
-before = {collection: {block.name for block in getattr(bpy.data, collection)} for collection in blocks}
 
+
+def set_aside(path):
+    """Rename the target's local blocks that share a name with a block of the library ``path``; return them.
+
+    Each entry is ``(collection, block, name, shape key or None, its name)``; shape keys go with their owner
+    (Blender lists none in a library), also renamed, so the library's keep their names too.
+    """
+    with bpy.data.libraries.load(path) as (source, _):
+        held = {collection: set(getattr(source, collection, None) or []) for collection in data_block_collections(bpy)}
+    old = []
+    for collection, names in held.items():
+        for block in getattr(bpy.data, collection) if names else ():
+            if block.library is None and block.name in names:
+                key = getattr(block, "shape_keys", None)
+                old.append((collection, block, block.name, key, None if key is None else key.name))
+    for index, (_, block, _, key, _) in enumerate(old):
+        block.name = f"bgproc-old-{index}"
+        if key is not None:
+            key.name = f"bgproc-old-key-{index}"
+    return old
+
+
+def replace(old, added):
+    """Remap the users of each set-aside block to the new block of its name and remove it; rename back the rest."""
+    new = {(collection, block.name): block for collection, block in added}
+    removed = []
+    for collection, block, name, key, key_name in old:
+        replacement = new.get((collection, name))
+        if replacement is None:
+            block.name = name
+            if key is not None:
+                key.name = key_name
+            continue
+        block.user_remap(replacement)
+        removed += [block] if key is None else [block, key]
+    bpy.data.batch_remove(removed)
+
+
+old = set_aside(library) if overwrite else []
+before = pointers(bpy)
 try:
-    loaded = iter(append_blocks(bpy, path=library, blocks=blocks, link=link))
+    loaded = append_blocks(bpy, path=library, blocks=blocks, link=link)
 except DataBlockError as error:
     raise KeyError(str(error)) from None
+replace(old, added_since(bpy, before))
 
-names: dict[str, list[str]] = {}
+names = {}
+loaded_blocks = iter(loaded)
 for collection, wanted in blocks.items():
-    data = getattr(bpy.data, collection)
     final = []
-    for name in wanted:
-        block = next(loaded)
-        if overwrite and name in before[collection]:
-            old = data.get((name, None)) if link else data.get(name)
-            if old is not None and old != block:
-                old.user_remap(block)
-                data.remove(old)
-                if not link:
-                    block.name = name
+    for _ in wanted:
+        block = next(loaded_blocks)
         if collection == "objects" and not link and block.users_collection == ():
             bpy.context.scene.collection.objects.link(block)
         final.append(block.name)

@@ -98,13 +98,18 @@ function isPythonError(value: unknown): value is PythonError {
 /** Move the job's library out of its directory (removed when the job ends) and group its manifest. */
 async function keepDataBlocks(plan: AttemptPlan, manifest: unknown): Promise<DataBlocks | null> {
   if (manifest === null || manifest === undefined) return null;
-  const { path, blocks } = manifest as { path: string; blocks: { collection: string; name: string; type: string }[] };
+  const { path, blocks } = manifest as {
+    path: string;
+    blocks: { collection: string; name: string; type: string; returned?: unknown }[];
+  };
   await Deno.mkdir(plan.resultsDir, { recursive: true });
   const kept = join(plan.resultsDir, `${basename(plan.jobDir)}.blend`);
   await Deno.rename(path, kept);
   const grouped: Record<string, DataBlockInfo[]> = {};
   for (const collection of DATA_BLOCK_COLLECTIONS) grouped[collection] = [];
-  for (const block of blocks) (grouped[block.collection] ??= []).push({ name: block.name, type: block.type });
+  for (const block of blocks) {
+    (grouped[block.collection] ??= []).push({ name: block.name, type: block.type, returned: block.returned === true });
+  }
   return { path: kept, ...grouped } as DataBlocks;
 }
 

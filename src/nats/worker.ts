@@ -12,7 +12,7 @@ import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
 import { JobDroppedError } from "../errors.ts";
 import { type Job, JobManager } from "../job_manager.ts";
-import type { DataBlockSelection, JobResult, JsonObject } from "../types.ts";
+import type { DataBlockInfo, DataBlockSelection, JobResult, JsonObject } from "../types.ts";
 import { type Cluster, ensureConsumer, type NatsOptions, openCluster, WORKER_TTL_MS } from "./_connection.ts";
 import { dropLost, listenMaxDeliveries, publishDeadLetter } from "./_dead_letter.ts";
 import { FileCache, Uploader } from "./_files.ts";
@@ -333,9 +333,11 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     let dataBlocks: RecordedResult["dataBlocks"] = null;
     if (result.dataBlocks !== null) {
       const { path, ...collections } = result.dataBlocks;
-      const blocks: Record<string, { name: string; type: string }[]> = {};
+      const blocks: Record<string, DataBlockInfo[]> = {};
       for (const [collection, list] of Object.entries(collections)) {
-        if (list.length > 0) blocks[collection] = list.map((block) => ({ name: block.name, type: block.type }));
+        if (list.length > 0) {
+          blocks[collection] = list.map((block) => ({ name: block.name, type: block.type, returned: block.returned }));
+        }
       }
       dataBlocks = { file: await uploader.put(path, "data_blocks.blend"), blocks };
     }
