@@ -17,7 +17,9 @@ export interface FindBlenderOptions {
 
 /**
  * Find Blender: the `blender` option, then `$BLENDER`, then `blender` on
- * `PATH`. Returns an absolute path to an executable file.
+ * `PATH`. A bare command name (`"blender"`, `"blender-4.2"`) in the option or
+ * `$BLENDER` is looked up on `PATH`, as a shell would; anything with a `/` is
+ * a path. Returns an absolute path to an executable file.
  *
  * @param options Where to look.
  * @returns The absolute path of the Blender executable.
@@ -32,17 +34,19 @@ export interface FindBlenderOptions {
  */
 export function findBlender(options: FindBlenderOptions = {}): string {
   const env = options.env ?? Deno.env.toObject();
+  const dirs = (env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
+  // A bare command name ("blender-4.2") is looked up on PATH, as a shell would; a path is taken as it is.
+  const onPath = (name: string) => name.includes("/") ? [name] : dirs.map((dir) => join(dir, name));
   const searched: string[] = [];
   const candidates: string[] = [];
   if (options.blender !== undefined) {
-    candidates.push(options.blender);
+    candidates.push(...onPath(options.blender));
     searched.push(`the 'blender' option (${options.blender})`);
   } else if (env.BLENDER !== undefined && env.BLENDER !== "") {
-    candidates.push(env.BLENDER);
+    candidates.push(...onPath(env.BLENDER));
     searched.push(`$BLENDER (${env.BLENDER})`);
   } else {
-    const dirs = (env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
-    candidates.push(...dirs.map((dir) => join(dir, "blender")));
+    candidates.push(...onPath("blender"));
     searched.push(`'blender' on PATH (${dirs.join(delimiter) || "empty"})`);
   }
   for (const candidate of candidates) {

@@ -29,7 +29,7 @@ export interface PythonError {
    * for (type `AddonError`, the message naming the add-on), or the bgproc
    * `runtime`.
    */
-  readonly origin: "script" | "result" | "data-blocks" | "addons" | "runtime";
+  readonly origin: "script" | "result" | "data-blocks" | "addons" | "blend-file" | "runtime";
   /** The exception's class name, e.g. `"ValueError"`. */
   readonly type: string;
   /** The exception's message. */

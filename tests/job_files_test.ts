@@ -83,3 +83,25 @@ Deno.test("maxWorkers and maxAttempts are settable on a live manager, with valid
   const jobs = [1, 2].map(() => manager.addJob({ script: fixture("progress.py"), passedData: { steps: 1, pause: 0 } }));
   await Promise.all(jobs.map((job) => job.result()));
 });
+
+for (const mode of ["process", "pool", "fork"] as const) {
+  Deno.test(`${mode} mode: a .blend file Blender cannot open (a newer Blender's header) drops the job saying so`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      // The 17-byte header Blender 5.0+ writes, claiming 5.2, then no valid blocks: no supported Blender opens it.
+      const blendFile = join(dir, "from_the_future.blend");
+      const body = new Uint8Array(2000).map((_, i) => (i * 7919) % 251);
+      await Deno.writeFile(blendFile, new Uint8Array([...new TextEncoder().encode("BLENDER17-01v0502"), ...body]));
+      await using manager = new JobManager({ mode, maxAttempts: 1 });
+      const error = await manager.addJob({ script: fixture("echo.py"), blendFile }).result().then(
+        () => undefined,
+        (error) => error,
+      );
+      ok(error instanceof JobDroppedError, String(error));
+      equal(error.reason, "error");
+      match(error.summary, /^Blender could not open the job's \.blend file: .*from_the_future\.blend/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

@@ -1,7 +1,7 @@
 /** Bad input is rejected before anything starts, with a typed error, and nothing queued is lost. */
 
 import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { BlenderNotFoundError, findBlender, InvalidJobError, JobManager } from "../mod.ts";
 import { checkJobName } from "../src/_validate.ts";
 import { nameOfToken, nameToken } from "../src/_name_token.ts";
@@ -86,6 +86,11 @@ Deno.test("findBlender takes the option, then $BLENDER, then PATH", () => {
   const onPath = findBlender();
   equal(findBlender({ blender: onPath, env: {} }), onPath);
   equal(findBlender({ env: { BLENDER: onPath } }), onPath);
+  // A bare name is looked up on PATH (BLENDER=blender works); a relative path is not.
+  const env = { PATH: `/nonexistent:${dirname(onPath)}` };
+  equal(findBlender({ env: { ...env, BLENDER: basename(onPath) } }), onPath);
+  equal(findBlender({ blender: basename(onPath), env }), onPath);
+  throws(() => findBlender({ env: { ...env, BLENDER: "./no/such/blender" } }), BlenderNotFoundError);
 });
 
 Deno.test("timeouts a timer cannot hold, folders as log files and non-.blend blend files are rejected", async () => {

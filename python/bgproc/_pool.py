@@ -21,7 +21,16 @@ from typing import Any
 from ._addons import AddonError, enable_addon
 from ._job_dir import JobDir
 from ._reaper import become_subreaper, end_descendants
-from ._runner import EXIT_RUNTIME_ERROR, JobSpec, blender_version, empty_scene, error_record, run_job
+from ._runner import (
+    EXIT_RUNTIME_ERROR,
+    BlendFileOpenError,
+    JobSpec,
+    blender_version,
+    empty_scene,
+    error_record,
+    run_job,
+    runtime_origin,
+)
 from ._worker_state import Guard
 
 END_MARKER = "\x1ebgproc-end "
@@ -86,12 +95,15 @@ def run_one(bpy: Any, *, job_dir: str, empty_blend: str, guard: Guard) -> tuple[
         if spec.blend_file is None:
             bpy.ops.wm.read_homefile(filepath=empty_blend, load_ui=False)
         else:
-            bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
+            try:
+                bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
+            except RuntimeError as error:  # Blender's own words: "Failed to read blend file '…', not a blend file"
+                raise BlendFileOpenError(spec.blend_file, str(error).strip()) from None
         guard.before_job(bpy)
         guarded = True
         code = run_job(spec, job_dir=directory)
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
-        directory.write_error(error_record(error, origin="runtime"))
+        directory.write_error(error_record(error, origin=runtime_origin(error)))
         code = EXIT_RUNTIME_ERROR
     finally:
         end_descendants()  # What the job started (a forked child, a setsid daemon) ends with it.

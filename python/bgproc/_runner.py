@@ -55,6 +55,19 @@ class JobSpecError(Exception):
         self.path = path
 
 
+class BlendFileOpenError(Exception):
+    """Blender could not open the job's .blend file (corrupt, not a .blend file, or saved by a newer Blender)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+def runtime_origin(error: BaseException) -> str:
+    """The origin an error of bgproc's runtime is reported with: the .blend file's, or the runtime's own."""
+    return "blend-file" if isinstance(error, BlendFileOpenError) else "runtime"
+
+
 class PythonDataError(Exception):
     """The script's python_data cannot travel back to the host as JSON."""
 
@@ -98,7 +111,7 @@ def run_job_dir(path: str) -> int:
         spec = JobSpec.load(job_dir.file("spec"))
         return run_job(spec, job_dir=job_dir)
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
-        job_dir.write_error(error_record(error, origin="runtime"))
+        job_dir.write_error(error_record(error, origin=runtime_origin(error)))
         return EXIT_RUNTIME_ERROR
     finally:
         end_descendants()  # What the job started, daemons in sessions of their own included, ends with it.
@@ -116,7 +129,7 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
         empty_scene(bpy)
     else:
         if os.path.realpath(bpy.data.filepath or ".") != os.path.realpath(spec.blend_file):
-            raise JobSpecError(spec.blend_file, "Blender could not open this file as a .blend file")
+            raise BlendFileOpenError(spec.blend_file, "Blender could not open it as a .blend file")
         # The job works on a private copy; relative paths are remapped so they still find their files.
         copy = job_dir.file("work")
         bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)

@@ -7,6 +7,7 @@ import { basename, join } from "node:path";
 import type { AttemptFacts, AttemptOutcome, AttemptPlan, KillReason } from "../runners/runner.ts";
 import type { DropReason, PythonError } from "../errors.ts";
 import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonObject } from "../types.ts";
+import { readBlendFile } from "../blend/read.ts";
 import { FileTooLargeError, JOB_FILES, reachedRuntime, readJobJson } from "./dir.ts";
 
 /** How an attempt on a local Blender ended, before its files are read. */
@@ -75,9 +76,14 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   if (killReason === "killed") return failed("killed", "the job was killed");
   if (isPythonError(error)) {
     const where = ORIGINS[error.origin] ?? "bgproc's runtime failed:";
-    return failed("error", `${where} ${error.type}: ${error.message}`, error);
+    const savedBy = error.origin === "blend-file" && plan.blendFile !== null ? await savedByNote(plan.blendFile) : "";
+    return failed("error", `${where} ${error.type}: ${error.message}${savedBy}`, error);
   }
   if (facts.signal !== null) return failed("crashed", `Blender was ended by ${facts.signal}`);
+  if (plan.blendFile !== null && !runtimeReached) {
+    const unreadable = await unreadableBlendFile(plan.blendFile, facts);
+    if (unreadable !== undefined) return failed("error", unreadable);
+  }
   if (facts.exitCode === 0) return failed("crashed", "Blender exited with code 0 but wrote no result");
   return failed("crashed", `Blender exited with code ${facts.exitCode} without a result`);
 }
@@ -87,6 +93,7 @@ const ORIGINS: Readonly<Record<string, string>> = {
   result: "the script's results cannot be sent back:",
   "data-blocks": "the passed data blocks could not be loaded:",
   addons: "an add-on could not be enabled:",
+  "blend-file": "Blender could not open the job's .blend file:",
   runtime: "bgproc's runtime failed:",
 };
 
@@ -116,6 +123,30 @@ async function keepDataBlocks(plan: AttemptPlan, manifest: unknown): Promise<Dat
 function isResult(value: unknown): value is { pythonData: JsonObject; dataBlocks?: unknown } {
   const data = (value as { pythonData?: unknown } | undefined)?.pythonData;
   return typeof data === "object" && data !== null && !Array.isArray(data);
+}
+
+/**
+ * Why Blender could not open the job's .blend file, when its output says it could not (it then quits before
+ * bgproc's runtime runs), with the version that saved the file: a Blender older than a file's cannot read it.
+ */
+async function unreadableBlendFile(blendFile: string, facts: AttemptFacts): Promise<string | undefined> {
+  // 3.4: "Error: Failed to read blend file '…', not a blend file"; 4.3: "Error: Cannot read blend file '…',
+  // incomplete header, …"; 5.2: "00:00.319  reports | ERROR Failed to read blend file '…': Missing DNA block".
+  const said = /(?:^Error: |\| ERROR )((?:Failed to read|Cannot read) blend file .*?)\.?$/m.exec(
+    `${facts.stdout}\n${facts.stderr}`,
+  );
+  if (said === null) return undefined;
+  return `${ORIGINS["blend-file"]} ${said[1]}.${await savedByNote(blendFile)}`;
+}
+
+/** " The file was saved by Blender 5.2: …" when bgproc can read which Blender saved it; else "". */
+async function savedByNote(blendFile: string): Promise<string> {
+  try {
+    const { version } = await readBlendFile(blendFile);
+    return ` The file was saved by Blender ${version}: a Blender older than the file cannot open it.`;
+  } catch {
+    return ""; // Not a .blend file bgproc can read either: Blender's own words say enough.
+  }
 }
 
 /** An error's message, or the value as text. */
