@@ -3,10 +3,8 @@
  * (`"test1.py_Würfel"`, `"レンダー 010"`); a NATS subject token may not hold `.`, `*`, `>` or white space, and a
  * KV key (nats.js checks `/^[-/=.\w]+$/`) only ASCII letters, digits and `-/=._`. A token keeps ASCII letters,
  * digits, `_` and `-`, and writes every other character as `=XX` per UTF-8 byte (upper-case hex): reversible, one
- * subject token, a valid KV key, and readable for ASCII names (`"shot.010"` is `"shot=2E010"`).
- *
- * Not used by `src/nats` yet: its `subjectToken` (`.` to `~`) and its KV keys (the raw name) only hold for the old
- * ASCII names.
+ * subject token, a valid KV key, and readable for ASCII names (`"shot.010"` is `"shot=2E010"`). `src/nats` keys
+ * job records and names per-job subjects with it.
  */
 
 const KEPT = /^[A-Za-z0-9_-]$/;

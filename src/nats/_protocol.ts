@@ -4,6 +4,7 @@
  * per-job subjects. Hosts and workers of one namespace must agree on it.
  */
 
+import { nameOfToken as nameOfNameToken, nameToken } from "../_name_token.ts";
 import { createHash } from "node:crypto";
 import type { JobDroppedDetails } from "../errors.ts";
 import type { DataBlockInfo, JsonObject } from "../types.ts";
@@ -229,14 +230,18 @@ export class Names {
   }
 }
 
-/** A job name as one subject token (names are `[A-Za-z0-9_.-]`; `.` separates tokens). */
+/** A job name as one subject token and KV key (any printable Unicode name; see `src/_name_token.ts`). */
 export function subjectToken(name: string): string {
-  return name.replaceAll(".", "~");
+  return nameToken(name);
 }
 
-/** The job name a subject token stands for. */
-export function nameOfToken(token: string): string {
-  return token.replaceAll("~", ".");
+/** The job name a subject token or KV key stands for, or `undefined` for one no job name makes. */
+export function nameOfToken(token: string): string | undefined {
+  try {
+    return nameOfNameToken(token);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Every subset of the (sorted) tags, each sorted: the requirement sets a worker with these tags satisfies. */

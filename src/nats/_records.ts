@@ -6,7 +6,7 @@
  */
 
 import type { KV } from "@nats-io/kv";
-import { decode, encode, type JobRecord, RECORD_VERSION } from "./_protocol.ts";
+import { decode, encode, type JobRecord, RECORD_VERSION, subjectToken } from "./_protocol.ts";
 
 /** A record and the revision it was read at. */
 export interface Revisioned {
@@ -14,9 +14,9 @@ export interface Revisioned {
   readonly revision: number;
 }
 
-/** The job's record, or `null` when there is none (or it was removed). */
+/** The job's record (its key is the name's `subjectToken`), or `null` when there is none (or it was removed). */
 export async function readRecord(jobs: KV, name: string): Promise<Revisioned | null> {
-  const entry = await jobs.get(name);
+  const entry = await jobs.get(subjectToken(name));
   if (entry === null || entry.operation !== "PUT") return null;
   const record = decode<JobRecord>(entry.value);
   if (record.v !== RECORD_VERSION) return null;
@@ -40,7 +40,7 @@ export async function mutateRecord(
     const next = change(current.record);
     if (next === null) return null;
     try {
-      await jobs.update(name, encode({ ...next, updatedAt: new Date().toISOString() }), current.revision);
+      await jobs.update(subjectToken(name), encode({ ...next, updatedAt: new Date().toISOString() }), current.revision);
       return next;
     } catch (error) {
       if (!isWrongRevision(error)) throw error;

@@ -60,6 +60,7 @@ import {
   type QueueMessage,
   RECORD_INLINE_LIMIT,
   RECORD_VERSION,
+  subjectToken,
   type WorkerInfo,
 } from "./_protocol.ts";
 import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
@@ -241,8 +242,9 @@ export class NatsJobManager implements AsyncDisposable {
   async #start(): Promise<void> {
     const { jobs, workers, nc, names } = this.#cluster;
     // Every record now, then every change (the watch repeats the last values: applying one twice is harmless).
-    for await (const name of await jobs.keys()) {
-      const current = await readRecord(jobs, name);
+    for await (const key of await jobs.keys()) {
+      const name = nameOfToken(key);
+      const current = name === undefined ? null : await readRecord(jobs, name);
       if (current !== null) this.#apply(current.record);
     }
     for await (const name of await workers.keys()) {
@@ -257,8 +259,9 @@ export class NatsJobManager implements AsyncDisposable {
     void (async () => {
       for await (const entry of jobWatch) {
         if (entry.operation !== "PUT") {
-          const job = this.#jobs.get(entry.key);
-          if (job !== undefined && job.ended) this.#jobs.delete(entry.key);
+          const name = nameOfToken(entry.key);
+          const job = name === undefined ? undefined : this.#jobs.get(name);
+          if (job !== undefined && job.ended) this.#jobs.delete(job.name);
           continue;
         }
         const record = decode<JobRecord>(entry.value);
@@ -276,7 +279,7 @@ export class NatsJobManager implements AsyncDisposable {
       callback: (error, msg) => {
         if (error !== null) return;
         const name = nameOfToken(msg.subject.split(".")[3] ?? "");
-        const job = this.#jobs.get(name);
+        const job = name === undefined ? undefined : this.#jobs.get(name);
         const progress = decode<ProgressMessage>(msg.data);
         if (job !== undefined && !job.ended && progress.attempt >= job.attempts) job.onProgress(progress.value);
       },
@@ -395,8 +398,8 @@ export class NatsJobManager implements AsyncDisposable {
         new InvalidJobError("name", `Cannot add job as a job named '${name}' is queued or active in the cluster`);
       if (existing !== null && !ended(existing.record)) throw taken();
       try {
-        if (existing === null) await jobs.create(name, encode(record));
-        else await jobs.update(name, encode(record), existing.revision);
+        if (existing === null) await jobs.create(subjectToken(name), encode(record));
+        else await jobs.update(subjectToken(name), encode(record), existing.revision);
       } catch (error) {
         // Another host took the name in between; any other failure is what it is.
         if (isWrongRevision(error)) throw taken();
@@ -717,8 +720,9 @@ export class NatsJobManager implements AsyncDisposable {
   async collectFiles(options: { olderThanMs?: number } = {}): Promise<string[]> {
     const olderThanMs = checkNumber("Cannot collect files", "olderThanMs", options.olderThanMs ?? 3_600_000, 0);
     const referenced = new Set<string>();
-    for await (const name of await this.#cluster.jobs.keys()) {
-      const current = await readRecord(this.#cluster.jobs, name);
+    for await (const key of await this.#cluster.jobs.keys()) {
+      const name = nameOfToken(key);
+      const current = name === undefined ? null : await readRecord(this.#cluster.jobs, name);
       if (current === null) continue;
       for (const ref of referencedFiles(current.record)) referenced.add(ref.sha256);
     }
@@ -737,7 +741,7 @@ export class NatsJobManager implements AsyncDisposable {
     const job = this.#job(name);
     if (!job.ended) throw new Error(`Cannot remove job '${name}' as it is ${job.state}: kill it first`);
     this.#jobs.delete(name);
-    await this.#cluster.jobs.delete(name);
+    await this.#cluster.jobs.delete(subjectToken(name));
   }
 
   /**
@@ -772,7 +776,8 @@ export class NatsJobManager implements AsyncDisposable {
     this.#logSubscription = this.#cluster.nc.subscribe(this.#cluster.names.allJobsSubject("log"), {
       callback: (error, msg) => {
         if (error !== null) return;
-        const job = this.#jobs.get(nameOfToken(msg.subject.split(".")[3] ?? ""));
+        const name = nameOfToken(msg.subject.split(".")[3] ?? "");
+        const job = name === undefined ? undefined : this.#jobs.get(name);
         if (job !== undefined && !job.ended) job.onLog(decode<LogLine>(msg.data));
       },
     });

@@ -85,6 +85,19 @@ Deno.test("a NATS cluster of three workers runs, routes, kills, retries and keep
     });
 
     await t.step({
+      name: "a job named as the add-on names jobs (Unicode, a space, dots) runs and is found by name",
+      fn: async () => {
+        const name = "test1.py_Würfel Objekt";
+        const result = await manager.addJob({ name, script: fixture("echo.py"), passedData: { n: 1 } }).result();
+        assert.equal(result.name, name);
+        assert.deepEqual((result.pythonData.passed_data as { n: number }).n, 1);
+        assert.ok(manager.getJobNames().includes(name));
+        assert.equal(manager.getJobState(name), "COMPLETED");
+      },
+      ...step,
+    });
+
+    await t.step({
       name: "passed data and python_data larger than a KV value travel through the object store",
       fn: async () => {
         const big = "ü".repeat(600_000);

@@ -8,13 +8,14 @@ import type { JobRecord } from "../../src/nats/_protocol.ts";
 import { encode, RECORD_VERSION } from "../../src/nats/_protocol.ts";
 import { startNatsServer } from "./_server.ts";
 
-Deno.test("job names map to one subject token and back", () => {
-  for (const name of ["a", "shot.010", "x-y_z.1.2"]) {
-    assert.ok(!subjectToken(name).includes("."));
+Deno.test("job names map to one subject token (and KV key) and back; a key no name makes is no name", () => {
+  for (const name of ["a", "shot.010", "x-y_z.1.2", "test1.py_Würfel", "レンダー 010", "a*b>c d~e"]) {
+    assert.match(subjectToken(name), /^[-=\w]+$/); // one token, and a key nats.js's KV accepts
     assert.equal(nameOfToken(subjectToken(name)), name);
   }
+  assert.equal(nameOfToken("shot.010"), undefined); // a key of an older host (raw names) is skipped
   const names = new Names("default");
-  assert.equal(names.jobSubject("shot.010", "cancel"), "bgproc.default.job.shot~010.cancel");
+  assert.equal(names.jobSubject("shot.010", "cancel"), "bgproc.default.job.shot=2E010.cancel");
   assert.equal(names.queueSubject([]), "bgproc.default.q.any");
   assert.equal(names.queueSubject(["blender-5", "gpu"]), "bgproc.default.q.t.blender-5.gpu");
   assert.notEqual(names.consumerName(["a_b"]), names.consumerName(["a", "b"]));
