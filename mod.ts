@@ -50,6 +50,7 @@ export {
   type Job,
   JobManager,
   type JobManagerOptions,
+  type ProgressSource,
   type RestartIntensityOptions,
   type RetryOptions,
 } from "./src/job_manager.ts";

@@ -3,8 +3,15 @@
  * done in full before the manager does anything on disk.
  */
 
-import { addonsProblem, checkInteger, checkNumber, checkRetryReasons, MAX_DELAY_MS } from "./_validate.ts";
-import type { JobManagerOptions } from "./job_manager.ts";
+import {
+  addonsProblem,
+  checkInteger,
+  checkNumber,
+  checkProgressSource,
+  checkRetryReasons,
+  MAX_DELAY_MS,
+} from "./_validate.ts";
+import type { JobManagerOptions, ProgressSource } from "./job_manager.ts";
 import { type RestartIntensity, RETRYABLE_REASONS, type RetryPolicy } from "./supervisor/policy.ts";
 
 /** Every option's default. */
@@ -21,6 +28,7 @@ export const DEFAULTS = {
   prewarm: false,
   factoryStartup: true,
   addons: [],
+  progress: "auto",
   retry: { on: RETRYABLE_REASONS, delayMs: 250, factor: 2, maxDelayMs: 30_000 },
   restartIntensity: { maxFailures: 5, periodMs: 10_000 },
 } as const;
@@ -41,6 +49,7 @@ export interface ResolvedOptions {
   readonly prewarm: boolean;
   readonly factoryStartup: boolean;
   readonly addons: readonly string[];
+  readonly progress: ProgressSource;
   readonly retry: RetryPolicy;
   readonly intensity: RestartIntensity;
 }
@@ -78,6 +87,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     prewarm: checkBoolean("prewarm", options.prewarm ?? DEFAULTS.prewarm),
     factoryStartup: checkBoolean("factoryStartup", options.factoryStartup ?? DEFAULTS.factoryStartup),
     addons: checkManagerAddons(options.addons ?? DEFAULTS.addons),
+    progress: checkProgressSource(WHAT, options.progress ?? DEFAULTS.progress, RangeError),
     retry: {
       on: checkRetryReasons(retry.on ?? DEFAULTS.retry.on),
       initialDelayMs: checkNumber(WHAT, "retry.delayMs", retry.delayMs ?? DEFAULTS.retry.delayMs, 0),

@@ -15,6 +15,7 @@ import files from "../python/bgproc/_files.py" with { type: "text" };
 import jobDir from "../python/bgproc/_job_dir.py" with { type: "text" };
 import pool from "../python/bgproc/_pool.py" with { type: "text" };
 import progress from "../python/bgproc/_progress.py" with { type: "text" };
+import renderProgress from "../python/bgproc/_render_progress.py" with { type: "text" };
 import reaper from "../python/bgproc/_reaper.py" with { type: "text" };
 import runner from "../python/bgproc/_runner.py" with { type: "text" };
 import workerState from "../python/bgproc/_worker_state.py" with { type: "text" };
@@ -35,6 +36,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_job_dir.py": jobDir,
   "_pool.py": pool,
   "_progress.py": progress,
+  "_render_progress.py": renderProgress,
   "_reaper.py": reaper,
   "_runner.py": runner,
   "_worker_state.py": workerState,

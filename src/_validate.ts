@@ -78,6 +78,19 @@ export function checkAddons(value: unknown): string[] {
   return names;
 }
 
+/** The values of the `progress` option. */
+const PROGRESS_SOURCES = ["auto", "script", "render"] as const;
+
+/** Throw (`make` builds the error, naming `what`) unless `value` is a `progress` option's value. */
+export function checkProgressSource(
+  what: string,
+  value: unknown,
+  make: (message: string) => Error = (message) => new InvalidJobError("progress", message),
+): typeof PROGRESS_SOURCES[number] {
+  if (PROGRESS_SOURCES.includes(value as never)) return value as typeof PROGRESS_SOURCES[number];
+  throw make(`${what} as 'progress' must be "auto", "script" or "render": current value is ${describe(value)}`);
+}
+
 /** Throw unless `value` is a boolean. */
 export function checkFactoryStartup(value: unknown): boolean {
   if (typeof value === "boolean") return value;

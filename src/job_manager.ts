@@ -22,6 +22,7 @@ import {
   checkJobName,
   checkPassedData,
   checkPassedDataBlocks,
+  checkProgressSource,
   checkTimeout,
 } from "./_validate.ts";
 import { blenderVersion, findBlender } from "./blender.ts";
@@ -45,6 +46,20 @@ import type {
   ManagerEvent,
   ManagerHealth,
 } from "./types.ts";
+
+/**
+ * Where a job's progress comes from: its script (`"script"`), Blender's renders (`"render"`), or renders until
+ * the script first reports (`"auto"`). See {@linkcode JobManagerOptions.progress}.
+ *
+ * @example
+ * ```ts ignore
+ * import { JobManager, type ProgressSource } from "@bgproc/blender";
+ *
+ * const progress: ProgressSource = "render";
+ * await using manager = new JobManager({ progress });
+ * ```
+ */
+export type ProgressSource = "auto" | "script" | "render";
 
 /** Options of {@linkcode JobManager}. */
 export interface JobManagerOptions {
@@ -173,6 +188,23 @@ export interface JobManagerOptions {
    * ```
    */
   addons?: readonly string[];
+  /**
+   * Where a job's progress comes from: `"script"`, its `update_job_progress` calls only; `"render"`, Blender's
+   * renders only (the script's calls are ignored); `"auto"`, renders until the script first reports, then the
+   * script. A render's progress is (frames done + the current frame's samples done) / frames, the frames being
+   * the scene's range for an animation and 1 for a still; Blender 3.4 does not tell Python the samples, so there
+   * it moves once per frame.
+   *
+   * @default {"auto"}
+   *
+   * @example Show render progress for scripts that only call `bpy.ops.render.render`
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ progress: "render" });
+   * ```
+   */
+  progress?: ProgressSource;
   /** Which failures are retried (while attempts remain), and how long to wait first. */
   retry?: RetryOptions;
   /**
@@ -305,6 +337,12 @@ export interface AddJobOptions {
    */
   addons?: readonly string[];
   /**
+   * Where this job's progress comes from. See {@linkcode JobManagerOptions.progress}.
+   *
+   * @default {the manager's `progress`}
+   */
+  progress?: ProgressSource;
+  /**
    * A file to append the job's output to, line by line (stdout and stderr as
    * they come, after a header line per attempt). Its folder must exist.
    */
@@ -415,6 +453,7 @@ export class JobManager implements AsyncDisposable {
   readonly #timeout: number;
   readonly #keepFiles: boolean;
   readonly #factoryStartup: boolean;
+  readonly #progress: ProgressSource;
   readonly #addons: readonly string[];
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
@@ -449,6 +488,7 @@ export class JobManager implements AsyncDisposable {
     this.#keepFiles = resolved.keepFiles;
     this.#factoryStartup = resolved.factoryStartup;
     this.#addons = resolved.addons;
+    this.#progress = resolved.progress;
     this.mode = resolved.mode;
     this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
     checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
@@ -587,6 +627,9 @@ export class JobManager implements AsyncDisposable {
     const addons = [
       ...new Set([...this.#addons, ...(options.addons === undefined ? [] : checkAddons(options.addons))]),
     ];
+    const progress = options.progress === undefined
+      ? this.#progress
+      : checkProgressSource("Cannot add job", options.progress);
     const passedData = checkPassedData(options.passedData);
     const passedDataBlocks = options.passedDataBlocks === undefined
       ? null
@@ -594,7 +637,7 @@ export class JobManager implements AsyncDisposable {
     const specJson = `{"version":1,"name":${JSON.stringify(name)},"script":${JSON.stringify(script)},` +
       `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},` +
       `"passedDataBlocks":${JSON.stringify(passedDataBlocks)},"factoryStartup":${factoryStartup},` +
-      `"addons":${JSON.stringify(addons)},"passedData":${passedData}}`;
+      `"addons":${JSON.stringify(addons)},"progress":"${progress}","passedData":${passedData}}`;
 
     if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
     const handle: JobHandle = new JobHandle(

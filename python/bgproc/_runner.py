@@ -23,6 +23,7 @@ from ._addons import AddonError, enable_addons
 from ._data_blocks import DataBlockError, added_since, append_blocks, pointers, with_dependencies, write_blocks
 from ._job_dir import JobDir
 from ._progress import ProgressReporter
+from ._render_progress import RenderProgress, progress_sources
 from ._reaper import become_subreaper, end_descendants
 
 SPEC_VERSION = 1
@@ -82,6 +83,7 @@ class JobSpec:
     blend_file: str | None
     args: list[str] = field(default_factory=list)
     passed_data_blocks: dict[str, Any] | None = None
+    progress: str = "auto"
 
     @staticmethod
     def load(path: str) -> JobSpec:
@@ -99,6 +101,7 @@ class JobSpec:
             blend_file=raw.get("blendFile"),
             args=list(raw.get("args", [])),
             passed_data_blocks=raw.get("passedDataBlocks"),
+            progress=raw.get("progress", "auto"),
         )
 
 
@@ -149,19 +152,25 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
             return EXIT_SCRIPT_ERROR
 
     reporter = ProgressReporter(job_dir.file("progress"), warn=warn)
+    from_script, from_render = progress_sources(reporter.update, spec.progress)
+    render_progress = None if from_render is None else RenderProgress(bpy, from_render)
     # The script runs as a real __main__ module, as under `blender --python`: pickle and friends can find it.
     module = types.ModuleType("__main__")
     globals_ = module.__dict__
     globals_.update(
-        script_globals(spec, bpy=bpy, update_job_progress=reporter.update, passed_data_blocks=passed_blocks)
+        script_globals(spec, bpy=bpy, update_job_progress=from_script, passed_data_blocks=passed_blocks)
     )
     _context.activate(globals_)
+    if render_progress is not None:
+        render_progress.install()
     try:
         with process_state():
             sys.modules["__main__"] = module
             sys.argv = [sys.argv[0], "--background", "--python", spec.script, "--", *spec.args]
             failure = _exec_script(spec, globals_)
     finally:
+        if render_progress is not None:
+            render_progress.remove()
         _context.deactivate()
     finish(reporter)
     if failure is not None:

@@ -1,0 +1,53 @@
+/** Progress from Blender's own rendering (the `progress` option), in every mode, on every Blender. */
+
+import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
+import { InvalidJobError, JobManager, type ProgressSource } from "../mod.ts";
+import { fixture } from "./_helpers.ts";
+
+async function progressOf(
+  manager: JobManager,
+  options: { progress?: ProgressSource; report?: number; out: string },
+): Promise<{ values: number[]; pid: number }> {
+  const { out, report, progress } = options;
+  const job = manager.addJob({
+    script: fixture("render_animation.py"),
+    passedData: { out, frames: 6, ...(report === undefined ? {} : { report }) },
+    ...(progress === undefined ? {} : { progress }),
+  });
+  const values: number[] = [];
+  for await (const value of job.progressUpdates()) values.push(value);
+  const { pythonData } = await job.result();
+  return { values, pid: pythonData.pid as number };
+}
+
+for (const mode of ["process", "pool", "fork"] as const) {
+  Deno.test(`${mode} mode: a script that only renders shows the render's progress; 'script' and an own report win`, async () => {
+    const out = await Deno.makeTempDir();
+    try {
+      await using manager = new JobManager({ mode, maxWorkers: 1 });
+      const auto = await progressOf(manager, { out });
+      const between = auto.values.filter((value) => value > 0 && value < 1);
+      // Six frames of a few tens of milliseconds each: the host (polling every few ms) sees several steps.
+      ok(between.length >= 2, `render progress in steps, saw ${JSON.stringify(auto.values)}`);
+      deepStrictEqual([...auto.values].sort((a, b) => a - b), auto.values, "never goes down");
+      equal(auto.values.at(-1), 1);
+      equal([...Deno.readDirSync(out)].length, 6);
+
+      const script = await progressOf(manager, { out, progress: "script" });
+      deepStrictEqual(script.values.filter((value) => value > 0 && value < 1), [], "'script' ignores renders");
+
+      const reported = await progressOf(manager, { out, report: 0.5 });
+      deepStrictEqual(reported.values.filter((value) => value > 0 && value < 1), [0.5], "the script's report wins");
+
+      if (mode === "pool") equal(new Set([auto.pid, script.pid, reported.pid]).size, 1, "the handlers leave no trace");
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  });
+}
+
+Deno.test("the progress option is checked", async () => {
+  throws(() => new JobManager({ progress: "frames" as never }), RangeError);
+  await using manager = new JobManager();
+  throws(() => manager.addJob({ script: fixture("echo.py"), progress: 1 as never }), InvalidJobError);
+});
