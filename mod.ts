@@ -54,6 +54,7 @@ export {
   type RestartIntensityOptions,
   type RetryOptions,
 } from "./src/job_manager.ts";
+export type { JobOutput, OutputKind } from "./src/job/outputs.ts";
 export { chunkFrames, formatFrames, MAX_FRAME, parseFrames } from "./src/render/frames.ts";
 export {
   type FailedChunk,

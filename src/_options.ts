@@ -7,6 +7,7 @@ import {
   addonsProblem,
   checkInteger,
   checkNumber,
+  checkOutputDir,
   checkProgressSource,
   checkRetryReasons,
   MAX_DELAY_MS,
@@ -50,6 +51,7 @@ export interface ResolvedOptions {
   readonly factoryStartup: boolean;
   readonly addons: readonly string[];
   readonly progress: ProgressSource;
+  readonly outputDir: string | null;
   readonly retry: RetryPolicy;
   readonly intensity: RestartIntensity;
 }
@@ -88,6 +90,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
     factoryStartup: checkBoolean("factoryStartup", options.factoryStartup ?? DEFAULTS.factoryStartup),
     addons: checkManagerAddons(options.addons ?? DEFAULTS.addons),
     progress: checkProgressSource(WHAT, options.progress ?? DEFAULTS.progress, RangeError),
+    outputDir: options.outputDir === undefined ? null : checkOutputDir(WHAT, options.outputDir, TypeError),
     retry: {
       on: checkRetryReasons(retry.on ?? DEFAULTS.retry.on),
       initialDelayMs: checkNumber(WHAT, "retry.delayMs", retry.delayMs ?? DEFAULTS.retry.delayMs, 0),

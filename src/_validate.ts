@@ -78,6 +78,29 @@ export function checkAddons(value: unknown): string[] {
   return names;
 }
 
+/**
+ * Throw (`make` builds the error) unless `path` can be an output folder: a folder, or a path where none exists
+ * yet (it is made when the first output arrives); return it absolute.
+ */
+export function checkOutputDir(
+  what: string,
+  path: unknown,
+  make: (message: string) => Error = (message) => new InvalidJobError("outputDir", message),
+): string {
+  if (typeof path !== "string" || path === "") {
+    throw make(`${what} as 'outputDir' must be a folder's path: current value is ${describe(path)}`);
+  }
+  const absolute = resolve(path);
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = Deno.statSync(absolute);
+  } catch {
+    // Made when the first output arrives.
+  }
+  if (info !== undefined && !info.isDirectory) throw make(`${what} as 'outputDir' ${absolute} is not a folder`);
+  return absolute;
+}
+
 /** The values of the `progress` option. */
 const PROGRESS_SOURCES = ["auto", "script", "render"] as const;
 

@@ -20,6 +20,7 @@ import {
   checkFileTarget,
   checkInteger,
   checkJobName,
+  checkOutputDir,
   checkPassedData,
   checkPassedDataBlocks,
   checkProgressSource,
@@ -205,6 +206,21 @@ export interface JobManagerOptions {
    * ```
    */
   progress?: ProgressSource;
+  /**
+   * Where every job's outputs go, unless the job names its own `outputDir`: the files it wrote into its folder
+   * (Blender's `//` paths), with their relative paths (`//renders/frame_0001.png` becomes
+   * `<outputDir>/renders/frame_0001.png`); files of the same name are replaced. Made when the first output arrives.
+   *
+   * @default {none: outputs stay in the manager's work root until `removeJob` or `close()`}
+   *
+   * @example Keep every job's renders
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ outputDir: "./renders" });
+   * ```
+   */
+  outputDir?: string;
   /** Which failures are retried (while attempts remain), and how long to wait first. */
   retry?: RetryOptions;
   /**
@@ -343,6 +359,12 @@ export interface AddJobOptions {
    */
   progress?: ProgressSource;
   /**
+   * Where this job's outputs go (see {@linkcode JobResult.outputs}), with their relative paths kept.
+   *
+   * @default {the manager's `outputDir`, else a folder in its work root kept until `removeJob` or `close()`}
+   */
+  outputDir?: string;
+  /**
    * A file to append the job's output to, line by line (stdout and stderr as
    * they come, after a header line per attempt). Its folder must exist.
    */
@@ -454,6 +476,7 @@ export class JobManager implements AsyncDisposable {
   readonly #keepFiles: boolean;
   readonly #factoryStartup: boolean;
   readonly #progress: ProgressSource;
+  readonly #outputDir: string | null;
   readonly #addons: readonly string[];
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
@@ -489,6 +512,7 @@ export class JobManager implements AsyncDisposable {
     this.#factoryStartup = resolved.factoryStartup;
     this.#addons = resolved.addons;
     this.#progress = resolved.progress;
+    this.#outputDir = resolved.outputDir;
     this.mode = resolved.mode;
     this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
     checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
@@ -621,6 +645,9 @@ export class JobManager implements AsyncDisposable {
     const timeoutMs = options.timeout === undefined ? this.#timeout : checkTimeout(options.timeout);
     const args = options.args === undefined ? [] : checkArgs(options.args);
     const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
+    const outputDir = options.outputDir === undefined
+      ? this.#outputDir
+      : checkOutputDir("Cannot add job", options.outputDir);
     const factoryStartup = options.factoryStartup === undefined
       ? this.#factoryStartup
       : checkFactoryStartup(options.factoryStartup);
@@ -650,7 +677,7 @@ export class JobManager implements AsyncDisposable {
     const dir = jobDirName(++this.#submitted, name);
     this.#supervisor.tell({
       type: "submit",
-      job: { name, dir, specJson, blendFile, timeoutMs, logFile, factoryStartup },
+      job: { name, dir, specJson, blendFile, timeoutMs, logFile, factoryStartup, outputDir },
     });
     if (options.signal !== undefined) handle.killOnAbort(options.signal);
     return handle as unknown as Job<T>;

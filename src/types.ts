@@ -1,6 +1,7 @@
 /** The public data types of the job API. */
 
 import type { DropReason } from "./errors.ts";
+import type { JobOutput } from "./job/outputs.ts";
 
 /** A value JSON can carry. */
 export type JsonValue =
@@ -25,6 +26,13 @@ export interface JobResult<T extends JsonObject = JsonObject> {
   readonly pythonData: T;
   /** The data blocks the script left in `data_blocks`, or `null` when it set none. */
   readonly dataBlocks: DataBlocks | null;
+  /**
+   * The files the job wrote: everything under its folder (where its private copy of `blendFile` is, so `//`
+   * paths such as Blender's `//renders/frame_` land there) but bgproc's own files, moved into the job's
+   * `outputDir` with their relative paths, or, without one, into the manager's work root until `removeJob` or
+   * `close()`; and every file Blender said it saved elsewhere (`Saved: '…'`), listed where it is.
+   */
+  readonly outputs: readonly JobOutput[];
   /** What Blender printed to stdout on the successful attempt (its tail, when longer than `outputLimit`). */
   readonly stdout: string;
   /** What Blender printed to stderr on the successful attempt (its tail, when longer than `outputLimit`). */

@@ -51,7 +51,14 @@ export class ScriptedAttempt {
   }
 
   complete(pythonData: JsonObject = {}): void {
-    this.#end({ kind: "completed", pythonData, dataBlocks: null, facts: this.#facts(0) });
+    this.#end({
+      kind: "completed",
+      pythonData,
+      dataBlocks: null,
+      outputs: [],
+      outputsFolder: null,
+      facts: this.#facts(0),
+    });
   }
 
   fail(reason: DropReason, summary: string = reason, startFailure = false): void {

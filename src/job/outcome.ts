@@ -9,6 +9,7 @@ import type { DropReason, PythonError } from "../errors.ts";
 import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonObject } from "../types.ts";
 import { readBlendFile } from "../blend/read.ts";
 import { FileTooLargeError, JOB_FILES, reachedRuntime, readJobJson } from "./dir.ts";
+import { keepOutputs } from "./outputs.ts";
 
 /** How an attempt on a local Blender ended, before its files are read. */
 export interface LocalEnd {
@@ -18,6 +19,8 @@ export interface LocalEnd {
   readonly startError: unknown;
   /** Whether `startError` came from starting Blender itself (not from preparing the job directory). */
   readonly blenderWouldNotStart: boolean;
+  /** The files Blender said it saved. */
+  readonly saved: readonly string[];
 }
 
 /** Classify a local attempt's end from its facts and its job directory. */
@@ -63,11 +66,28 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   }
   if (facts.exitCode === 0 && isResult(result) && error === undefined) {
     // A kill or timeout that came after the job finished does not undo its result.
+    let dataBlocks: DataBlocks | null;
     try {
-      const dataBlocks = await keepDataBlocks(plan, result.dataBlocks);
-      return { kind: "completed", pythonData: result.pythonData, dataBlocks, facts };
+      dataBlocks = await keepDataBlocks(plan, result.dataBlocks);
     } catch (keepError) {
       return failed("crashed", `the job's data blocks could not be kept: ${errorMessage(keepError)}`, null, keepError);
+    }
+    const outputsFolder = plan.outputDir === null ? join(plan.resultsDir, `${basename(plan.jobDir)}-outputs`) : null;
+    try {
+      const kept = await keepOutputs(plan.jobDir, plan.outputDir ?? outputsFolder!, end.saved);
+      const noted = kept.note === undefined ? facts : { ...facts, stderr: `${facts.stderr}${kept.note}\n` };
+      const folder = kept.outputs.length === 0 ? null : outputsFolder;
+      return {
+        kind: "completed",
+        pythonData: result.pythonData,
+        dataBlocks,
+        outputs: kept.outputs,
+        outputsFolder: folder,
+        facts: noted,
+      };
+    } catch (keepError) {
+      if (dataBlocks !== null) await Deno.remove(dataBlocks.path).catch(() => {});
+      return failed("crashed", `the job's outputs could not be kept: ${errorMessage(keepError)}`, null, keepError);
     }
   }
   if (killReason === "timed-out") {

@@ -479,6 +479,7 @@ export class NatsJobManager implements AsyncDisposable {
       name: record.name,
       pythonData: inline.pythonData,
       dataBlocks,
+      outputs: [], // Output files stay on the worker's machine: they do not travel through NATS yet.
       stdout: inline.stdout,
       stderr: inline.stderr,
       attempts: result.attempts,

@@ -8,6 +8,7 @@
 import { prepareJobDir } from "../job/dir.ts";
 import { LineTail } from "../job/lines.ts";
 import { classifyEnd, errorMessage } from "../job/outcome.ts";
+import { MAX_OUTPUTS, savedPath } from "../job/outputs.ts";
 import { startProgressWatcher } from "../job/watcher.ts";
 import { Channel } from "./_channel.ts";
 import type { AttemptEvent, AttemptPlan, KillReason } from "./runner.ts";
@@ -35,6 +36,8 @@ export class LocalAttempt {
   #ranOn: string;
   #startedAt = new Date();
   #watcher: ReturnType<typeof startProgressWatcher> | undefined;
+  /** The files Blender said it saved (`Saved: '…'`), which are outputs wherever they are. */
+  readonly #saved: string[] = [];
 
   constructor(plan: AttemptPlan, ranOn: string) {
     this.#plan = plan;
@@ -64,6 +67,8 @@ export class LocalAttempt {
   /** One line of the attempt's output. */
   line(stream: "stdout" | "stderr", line: string): void {
     (stream === "stdout" ? this.#stdout : this.#stderr).push(line);
+    const saved = line.includes("Saved: '") ? savedPath(line) : null;
+    if (saved !== null && this.#saved.length < MAX_OUTPUTS) this.#saved.push(saved);
     this.events.push({ type: "output", stream, line });
   }
 
@@ -85,6 +90,7 @@ export class LocalAttempt {
       killReason: this.killReason,
       startError: exit.startError,
       blenderWouldNotStart: exit.blenderWouldNotStart ?? false,
+      saved: this.#saved,
     });
     this.events.push({ type: "ended", outcome });
     this.events.close();

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { JobOutput } from "../job/outputs.ts";
 import type { DropReason, PythonError } from "../errors.ts";
 import type { DataBlocks, JsonObject } from "../types.ts";
 
@@ -33,8 +34,10 @@ export interface AttemptPlan {
   readonly resultLimit: number;
   /** The progress already published for the job: progress events only go above it. */
   readonly progress: number;
-  /** Where a completed job's data-block library is kept. */
+  /** Where a completed job's data-block library is kept, and its outputs when it has no `outputDir`. */
   readonly resultsDir: string;
+  /** Where a completed job's outputs go (relative paths kept), or `null` for a folder in `resultsDir`. */
+  readonly outputDir: string | null;
 }
 
 /** Why the supervisor ends an attempt. */
@@ -74,6 +77,10 @@ export type AttemptOutcome =
     readonly kind: "completed";
     readonly pythonData: JsonObject;
     readonly dataBlocks: DataBlocks | null;
+    /** The files the job wrote, where they were kept. */
+    readonly outputs: readonly JobOutput[];
+    /** The folder of `resultsDir` that holds them, removed with the job's result; `null` with an `outputDir`. */
+    readonly outputsFolder: string | null;
     readonly facts: AttemptFacts;
   }
   | {

@@ -209,6 +209,7 @@ class SupervisorState {
       resultLimit: config.resultLimit,
       progress,
       resultsDir: config.resultsRoot,
+      outputDir: job.outputDir ?? null,
     }, {
       runner: config.runner,
       clock: config.clock,
@@ -244,7 +245,8 @@ class SupervisorState {
   #completed({ job, attempt }: Running, outcome: AttemptOutcome & { kind: "completed" }): void {
     const { name } = job;
     const { facts } = outcome;
-    this.#config.results.tell({ type: "store", name, pythonData: outcome.pythonData, dataBlocks: outcome.dataBlocks });
+    const { pythonData, dataBlocks, outputs, outputsFolder } = outcome;
+    this.#config.results.tell({ type: "store", name, pythonData, dataBlocks, outputs, outputsFolder });
     this.#removeJobDir(job);
     this.#config.publish({
       type: "completed",
@@ -253,6 +255,7 @@ class SupervisorState {
         name,
         pythonData: outcome.pythonData,
         dataBlocks: outcome.dataBlocks,
+        outputs: outcome.outputs,
         stdout: facts.stdout,
         stderr: facts.stderr,
         attempts: attempt,

@@ -16,6 +16,8 @@ export interface SupervisedJob {
   readonly logFile: string | null;
   /** Whether Blender starts with `--factory-startup` for this job. @default {true} */
   readonly factoryStartup?: boolean;
+  /** Where the job's outputs go, or `null`/absent for a folder in the results root. */
+  readonly outputDir?: string | null;
 }
 
 /** A job's next attempt. */
