@@ -61,6 +61,59 @@ Deno.test("cli run: progress lines, python_data as JSON, data from --data and --
   deepStrictEqual(JSON.parse(progress.stdout), { steps: 2 });
 });
 
+Deno.test("cli run --output: the files a job writes are kept there, and --json prints only paths that stay", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const blend = join(dir, "shot.blend");
+    equal((await bgproc("run", fixture("make_render_scene.py"), "--path", `path=${blend}`)).code, 0);
+    const elsewhere = join(dir, "still.png");
+    const out = join(dir, "out");
+    const kept = await bgproc(
+      "run",
+      fixture("render_own_path.py"),
+      "--blend",
+      blend,
+      "--path",
+      `elsewhere=${elsewhere}`,
+      "--output",
+      out,
+      "--json",
+    );
+    equal(kept.code, 0, kept.stderr);
+    const outputs = JSON.parse(kept.stdout).outputs as { path: string; kind: string }[];
+    deepStrictEqual(outputs.map((output) => output.path), [
+      join(out, "notes", "readme.txt"),
+      join(out, "renders", "frame_0001.png"),
+      join(out, "renders", "frame_0002.png"),
+      join(out, "renders", "frame_0003.png"),
+      elsewhere,
+    ]);
+    for (const { path } of outputs) ok(existsSync(path), path);
+    const batchFile = join(dir, "jobs.jsonc");
+    const entry = { script: fixture("render_own_path.py"), blend: blend, data: { elsewhere } };
+    await Deno.writeTextFile(batchFile, JSON.stringify([{ ...entry, name: "Würfel 1" }, entry]));
+    const batch = await bgproc("batch", batchFile, "--output", join(dir, "batch"), "--json");
+    equal(batch.code, 0, batch.stderr);
+    ok(existsSync(join(dir, "batch", "Würfel 1", "renders", "frame_0003.png")), "a folder per job: its name");
+    ok(existsSync(join(dir, "batch", "2", "renders", "frame_0003.png")), "or its place in the file");
+    equal(JSON.parse(batch.stdout)[1].outputs.length, 5);
+    const lost = await bgproc(
+      "run",
+      fixture("render_own_path.py"),
+      "--blend",
+      blend,
+      "--path",
+      `elsewhere=${elsewhere}`,
+      "--json",
+    );
+    equal(lost.code, 0, lost.stderr);
+    equal(JSON.parse(lost.stdout).outputs, undefined);
+    match(lost.stderr, /the job wrote 5 file\(s\), not kept: name a folder with --output DIR/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli run: a dropped job exits 1 with the report on stderr", async () => {
   const { code, stderr } = await bgproc("run", fixture("raise.py"));
   equal(code, 1);

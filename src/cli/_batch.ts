@@ -1,6 +1,7 @@
 /** `bgproc batch FILE.jsonc`: many jobs, live bars, then a summary table. */
 
 // deno-lint-ignore-file no-console
+import { join } from "node:path";
 import { InvalidJobError, type JobDroppedError } from "../errors.ts";
 import type { Job } from "../job_manager.ts";
 import type { JobResult } from "../types.ts";
@@ -27,7 +28,8 @@ export const batchCommand: Command = {
   { "script": "x.py", "name"?: "a", "blend"?: "scene.blend", "data"?: { ... }, "timeout"?: seconds,
     "args"?: [...], "paths"?: ["data/input", "args/1"], "factoryStartup"?: false, "addons"?: ["node_wrangler"] }
 Fields: ${BATCH_FIELDS.join(", ")}. script, blend, and the data and args values listed in "paths" are
-paths relative to FILE's folder.
+paths relative to FILE's folder. With --output DIR each job's files go to DIR/NAME (NAME: the job's name, or
+its position in FILE, from 1).
 
 Exit status: 0 all completed, 1 any dropped, 2 bad usage or a bad file, 3 no Blender, 130 interrupted.`,
   flags: { ...MANAGER_FLAGS, ...CLUSTER_FLAGS, ...OUTPUT_FLAGS },
@@ -46,7 +48,11 @@ Exit status: 0 all completed, 1 any dropped, 2 bad usage or a bad file, 3 no Ble
     const jobs: Job[] = [];
     for (const [index, entry] of entries.entries()) {
       try {
-        jobs.push(manager.addJob(entry));
+        // --output DIR: each job's files in DIR/<its name> (or its position in the file), so jobs never collide.
+        const folder = typeof flags.output === "string"
+          ? join(userPath(flags.output), entry.name ?? `${index + 1}`)
+          : null;
+        jobs.push(manager.addJob(folder === null ? entry : { ...entry, outputDir: folder }));
       } catch (error) {
         if (error instanceof InvalidJobError) throw new UsageError(`${file}: jobs[${index}]: ${error.message}`);
         throw error;
@@ -67,6 +73,7 @@ Exit status: 0 all completed, 1 any dropped, 2 bad usage or a bad file, 3 no Ble
         attempts: job.attempts,
         durationMs: result?.durationMs ?? null,
         pythonData: result?.pythonData ?? null,
+        ...(typeof flags.output === "string" ? { outputs: result?.outputs ?? [] } : {}),
         reason: error?.reason ?? null,
       }))));
     } else {

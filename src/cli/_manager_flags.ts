@@ -28,8 +28,13 @@ export const MANAGER_FLAGS: FlagSpecs = {
   },
 };
 
-/** `--json`, `--verbose`/`--logs`, `--log-file`. */
+/** `--json`, `--verbose`/`--logs`, `--log-file`, `--output`. */
 export const OUTPUT_FLAGS: FlagSpecs = {
+  output: {
+    type: "string",
+    value: "DIR",
+    help: "keep the files each job writes (renders to //, Saved: files) in DIR, relative paths kept",
+  },
   json: { type: "boolean", help: "print the result as JSON on stdout" },
   verbose: { type: "boolean", short: "v", aliases: ["logs"], help: "stream each job's output, prefixed by its name" },
   "log-file": { type: "string", value: "FILE", help: "append each job's output, prefixed by its name, to FILE" },
@@ -51,9 +56,10 @@ export type CliManager = Pick<JobManager, "addJob" | "killAll"> & AsyncDisposabl
 export async function openManager(flags: Flags): Promise<CliManager> {
   if (typeof flags.nats !== "string") {
     if (typeof flags.namespace === "string") throw new UsageError("--namespace goes with --nats URL");
-    return new JobManager(managerOptions(flags));
+    const output = typeof flags.output === "string" ? { outputDir: userPath(flags.output) } : {};
+    return new JobManager({ ...managerOptions(flags), ...output });
   }
-  for (const name of ["no-factory-startup", "addon"]) {
+  for (const name of ["no-factory-startup", "addon", "output"]) {
     if (flags[name] !== undefined) throw new UsageError(`--${name} does not go with --nats yet`);
   }
   for (const name of ["workers", "mode", "blender"]) {

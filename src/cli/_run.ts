@@ -2,7 +2,8 @@
 
 // deno-lint-ignore-file no-console
 import { JobDroppedError } from "../errors.ts";
-import type { JsonObject } from "../types.ts";
+import { dirname, join } from "node:path";
+import type { DataBlocks, JsonObject } from "../types.ts";
 import { type Flags, positiveNumber } from "./_args.ts";
 import { dataEntry } from "./_batch_file.ts";
 import type { Command } from "./_command.ts";
@@ -96,11 +97,21 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
     const interrupted = await watch(manager, [job], flags);
     try {
       const result = await job.result();
+      // Without --output the outputs are in the work root, which goes when the command ends: no path to print.
+      const kept = typeof flags.output === "string";
       if (flags.json) {
-        const { name, pythonData, dataBlocks, attempts, durationMs } = result;
-        console.log(JSON.stringify({ name, state: "COMPLETED", pythonData, dataBlocks, attempts, durationMs }));
+        const { name, pythonData, attempts, durationMs, outputs } = result;
+        const dataBlocks = await keptDataBlocks(result.dataBlocks, kept ? flags.output as string : null);
+        const json = { name, state: "COMPLETED", pythonData, dataBlocks, attempts, durationMs };
+        console.log(JSON.stringify(kept ? { ...json, outputs } : json));
       } else {
         console.log(JSON.stringify(result.pythonData, null, 2));
+        for (const output of kept ? result.outputs : []) console.error(`wrote ${output.path} (${output.bytes} bytes)`);
+      }
+      if (!kept && result.outputs.length > 0) {
+        console.error(
+          `bgproc: the job wrote ${result.outputs.length} file(s), not kept: name a folder with --output DIR`,
+        );
       }
       return ExitCode.ok;
     } catch (error) {
@@ -115,3 +126,17 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
     }
   },
 };
+
+/**
+ * The data-block manifest to print: with `--output DIR` its library is copied to `DIR/data_blocks.blend` (the
+ * work root goes when the command ends), without it the manifest has no path.
+ */
+async function keptDataBlocks(dataBlocks: DataBlocks | null, outputDir: string | null): Promise<object | null> {
+  if (dataBlocks === null) return null;
+  const { path, ...manifest } = dataBlocks;
+  if (outputDir === null) return manifest;
+  const kept = join(userPath(outputDir), "data_blocks.blend");
+  await Deno.mkdir(dirname(kept), { recursive: true });
+  await Deno.copyFile(path, kept);
+  return { path: kept, ...manifest };
+}
