@@ -46,6 +46,24 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 }
 
+Deno.test("a still of a scene with a long frame range counts as one frame, not as 1/250 of an animation", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    await using manager = new JobManager();
+    const job = manager.addJob({
+      script: new URL("../examples/scripts/render_frame.py", import.meta.url).pathname,
+      passedData: { frame: 1, out, samples: 16 }, // The default scene's range is 1-250.
+    });
+    const values: number[] = [];
+    for await (const value of job.progressUpdates()) values.push(value);
+    await job.result();
+    deepStrictEqual(values.filter((value) => value > 0 && value < 0.01), [], JSON.stringify(values));
+    equal(values.at(-1), 1);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
 Deno.test("the progress option is checked", async () => {
   throws(() => new JobManager({ progress: "frames" as never }), RangeError);
   await using manager = new JobManager();

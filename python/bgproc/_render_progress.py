@@ -9,25 +9,36 @@ only ever publishes a value above the last one.
 
 from __future__ import annotations
 
+import linecache
+import os
 import re
 import sys
 from typing import Any, Callable
 
 _SAMPLE = re.compile(r"\bSample (\d+)/(\d+)")
+_ANIMATION = re.compile(r"render\.render\([^)]*\banimation\s*=\s*(True|False)")
+_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 _HANDLERS = ("render_init", "render_pre", "render_post", "render_stats")
 
 
 def _is_animation(scene: Any) -> bool:
     """Whether the running ``render.render`` call renders the scene's frame range.
 
-    The operator's keywords are on the Python stack (``bpy.ops``' call wrapper holds them as ``kw``); when they
-    cannot be found, a render that starts at the range's first frame of a range of several counts as an animation.
+    Up to 4.x the operator's keywords are on the Python stack (``bpy.ops``' call wrapper holds them as ``kw``);
+    5.x calls operators from C, so the calling line of Python is read instead (``animation=True`` in it). When
+    neither says, a render that starts at the first frame of a range of several counts as an animation.
     """
     frame = sys._getframe(1)
     while frame is not None:
-        kw = frame.f_locals.get("kw") if frame.f_code.co_name == "__call__" else None
-        if isinstance(kw, dict) and "bpy" in frame.f_code.co_filename:
+        code = frame.f_code
+        kw = frame.f_locals.get("kw") if code.co_name == "__call__" else None
+        if isinstance(kw, dict) and "bpy" in code.co_filename:
             return bool(kw.get("animation", False))
+        if code.co_name == "<module>" or not code.co_filename.startswith(_RUNTIME_DIR):
+            call = "".join(linecache.getline(code.co_filename, frame.f_lineno + i) for i in range(4))
+            if "render.render(" in call:  # The call itself: without animation=True it renders a still.
+                said = _ANIMATION.search(call)
+                return said is not None and said.group(1) == "True"
         frame = frame.f_back
     return scene.frame_current == scene.frame_start and scene.frame_end > scene.frame_start
 
