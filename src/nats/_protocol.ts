@@ -39,6 +39,18 @@ export interface JobSpec {
   readonly passedDataBlocks: { readonly file: FileRef; readonly blocks: Record<string, string[]> } | null;
   readonly requires: readonly string[];
   readonly retry: RetrySpec;
+  /**
+   * How the worker's Blender runs the job: `AddJobOptions` passed to the worker's own manager as they are
+   * (`factoryStartup`, `addons`, `progress`), checked by the host first. Absent in records of older hosts.
+   */
+  readonly runOptions?: RunOptions;
+}
+
+/** The job options that travel to the worker as they are (each JSON, each checked by the host). */
+export interface RunOptions {
+  readonly factoryStartup?: boolean;
+  readonly addons?: readonly string[];
+  readonly progress?: "auto" | "script" | "render";
 }
 
 /** A completed job's result, as recorded. */

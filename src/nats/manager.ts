@@ -11,14 +11,17 @@ import { join } from "node:path";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator, Subscription } from "@nats-io/transport-node";
 import {
+  checkAddons,
   checkArgs,
   checkBlendFile,
+  checkFactoryStartup,
   checkFile,
   checkFileTarget,
   checkJobName,
   checkNumber,
   checkPassedData,
   checkPassedDataBlocks,
+  checkProgressSource,
   checkRetryReasons,
   checkTimeout,
   MAX_DELAY_MS,
@@ -60,6 +63,7 @@ import {
   type QueueMessage,
   RECORD_INLINE_LIMIT,
   RECORD_VERSION,
+  type RunOptions,
   subjectToken,
   type WorkerInfo,
 } from "./_protocol.ts";
@@ -338,6 +342,17 @@ export class NatsJobManager implements AsyncDisposable {
       : checkPassedDataBlocks(options.passedDataBlocks);
     const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
     const requires = checkTags("Cannot add job", "requires", options.requires ?? []);
+    if (options.outputDir !== undefined) {
+      throw new InvalidJobError(
+        "outputDir",
+        "Cannot add job as 'outputDir' does not go with NATS yet: a job's outputs stay on its worker's machine",
+      );
+    }
+    const runOptions: RunOptions = {
+      ...(options.factoryStartup === undefined ? {} : { factoryStartup: checkFactoryStartup(options.factoryStartup) }),
+      ...(options.addons === undefined ? {} : { addons: checkAddons(options.addons) }),
+      ...(options.progress === undefined ? {} : { progress: checkProgressSource("Cannot add job", options.progress) }),
+    };
     const maxAttempts = options.maxAttempts ?? this.maxAttempts;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
       throw new InvalidJobError("maxAttempts", `Cannot add job as 'maxAttempts' must be an integer >= 1`);
@@ -373,6 +388,7 @@ export class NatsJobManager implements AsyncDisposable {
         },
         requires,
         retry: this.#retry,
+        runOptions,
       };
       const now = new Date().toISOString();
       const record: JobRecord = {

@@ -297,6 +297,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       passedData,
       args: [...spec.args],
       timeout: spec.timeoutMs,
+      ...spec.runOptions,
       ...(blendFile === undefined ? {} : { blendFile }),
       ...(passedDataBlocks === undefined ? {} : { passedDataBlocks }),
     });

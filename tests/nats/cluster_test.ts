@@ -98,6 +98,28 @@ Deno.test("a NATS cluster of three workers runs, routes, kills, retries and keep
     });
 
     await t.step({
+      name: "how a job's Blender runs (addons, factoryStartup, progress) travels to the worker; outputDir is refused",
+      fn: async () => {
+        const result = await manager.addJob({
+          name: "startup",
+          script: fixture("startup_probe.py"),
+          addons: ["node_wrangler"],
+          factoryStartup: true,
+          progress: "script",
+          passedData: { check: ["node_wrangler"] },
+        }).result();
+        assert.deepEqual(result.pythonData.loaded, { node_wrangler: true });
+        assert.equal(result.pythonData.factory_startup, true);
+        assert.throws(
+          () => manager.addJob({ script: fixture("echo.py"), outputDir: tmp }),
+          /'outputDir' does not go with NATS yet/,
+        );
+        assert.throws(() => manager.addJob({ script: fixture("echo.py"), progress: "frames" as never }), /'progress'/);
+      },
+      ...step,
+    });
+
+    await t.step({
       name: "passed data and python_data larger than a KV value travel through the object store",
       fn: async () => {
         const big = "ü".repeat(600_000);
