@@ -113,3 +113,25 @@ _ADDONS_BUILT_IN_4_2 = {
 def built_in_addon(bpy: Any, name: str) -> str | None:
     """What replaced the add-on ``name`` in this Blender, when it was built in (4.2+); else ``None``."""
     return _ADDONS_BUILT_IN_4_2.get(name) if bpy.app.version >= (4, 2, 0) else None
+
+
+def drop_unavailable_denoiser(scene: Any) -> bool:
+    """Turn Cycles' denoising off in ``scene`` (and its view layers) when this build has no OpenImageDenoise and the
+    scene asks for it; return whether it did.
+
+    Debian's Blender 3.4 fails such a render ("Build without OpenImageDenoiser"); 4.3 and 5.2 builds lack it too.
+    This is a build difference, not a version one, read from Cycles' own module.
+    """
+    try:
+        import _cycles  # noqa: PLC0415 - Cycles' C module, present when Cycles is
+    except ImportError:
+        return False
+    if getattr(_cycles, "with_openimagedenoise", True) or not scene.cycles.use_denoising:
+        return False
+    if getattr(scene.cycles, "denoiser", "") not in ("", "OPENIMAGEDENOISE"):  # '' when the build has none at all
+        return False
+    scene.cycles.use_denoising = False
+    for layer in scene.view_layers:
+        if hasattr(layer, "cycles"):
+            layer.cycles.use_denoising = False
+    return True

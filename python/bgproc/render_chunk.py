@@ -9,10 +9,11 @@ the order rendered) and ``fps`` (the scene's frame rate).
 """
 
 import os
+import sys
 
 import bpy
 
-from bgproc._compat import set_render_engine, use_image_format
+from bgproc._compat import drop_unavailable_denoiser, set_render_engine, use_image_format
 
 frames = [int(frame) for frame in passed_data["frames"]]
 output_dir = passed_data["output_dir"]
@@ -46,6 +47,8 @@ if passed_data.get("resolution") is not None:
     scene.render.resolution_x, scene.render.resolution_y = (int(size) for size in passed_data["resolution"])
     scene.render.resolution_percentage = 100
 
+if engine == "CYCLES" and drop_unavailable_denoiser(scene):
+    print("bgproc: this Blender's Cycles has no OpenImageDenoise: rendering without denoising", file=sys.stderr)
 use_image_format(scene.render.image_settings)
 scene.render.filepath = os.path.join(output_dir, "frame_####")
 scene.render.use_file_extension = True

@@ -292,6 +292,7 @@ class RenderHandle implements Render {
           script: this.#runtime.chunkScript,
           blendFile,
           passedData,
+          progress: "script", // The chunk reports each frame itself: its stills' own progress would read as done.
           ...(timeout === undefined ? {} : { timeout }),
           ...(this.#signal === undefined ? {} : { signal: this.#signal }),
         });
