@@ -40,7 +40,7 @@ class ProgressReporter:
         """Record ``value`` (0.0 to 1.0; a finite number outside is clamped) as the job's progress."""
         if value.__class__ is not float:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"update_job_progress takes a number from 0.0 to 1.0, not {value!r}")
+                raise TypeError(f"update_job_progress takes a finite number (clamped to 0.0 to 1.0), not {value!r}")
             value = float(value)
         if not 0.0 <= value <= 1.0:
             value = self._clamped(value)
@@ -58,7 +58,7 @@ class ProgressReporter:
 
     def _clamped(self, value: float) -> float:
         if not math.isfinite(value):
-            raise ValueError(f"update_job_progress takes a number from 0.0 to 1.0, not {value!r}")
+            raise ValueError(f"update_job_progress takes a finite number (clamped to 0.0 to 1.0), not {value!r}")
         clamped = min(max(value, 0.0), 1.0)
         with self._lock:
             warn, self._warned = not self._warned, True

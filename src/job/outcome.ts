@@ -97,7 +97,7 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   if (isPythonError(error)) {
     const where = ORIGINS[error.origin] ?? "bgproc's runtime failed:";
     const savedBy = error.origin === "blend-file" && plan.blendFile !== null ? await savedByNote(plan.blendFile) : "";
-    return failed("error", `${where} ${error.type}: ${error.message}${savedBy}`, error);
+    return failed("error", `${where} ${error.type}: ${error.message.trimEnd()}${savedBy}`, error);
   }
   if (facts.signal !== null) return failed("crashed", `Blender was ended by ${facts.signal}`);
   if (plan.blendFile !== null && !runtimeReached) {
