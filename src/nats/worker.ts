@@ -6,6 +6,7 @@
  * acking.
  */
 
+import { droppedBeforeBlender } from "../_dropped.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
@@ -233,16 +234,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       } catch (error) {
         // Its files cannot be fetched, or the local manager rejects the job: the job's failure, not the worker's.
         const summary = `it cannot start on worker ${id}: ${error instanceof Error ? error.message : String(error)}`;
-        const details = { jobName: mine.name, reason: "start-failed" as const, summary, attempts: attempt };
-        const none = {
-          exitCode: null,
-          signal: null,
-          pythonError: null,
-          stderrTail: "",
-          stdoutTail: "",
-          commandLine: "",
-        };
-        await failed(job, mine, attempt, new JobDroppedError({ ...details, ...none }, { cause: error }));
+        const dropped = droppedBeforeBlender(mine.name, "start-failed", summary, attempt, { cause: error });
+        await failed(job, mine, attempt, dropped);
         return;
       }
       job.local = local;

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { droppedBeforeBlender } from "../_dropped.ts";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { InvalidJobError, JobDroppedError } from "../errors.ts";
@@ -358,18 +359,7 @@ class RenderHandle implements Render {
     const path = video.path ?? defaultVideoPath(this.outputDir);
     const name = `${this.name}-video`;
     if (this.#killed || this.#signal?.aborted) {
-      throw new JobDroppedError({
-        jobName: name,
-        reason: "killed",
-        summary: "the render was killed before its video step",
-        attempts: 0,
-        exitCode: null,
-        signal: null,
-        pythonError: null,
-        stderrTail: "",
-        stdoutTail: "",
-        commandLine: "",
-      });
+      throw droppedBeforeBlender(name, "killed", "the render was killed before its video step", 0);
     }
     this.#video = this.#host.addJob({
       name,

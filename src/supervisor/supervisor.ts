@@ -8,6 +8,7 @@
  * change. It knows attempts only through the runner seam.
  */
 
+import { droppedBeforeBlender } from "../_dropped.ts";
 import { join } from "node:path";
 import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
 import type { ResultsMessage } from "../_results.ts";
@@ -325,13 +326,17 @@ class SupervisorState {
     this.#config.publish({
       type: "dropped",
       name,
-      error: droppedBeforeRun(taken.job, taken.attempts, reason, summary),
+      error: droppedBeforeBlender(taken.job.name, reason, summary, taken.attempts),
     });
     return true;
   }
 
   #dropNew(job: SupervisedJob, reason: DropReason, summary: string): void {
-    this.#config.publish({ type: "dropped", name: job.name, error: droppedBeforeRun(job, 0, reason, summary) });
+    this.#config.publish({
+      type: "dropped",
+      name: job.name,
+      error: droppedBeforeBlender(job.name, reason, summary, 0),
+    });
   }
 
   #dropEverythingWaiting(reason: DropReason, summary: string): void {
@@ -376,21 +381,6 @@ function crashOutcome(attempt: number, error: unknown): AttemptOutcome {
     cause: error,
     facts: { attempt, ranOn: "", startedAt: now, endedAt: now, exitCode: null, signal: null, stdout: "", stderr: "" },
   };
-}
-
-function droppedBeforeRun(job: SupervisedJob, attempts: number, reason: DropReason, summary: string) {
-  return new JobDroppedError({
-    jobName: job.name,
-    reason,
-    summary,
-    attempts,
-    exitCode: null,
-    signal: null,
-    pythonError: null,
-    stderrTail: "",
-    stdoutTail: "",
-    commandLine: "",
-  });
 }
 
 /** The last `count` lines of `text` (each ending in `\n`). */
