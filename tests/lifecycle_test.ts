@@ -4,6 +4,7 @@ import { deepStrictEqual, equal, ok, rejects, throws } from "node:assert/strict"
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
+import { jobDirName } from "../src/job/dir.ts";
 import { fixture, isAlive, waitFor } from "./_helpers.ts";
 
 Deno.test("close() kills running jobs, drops queued ones and removes the work root", async () => {
@@ -40,7 +41,8 @@ Deno.test("keepFiles keeps the job directory with spec.json, result.json and pro
   try {
     const job = manager.addJob({ name: "kept", script: fixture("progress.py"), passedData: { steps: 2, pause: 0 } });
     await job.result();
-    const dir = join(manager.workRoot, "jobs", "1-kept"); // <submission>-<name>: a reused name never shares one
+    // <submission>-<name as ASCII>-<hash>: a reused name never shares one.
+    const dir = join(manager.workRoot, "jobs", jobDirName(1, "kept"));
     const spec = JSON.parse(await Deno.readTextFile(join(dir, "spec.json")));
     equal(spec.version, 1);
     equal(spec.name, "kept");

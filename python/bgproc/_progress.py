@@ -32,12 +32,22 @@ class ProgressReporter:
         self._next_write = 0.0
         self._pending = False
         self._closed = False
+        self._script_reported = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def update(self, value: float) -> None:
         """Record ``value`` (0.0 to 1.0; a finite number outside is clamped) as the job's progress."""
+        self._script_reported = True
+        self._record(value)
+
+    def update_from_render(self, value: float) -> None:
+        """Record a render's progress, unless the script has reported its own (``update`` was called)."""
+        if not self._script_reported:
+            self._record(value)
+
+    def _record(self, value: float) -> None:
         if value.__class__ is not float:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"update_job_progress takes a finite number (clamped to 0.0 to 1.0), not {value!r}")

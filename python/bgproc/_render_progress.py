@@ -100,27 +100,19 @@ class RenderProgress:
         self._publish(min((self._done + fraction) / self._frames, 1.0))
 
 
-def progress_sources(
-    update: Callable[[float], None], mode: str
-) -> tuple[Callable[[float], None], Callable[[float], None] | None]:
+def progress_sources(reporter: Any, mode: str) -> tuple[Callable[[float], None], Callable[[float], None] | None]:
     """The job's ``update_job_progress`` and the render progress publisher (or ``None``) for ``mode``.
 
     ``"script"``: only the script reports. ``"render"``: only renders do (the script's calls are ignored).
-    ``"auto"``: renders do until the script first reports; from then on only the script does.
+    ``"auto"``: renders do until the script first reports; from then on only the script does. The script gets the
+    reporter's own bound ``update`` where it reports at all, as before this option existed.
     """
     if mode == "script":
-        return update, None
+        return reporter.update, None
     if mode == "render":
-        return (lambda value: None), update
-    reported: list[bool] = []
+        return _ignored, reporter.update_from_render
+    return reporter.update, reporter.update_from_render
 
-    def from_script(value: float) -> None:
-        if not reported:
-            reported.append(True)
-        update(value)
 
-    def from_render(value: float) -> None:
-        if not reported:
-            update(value)
-
-    return from_script, from_render
+def _ignored(value: float) -> None:
+    """``update_job_progress`` with ``progress: "render"``: the script's reports are not used."""

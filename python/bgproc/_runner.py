@@ -152,7 +152,7 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
             return EXIT_SCRIPT_ERROR
 
     reporter = ProgressReporter(job_dir.file("progress"), warn=warn)
-    from_script, from_render = progress_sources(reporter.update, spec.progress)
+    from_script, from_render = progress_sources(reporter, spec.progress)
     render_progress = None if from_render is None else RenderProgress(bpy, from_render)
     # The script runs as a real __main__ module, as under `blender --python`: pickle and friends can find it.
     module = types.ModuleType("__main__")
