@@ -7,6 +7,7 @@ import type { ActorRef } from "./_actor.ts";
 import { JobHandle } from "./_job_handle.ts";
 import { ManagerEvents } from "./_manager_events.ts";
 import { checkPermissions, resolveOptions } from "./_options.ts";
+import { type JobManagerNatsOptions, NatsBackend } from "./nats/_backend.ts";
 import { type ResultsMessage, startResults, type StoredResult } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
 import { makeWorkRoot, markKept, type WorkRoot } from "./_work_root.ts";
@@ -146,6 +147,17 @@ export interface JobManagerOptions {
    * instead of started until the period has passed.
    */
   restartIntensity?: RestartIntensityOptions;
+  /**
+   * Run the jobs on NATS workers (`bgproc worker`) instead of local Blenders:
+   * the same API, over the cluster. `maxAttempts` and `timeout` apply; the
+   * options of local Blenders do not. The NATS client is loaded when this is
+   * given (a `NatsBackendUnavailableError` from `result()` when it cannot
+   * be). Before the connection is up, `addJob` checks only the name and
+   * reports a bad option through the job's `result()`.
+   *
+   * @example `new JobManager({ nats: { servers: "nats://127.0.0.1:4222", namespace: "shots" } })`
+   */
+  nats?: JobManagerNatsOptions;
 }
 
 /** Options of {@linkcode JobManagerOptions.retry}. */
@@ -336,24 +348,26 @@ export interface Job<T extends JsonObject = JsonObject> {
 export class JobManager implements AsyncDisposable {
   /** `"process"` (a Blender per job), `"pool"` (warm workers) or `"fork"` (a child of a warm zygote per job). */
   readonly mode: "process" | "pool" | "fork";
-  /** The Blender executable in use. */
+  /** The Blender executable in use (`""` with `nats`: the workers have theirs). */
   readonly blenderPath: string;
   #blenderVersion: Promise<string> | undefined;
-  /** This manager's own work root. */
+  /** This manager's own work root (`""` with `nats`). */
   readonly workRoot: string;
+  /** The NATS cluster every job goes to, when `nats` is given. */
+  readonly #nats: NatsBackend | undefined;
   #maxWorkers: number;
   #maxAttempts: number;
   readonly #timeout: number;
   readonly #keepFiles: boolean;
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
-  readonly #supervisor: ActorRef<SupervisorMessage>;
-  readonly #results: ActorRef<ResultsMessage>;
+  readonly #supervisor!: ActorRef<SupervisorMessage>;
+  readonly #results!: ActorRef<ResultsMessage>;
   #closing: Promise<void> | undefined;
   #health: ManagerHealth = { status: "ok" };
-  readonly #appendScript: string;
-  readonly #runner: Runner;
-  readonly #root: WorkRoot;
+  readonly #appendScript!: string;
+  readonly #runner!: Runner;
+  readonly #root!: WorkRoot;
   #nextName = 1;
   #submitted = 0;
 
@@ -376,6 +390,13 @@ export class JobManager implements AsyncDisposable {
     this.#timeout = resolved.timeout;
     this.#keepFiles = resolved.keepFiles;
     this.mode = resolved.mode;
+    if (options.nats !== undefined) {
+      const settings = { maxAttempts: this.#maxAttempts, timeout: this.#timeout, workDir: resolved.workDir };
+      this.#nats = new NatsBackend(options.nats, settings);
+      this.blenderPath = "";
+      this.workRoot = "";
+      return;
+    }
     this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
     checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
     let runtimeEntry: string;
@@ -491,6 +512,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {Error} When the manager is closed.
    */
   addJob<T extends JsonObject = JsonObject>(options: AddJobOptions): Job<T> {
+    if (this.#nats !== undefined && this.#closing === undefined) return this.#nats.addJob<T>(options);
     if (this.#closing !== undefined) throw new Error("Cannot add job as the JobManager is closed");
     if (typeof options !== "object" || options === null) {
       throw new InvalidJobError("options", "Cannot add job as its options must be an object");
@@ -535,6 +557,7 @@ export class JobManager implements AsyncDisposable {
    * @returns The job, or `undefined` when the manager has none of that name.
    */
   getJob(name: string): Job | undefined {
+    if (this.#nats !== undefined) return this.#nats.getJob(name);
     return this.#jobs.get(name);
   }
 
@@ -546,6 +569,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getJobState(name: string): JobState {
+    if (this.#nats !== undefined) return this.#nats.getJobState(name);
     return this.#job(name).state;
   }
 
@@ -557,6 +581,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getJobProgress(name: string): number {
+    if (this.#nats !== undefined) return this.#nats.getJobProgress(name);
     return this.#job(name).progress;
   }
 
@@ -568,6 +593,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name, or it has not completed.
    */
   async getRetrievedPythonData<T extends JsonObject = JsonObject>(name: string): Promise<T> {
+    if (this.#nats !== undefined) return await this.#nats.getRetrievedPythonData<T>(name);
     return (await this.#stored(name, "python_data")).pythonData as T;
   }
 
@@ -580,6 +606,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name, or it has not completed.
    */
   async getRetrievedDataBlocks(name: string): Promise<DataBlocks | null> {
+    if (this.#nats !== undefined) return await this.#nats.getRetrievedDataBlocks(name);
     return (await this.#stored(name, "data_blocks")).dataBlocks;
   }
 
@@ -598,6 +625,7 @@ export class JobManager implements AsyncDisposable {
     blocks: DataBlocks | DataBlockSelection,
     options: AppendDataBlocksOptions,
   ): Promise<AppendDataBlocksResult> {
+    if (this.#nats !== undefined) return await this.#nats.appendDataBlocks(blocks, options);
     const selection = checkPassedDataBlocks(blocks, "blocks");
     const into = resolve(checkFileTarget(options.into, "into"));
     if (existsSync(into)) checkPassedDataBlocks({ from: into }, "into");
@@ -634,6 +662,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getIssueString(name: string): string | undefined {
+    if (this.#nats !== undefined) return this.#nats.getIssueString(name);
     return this.#job(name).error?.report;
   }
 
@@ -646,6 +675,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   async killJob(name: string): Promise<void> {
+    if (this.#nats !== undefined) return await this.#nats.killJob(name);
     this.#job(name);
     if (this.#closing !== undefined) return await this.#closing; // close() kills everything.
     await this.#supervisor.ask<void>((reply) => ({ type: "kill", name, reply }));
@@ -657,6 +687,7 @@ export class JobManager implements AsyncDisposable {
    * @returns Settles once every Blender process of this manager is gone.
    */
   async killAll(): Promise<void> {
+    if (this.#nats !== undefined) return await this.#nats.killAll();
     if (this.#closing !== undefined) return await this.#closing;
     await this.#supervisor.ask<void>((reply) => ({ type: "killAll", reply }));
   }
@@ -668,6 +699,7 @@ export class JobManager implements AsyncDisposable {
    * @returns The names.
    */
   getJobNames(options: GetJobNamesOptions = {}): string[] {
+    if (this.#nats !== undefined) return this.#nats.getJobNames(options);
     const names: string[] = [];
     for (const [name, job] of this.#jobs) {
       if (options.state === undefined || job.state === options.state) names.push(name);
@@ -677,6 +709,7 @@ export class JobManager implements AsyncDisposable {
 
   /** How many jobs are in each state, and how many workers are free. */
   get counts(): JobCounts {
+    if (this.#nats !== undefined) return this.#nats.counts;
     const counts = { queued: 0, active: 0, completed: 0, dropped: 0 };
     for (const job of this.#jobs.values()) {
       switch (job.state) {
@@ -737,6 +770,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {Error} When the job has not ended yet.
    */
   removeJob(name: string): void {
+    if (this.#nats !== undefined) return this.#nats.removeJob(name);
     const job = this.#job(name);
     if (job.state !== "COMPLETED" && job.state !== "DROPPED") {
       throw new Error(`Cannot remove job '${name}' as it is ${job.state}: kill it first`);
@@ -753,6 +787,7 @@ export class JobManager implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      if (this.#nats !== undefined) return await this.#nats.close().finally(() => this.#events.close());
       await this.#supervisor.ask<void>((reply) => ({ type: "close", reply }));
       await this.#supervisor.stop();
       await this.#runner.close();
