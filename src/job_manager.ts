@@ -499,6 +499,7 @@ export class JobManager implements AsyncDisposable {
    * ```
    */
   events(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<ManagerEvent> {
+    if (this.#nats !== undefined) return this.#nats.events(options);
     return this.#events.subscribe(options.signal);
   }
 
@@ -758,6 +759,7 @@ export class JobManager implements AsyncDisposable {
    * reason and when it tries again) after too many start-up failures.
    */
   get health(): ManagerHealth {
+    if (this.#nats !== undefined) return this.#nats.health;
     return this.#health;
   }
 

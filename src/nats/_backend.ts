@@ -12,7 +12,17 @@ import type {
   GetJobNamesOptions,
   Job,
 } from "../job_manager.ts";
-import type { DataBlocks, DataBlockSelection, JobCounts, JobResult, JobState, JsonObject, LogLine } from "../types.ts";
+import type {
+  DataBlocks,
+  DataBlockSelection,
+  JobCounts,
+  JobResult,
+  JobState,
+  JsonObject,
+  LogLine,
+  ManagerEvent,
+  ManagerHealth,
+} from "../types.ts";
 
 /** Where the NATS server is, as `JobManagerOptions.nats` takes it. */
 export interface JobManagerNatsOptions {
@@ -39,6 +49,8 @@ interface Remote {
   ): Promise<AppendDataBlocksResult>;
   removeJob(name: string): Promise<void>;
   killJob(name: string): Promise<void>;
+  events(options: { signal?: AbortSignal }): AsyncIterableIterator<ManagerEvent>;
+  readonly health: ManagerHealth;
   killAll(): Promise<void>;
   close(): Promise<void>;
 }
@@ -190,6 +202,17 @@ export class NatsBackend {
     const job = this.#pending.get(name);
     if (job === undefined) throw new RangeError(`No job named '${name}' in this JobManager`);
     return job;
+  }
+
+  /** The cluster's events from once connected (a failed connection ends them with its error). */
+  async *events(options: { signal?: AbortSignal }): AsyncIterableIterator<ManagerEvent> {
+    const remote = await this.#ready;
+    if (options.signal?.aborted) return;
+    yield* remote.events(options);
+  }
+
+  get health(): ManagerHealth {
+    return this.#remote?.health ?? { status: "ok" };
   }
 
   async killJob(name: string): Promise<void> {
