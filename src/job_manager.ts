@@ -475,6 +475,28 @@ export class JobManager implements AsyncDisposable {
   }
 
   /**
+   * Settles once the manager can take jobs: at once for local Blenders; with
+   * `nats`, once connected and every job of the namespace is known (so
+   * `getJob` finds jobs another host added).
+   *
+   * @returns Settles when ready.
+   * @throws {NatsConnectionError} With `nats`, when the server cannot be reached.
+   * @throws {NatsBackendUnavailableError} With `nats`, when the NATS client cannot be loaded.
+   *
+   * @example Wait for the cluster before reading a job another host added
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ nats: { servers: "nats://127.0.0.1:4222" } });
+   * await manager.ready();
+   * console.log(manager.getJob("shot-010")?.state);
+   * ```
+   */
+  async ready(): Promise<void> {
+    await this.#nats?.ready();
+  }
+
+  /**
    * Every job's state changes, progress and output lines, and the manager's
    * health, from now on. The iterator ends when `signal` aborts, when its
    * `return()` is called (`break` in `for await`), or when the manager
