@@ -149,7 +149,8 @@ export interface JobManagerOptions {
   restartIntensity?: RestartIntensityOptions;
   /**
    * Run the jobs on NATS workers (`bgproc worker`) instead of local Blenders:
-   * the same API, over the cluster. `maxAttempts` and `timeout` apply; the
+   * the same API, over the cluster. `maxAttempts` (default 3 here: a worker
+   * lost mid-job costs an attempt) and `timeout` apply; the
    * options of local Blenders do not. The NATS client is loaded when this is
    * given (a `NatsBackendUnavailableError` from `result()` when it cannot
    * be). Before the connection is up, `addJob` checks only the name and
@@ -391,6 +392,8 @@ export class JobManager implements AsyncDisposable {
     this.#keepFiles = resolved.keepFiles;
     this.mode = resolved.mode;
     if (options.nats !== undefined) {
+      // Over NATS a lost worker costs an attempt: 3 unless given.
+      this.#maxAttempts = options.maxAttempts === undefined ? 3 : this.#maxAttempts;
       const settings = { maxAttempts: this.#maxAttempts, timeout: this.#timeout, workDir: resolved.workDir };
       this.#nats = new NatsBackend(options.nats, settings);
       this.blenderPath = "";
@@ -456,6 +459,7 @@ export class JobManager implements AsyncDisposable {
 
   set maxWorkers(value: number) {
     this.#maxWorkers = checkInteger("Cannot set maxWorkers", "maxWorkers", value, 1);
+    if (this.#nats !== undefined) throw new Error("Cannot set maxWorkers with nats: the workers have their slots");
     this.#supervisor.tell({ type: "configure", maxWorkers: value });
   }
 
@@ -471,7 +475,8 @@ export class JobManager implements AsyncDisposable {
 
   set maxAttempts(value: number) {
     this.#maxAttempts = checkInteger("Cannot set maxAttempts", "maxAttempts", value, 1);
-    this.#supervisor.tell({ type: "configure", maxAttempts: value });
+    if (this.#nats !== undefined) this.#nats.maxAttempts = value;
+    else this.#supervisor.tell({ type: "configure", maxAttempts: value });
   }
 
   /**

@@ -8,7 +8,7 @@ import { userPath } from "./_paths.ts";
 /** `--workers`, `--attempts`, `--mode`, `--blender`. */
 export const MANAGER_FLAGS: FlagSpecs = {
   workers: { type: "string", value: "N", help: "run up to N jobs at once (default: 2)" },
-  attempts: { type: "string", value: "N", help: "start a failing job up to N times (default: 1)" },
+  attempts: { type: "string", value: "N", help: "start a failing job up to N times (default: 1; 3 with --nats)" },
   mode: {
     type: "string",
     value: "MODE",

@@ -34,7 +34,7 @@ export interface JobManagerNatsOptions {
 
 /** What of `NatsJobManager` the backend uses (structural, so no npm type is imported here). */
 interface Remote {
-  addJob<T extends JsonObject>(options: AddJobOptions): Job<T>;
+  addJob<T extends JsonObject>(options: AddJobOptions & { maxAttempts?: number }): Job<T>;
   getJob(name: string): Job | undefined;
   getJobNames(options?: GetJobNamesOptions): string[];
   readonly counts: JobCounts;
@@ -105,6 +105,8 @@ class PendingJob<T extends JsonObject> implements Job<T> {
 
 /** The NATS cluster behind a `JobManager`. */
 export class NatsBackend {
+  /** The attempts of jobs added from now on. */
+  maxAttempts: number;
   readonly #ready: Promise<Remote>;
   #remote: Remote | undefined;
   readonly #pending = new Map<string, Job>();
@@ -115,6 +117,7 @@ export class NatsBackend {
     ) {
       throw new TypeError("Cannot make JobManager as 'nats' must be an object with 'servers'");
     }
+    this.maxAttempts = settings.maxAttempts;
     this.#ready = (async () => {
       let module: typeof import("./manager.ts");
       try {
@@ -138,9 +141,10 @@ export class NatsBackend {
   }
 
   addJob<T extends JsonObject>(options: AddJobOptions): Job<T> {
-    if (this.#remote !== undefined) return this.#remote.addJob<T>(options);
+    const withAttempts = { maxAttempts: this.maxAttempts, ...options };
+    if (this.#remote !== undefined) return this.#remote.addJob<T>(withAttempts);
     const name = options.name ?? `job-${crypto.randomUUID().slice(0, 8)}`;
-    const job = this.#ready.then((remote) => remote.addJob<T>({ ...options, name }));
+    const job = this.#ready.then((remote) => remote.addJob<T>({ ...withAttempts, name }));
     const pending = new PendingJob<T>(name, job);
     this.#pending.set(name, pending as unknown as Job);
     job.finally(() => this.#pending.delete(name)).catch(() => {});
