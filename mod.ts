@@ -38,6 +38,7 @@ export {
   InvalidJobError,
   type JobDroppedDetails,
   JobDroppedError,
+  NatsBackendUnavailableError,
   type PythonError,
   type PythonFrame,
   WorkRootError,
@@ -53,6 +54,7 @@ export {
   type RestartIntensityOptions,
   type RetryOptions,
 } from "./src/job_manager.ts";
+export type { JobManagerNatsOptions } from "./src/nats/_backend.ts";
 export { DATA_BLOCK_COLLECTIONS } from "./src/types.ts";
 export type {
   DataBlockCollection,

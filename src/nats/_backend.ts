@@ -5,6 +5,7 @@
  * `addJob` returns a handle that forwards to the cluster's job once queued.
  */
 
+import { NatsBackendUnavailableError } from "../errors.ts";
 import type {
   AddJobOptions,
   AppendDataBlocksOptions,
@@ -230,15 +231,5 @@ export class NatsBackend {
   async close(): Promise<void> {
     const remote = await this.#ready.catch(() => null);
     await remote?.close();
-  }
-}
-
-/** The NATS client could not be loaded (e.g. no npm access): `new JobManager({ nats })` cannot work here. */
-export class NatsBackendUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super(`Cannot use NATS as its client could not be loaded: ${cause instanceof Error ? cause.message : cause}`, {
-      cause,
-    });
-    this.name = "NatsBackendUnavailableError";
   }
 }
