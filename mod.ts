@@ -38,6 +38,7 @@ export {
   InvalidJobError,
   type JobDroppedDetails,
   JobDroppedError,
+  NatsBackendUnavailableError,
   type PythonError,
   type PythonFrame,
   WorkRootError,
@@ -71,6 +72,7 @@ export type {
   RenderResult,
   RenderVideoOptions,
 } from "./src/render/render.ts";
+export type { JobManagerNatsOptions } from "./src/nats/_backend.ts";
 export { DATA_BLOCK_COLLECTIONS } from "./src/types.ts";
 export type {
   DataBlockCollection,

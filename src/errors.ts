@@ -313,3 +313,35 @@ export class WorkRootError extends Error {
     this.workDir = workDir;
   }
 }
+
+/**
+ * `new JobManager({ nats })` cannot load the NATS client (an npm package:
+ * no npm access, or a runtime without npm support). Jobs added to such a
+ * manager reject with it, as does `ready()`.
+ *
+ * @example Tell a missing NATS client from a server that is down
+ * ```ts ignore
+ * import { JobManager, NatsBackendUnavailableError } from "@bgproc/blender";
+ *
+ * await using manager = new JobManager({ nats: { servers: "nats://127.0.0.1:4222" } });
+ * try {
+ *   await manager.ready();
+ * } catch (error) {
+ *   if (error instanceof NatsBackendUnavailableError) console.log("no NATS client here:", error.message);
+ *   else throw error;
+ * }
+ * ```
+ */
+export class NatsBackendUnavailableError extends Error {
+  /**
+   * Make the error for the failed import.
+   *
+   * @param cause Why the NATS client could not be imported.
+   */
+  constructor(cause: unknown) {
+    super(`Cannot use NATS as its client could not be loaded: ${cause instanceof Error ? cause.message : cause}`, {
+      cause,
+    });
+    this.name = "NatsBackendUnavailableError";
+  }
+}

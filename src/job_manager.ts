@@ -7,6 +7,7 @@ import type { ActorRef } from "./_actor.ts";
 import { JobHandle } from "./_job_handle.ts";
 import { ManagerEvents } from "./_manager_events.ts";
 import { checkPermissions, resolveOptions } from "./_options.ts";
+import { type JobManagerNatsOptions, NatsBackend } from "./nats/_backend.ts";
 import { type ResultsMessage, startResults, type StoredResult } from "./_results.ts";
 import { materializeRuntime } from "./_runtime.ts";
 import { type Render, type RenderOptions, startRender } from "./render/render.ts";
@@ -231,6 +232,18 @@ export interface JobManagerOptions {
    * instead of started until the period has passed.
    */
   restartIntensity?: RestartIntensityOptions;
+  /**
+   * Run the jobs on NATS workers (`bgproc worker`) instead of local Blenders:
+   * the same API, over the cluster. `maxAttempts` (default 3 here: a worker
+   * lost mid-job costs an attempt) and `timeout` apply; the
+   * options of local Blenders do not. The NATS client is loaded when this is
+   * given (a `NatsBackendUnavailableError` from `result()` when it cannot
+   * be). Before the connection is up, `addJob` checks only the name and
+   * reports a bad option through the job's `result()`.
+   *
+   * @example `new JobManager({ nats: { servers: "nats://127.0.0.1:4222", namespace: "shots" } })`
+   */
+  nats?: JobManagerNatsOptions;
 }
 
 /** Options of {@linkcode JobManagerOptions.retry}. */
@@ -465,11 +478,13 @@ export interface Job<T extends JsonObject = JsonObject> {
 export class JobManager implements AsyncDisposable {
   /** `"process"` (a Blender per job), `"pool"` (warm workers) or `"fork"` (a child of a warm zygote per job). */
   readonly mode: "process" | "pool" | "fork";
-  /** The Blender executable in use. */
+  /** The Blender executable in use (`""` with `nats`: the workers have theirs). */
   readonly blenderPath: string;
   #blenderVersion: Promise<string> | undefined;
-  /** This manager's own work root. */
+  /** This manager's own work root (`""` with `nats`). */
   readonly workRoot: string;
+  /** The NATS cluster every job goes to, when `nats` is given. */
+  readonly #nats: NatsBackend | undefined;
   #maxWorkers: number;
   #maxAttempts: number;
   readonly #timeout: number;
@@ -480,14 +495,14 @@ export class JobManager implements AsyncDisposable {
   readonly #addons: readonly string[];
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
-  readonly #supervisor: ActorRef<SupervisorMessage>;
-  readonly #results: ActorRef<ResultsMessage>;
+  readonly #supervisor!: ActorRef<SupervisorMessage>;
+  readonly #results!: ActorRef<ResultsMessage>;
   #closing: Promise<void> | undefined;
   #health: ManagerHealth = { status: "ok" };
-  readonly #appendScript: string;
-  readonly #runtimeDir: string;
-  readonly #runner: Runner;
-  readonly #root: WorkRoot;
+  readonly #appendScript!: string;
+  readonly #runtimeDir!: string;
+  readonly #runner!: Runner;
+  readonly #root!: WorkRoot;
   #nextName = 1;
   #submitted = 0;
 
@@ -514,6 +529,15 @@ export class JobManager implements AsyncDisposable {
     this.#progress = resolved.progress;
     this.#outputDir = resolved.outputDir;
     this.mode = resolved.mode;
+    if (options.nats !== undefined) {
+      // Over NATS a lost worker costs an attempt: 3 unless given.
+      this.#maxAttempts = options.maxAttempts === undefined ? 3 : this.#maxAttempts;
+      const settings = { maxAttempts: this.#maxAttempts, timeout: this.#timeout, workDir: resolved.workDir };
+      this.#nats = new NatsBackend(options.nats, settings);
+      this.blenderPath = "";
+      this.workRoot = "";
+      return;
+    }
     this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
     checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
     let runtimeEntry: string;
@@ -574,6 +598,7 @@ export class JobManager implements AsyncDisposable {
 
   set maxWorkers(value: number) {
     this.#maxWorkers = checkInteger("Cannot set maxWorkers", "maxWorkers", value, 1);
+    if (this.#nats !== undefined) throw new Error("Cannot set maxWorkers with nats: the workers have their slots");
     this.#supervisor.tell({ type: "configure", maxWorkers: value });
   }
 
@@ -589,7 +614,30 @@ export class JobManager implements AsyncDisposable {
 
   set maxAttempts(value: number) {
     this.#maxAttempts = checkInteger("Cannot set maxAttempts", "maxAttempts", value, 1);
-    this.#supervisor.tell({ type: "configure", maxAttempts: value });
+    if (this.#nats !== undefined) this.#nats.maxAttempts = value;
+    else this.#supervisor.tell({ type: "configure", maxAttempts: value });
+  }
+
+  /**
+   * Settles once the manager can take jobs: at once for local Blenders; with
+   * `nats`, once connected and every job of the namespace is known (so
+   * `getJob` finds jobs another host added).
+   *
+   * @returns Settles when ready.
+   * @throws {NatsConnectionError} With `nats`, when the server cannot be reached.
+   * @throws {NatsBackendUnavailableError} With `nats`, when the NATS client cannot be loaded.
+   *
+   * @example Wait for the cluster before reading a job another host added
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ nats: { servers: "nats://127.0.0.1:4222" } });
+   * await manager.ready();
+   * console.log(manager.getJob("shot-010")?.state);
+   * ```
+   */
+  async ready(): Promise<void> {
+    await this.#nats?.ready();
   }
 
   /**
@@ -617,6 +665,7 @@ export class JobManager implements AsyncDisposable {
    * ```
    */
   events(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<ManagerEvent> {
+    if (this.#nats !== undefined) return this.#nats.events(options);
     return this.#events.subscribe(options.signal);
   }
 
@@ -630,6 +679,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {Error} When the manager is closed.
    */
   addJob<T extends JsonObject = JsonObject>(options: AddJobOptions): Job<T> {
+    if (this.#nats !== undefined && this.#closing === undefined) return this.#nats.addJob<T>(options);
     if (this.#closing !== undefined) throw new Error("Cannot add job as the JobManager is closed");
     if (typeof options !== "object" || options === null) {
       throw new InvalidJobError("options", "Cannot add job as its options must be an object");
@@ -690,6 +740,7 @@ export class JobManager implements AsyncDisposable {
    * @returns The job, or `undefined` when the manager has none of that name.
    */
   getJob(name: string): Job | undefined {
+    if (this.#nats !== undefined) return this.#nats.getJob(name);
     return this.#jobs.get(name);
   }
 
@@ -701,6 +752,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getJobState(name: string): JobState {
+    if (this.#nats !== undefined) return this.#nats.getJobState(name);
     return this.#job(name).state;
   }
 
@@ -712,6 +764,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getJobProgress(name: string): number {
+    if (this.#nats !== undefined) return this.#nats.getJobProgress(name);
     return this.#job(name).progress;
   }
 
@@ -723,6 +776,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name, or it has not completed.
    */
   async getRetrievedPythonData<T extends JsonObject = JsonObject>(name: string): Promise<T> {
+    if (this.#nats !== undefined) return await this.#nats.getRetrievedPythonData<T>(name);
     return (await this.#stored(name, "python_data")).pythonData as T;
   }
 
@@ -735,6 +789,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name, or it has not completed.
    */
   async getRetrievedDataBlocks(name: string): Promise<DataBlocks | null> {
+    if (this.#nats !== undefined) return await this.#nats.getRetrievedDataBlocks(name);
     return (await this.#stored(name, "data_blocks")).dataBlocks;
   }
 
@@ -753,6 +808,7 @@ export class JobManager implements AsyncDisposable {
     blocks: DataBlocks | DataBlockSelection,
     options: AppendDataBlocksOptions,
   ): Promise<AppendDataBlocksResult> {
+    if (this.#nats !== undefined) return await this.#nats.appendDataBlocks(blocks, options);
     const selection = checkPassedDataBlocks(blocks, "blocks");
     const into = resolve(checkFileTarget(options.into, "into"));
     if (existsSync(into)) checkPassedDataBlocks({ from: into }, "into");
@@ -803,6 +859,9 @@ export class JobManager implements AsyncDisposable {
    */
   render(options: RenderOptions): Render {
     if (this.#closing !== undefined) throw new Error("Cannot render as the JobManager is closed");
+    if (this.#nats !== undefined) {
+      throw new Error("Cannot render with nats yet: the frames would stay on the workers' machines");
+    }
     return startRender(this, {
       chunkScript: join(this.#runtimeDir, "render_chunk.py"),
       videoScript: join(this.#runtimeDir, "render_video.py"),
@@ -820,6 +879,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getIssueString(name: string): string | undefined {
+    if (this.#nats !== undefined) return this.#nats.getIssueString(name);
     return this.#job(name).error?.report;
   }
 
@@ -832,6 +892,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   async killJob(name: string): Promise<void> {
+    if (this.#nats !== undefined) return await this.#nats.killJob(name);
     this.#job(name);
     if (this.#closing !== undefined) return await this.#closing; // close() kills everything.
     await this.#supervisor.ask<void>((reply) => ({ type: "kill", name, reply }));
@@ -843,6 +904,7 @@ export class JobManager implements AsyncDisposable {
    * @returns Settles once every Blender process of this manager is gone.
    */
   async killAll(): Promise<void> {
+    if (this.#nats !== undefined) return await this.#nats.killAll();
     if (this.#closing !== undefined) return await this.#closing;
     await this.#supervisor.ask<void>((reply) => ({ type: "killAll", reply }));
   }
@@ -854,6 +916,7 @@ export class JobManager implements AsyncDisposable {
    * @returns The names.
    */
   getJobNames(options: GetJobNamesOptions = {}): string[] {
+    if (this.#nats !== undefined) return this.#nats.getJobNames(options);
     const names: string[] = [];
     for (const [name, job] of this.#jobs) {
       if (options.state === undefined || job.state === options.state) names.push(name);
@@ -863,6 +926,7 @@ export class JobManager implements AsyncDisposable {
 
   /** How many jobs are in each state, and how many workers are free. */
   get counts(): JobCounts {
+    if (this.#nats !== undefined) return this.#nats.counts;
     const counts = { queued: 0, active: 0, completed: 0, dropped: 0 };
     for (const job of this.#jobs.values()) {
       switch (job.state) {
@@ -911,6 +975,7 @@ export class JobManager implements AsyncDisposable {
    * reason and when it tries again) after too many start-up failures.
    */
   get health(): ManagerHealth {
+    if (this.#nats !== undefined) return this.#nats.health;
     return this.#health;
   }
 
@@ -923,6 +988,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {Error} When the job has not ended yet.
    */
   removeJob(name: string): void {
+    if (this.#nats !== undefined) return this.#nats.removeJob(name);
     const job = this.#job(name);
     if (job.state !== "COMPLETED" && job.state !== "DROPPED") {
       throw new Error(`Cannot remove job '${name}' as it is ${job.state}: kill it first`);
@@ -939,6 +1005,7 @@ export class JobManager implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      if (this.#nats !== undefined) return await this.#nats.close().finally(() => this.#events.close());
       await this.#supervisor.ask<void>((reply) => ({ type: "close", reply }));
       await this.#supervisor.stop();
       await this.#runner.close();

@@ -9,7 +9,7 @@ import { userPath } from "./_paths.ts";
 /** `--workers`, `--attempts`, `--mode`, `--blender`, `--no-factory-startup`, `--addon`. */
 export const MANAGER_FLAGS: FlagSpecs = {
   workers: { type: "string", value: "N", help: "run up to N jobs at once (default: 2)" },
-  attempts: { type: "string", value: "N", help: "start a failing job up to N times (default: 1)" },
+  attempts: { type: "string", value: "N", help: "start a failing job up to N times (default: 1; 3 with --nats)" },
   mode: {
     type: "string",
     value: "MODE",
@@ -47,10 +47,10 @@ export const CLUSTER_FLAGS: FlagSpecs = {
 };
 
 /** What run and batch need of a manager, local or over NATS. */
-export type CliManager = Pick<JobManager, "addJob" | "killAll"> & AsyncDisposable;
+export type CliManager = JobManager;
 
 /**
- * A local JobManager from the flags, or with `--nats` a NatsJobManager (its client is loaded only then). With
+ * A local JobManager from the flags, or with `--nats` one on NATS workers (its client is loaded only then). With
  * `--nats`, Blender, mode and slots are the workers' (`bgproc worker`), so those flags are refused here.
  */
 export async function openManager(flags: Flags): Promise<CliManager> {
@@ -68,15 +68,17 @@ export async function openManager(flags: Flags): Promise<CliManager> {
     }
   }
   const attempts = positiveNumber(flags, "attempts", true);
-  const { NatsJobManager } = await import("../nats/manager.ts");
+  const manager = new JobManager({
+    nats: { servers: flags.nats, ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}) },
+    ...(attempts === undefined ? {} : { maxAttempts: attempts }),
+  });
   try {
-    return await NatsJobManager.connect({
-      nats: { servers: flags.nats, ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}) },
-      ...(attempts === undefined ? {} : { maxAttempts: attempts }),
-    });
+    await manager.ready();
   } catch (error) {
+    await manager.close();
     throw new EnvironmentError((error as Error).message);
   }
+  return manager;
 }
 
 /** The manager's options from the flags. */

@@ -1,12 +1,11 @@
 /** `bgproc serve`: the job service and its dashboard, until Ctrl-C or SIGTERM. */
 
 // deno-lint-ignore-file no-console
-import { JobManager } from "../job_manager.ts";
 import { serve } from "../service/mod.ts";
 import { positiveNumber } from "./_args.ts";
 import type { Command } from "./_command.ts";
 import { EnvironmentError, ExitCode, UsageError } from "./_errors.ts";
-import { MANAGER_FLAGS, managerOptions } from "./_manager_flags.ts";
+import { CLUSTER_FLAGS, MANAGER_FLAGS, openManager } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
 
 /** The `serve` command. */
@@ -28,6 +27,7 @@ Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender 
     "keep-finished": { type: "string", value: "N", help: "keep the last N finished jobs (default: 100)" },
     timeout: { type: "string", value: "S", help: "the timeout of jobs that set none, in seconds (default: 600)" },
     ...MANAGER_FLAGS,
+    ...CLUSTER_FLAGS,
   },
   async run({ flags, positionals }) {
     if (positionals.length > 0) throw new UsageError(`serve takes no arguments, not '${positionals[0]}'`);
@@ -49,7 +49,7 @@ Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender 
     }
     const outputsDir = typeof flags.outputs === "string" ? userPath(flags.outputs) : undefined;
     if (outputsDir !== undefined) await Deno.mkdir(outputsDir, { recursive: true });
-    await using manager = new JobManager(managerOptions(flags));
+    await using manager = await openManager(flags);
     const stop = new AbortController();
     const signals = ["SIGINT", "SIGTERM"] as const;
     const onSignal = () => stop.abort();

@@ -45,7 +45,10 @@ import {
   type JobState,
   type JsonObject,
   type LogLine,
+  type ManagerEvent,
+  type ManagerHealth,
 } from "../types.ts";
+import { ManagerEvents } from "../_manager_events.ts";
 import { type Cluster, ensureConsumer, type NatsOptions, openCluster, WORKER_TTL_MS } from "./_connection.ts";
 import { type DeadLetter, listDeadLetters, listenMaxDeliveries } from "./_dead_letter.ts";
 import { collectFiles, FileCache, type FileStats, referencedFiles, Uploader } from "./_files.ts";
@@ -175,6 +178,7 @@ export class NatsJobManager implements AsyncDisposable {
   #logSubscription: Subscription | undefined;
   #local: JobManager | undefined;
   #closing: Promise<void> | undefined;
+  readonly #events = new ManagerEvents();
 
   private constructor(
     cluster: Cluster,
@@ -285,7 +289,13 @@ export class NatsJobManager implements AsyncDisposable {
         const name = nameOfToken(msg.subject.split(".")[3] ?? "");
         const job = name === undefined ? undefined : this.#jobs.get(name);
         const progress = decode<ProgressMessage>(msg.data);
-        if (job !== undefined && !job.ended && progress.attempt >= job.attempts) job.onProgress(progress.value);
+        if (job !== undefined && !job.ended && progress.attempt >= job.attempts) {
+          const before = job.progress;
+          job.onProgress(progress.value);
+          if (job.progress !== before) {
+            this.#events.publish({ type: "progress", name: job.name, progress: job.progress });
+          }
+        }
       },
     }));
     this.#subscriptions.push(listenMaxDeliveries(this.#cluster, () => {}));
@@ -297,7 +307,52 @@ export class NatsJobManager implements AsyncDisposable {
       job = this.#makeHandle(record.name, record.id);
       this.#jobs.set(record.name, job);
     }
+    const before = { state: job.state, attempts: job.attempts, progress: job.progress };
     job.update(record);
+    this.#publishChanges(job, before, record);
+  }
+
+  /** The events a record's new version makes: a state (or attempt) change, and progress. */
+  #publishChanges(job: NatsJob, before: { state: JobState; attempts: number; progress: number }, record: JobRecord) {
+    const { name, state, attempts: attempt } = job;
+    if (state !== before.state || attempt !== before.attempts) {
+      const reason = state === "DROPPED" ? record.report?.reason : undefined;
+      this.#events.publish({ type: "state", name, state, attempt, ...(reason === undefined ? {} : { reason }) });
+    }
+    if (job.progress !== before.progress && state !== "COMPLETED") {
+      this.#events.publish({ type: "progress", name, progress: job.progress });
+    }
+  }
+
+  /**
+   * Every job's state changes, progress and output lines in the namespace,
+   * from now on, as `JobManager.events()` gives them (`health` is not sent:
+   * see {@linkcode NatsJobManager.health}). Ends when `signal` aborts or the
+   * manager closes.
+   *
+   * @param options `signal` to stop following.
+   * @returns An async iterator of events.
+   *
+   * @example Follow the cluster's state changes
+   * ```ts ignore
+   * import { NatsJobManager } from "@bgproc/blender/nats";
+   *
+   * await using manager = await NatsJobManager.connect({ nats: { servers: "nats://127.0.0.1:4222" } });
+   * for await (const event of manager.events()) if (event.type === "state") console.log(event.name, event.state);
+   * ```
+   */
+  events(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<ManagerEvent> {
+    this.#followLogs();
+    return this.#events.subscribe(options.signal);
+  }
+
+  /**
+   * `"ok"` while connected: workers come and go on their own (see
+   * {@linkcode NatsJobManager.workers}), and a lost connection is retried
+   * without end.
+   */
+  get health(): ManagerHealth {
+    return { status: "ok" };
   }
 
   #makeHandle(name: string, id: string): NatsJob {
@@ -775,6 +830,7 @@ export class NatsJobManager implements AsyncDisposable {
       for (const subscription of this.#subscriptions) subscription.unsubscribe();
       this.#logSubscription?.unsubscribe();
       for (const job of this.#jobs.values()) job.close();
+      this.#events.close();
       await this.#local?.close();
       await this.#cluster.nc.drain().catch(() => {});
       await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
@@ -795,7 +851,10 @@ export class NatsJobManager implements AsyncDisposable {
         if (error !== null) return;
         const name = nameOfToken(msg.subject.split(".")[3] ?? "");
         const job = name === undefined ? undefined : this.#jobs.get(name);
-        if (job !== undefined && !job.ended) job.onLog(decode<LogLine>(msg.data));
+        if (job === undefined || job.ended) return;
+        const line = decode<LogLine>(msg.data);
+        job.onLog(line);
+        this.#events.publish({ type: "log", name: job.name, ...line });
       },
     });
   }

@@ -183,3 +183,16 @@ export async function startWorker(url: string, args: string[] = []): Promise<Wor
   await worker.printed("ready");
   return worker;
 }
+
+/** `bgproc ARGS` with the permissions `deno task bgproc` grants, without this process's INIT_CWD. */
+export function bgprocCommand(args: string[], options: Deno.CommandOptions = {}): Deno.Command {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...TASK_PERMISSIONS, CLI, ...args],
+    stdin: "null",
+    clearEnv: true,
+    env: { ...env, NO_COLOR: "1" },
+    ...options,
+  });
+}
