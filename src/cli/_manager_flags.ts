@@ -56,10 +56,9 @@ export type CliManager = JobManager;
 export async function openManager(flags: Flags): Promise<CliManager> {
   if (typeof flags.nats !== "string") {
     if (typeof flags.namespace === "string") throw new UsageError("--namespace goes with --nats URL");
-    const output = typeof flags.output === "string" ? { outputDir: userPath(flags.output) } : {};
-    return new JobManager({ ...managerOptions(flags), ...output });
+    return new JobManager(managerOptions(flags));
   }
-  for (const name of ["no-factory-startup", "addon", "output"]) {
+  for (const name of ["no-factory-startup", "addon"]) {
     if (flags[name] !== undefined) throw new UsageError(`--${name} does not go with --nats yet`);
   }
   for (const name of ["workers", "mode", "blender"]) {

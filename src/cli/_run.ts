@@ -92,6 +92,7 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
       args: rest,
       ...(typeof flags.name === "string" ? { name: flags.name } : {}),
       ...(typeof flags.blend === "string" ? { blendFile: userPath(flags.blend) } : {}),
+      ...(typeof flags.output === "string" ? { outputDir: userPath(flags.output) } : {}),
       ...(timeout === undefined ? {} : { timeout: timeout * 1000 }),
     });
     const interrupted = await watch(manager, [job], flags);

@@ -100,6 +100,7 @@ export function referencedFiles(record: JobRecord): FileRef[] {
     record.spec.passedDataBlocks?.file,
     record.result?.dataBlocks?.file,
     record.result?.overflow,
+    ...(record.result?.outputs ?? []).map((output) => output.file),
   ];
   return refs.filter((ref): ref is FileRef => ref !== null && ref !== undefined);
 }

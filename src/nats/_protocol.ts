@@ -53,6 +53,14 @@ export interface RunOptions {
   readonly progress?: "auto" | "script" | "render";
 }
 
+/** One output file of a completed job, as recorded. */
+export interface RecordedOutput {
+  readonly file: FileRef;
+  readonly path: string;
+  readonly bytes: number;
+  readonly kind: "image" | "video" | "blend" | "other";
+}
+
 /** A completed job's result, as recorded. */
 export interface RecordedResult {
   readonly pythonData: JsonObject;
@@ -65,6 +73,11 @@ export interface RecordedResult {
   readonly durationMs: number;
   readonly commandLine: string;
   readonly worker: string;
+  /**
+   * The files the job wrote (`JobResult.outputs`), in the object store: `path` relative to the job's outputs
+   * folder on the worker (a file Blender saved elsewhere is `saved/<its name>`). Absent in older records.
+   */
+  readonly outputs?: readonly RecordedOutput[];
   /**
    * When `pythonData`, `stdout` and `stderr` were too large for a KV value:
    * the JSON file holding them in the object store (they are empty here then).

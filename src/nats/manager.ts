@@ -6,8 +6,9 @@
  * travel on per-job subjects.
  */
 
+import type { JobOutput } from "../job/outputs.ts";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator, Subscription } from "@nats-io/transport-node";
 import {
@@ -19,6 +20,7 @@ import {
   checkFileTarget,
   checkJobName,
   checkNumber,
+  checkOutputDir,
   checkPassedData,
   checkPassedDataBlocks,
   checkProgressSource,
@@ -66,6 +68,7 @@ import {
   type QueueMessage,
   RECORD_INLINE_LIMIT,
   RECORD_VERSION,
+  type RecordedOutput,
   type RunOptions,
   subjectToken,
   type WorkerInfo,
@@ -172,6 +175,8 @@ export class NatsJobManager implements AsyncDisposable {
   readonly #workers = new Map<string, { info: WorkerInfo; seenAt: number }>();
   readonly #uploader: Uploader;
   readonly #downloads: FileCache;
+  /** The `outputDir` this host gave each job it added: where the job's outputs are fetched to. */
+  readonly #outputDirs = new Map<string, string>();
   readonly #consumers = new Map<string, Promise<string>>();
   readonly #subscriptions: Subscription[] = [];
   readonly #watches: QueuedIterator<KvWatchEntry>[] = [];
@@ -397,12 +402,9 @@ export class NatsJobManager implements AsyncDisposable {
       : checkPassedDataBlocks(options.passedDataBlocks);
     const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
     const requires = checkTags("Cannot add job", "requires", options.requires ?? []);
-    if (options.outputDir !== undefined) {
-      throw new InvalidJobError(
-        "outputDir",
-        "Cannot add job as 'outputDir' does not go with NATS yet: a job's outputs stay on its worker's machine",
-      );
-    }
+    const outputDir = options.outputDir === undefined ? null : checkOutputDir("Cannot add job", options.outputDir);
+    if (outputDir === null) this.#outputDirs.delete(name);
+    else this.#outputDirs.set(name, outputDir);
     const runOptions: RunOptions = {
       ...(options.factoryStartup === undefined ? {} : { factoryStartup: checkFactoryStartup(options.factoryStartup) }),
       ...(options.addons === undefined ? {} : { addons: checkAddons(options.addons) }),
@@ -529,6 +531,24 @@ export class NatsJobManager implements AsyncDisposable {
     return pending;
   }
 
+  /**
+   * Fetch a completed job's outputs from the object store into its `outputDir` on this host (given to this
+   * host's `addJob`), or into this host's work root (`outputs/<name token>`, removed with the job), relative
+   * paths kept.
+   */
+  async #keepOutputs(name: string, recorded: readonly RecordedOutput[]): Promise<JobOutput[]> {
+    const folder = this.#outputDirs.get(name) ?? join(this.workRoot, "outputs", subjectToken(name));
+    const outputs: JobOutput[] = [];
+    for (const { file, path, bytes, kind } of recorded) {
+      const target = join(folder, path);
+      if (relative(folder, target).startsWith("..")) continue; // A record can say anything: stay in the folder.
+      await Deno.mkdir(dirname(target), { recursive: true });
+      await Deno.copyFile(await this.#downloads.get(file), target);
+      outputs.push({ path: target, bytes, kind });
+    }
+    return outputs;
+  }
+
   async #materialize(record: JobRecord): Promise<JobResult> {
     const result = record.result;
     if (result === null) throw new Error(`Job '${record.name}' completed without a result`);
@@ -550,7 +570,7 @@ export class NatsJobManager implements AsyncDisposable {
       name: record.name,
       pythonData: inline.pythonData,
       dataBlocks,
-      outputs: [], // Output files stay on the worker's machine: they do not travel through NATS yet.
+      outputs: await this.#keepOutputs(record.name, result.outputs ?? []),
       stdout: inline.stdout,
       stderr: inline.stderr,
       attempts: result.attempts,
@@ -814,6 +834,9 @@ export class NatsJobManager implements AsyncDisposable {
     if (!job.ended) throw new Error(`Cannot remove job '${name}' as it is ${job.state}: kill it first`);
     this.#jobs.delete(name);
     await this.#cluster.jobs.delete(subjectToken(name));
+    if (!this.#outputDirs.delete(name)) {
+      await Deno.remove(join(this.workRoot, "outputs", subjectToken(name)), { recursive: true }).catch(() => {});
+    }
   }
 
   /**

@@ -8,7 +8,7 @@
 
 import { droppedBeforeBlender } from "../_dropped.ts";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, isAbsolute, join, relative } from "node:path";
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
 import { JobDroppedError } from "../errors.ts";
@@ -25,6 +25,7 @@ import {
   type JobRecord,
   type QueueMessage,
   RECORD_INLINE_LIMIT,
+  type RecordedOutput,
   type RecordedResult,
   tagSubsets,
   type WorkerInfo,
@@ -249,7 +250,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
         await failed(job, mine, attempt, error);
         return;
       }
-      const recorded = await recordResult(result, attempt);
+      const recorded = await recordResult(result, attempt, outputsFolder(local.name));
       const written = await mutateRecord(cluster.jobs, queued.name, (record) => {
         if (record.id !== queued.id || ended(record)) return null;
         return { ...record, state: "COMPLETED", worker: id, attempts: attempt, progress: 1, result: recorded };
@@ -266,11 +267,17 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       if (job.local !== undefined && manager.getJob(job.local.name) === job.local) {
         await job.local.result().catch(() => {});
         manager.removeJob(job.local.name);
+        await Deno.remove(outputsFolder(job.local.name), { recursive: true }).catch(() => {});
       }
       running.delete(job);
       advertise();
       wake();
     }
+  }
+
+  /** Where the worker's local manager keeps a local job's outputs until they are uploaded. */
+  function outputsFolder(localName: string): string {
+    return join(manager.workRoot, "nats-outputs", localName);
   }
 
   async function startLocal(record: JobRecord): Promise<Job> {
@@ -284,8 +291,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     const passedData = spec.passedDataFile === undefined
       ? spec.passedData
       : JSON.parse(await Deno.readTextFile(await cache.get(spec.passedDataFile))) as JsonObject;
+    const name = `nats-${crypto.randomUUID().slice(0, 8)}`;
     return manager.addJob({
-      name: `nats-${crypto.randomUUID().slice(0, 8)}`,
+      name,
+      outputDir: outputsFolder(name),
       script,
       passedData,
       args: [...spec.args],
@@ -323,7 +332,18 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     ]).catch((error) => emit({ type: "error", error }));
   }
 
-  async function recordResult(result: JobResult, attempt: number): Promise<RecordedResult> {
+  /** Upload the job's outputs (kept in `folder` by the local manager); paths relative to it. */
+  async function recordOutputs(result: JobResult, folder: string): Promise<RecordedOutput[]> {
+    const recorded: RecordedOutput[] = [];
+    for (const { path, bytes, kind } of result.outputs) {
+      const inside = relative(folder, path);
+      const name = inside.startsWith("..") || isAbsolute(inside) ? `saved/${basename(path)}` : inside;
+      recorded.push({ file: await uploader.put(path, basename(path)), path: name, bytes, kind });
+    }
+    return recorded;
+  }
+
+  async function recordResult(result: JobResult, attempt: number, folder: string): Promise<RecordedResult> {
     let dataBlocks: RecordedResult["dataBlocks"] = null;
     if (result.dataBlocks !== null) {
       const { path, ...collections } = result.dataBlocks;
@@ -349,9 +369,11 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       }
       inline = { pythonData: {}, stdout: "", stderr: "" };
     }
+    const outputs = await recordOutputs(result, folder);
     return {
       ...inline,
       ...(overflow === undefined ? {} : { overflow }),
+      ...(outputs.length === 0 ? {} : { outputs }),
       dataBlocks,
       attempts: attempt,
       startedAt: result.startedAt.toISOString(),

@@ -98,7 +98,7 @@ Deno.test("a NATS cluster of three workers runs, routes, kills, retries and keep
     });
 
     await t.step({
-      name: "how a job's Blender runs (addons, factoryStartup, progress) travels to the worker; outputDir is refused",
+      name: "how a job's Blender runs (addons, factoryStartup, progress) travels to the worker",
       fn: async () => {
         const result = await manager.addJob({
           name: "startup",
@@ -110,11 +110,43 @@ Deno.test("a NATS cluster of three workers runs, routes, kills, retries and keep
         }).result();
         assert.deepEqual(result.pythonData.loaded, { node_wrangler: true });
         assert.equal(result.pythonData.factory_startup, true);
-        assert.throws(
-          () => manager.addJob({ script: fixture("echo.py"), outputDir: tmp }),
-          /'outputDir' does not go with NATS yet/,
-        );
         assert.throws(() => manager.addJob({ script: fixture("echo.py"), progress: "frames" as never }), /'progress'/);
+      },
+      ...step,
+    });
+
+    await t.step({
+      name: "a job's outputs travel back through the object store, into its outputDir or the host's work root",
+      fn: async () => {
+        const blendFile = join(tmp, "shot.blend");
+        await manager.addJob({ script: fixture("make_render_scene.py"), passedData: { path: blendFile } }).result();
+        const elsewhere = join(tmp, "still.png");
+        const out = join(tmp, "out");
+        const kept = await manager.addJob({
+          name: "outputs",
+          script: fixture("render_own_path.py"),
+          blendFile,
+          passedData: { elsewhere },
+          outputDir: out,
+        }).result();
+        assert.deepEqual(kept.outputs.map((output) => [output.path, output.kind]), [
+          [join(out, "notes", "readme.txt"), "other"],
+          [join(out, "renders", "frame_0001.png"), "image"],
+          [join(out, "renders", "frame_0002.png"), "image"],
+          [join(out, "renders", "frame_0003.png"), "image"],
+          [join(out, "saved", "still.png"), "image"],
+        ]);
+        for (const output of kept.outputs) assert.equal((await Deno.stat(output.path)).size, output.bytes);
+        const plain = await manager.addJob({
+          name: "outputs-default",
+          script: fixture("render_own_path.py"),
+          blendFile,
+          passedData: { elsewhere },
+        }).result();
+        const first = plain.outputs[0]!.path;
+        assert.ok(first.startsWith(manager.workRoot), first);
+        await manager.removeJob("outputs-default");
+        assert.equal(await Deno.stat(first).then(() => true, () => false), false, "removed with the job");
       },
       ...step,
     });
