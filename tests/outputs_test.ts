@@ -71,6 +71,24 @@ Deno.test("outputDir (per job, or the manager's) receives the outputs with their
   }
 });
 
+Deno.test("a retried job's outputs are its successful attempt's only", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const blendFile = await renderScene(dir);
+    await using manager = new JobManager({ maxAttempts: 2, retry: { delayMs: 0 } });
+    const result = await manager.addJob({
+      script: fixture("fail_once_writing.py"),
+      blendFile,
+      passedData: { marker: join(dir, "marker") },
+      outputDir: join(dir, "out"),
+    }).result();
+    equal(result.attempts, 2);
+    deepStrictEqual(result.outputs.map((output) => output.path), [join(dir, "out", "attempt_2.txt")]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a job that writes nothing has no outputs; outputDir is checked", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -55,9 +55,6 @@ export function jobDirName(serial: number, name: string): string {
   return prefix === "" ? `${serial}-${hash}` : `${serial}-${prefix}-${hash}`;
 }
 
-/** The files an attempt writes, which a new attempt must not inherit. */
-const ATTEMPT_FILES = [JOB_FILES.runtime, JOB_FILES.progress, JOB_FILES.result, JOB_FILES.error, JOB_FILES.work];
-
 /** The most bytes read from a `progress` file: a float needs far fewer. */
 const PROGRESS_READ_LIMIT = 64;
 
@@ -75,10 +72,14 @@ export class FileTooLargeError extends Error {
   }
 }
 
-/** Make `jobDir` ready for an attempt: clear the last attempt's files; on the first, write `spec.json` atomically. */
+/** Make `jobDir` ready for an attempt: empty but for `spec.json`, which the first attempt writes atomically. */
 export async function prepareJobDir(jobDir: string, attempt: number, specJson: string): Promise<void> {
   await Deno.mkdir(jobDir, { recursive: true });
-  await Promise.all(ATTEMPT_FILES.map((file) => Deno.remove(join(jobDir, file)).catch(() => {})));
+  // A new attempt inherits nothing but the spec: not the runtime's files, nor what the failed attempt wrote
+  // (it would be taken for this attempt's outputs). Links are removed, never followed.
+  for await (const entry of Deno.readDir(jobDir)) {
+    if (entry.name !== JOB_FILES.spec) await Deno.remove(join(jobDir, entry.name), { recursive: true }).catch(() => {});
+  }
   if (attempt === 1) await writeAtomic(join(jobDir, JOB_FILES.spec), specJson);
 }
 
