@@ -12,6 +12,7 @@ import { ExitCode, UsageError } from "./_errors.ts";
 import { watch } from "./_jobs.ts";
 import { CLUSTER_FLAGS, MANAGER_FLAGS, openManager, OUTPUT_FLAGS } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
+import { dropReport, logReports } from "./_report.ts";
 
 /** Print rows as aligned columns. */
 export function printTable(rows: string[][]): void {
@@ -87,7 +88,12 @@ Exit status: 0 all completed, 1 any dropped, 2 bad usage or a bad file, 3 no Ble
         ]),
       ]);
     }
-    if (!interrupted) { for (const { error } of rows) if (error !== undefined) console.error(`\n${error.report}`); }
+    if (!interrupted) {
+      for (const { error } of rows) {
+        if (error !== undefined) console.error(`\n${dropReport(error, flags.verbose === true)}`);
+      }
+    }
+    await logReports(flags, rows.map((row) => row.error));
     if (interrupted) return ExitCode.interrupted;
     return rows.some((row) => row.error !== undefined) ? ExitCode.dropped : ExitCode.ok;
   },

@@ -11,6 +11,7 @@ import { ExitCode, UsageError } from "./_errors.ts";
 import { watch } from "./_jobs.ts";
 import { CLUSTER_FLAGS, MANAGER_FLAGS, openManager, OUTPUT_FLAGS } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
+import { dropReport, logReports } from "./_report.ts";
 
 function parseObject(text: string, what: string): JsonObject {
   let parsed: unknown;
@@ -117,16 +118,35 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
       return ExitCode.ok;
     } catch (error) {
       if (!(error instanceof JobDroppedError)) throw error;
-      if (!interrupted) console.error(error.report);
-      if (flags.json) {
-        console.log(
-          JSON.stringify({ name: job.name, state: "DROPPED", reason: error.reason, attempts: error.attempts }),
-        );
-      }
+      if (!interrupted) console.error(dropReport(error, flags.verbose === true));
+      await logReports(flags, [error]);
+      if (flags.json) console.log(JSON.stringify(droppedJson(error)));
       return interrupted ? ExitCode.interrupted : ExitCode.dropped;
     }
   },
 };
+
+/** `run --json` of a dropped job: why, in one message, and the Python error with its file and line. */
+function droppedJson(error: JobDroppedError): object {
+  const python = error.pythonError;
+  return {
+    name: error.jobName,
+    state: "DROPPED",
+    reason: error.reason,
+    attempts: error.attempts,
+    message: error.message,
+    exitCode: error.exitCode,
+    signal: error.signal,
+    pythonError: python === null ? null : {
+      origin: python.origin,
+      type: python.type,
+      message: python.message,
+      file: error.location?.file ?? null,
+      line: error.location?.line ?? null,
+      traceback: python.text,
+    },
+  };
+}
 
 /**
  * The data-block manifest to print: with `--output DIR` its library is copied to `DIR/data_blocks.blend` (the

@@ -5,6 +5,7 @@
  * `addJob` returns a handle that forwards to the cluster's job once queued.
  */
 
+import { awaitAtCaller } from "../_at_caller.ts";
 import { NatsBackendUnavailableError } from "../errors.ts";
 import type {
   AddJobOptions,
@@ -91,8 +92,8 @@ class PendingJob<T extends JsonObject> implements Job<T> {
     yield* (await this.#job).progressUpdates();
   }
 
-  async result(): Promise<JobResult<T>> {
-    return await (await this.#job).result();
+  result(): Promise<JobResult<T>> {
+    return awaitAtCaller(this.#job.then((job) => job.result()));
   }
 
   async *logs(): AsyncIterableIterator<LogLine> {
