@@ -138,7 +138,11 @@ Exit status: 0 rendered, 1 a chunk (or the video) failed: the other frames are k
     const options = renderOptions(positionals[0]!, flags);
     await using manager = new JobManager(managerOptions(flags));
     const render = manager.render(options);
-    const interrupted = await watch(manager, [asJob(render, `${basename(options.blendFile)} ${flags.frames}`)], flags);
+    const { interrupted } = await watch(
+      manager,
+      [asJob(render, `${basename(options.blendFile)} ${flags.frames}`)],
+      flags,
+    );
     try {
       const result = await render.result();
       if (flags.json) console.log(JSON.stringify(result));

@@ -96,7 +96,7 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
       ...(typeof flags.output === "string" ? { outputDir: userPath(flags.output) } : {}),
       ...(timeout === undefined ? {} : { timeout: timeout * 1000 }),
     });
-    const interrupted = await watch(manager, [job], flags);
+    const { interrupted } = await watch(manager, [job], flags);
     try {
       const result = await job.result();
       // Without --output the outputs are in the work root, which goes when the command ends: no path to print.
