@@ -50,5 +50,8 @@ export function inUserWords(error: unknown, words: Readonly<Record<string, strin
   const root = /^[A-Za-z]+/.exec(error.field)?.[0] ?? "";
   const word = words[root];
   if (word === undefined) return message;
-  return message.replaceAll(`'${error.field}'`, `${word}${error.field.slice(root.length)}`);
+  const rest = error.field.slice(root.length);
+  // `--blocks objects`, but `passed_data.a[1]` and a batch entry's `data.a`.
+  const said = word.startsWith("--") && rest.startsWith(".") ? `${word} ${rest.slice(1)}` : `${word}${rest}`;
+  return message.replaceAll(`'${error.field}'`, said);
 }
