@@ -19,7 +19,7 @@ export const serveCommand: Command = {
 Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender or the port is in use.`,
   flags: {
     scripts: { type: "string", value: "DIR", help: "the folder of scripts jobs may run" },
-    outputs: { type: "string", value: "DIR", help: "a folder per job in DIR, as passed_data['output_dir']" },
+    outputs: { type: "string", value: "DIR", help: "a folder per job in DIR/NAME, as passed_data['output_dir']" },
     host: { type: "string", value: "ADDR", help: "the address to listen on (default: 127.0.0.1)" },
     port: { type: "string", value: "N", help: "the port (default: $PORT, else 8000; 0 picks a free one)" },
     token: { type: "string", value: "TOKEN", help: "the bearer token requests must carry (default: $BGPROC_TOKEN)" },

@@ -17,8 +17,10 @@ import {
 import { Hub } from "./_hub.ts";
 import { JobRecords, redact, STARTUP_FIELDS, startupOptions } from "./_jobs.ts";
 import { listScripts, resolveScript } from "./_scripts.ts";
-import { makeOutputDir, outputResponse, removeOutputs } from "./_outputs.ts";
+import { join } from "node:path";
+import { makeOutputDir, outputResponse, removeIfEmpty, removeOutputs } from "./_outputs.ts";
 import { staticFile } from "./_static.ts";
+import { didYouMean } from "../_suggest.ts";
 
 /** Options of {@linkcode createService}. */
 export interface ServiceOptions {
@@ -63,7 +65,8 @@ export interface ServiceOptions {
    */
   keepFinished?: number;
   /**
-   * A folder for job outputs: each job gets a fresh folder in it, passed to its script as
+   * A folder for job outputs: each job gets a fresh folder in it named as the job is (`outputs/job-3`; removed
+   * at the job's end when it stayed empty), passed to its script as
    * `passed_data["output_dir"]`; images it leaves there are listed with the job, served at
    * `/jobs/:name/outputs/:file` and shown as thumbnails. A job's folder goes when the job is removed.
    */
@@ -181,13 +184,24 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       const event = raw.type === "log" ? { ...raw, line: redact(raw.line).slice(0, MAX_LINE) } : raw;
       records.apply(event);
       hub.publish(event);
-      if (event.type === "state" && (event.state === "COMPLETED" || event.state === "DROPPED")) prune();
+      if (event.type === "state" && (event.state === "COMPLETED" || event.state === "DROPPED")) {
+        // Unless the job runs again already (a retry as soon as the manager said it ended): its folder is in use.
+        const state = manager.getJob(event.name)?.state;
+        if (state === "COMPLETED" || state === "DROPPED") removeIfEmpty(records.get(event.name)?.outputDir);
+        prune();
+      }
     }
   })().catch(() => {
     // The manager's event stream failed: the API still answers from the manager; streams get no more events.
   });
 
   const detail = (name: string) => records.detail(name);
+  let unnamed = 0;
+  const freeName = () => {
+    let name: string;
+    do name = `job-${++unnamed}`; while (manager.getJob(name) !== undefined);
+    return name;
+  };
 
   const addJob = async (body: unknown, name?: string) => {
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
@@ -198,7 +212,13 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     const known = new Set(["script", "passedData", "name", "timeout", ...STARTUP_FIELDS]);
     const startup = startupOptions(body as Record<string, unknown>);
     for (const key of Object.keys(body)) {
-      if (!known.has(key)) throw new HttpError(400, "bad job", `Unknown field '${key}'`);
+      if (!known.has(key)) {
+        throw new HttpError(
+          400,
+          "bad job",
+          `Unknown field '${key}'${didYouMean(key, known)} (fields: ${[...known].join(", ")})`,
+        );
+      }
     }
     if (name !== undefined && typeof name !== "string") throw new HttpError(400, "bad job", "'name' must be a string");
     if (
@@ -215,25 +235,21 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
         "retry-after": "5",
       });
     }
-    const outputDir = options.outputsDir === undefined ? undefined : await makeOutputDir(options.outputsDir);
-    const previous = name === undefined ? undefined : records.get(name)?.outputDir;
-    let job;
-    try {
-      job = manager.addJob({
-        script: path,
-        passedData: {
-          ...(passedData ?? {}) as JsonObject,
-          ...(outputDir === undefined ? {} : { output_dir: outputDir }),
-        },
-        timeout: timeout ?? defaultTimeout,
-        ...startup,
-        ...(name === undefined ? {} : { name }),
-      });
-    } catch (error) {
-      await removeOutputs(outputDir);
-      throw error;
-    }
-    if (previous !== undefined) await removeOutputs(previous); // The ended job this one replaces.
+    // The service names the job (job-1, job-2, ... when the client did not), so its output folder has its name.
+    name ??= freeName();
+    const outputDir = options.outputsDir === undefined ? undefined : join(options.outputsDir, name);
+    const job = manager.addJob({
+      script: path,
+      passedData: {
+        ...(passedData ?? {}) as JsonObject,
+        ...(outputDir === undefined ? {} : { output_dir: outputDir }),
+      },
+      timeout: timeout ?? defaultTimeout,
+      ...startup,
+      name,
+    });
+    // Made at once, in this turn: the job's Blender cannot have started yet.
+    if (options.outputsDir !== undefined) makeOutputDir(options.outputsDir, name);
     const record = records.added(
       job.name,
       script as string,
