@@ -190,3 +190,29 @@ Deno.test("cli: errors name the flags the user typed (--blend, --blender), not t
   match(blender.stderr, /name the executable with --blender PATH or the BLENDER environment variable/);
   ok(!/blendFile|'blender' option|`blender` option/.test(blend.stderr + blender.stderr));
 });
+
+Deno.test({
+  name: "cli render under tmux at 60 and 120 columns: the bar counts frames; the end names the folder and the count",
+  ignore: !hasTmux,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    await using tmux = new Tmux();
+    try {
+      const made = await bgproc("run", fixture("make_render_scene.py"), "--path", `path=${join(dir, "shot.blend")}`);
+      equal(made.code, 0, made.stderr);
+      for (const width of [60, 120]) {
+        const command = `cd ${dir} && env -u INIT_CWD ${Deno.execPath()} run -A ${cli} render shot.blend ` +
+          `--frames 1-6 --chunk 2 --samples 1 --output out-${width}`;
+        const screens = await tmux.run(command, width);
+        checkWidth(screens, width);
+        ok(screens.some((screen) => /[█░]+ +\d+ %  \d\/6 frames/.test(screen)), screens.join("\n---\n"));
+        const last = screens.at(-1)!;
+        match(last, new RegExp(`^6 frames in ${dir}/out-${width}/ \\(frame_0001\\.png … frame_0006\\.png\\)$`, "m"));
+        ok(!last.includes(`out-${width}/frame_0003.png`), `every frame's path is printed on a terminal:\n${last}`);
+        match(last, /EXIT=0/);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

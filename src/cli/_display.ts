@@ -76,6 +76,13 @@ function bar(fraction: number, width: number): string {
   return color.cyan("█".repeat(filled)) + color.dim("░".repeat(width - filled));
 }
 
+/** A job to show; `note` (e.g. a render's `12/48 frames`) goes beside its percentage. */
+export type ShownJob = Job & { readonly note?: string };
+
+function noteOf(job: Job): string {
+  return (job as ShownJob).note ?? "";
+}
+
 /** Shows jobs' progress until they have all ended. */
 export class Display {
   readonly #tracked: Tracked[];
@@ -220,7 +227,8 @@ export class Display {
     const decile = Math.floor(progress * 10);
     if (decile <= tracked.decile) return;
     tracked.decile = decile;
-    if (!this.#terminal) this.#write(`${tracked.job.name}: ${decile * 10} %\n`);
+    const note = noteOf(tracked.job);
+    if (!this.#terminal) this.#write(`${tracked.job.name}: ${decile * 10} %${note === "" ? "" : ` (${note})`}\n`);
   }
 
   #ended(tracked: Tracked): void {
@@ -273,7 +281,8 @@ export class Display {
     const now = Date.now();
     const active = this.#tracked.filter((t) => t.job.state === "ACTIVE");
     // The name gets what a bar of BAR_MIN and the widest tail ("  100 %  0:00  ETA 0:00", 23) leave, up to 40.
-    const room = width - 4 - 23 - BAR_MIN;
+    const notes = Math.max(0, ...this.#tracked.map((t) => noteOf(t.job).length + 2));
+    const room = width - 4 - 23 - notes - BAR_MIN;
     const longest = Math.max(...this.#tracked.map((t) => [...t.job.name].length), 4);
     const nameWidth = Math.min(longest, Math.max(Math.floor(width / 4), Math.min(room, 40)));
     const lines: string[] = [];
@@ -291,7 +300,10 @@ export class Display {
       const eta = job.progress > 0.01 && job.progress < 1
         ? `  ETA ${clock(elapsed * (1 - job.progress) / job.progress)}`
         : "";
-      const tail = `  ${(job.progress * 100).toFixed(0).padStart(3)} %  ${clock(elapsed)}`;
+      const note = noteOf(job);
+      const tail = `  ${(job.progress * 100).toFixed(0).padStart(3)} %${note === "" ? "" : `  ${note}`}  ${
+        clock(elapsed)
+      }`;
       const barWidth = width - 2 - nameWidth - 2 - tail.length - eta.length;
       if (barWidth >= 5) lines.push(`  ${name}  ${bar(job.progress, barWidth)}${tail}${eta}`);
       else lines.push(`  ${cut(`${name}${tail}`, width - 2)}`);
