@@ -123,7 +123,10 @@ export class NatsBackend {
     this.#ready = (async () => {
       let module: typeof import("./manager.ts");
       try {
-        module = await import("./manager.ts");
+        // A specifier Deno cannot read ahead: a literal one is fetched (with the npm NATS client) at start-up,
+        // by every user of the library, NATS or not.
+        const specifier = new URL("./manager.ts", import.meta.url).href;
+        module = await import(specifier);
       } catch (error) {
         throw new NatsBackendUnavailableError(error);
       }
