@@ -16,7 +16,7 @@ import {
 } from "./_http.ts";
 import { Hub } from "./_hub.ts";
 import { JobRecords, redact, STARTUP_FIELDS, startupOptions } from "./_jobs.ts";
-import { listScripts, resolveScript } from "./_scripts.ts";
+import { declaredPassedData, listScripts, resolveScript } from "./_scripts.ts";
 import { join } from "node:path";
 import { makeOutputDir, outputResponse, removeIfEmpty, removeOutputs } from "./_outputs.ts";
 import { staticFile } from "./_static.ts";
@@ -342,6 +342,11 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     if (first === "scripts" && second === undefined) {
       if (method !== "GET") throw notAllowed("GET");
       return json(await listScripts(scriptsDir));
+    }
+    if (first === "scripts" && third === undefined) {
+      if (method !== "GET") throw notAllowed("GET");
+      const script = decodeSegment(second!);
+      return json({ name: script, passedData: await declaredPassedData(await resolveScript(scriptsDir, script)) });
     }
     if (first === "health" && second === undefined) {
       if (method !== "GET") throw notAllowed("GET");
