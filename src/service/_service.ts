@@ -20,6 +20,7 @@ import { declaredPassedData, listScripts, resolveScript } from "./_scripts.ts";
 import { join } from "node:path";
 import { makeOutputDir, outputResponse, removeIfEmpty, removeOutputs } from "./_outputs.ts";
 import { staticFile } from "./_static.ts";
+import { listBlends, startRender } from "./_renders.ts";
 import { didYouMean } from "../_suggest.ts";
 
 /** Options of {@linkcode createService}. */
@@ -71,6 +72,12 @@ export interface ServiceOptions {
    * `/jobs/:name/outputs/:file` and shown as thumbnails. A job's folder goes when the job is removed.
    */
   outputsDir?: string;
+  /**
+   * A folder of `.blend` files the service may render (regular files directly inside it): `GET /blends` lists
+   * them, `POST /renders { blend, frames, chunk?, name? }` renders one in chunk jobs into
+   * `outputsDir/<render name>/`, and the dashboard shows a render form. Needs `outputsDir`.
+   */
+  blendsDir?: string;
 }
 
 /** A running service: its request handler, and `close()` to end its event streams. */
@@ -146,6 +153,14 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       folder = false;
     }
     if (!folder) throw new TypeError("Cannot create service as 'outputsDir' must be an existing folder");
+  }
+  if (options.blendsDir !== undefined) {
+    if (options.outputsDir === undefined) {
+      throw new TypeError("Cannot create service as 'blendsDir' needs 'outputsDir': renders write their frames there");
+    }
+    if (!isFolder(options.blendsDir)) {
+      throw new TypeError("Cannot create service as 'blendsDir' must be an existing folder");
+    }
   }
   const allowedHosts = options.allowedHosts ?? ["localhost", "127.0.0.1", "[::1]"];
   const maxBodyBytes = check("maxBodyBytes", options.maxBodyBytes, 65_536, 1);
@@ -348,6 +363,28 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       const script = decodeSegment(second!);
       return json({ name: script, passedData: await declaredPassedData(await resolveScript(scriptsDir, script)) });
     }
+    if (first === "blends" && second === undefined) {
+      if (method !== "GET") throw notAllowed("GET");
+      if (options.blendsDir === undefined) throw new HttpError(404, "no renders", "This service has no blends folder");
+      return json(await listBlends(options.blendsDir));
+    }
+    if (first === "renders" && second === undefined) {
+      if (method !== "POST") throw notAllowed("POST");
+      if (options.blendsDir === undefined) throw new HttpError(404, "no renders", "This service has no blends folder");
+      const body = await readJson(request, maxBodyBytes, MAX_DEPTH);
+      const render = await startRender({
+        manager,
+        blendsDir: options.blendsDir,
+        outputsDir: options.outputsDir!,
+        maxQueued,
+        timeout: defaultTimeout,
+      }, body);
+      for (const name of render.jobs) {
+        const job = manager.getJob(name);
+        if (job !== undefined) hub.publish({ type: "state", name, state: job.state, attempt: job.attempts });
+      }
+      return json(render, 201);
+    }
     if (first === "health" && second === undefined) {
       if (method !== "GET") throw notAllowed("GET");
       return json({
@@ -444,4 +481,12 @@ function sse(body: ReadableStream<Uint8Array>): Response {
       "x-accel-buffering": "no",
     },
   });
+}
+
+function isFolder(path: unknown): boolean {
+  try {
+    return typeof path === "string" && Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }

@@ -527,14 +527,15 @@ let edits = 0; // bumped on every edit, so a late default never overwrites what 
 async function prefill() {
   const script = $("#script").value;
   const textarea = $("#data");
-  if (drafts.has(script)) textarea.value = drafts.get(script);
+  if (script === "") textarea.value = "{}"; // No scripts in the folder.
+  else if (drafts.has(script)) textarea.value = drafts.get(script);
   else if (declarations.has(script)) textarea.value = declarations.get(script);
   else {
     const before = edits;
     textarea.value = "{}";
     try {
       const { passedData: declared } = await api("GET", `scripts/${encodeURIComponent(script)}`);
-      declarations.set(script, JSON.stringify(declared));
+      declarations.set(script, JSON.stringify(declared ?? {}));
       if (edits === before && $("#script").value === script) textarea.value = declarations.get(script);
     } catch {
       // The script went away: the editor stays empty, and adding says why.
@@ -645,5 +646,32 @@ setInterval(() => {
 
 renderSortButtons();
 renderCounts(0);
+// --- the render form, when the service has a blends folder ---
+async function loadBlends() {
+  let blends;
+  try {
+    blends = await api("GET", "blends");
+  } catch {
+    return; // No blends folder: no render form.
+  }
+  $("#blend").replaceChildren(...blends.map((name) => new Option(name, name)));
+  $("#render").hidden = false;
+}
+
+$("#render").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { blend: $("#blend").value, frames: $("#frames").value.trim() };
+  if ($("#chunk").value !== "") body.chunk = Number($("#chunk").value);
+  try {
+    showAlert("");
+    const render = await api("POST", "renders", body);
+    $("#render-result").textContent = `${render.name}: ${render.frames} frames in ${render.jobs.length} jobs, ` +
+      `into ${render.outputs}`;
+  } catch (error) {
+    showAlert(error.message);
+  }
+});
+
+void loadBlends();
 void loadScripts();
 connect();
