@@ -216,3 +216,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test("cli batch, not a terminal: Ctrl-C (SIGINT) counts the killed and the never started; exit 130", async () => {
+  const dir = await batchDir();
+  try {
+    const entries = Array.from({ length: 5 }, (_, i) => `{ "name": "s${i + 1}", "script": "sleep.py" }`);
+    await Deno.writeTextFile(join(dir, "five.jsonc"), `[${entries.join(",")}]`);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", cli, "batch", join(dir, "five.jsonc"), "--workers", "2"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const decoder = new TextDecoder();
+    let stderr = "";
+    const reader = child.stderr.getReader();
+    // Both running jobs have reported progress (sleep.py reports 10 % first): interrupt, as Ctrl-C would.
+    while ((stderr.match(/: 10 %/g) ?? []).length < 2) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+    }
+    child.kill("SIGINT");
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      stderr += decoder.decode(chunk.value);
+    }
+    const [status, stdout] = await Promise.all([child.status, new Response(child.stdout).text()]);
+    equal(status.code, 130, stderr);
+    match(stderr, /\ninterrupted: 2 running jobs killed, 3 not started\n/);
+    equal(stderr.split("\n").filter((line) => /: DROPPED/.test(line)).length, 2, stderr);
+    match(stdout, /\ns3\s+not started\s+0\s+-\n/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
