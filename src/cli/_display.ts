@@ -281,7 +281,7 @@ export class Display {
     const now = Date.now();
     const active = this.#tracked.filter((t) => t.job.state === "ACTIVE");
     // The name gets what a bar of BAR_MIN and the widest tail ("  100 %  0:00  ETA 0:00", 23) leave, up to 40.
-    const notes = Math.max(0, ...this.#tracked.map((t) => noteOf(t.job).length + 2));
+    const notes = Math.max(0, ...this.#tracked.map((t) => noteOf(t.job) === "" ? 0 : noteOf(t.job).length + 2));
     const room = width - 4 - 23 - notes - BAR_MIN;
     const longest = Math.max(...this.#tracked.map((t) => [...t.job.name].length), 4);
     const nameWidth = Math.min(longest, Math.max(Math.floor(width / 4), Math.min(room, 40)));
