@@ -211,6 +211,13 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
   });
 
   const detail = (name: string) => records.detail(name);
+  const renders = options.blendsDir === undefined ? undefined : {
+    manager,
+    blendsDir: options.blendsDir,
+    outputsDir: options.outputsDir!,
+    maxQueued,
+    timeout: defaultTimeout,
+  };
   let unnamed = 0;
   const freeName = () => {
     let name: string;
@@ -363,22 +370,11 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       const script = decodeSegment(second!);
       return json({ name: script, passedData: await declaredPassedData(await resolveScript(scriptsDir, script)) });
     }
-    if (first === "blends" && second === undefined) {
-      if (method !== "GET") throw notAllowed("GET");
-      if (options.blendsDir === undefined) throw new HttpError(404, "no renders", "This service has no blends folder");
-      return json(await listBlends(options.blendsDir));
-    }
-    if (first === "renders" && second === undefined) {
-      if (method !== "POST") throw notAllowed("POST");
-      if (options.blendsDir === undefined) throw new HttpError(404, "no renders", "This service has no blends folder");
-      const body = await readJson(request, maxBodyBytes, MAX_DEPTH);
-      const render = await startRender({
-        manager,
-        blendsDir: options.blendsDir,
-        outputsDir: options.outputsDir!,
-        maxQueued,
-        timeout: defaultTimeout,
-      }, body);
+    if ((first === "blends" || first === "renders") && second === undefined) {
+      if (method !== (first === "blends" ? "GET" : "POST")) throw notAllowed(first === "blends" ? "GET" : "POST");
+      if (renders === undefined) throw new HttpError(404, "no renders", "This service has no blends folder");
+      if (first === "blends") return json(await listBlends(renders.blendsDir));
+      const render = await startRender(renders, await readJson(request, maxBodyBytes, MAX_DEPTH));
       for (const name of render.jobs) {
         const job = manager.getJob(name);
         if (job !== undefined) hub.publish({ type: "state", name, state: job.state, attempt: job.attempts });
