@@ -21,11 +21,14 @@ import { parseArgs } from "node:util";
 import { findTestBlenders, type TestBlender } from "./blenders.ts";
 import { listTestFiles, PLAN } from "./plan.ts";
 import { schedule } from "./schedule.ts";
-import { runUnit, type Unit, unitLabel, type UnitResult } from "./unit.ts";
+import { childCpuSeconds, runUnit, type Unit, unitLabel, type UnitResult } from "./unit.ts";
+
+/** A unit's result with the CPU seconds its process tree used. */
+type Measured = UnitResult & { readonly cpu: number };
 
 const RESULTS = ".test-results";
 /** A file that runs longer than this is killed and counted as failed (a hang must not eat CI's 90 minutes). */
-const LIMIT_SECONDS = 900;
+const LIMIT_SECONDS = 1_500;
 
 function units(files: string[], blenders: TestBlender[], quick: boolean): Unit[] {
   const [first, ...extras] = blenders;
@@ -64,35 +67,41 @@ function failureText(result: UnitResult): string {
   return (lines.length > 150 ? [...lines.slice(0, 150), `... (${lines.length - 150} more lines)`] : lines).join("\n");
 }
 
-function report(result: UnitResult, done: number, total: number): void {
+function report(result: Measured, done: number, total: number): void {
   const counts = [`${result.passed} passed`];
   if (result.failed > 0) counts.unshift(`${result.failed} failed`);
-  if (result.ignored > 0) counts.push(`${result.ignored} ignored`);
+  if (result.ignored > 0) {
+    counts.push(`${result.ignored} ${result.unit.filter === undefined ? "ignored" : "filtered out"}`);
+  }
   const mark = result.failed > 0 ? "FAIL" : "ok  ";
   const what = result.unit.gate ? `- deno task ${result.unit.file}` : unitLabel(result.unit);
   console.log(
     `${mark} ${what.padEnd(44)} ${counts.join(", ").padEnd(28)} ${duration(result.seconds).padStart(6)}` +
-      `  [${done}/${total}]`,
+      `  cpu ${duration(result.cpu).padStart(6)}  [${done}/${total}]`,
   );
   if (result.failed === 0) return;
   if (result.problem !== undefined) console.log(`     ${result.problem}`);
   console.log(`     log: ${relative(Deno.cwd(), result.log)}\n${failureText(result)}\n`);
 }
 
-function summary(results: UnitResult[], blenders: TestBlender[], wall: number): void {
-  console.log("\nper Blender        files  passed  failed  ignored  time in files");
+function summary(results: Measured[], blenders: TestBlender[], wall: number): void {
+  console.log("\nper Blender        files  passed  failed  ignored  time in files  cpu");
   const labels = [undefined, ...blenders.map((blender) => blender.label)];
   for (const label of labels) {
     const mine = results.filter((result) => !result.unit.gate && result.unit.blender?.label === label);
     if (mine.length === 0) continue;
-    const sum = (key: "passed" | "failed" | "ignored" | "seconds") => mine.reduce((n, r) => n + r[key], 0);
+    const sum = (key: "passed" | "failed" | "ignored" | "seconds" | "cpu") => mine.reduce((n, r) => n + r[key], 0);
     const name = label === undefined ? "no Blender" : `Blender ${label}`;
     console.log(
       `${name.padEnd(18)} ${String(mine.length).padStart(5)} ${String(sum("passed")).padStart(7)} ` +
-        `${String(sum("failed")).padStart(7)} ${String(sum("ignored")).padStart(8)}  ${duration(sum("seconds"))}`,
+        `${String(sum("failed")).padStart(7)} ${String(sum("ignored")).padStart(8)}  ${
+          duration(sum("seconds")).padEnd(13)
+        }  ` +
+        duration(sum("cpu")),
     );
   }
-  console.log(`wall time ${duration(wall)}`);
+  const cpu = results.reduce((n, r) => n + r.cpu, 0);
+  console.log(`wall time ${duration(wall)}, cpu ${duration(cpu)} (${(cpu / wall).toFixed(2)} cores busy on average)`);
 }
 
 async function main(): Promise<number> {
@@ -134,12 +143,14 @@ async function main(): Promise<number> {
     return 1;
   }
   let done = 0;
-  const results = await schedule(
-    todo,
-    jobs,
-    (unit) => runUnit(unit, RESULTS, LIMIT_SECONDS),
-    (result) => report(result, ++done, todo.length),
-  );
+  let cpuSoFar = childCpuSeconds();
+  const measured = async (unit: Unit): Promise<Measured> => {
+    const result = await runUnit(unit, RESULTS, LIMIT_SECONDS);
+    const cpu = childCpuSeconds() - cpuSoFar;
+    cpuSoFar += cpu;
+    return { ...result, cpu };
+  };
+  const results = await schedule(todo, jobs, measured, (result) => report(result, ++done, todo.length));
   summary(results, found.blenders, (performance.now() - started) / 1000);
   return results.some((result) => result.failed > 0) ? 1 : 0;
 }
