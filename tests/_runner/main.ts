@@ -41,8 +41,9 @@ function units(files: string[], blenders: TestBlender[], quick: boolean): Unit[]
       if (entry.quick !== undefined) out.push({ file, blender: first, seconds: entry.seconds, filter: entry.quick });
     } else {
       out.push({ file, blender: first, seconds: entry.seconds });
-      if (entry.where === "every") {
-        for (const blender of extras) out.push({ file, blender, seconds: entry.seconds });
+      if (entry.where !== "every") continue;
+      for (const blender of extras) {
+        out.push({ file, blender, seconds: entry.seconds, ...(blender.ready ? { ready: blender.ready } : {}) });
       }
     }
   }
@@ -81,7 +82,8 @@ function report(result: Measured, done: number, total: number): void {
   );
   if (result.failed === 0) return;
   if (result.problem !== undefined) console.log(`     ${result.problem}`);
-  console.log(`     log: ${relative(Deno.cwd(), result.log)}\n${failureText(result)}\n`);
+  const text = failureText(result);
+  if (text !== "") console.log(`     log: ${relative(Deno.cwd(), result.log)}\n${text}\n`);
 }
 
 function summary(results: Measured[], blenders: TestBlender[], wall: number): void {

@@ -18,6 +18,8 @@ export interface Unit {
   readonly seconds: number;
   /** A `--filter` for `deno test`, when only some tests of the file run. */
   readonly filter?: string;
+  /** Its Blender's readiness, while .ci/setup still builds it. */
+  readonly ready?: Promise<void>;
 }
 
 /** What a unit's run gave. */
@@ -73,6 +75,8 @@ async function pump(stream: ReadableStream<Uint8Array>, file: Deno.FsFile): Prom
 export async function runUnit(unit: Unit, results: string, limitSeconds: number): Promise<UnitResult> {
   const junit = resultPath(results, unit, ".xml");
   const log = resultPath(results, unit, ".log");
+  const unready = await unit.ready?.then(() => undefined, (error: Error) => error.message);
+  if (unready !== undefined) return { unit, passed: 0, failed: 1, ignored: 0, seconds: 0, log, problem: unready };
   await mkdir(dirname(junit), { recursive: true });
   const args = unit.gate ? ["task", unit.file] : [
     "test",
