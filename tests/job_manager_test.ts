@@ -116,8 +116,9 @@ for (const mode of ["process", "pool", "fork"] as const) {
   Deno.test(`${mode}: a timeout kills Blender and reports timed-out`, async () => {
     await using manager = new JobManager({ mode });
     const pidFile = join(manager.workRoot, "sleep.pid");
-    // The timeout counts from the attempt's start, a pool worker's start-up included: 2.5 s was too short on 2 busy cores.
-    const job = manager.addJob({ script: fixture("sleep.py"), passedData: { pid_file: pidFile }, timeout: 5_000 });
+    // The timeout counts from the attempt's start, Blender's start-up included, and the script must have written its
+    // pid before it: 5 s was too short with several test files running on 2 cores (Blender took longer to start).
+    const job = manager.addJob({ script: fixture("sleep.py"), passedData: { pid_file: pidFile }, timeout: 20_000 });
     const error = await job.result().then(() => undefined, (error) => error);
     ok(error instanceof JobDroppedError);
     equal(error.reason, "timed-out");

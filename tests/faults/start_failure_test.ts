@@ -52,6 +52,8 @@ Deno.test("a Blender that exits at once (stand-in) trips the intensity limit: th
   });
 });
 
+const PERIOD_MS = 15_000;
+
 Deno.test("a real Blender that dies at start-up (no Python home) trips the limit, and the manager recovers", async () => {
   const real = findBlender();
   const dir = await Deno.makeTempDir();
@@ -65,13 +67,15 @@ Deno.test("a real Blender that dies at start-up (no Python home) trips the limit
       await using manager = new JobManager({
         blender,
         maxWorkers: 1,
-        restartIntensity: { maxFailures: 1, periodMs: 1_500 },
+        // Two failed starts must fall within the period: 1.5 s was too short for two Blender start-ups on 2 cores
+        // shared by parallel test files.
+        restartIntensity: { maxFailures: 1, periodMs: PERIOD_MS },
       });
       const errors = await outcomes(manager, 4);
       deepStrictEqual(errors.map((error) => error.reason), ["crashed", "crashed", "start-failed", "start-failed"]);
       equal(manager.health.status, "failing");
       await Deno.remove(broken); // Blender is mended...
-      await new Promise((resolve) => setTimeout(resolve, 1_600)); // ...and the period passes.
+      await new Promise((resolve) => setTimeout(resolve, PERIOD_MS + 100)); // ...and the period passes.
       equal((await manager.addJob({ script: fixture("echo.py") }).result()).attempts, 1);
       equal(manager.health.status, "ok");
     });

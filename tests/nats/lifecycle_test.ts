@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
 import { JobDroppedError } from "../../mod.ts";
 import { NatsConnectionError, NatsJobManager, runWorker } from "../../src/nats/mod.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
@@ -84,10 +85,13 @@ Deno.test("a worker lost on the last attempt: the job is dropped and dead-letter
     name: "SIGTERM past the grace period: the running job is handed back and completes on another worker",
     fn: async () => {
       const leaving = await startWorker(server.url, [...args, "--tags", "handoff", "--grace", "200"]);
+      // The first attempt sleeps until the worker leaves (however long the second worker takes to start on a busy
+      // machine); the second ends at once.
+      const marker = join(await Deno.makeTempDir({ prefix: "bgproc-nats-handoff-" }), "first-attempt");
       const job = manager.addJob({
         name: "handed",
         script: fixture("sleep.py"),
-        passedData: { seconds: 2 },
+        passedData: { seconds: 600, once_marker: marker },
         requires: ["handoff"],
         maxAttempts: 2,
       });
@@ -99,6 +103,7 @@ Deno.test("a worker lost on the last attempt: the job is dropped and dead-letter
       const result = await job.result();
       assert.deepEqual(result.pythonData, { slept: true });
       assert.equal(result.attempts, 2);
+      await Deno.remove(dirname(marker), { recursive: true });
     },
     ...step,
   });
