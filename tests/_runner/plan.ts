@@ -34,6 +34,8 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/blend_file_test.ts": { where: "every", seconds: 9 },
   "tests/data_blocks_test.ts": { where: "every", seconds: 291 },
   "tests/events_test.ts": { where: "every", seconds: 31 },
+  // The error's file:line and the traceback text (no internal module names) come from each Blender's Python.
+  "tests/failure_report_test.ts": { where: "every", seconds: 45 },
   "tests/fork_test.ts": { where: "every", seconds: 57 },
   "tests/isolation_test.ts": { where: "every", seconds: 296 },
   "tests/job_files_test.ts": { where: "every", seconds: 57 },
@@ -61,8 +63,13 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/nats/lifecycle_test.ts": { where: "every", seconds: 80 },
   "tests/remote_import_test.ts": { where: "every", seconds: 11 },
   // The host's side, on the default Blender.
+  "tests/cli_blocks_test.ts": { where: "default", seconds: 25 },
+  "tests/cli_terminal_test.ts": { where: "default", seconds: 170 },
   "tests/cli_test.ts": { where: "default", seconds: 158 },
+  "tests/dashboard_list_test.ts": { where: "default", seconds: 110 },
   "tests/dashboard_test.ts": { where: "default", seconds: 38 },
+  "tests/service_names_test.ts": { where: "default", seconds: 40 },
+  "tests/service_render_test.ts": { where: "default", seconds: 40 },
   "tests/service_test.ts": { where: "default", seconds: 27 },
   "tests/faults/soak_test.ts": { where: "default", seconds: 420 },
   "tests/nats/cli_test.ts": { where: "default", seconds: 39 },
@@ -72,6 +79,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   // No Blender at all.
   "tests/blend_file_fuzz_test.ts": { where: "none", seconds: 46 },
   "tests/kernel_test.ts": { where: "none", seconds: 2 },
+  "tests/lazy_nats_test.ts": { where: "none", seconds: 2 },
   "tests/plan_test.ts": { where: "none", seconds: 1 },
   "tests/python_sources_test.ts": { where: "none", seconds: 1 },
   "tests/python_syntax_test.ts": { where: "none", seconds: 3 },
