@@ -41,6 +41,7 @@ export {
   NatsBackendUnavailableError,
   type PythonError,
   type PythonFrame,
+  type SourceLocation,
   WorkRootError,
 } from "./src/errors.ts";
 export {

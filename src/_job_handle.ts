@@ -3,6 +3,7 @@
  * (state, progress, attempts, result), with the subscriptions users make.
  */
 
+import { awaitAtCaller } from "./_at_caller.ts";
 import type { JobEvent } from "./supervisor/supervisor.ts";
 import type { JobDroppedError } from "./errors.ts";
 import type { JobResult, JobState, LogLine } from "./types.ts";
@@ -64,8 +65,9 @@ export class JobHandle {
     return this.#error;
   }
 
+  /** The result; a `JobDroppedError`'s stack ends at the caller's `await job.result()`, not in bgproc. */
   result(): Promise<JobResult> {
-    return this.#result.promise;
+    return awaitAtCaller(this.#result.promise);
   }
 
   kill(): Promise<void> {

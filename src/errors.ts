@@ -38,6 +38,18 @@ export interface PythonError {
   readonly frames: readonly PythonFrame[];
   /** The traceback as Python prints it. */
   readonly text: string;
+  /** For a `SyntaxError`: the file it points at (a syntax error has no frame there). */
+  readonly file?: string;
+  /** For a `SyntaxError`: the line in `file` it points at. */
+  readonly line?: number;
+}
+
+/** A place in the user's Python code: a file and a line in it. */
+export interface SourceLocation {
+  /** The file, as Python named it (absolute for a job's script). */
+  readonly file: string;
+  /** The line number in `file`, from 1. */
+  readonly line: number;
 }
 
 /** The details a {@linkcode JobDroppedError} carries. */
@@ -107,6 +119,12 @@ export class JobDroppedError extends Error implements JobDroppedDetails {
   readonly commandLine: string;
   /** The Blender (and its Python) the last attempt ran in; absent when it never reached bgproc's runtime. */
   readonly blender?: string;
+  /**
+   * Where in the user's code the Python error points: for a `SyntaxError` the line it names, else the deepest
+   * traceback frame in the job's script (the file the outermost frame runs), else the deepest frame; `null`
+   * when there was no Python error or it has no frame outside bgproc.
+   */
+  readonly location: SourceLocation | null;
   /** The full human report: summary, Python traceback, stderr tail, command line. */
   readonly report: string;
 
@@ -117,8 +135,10 @@ export class JobDroppedError extends Error implements JobDroppedDetails {
    * @param options `cause`, when another error is behind it.
    */
   constructor(details: JobDroppedDetails, options?: ErrorOptions) {
-    super(`Job '${details.jobName}' was dropped (${details.reason}): ${details.summary}`, options);
+    const location = sourceLocation(details.pythonError);
+    super(`Job '${details.jobName}' was dropped (${details.reason})${at(location)}: ${details.summary}`, options);
     this.name = "JobDroppedError";
+    this.location = location;
     this.jobName = details.jobName;
     this.reason = details.reason;
     this.summary = details.summary;
@@ -130,14 +150,30 @@ export class JobDroppedError extends Error implements JobDroppedDetails {
     this.stdoutTail = details.stdoutTail;
     this.commandLine = details.commandLine;
     if (details.blender !== undefined) this.blender = details.blender;
-    this.report = formatReport(details);
+    this.report = formatReport(details, location);
   }
 }
 
-function formatReport(details: JobDroppedDetails): string {
+/** `" at raises.py:4"` (the file's last path segment), or `""` without a location. */
+function at(location: SourceLocation | null): string {
+  if (location === null) return "";
+  const file = location.file.split(/[\\/]/).pop() || location.file;
+  return ` at ${file}:${location.line}`;
+}
+
+function sourceLocation(error: PythonError | null): SourceLocation | null {
+  if (error === null) return null;
+  if (typeof error.file === "string" && typeof error.line === "number") return { file: error.file, line: error.line };
+  const frames = error.frames;
+  const script = frames[0]?.file;
+  const frame = frames.findLast((frame) => frame.file === script);
+  return frame === undefined ? null : { file: frame.file, line: frame.line };
+}
+
+function formatReport(details: JobDroppedDetails, location: SourceLocation | null): string {
   const attempts = `${details.attempts} attempt${details.attempts === 1 ? "" : "s"}`;
   const parts = [
-    `Job '${details.jobName}' was dropped after ${attempts} (${details.reason}): ${details.summary}`,
+    `Job '${details.jobName}' was dropped after ${attempts} (${details.reason})${at(location)}: ${details.summary}`,
   ];
   if (details.pythonError !== null) parts.push(details.pythonError.text.trimEnd());
   if (details.stderrTail.trim() !== "") {

@@ -248,7 +248,8 @@ Deno.test("cli render: frames in chunks, one progress line per 10 %, the files o
     const stderr = new TextDecoder().decode(output.stderr);
     equal(output.code, 0, stderr);
     deepStrictEqual(stdout.trim().split("\n"), TWELVE.slice(0, 4).map((name) => join(dir, "out", name)));
-    match(stderr, /shot\.blend 1-4: 100 %\nshot\.blend 1-4: COMPLETED in/);
+    match(stderr, /shot\.blend 1-4: 100 % \(4\/4 frames\)\nshot\.blend 1-4: COMPLETED in/);
+    match(stderr, new RegExp(`\\n4 frames in ${join(dir, "out")}/ \\(frame_0001\\.png … frame_0004\\.png\\)\\n`));
     const help = await run("render", "--help");
     match(new TextDecoder().decode(help.stdout), /--frames FRAMES .*\n[\s\S]*A-BxSTEP/);
     const bad = await run("render", "shot.blend", "--frames", "1-2", "--output", "out", "--resolution", "32");

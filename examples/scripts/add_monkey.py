@@ -3,6 +3,7 @@
 Runs inside Blender under bgproc: ``passed_data``, ``size``, ``count`` and ``update_job_progress``
 are given by the runtime.
 """
+# passed_data: {"size": 1, "count": 4}
 
 import bpy
 

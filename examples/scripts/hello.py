@@ -1,4 +1,5 @@
 """The smallest job: greet whoever passed_data names, and say which Blender did it."""
+# passed_data: {"who": "world"}
 
 import bpy
 

@@ -1,4 +1,5 @@
 """Builds a small scene and renders one frame of it with Cycles (CPU) to a PNG; reports no progress itself."""
+# passed_data: {"frame": 1, "samples": 16}
 
 import math
 import os

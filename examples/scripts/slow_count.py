@@ -1,4 +1,5 @@
 """Counts to ``steps`` over ``seconds``, reporting progress as it goes."""
+# passed_data: {"steps": 50, "seconds": 5}
 
 import time
 

@@ -10,6 +10,7 @@ import contextlib
 import json
 import keyword
 import os
+import re
 import signal
 import sys
 import threading
@@ -312,7 +313,9 @@ def error_record(error: BaseException, *, origin: str) -> dict[str, Any]:
         "type": type(error).__qualname__,
         "message": _message(error),
         "frames": frames,
-        "text": "".join(_without_runtime_frames(traceback.TracebackException.from_exception(error)).format()),
+        "text": _without_runtime_names(
+            "".join(_without_runtime_frames(traceback.TracebackException.from_exception(error)).format())
+        ),
     }
     if isinstance(error, SyntaxError):
         record["file"] = error.filename
@@ -333,6 +336,11 @@ def _without_runtime_frames(exception: traceback.TracebackException) -> tracebac
         )
         pending += [current.__cause__, current.__context__]
     return exception
+
+
+def _without_runtime_names(text: str) -> str:
+    """``PythonDataError: ...`` for ``bgproc._runner.PythonDataError: ...``: the user sees no internal module."""
+    return re.sub(r"^bgproc(?:\.\w+)+\.(\w+)(?=:|$)", r"\1", text, flags=re.MULTILINE)
 
 
 def _message(error: BaseException) -> str:

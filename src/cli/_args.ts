@@ -5,7 +5,7 @@
  */
 
 import { UsageError } from "./_errors.ts";
-import { didYouMean } from "./_suggest.ts";
+import { didYouMean } from "../_suggest.ts";
 
 /** One flag a command takes. */
 export interface FlagSpec {

@@ -9,7 +9,7 @@ import { dirname, resolve } from "node:path";
 import type { AddJobOptions } from "../job_manager.ts";
 import type { JsonObject, JsonValue } from "../types.ts";
 import { UsageError } from "./_errors.ts";
-import { didYouMean } from "./_suggest.ts";
+import { didYouMean } from "../_suggest.ts";
 
 /** The fields a batch entry may have. */
 export const BATCH_FIELDS = [
@@ -92,49 +92,79 @@ export function parseBatch(text: string, file: string, absolute: string): AddJob
   if (!Array.isArray(list)) throw new UsageError(`${file}: expected a list of jobs, or { "jobs": [...] }`);
   const base = dirname(absolute);
   const known = new Set<string>(BATCH_FIELDS);
-  return list.map((raw: unknown, index: number) => {
-    const where = `${file}: jobs[${index}]`;
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-      throw new UsageError(`${where} must be an object`);
+  return named(
+    list.map((raw: unknown, index: number) => {
+      const where = `${file}: jobs[${index}]`;
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+        throw new UsageError(`${where} must be an object`);
+      }
+      const job = structuredClone(raw) as Record<string, unknown>;
+      for (const key of Object.keys(job)) {
+        if (!known.has(key)) throw new UsageError(`${where} has an unknown field '${key}'${didYouMean(key, known)}`);
+      }
+      if (typeof job.script !== "string") throw new UsageError(`${where}.script must be a string`);
+      if (job.name !== undefined && typeof job.name !== "string") {
+        throw new UsageError(`${where}.name must be a string`);
+      }
+      if (job.blend !== undefined && typeof job.blend !== "string") {
+        throw new UsageError(`${where}.blend must be a string`);
+      }
+      if (job.data !== undefined && (typeof job.data !== "object" || job.data === null || Array.isArray(job.data))) {
+        throw new UsageError(`${where}.data must be an object`);
+      }
+      if (job.timeout !== undefined && !(typeof job.timeout === "number" && job.timeout > 0)) {
+        throw new UsageError(`${where}.timeout must be a positive number of seconds`);
+      }
+      if (job.args !== undefined && !(Array.isArray(job.args) && job.args.every((a) => typeof a === "string"))) {
+        throw new UsageError(`${where}.args must be a list of strings`);
+      }
+      if (job.paths !== undefined && !(Array.isArray(job.paths) && job.paths.every((p) => typeof p === "string"))) {
+        throw new UsageError(`${where}.paths must be a list like ["data/input", "args/1"]`);
+      }
+      if (job.factoryStartup !== undefined && typeof job.factoryStartup !== "boolean") {
+        throw new UsageError(`${where}.factoryStartup must be true or false`);
+      }
+      if (job.addons !== undefined && !(Array.isArray(job.addons) && job.addons.every((a) => typeof a === "string"))) {
+        throw new UsageError(`${where}.addons must be a list of add-on module names`);
+      }
+      for (const pointer of (job.paths as string[] | undefined) ?? []) resolvePointer(job, pointer, base, where);
+      return {
+        script: resolve(base, job.script),
+        ...(job.name === undefined ? {} : { name: job.name as string }),
+        ...(job.blend === undefined ? {} : { blendFile: resolve(base, job.blend as string) }),
+        ...(job.data === undefined ? {} : { passedData: job.data as JsonObject }),
+        ...(job.timeout === undefined ? {} : { timeout: (job.timeout as number) * 1000 }),
+        ...(job.args === undefined ? {} : { args: job.args as string[] }),
+        ...(job.factoryStartup === undefined ? {} : { factoryStartup: job.factoryStartup as boolean }),
+        ...(job.addons === undefined ? {} : { addons: job.addons as string[] }),
+      };
+    }),
+    file,
+  );
+}
+
+/**
+ * Every entry with a name, the one shown on screen, used for `--output DIR/NAME` and reported: an unnamed
+ * entry is `job-N` by its place in the file (from 1; `job-N-2`, ... when an entry is named so already).
+ *
+ * @throws {UsageError} When two entries have the same name, naming both.
+ */
+function named(jobs: AddJobOptions[], file: string): AddJobOptions[] {
+  const taken = new Map<string, number>();
+  for (const [index, job] of jobs.entries()) {
+    if (job.name === undefined) continue;
+    const first = taken.get(job.name);
+    if (first !== undefined) {
+      throw new UsageError(`${file}: jobs[${index}] is named '${job.name}', as jobs[${first}] is: names must differ`);
     }
-    const job = structuredClone(raw) as Record<string, unknown>;
-    for (const key of Object.keys(job)) {
-      if (!known.has(key)) throw new UsageError(`${where} has an unknown field '${key}'${didYouMean(key, known)}`);
-    }
-    if (typeof job.script !== "string") throw new UsageError(`${where}.script must be a string`);
-    if (job.name !== undefined && typeof job.name !== "string") throw new UsageError(`${where}.name must be a string`);
-    if (job.blend !== undefined && typeof job.blend !== "string") {
-      throw new UsageError(`${where}.blend must be a string`);
-    }
-    if (job.data !== undefined && (typeof job.data !== "object" || job.data === null || Array.isArray(job.data))) {
-      throw new UsageError(`${where}.data must be an object`);
-    }
-    if (job.timeout !== undefined && !(typeof job.timeout === "number" && job.timeout > 0)) {
-      throw new UsageError(`${where}.timeout must be a positive number of seconds`);
-    }
-    if (job.args !== undefined && !(Array.isArray(job.args) && job.args.every((a) => typeof a === "string"))) {
-      throw new UsageError(`${where}.args must be a list of strings`);
-    }
-    if (job.paths !== undefined && !(Array.isArray(job.paths) && job.paths.every((p) => typeof p === "string"))) {
-      throw new UsageError(`${where}.paths must be a list like ["data/input", "args/1"]`);
-    }
-    if (job.factoryStartup !== undefined && typeof job.factoryStartup !== "boolean") {
-      throw new UsageError(`${where}.factoryStartup must be true or false`);
-    }
-    if (job.addons !== undefined && !(Array.isArray(job.addons) && job.addons.every((a) => typeof a === "string"))) {
-      throw new UsageError(`${where}.addons must be a list of add-on module names`);
-    }
-    for (const pointer of (job.paths as string[] | undefined) ?? []) resolvePointer(job, pointer, base, where);
-    return {
-      script: resolve(base, job.script),
-      ...(job.name === undefined ? {} : { name: job.name as string }),
-      ...(job.blend === undefined ? {} : { blendFile: resolve(base, job.blend as string) }),
-      ...(job.data === undefined ? {} : { passedData: job.data as JsonObject }),
-      ...(job.timeout === undefined ? {} : { timeout: (job.timeout as number) * 1000 }),
-      ...(job.args === undefined ? {} : { args: job.args as string[] }),
-      ...(job.factoryStartup === undefined ? {} : { factoryStartup: job.factoryStartup as boolean }),
-      ...(job.addons === undefined ? {} : { addons: job.addons as string[] }),
-    };
+    taken.set(job.name, index);
+  }
+  return jobs.map((job, index) => {
+    if (job.name !== undefined) return job;
+    let name = `job-${index + 1}`;
+    for (let n = 2; taken.has(name); n++) name = `job-${index + 1}-${n}`;
+    taken.set(name, index);
+    return { name, ...job };
   });
 }
 

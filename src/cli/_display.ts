@@ -22,7 +22,12 @@ export interface DisplayOptions {
   readonly write?: (text: string) => void;
   /** The terminal's size (default: stderr's). */
   readonly size?: () => { columns: number; rows: number };
+  /** Whether the user interrupted (Ctrl-C): jobs killed then are counted as killed or not started, not failed. */
+  readonly interrupted?: () => boolean;
 }
+
+/** How a job ended, as the display counted it. */
+export type Ending = "completed" | "dropped" | "killed" | "not started";
 
 interface Tracked {
   readonly job: Job;
@@ -32,11 +37,17 @@ interface Tracked {
   startedAt: number | undefined;
   endedAt: number | undefined;
   failed: boolean;
+  /** How the job ended, once the display has seen it end. */
+  ending: Ending | undefined;
+  /** How long it ran, as its ✔/✖ line says. */
+  ms: number | undefined;
   /** How the job ended, once its result settled. */
   outcome: { readonly ok: true; readonly ms: number } | { readonly ok: false; readonly error: unknown } | undefined;
 }
 
 const SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏";
+/** The narrowest bar worth drawing; names and counts give way to it. */
+const BAR_MIN = 10;
 const encoder = new TextEncoder();
 
 /** `m:ss` (or `h:mm:ss`). */
@@ -65,6 +76,13 @@ function bar(fraction: number, width: number): string {
   return color.cyan("█".repeat(filled)) + color.dim("░".repeat(width - filled));
 }
 
+/** A job to show; `note` (e.g. a render's `12/48 frames`) goes beside its percentage. */
+export type ShownJob = Job & { readonly note?: string };
+
+function noteOf(job: Job): string {
+  return (job as ShownJob).note ?? "";
+}
+
 /** Shows jobs' progress until they have all ended. */
 export class Display {
   readonly #tracked: Tracked[];
@@ -87,6 +105,8 @@ export class Display {
         startedAt: undefined,
         endedAt: undefined,
         failed: false,
+        ending: undefined,
+        ms: undefined,
         outcome: undefined,
       };
       // Registered first, so the outcome is known before anyone else awaiting the result goes on.
@@ -130,7 +150,37 @@ export class Display {
       clearInterval(timer);
       this.#tick();
       if (this.#terminal) this.#finish();
+      else if (this.#options.interrupted?.() === true) this.#write(`${this.#summary()}\n`);
     }
+  }
+
+  /**
+   * How each job ended and how long it ran, as its ✔/✖ line said (`undefined`: it never ran).
+   *
+   * @param job One of the jobs shown.
+   * @returns Its ending and time, once `follow()` has settled.
+   */
+  ending(job: Job): { ending: Ending | undefined; ms: number | undefined } {
+    const tracked = this.#tracked.find((tracked) => tracked.job === job);
+    return { ending: tracked?.ending, ms: tracked?.ending === "not started" ? undefined : tracked?.ms };
+  }
+
+  /** "5 completed, 1 dropped in 12.3 s", or after Ctrl-C "interrupted: 2 running jobs killed, 4 not started". */
+  #summary(): string {
+    const count = (ending: Ending) => this.#tracked.filter((t) => t.ending === ending).length;
+    const [completed, dropped, killed] = [count("completed"), count("dropped"), count("killed")];
+    const waiting = this.#tracked.filter((t) => t.ending === "not started" || t.ending === undefined).length;
+    if (this.#options.interrupted?.() === true) {
+      const parts = [
+        ...(completed > 0 ? [`${completed} completed`] : []),
+        ...(dropped > 0 ? [color.red(`${dropped} dropped`)] : []),
+        `${killed} running job${killed === 1 ? "" : "s"} killed`,
+        ...(waiting > 0 ? [`${waiting} not started`] : []),
+      ];
+      return `${color.yellow("interrupted:")} ${parts.join(", ")}`;
+    }
+    const failed = dropped > 0 ? color.red(`${dropped} dropped`) : "0 dropped";
+    return `${completed} completed, ${failed} in ${duration(Date.now() - this.#started)}`;
   }
 
   #log(name: string, line: string): void {
@@ -173,25 +223,36 @@ export class Display {
   }
 
   #progress(tracked: Tracked, progress: number): void {
+    if (tracked.endedAt !== undefined) return; // Its end line is out: no "100 %" after "COMPLETED".
     const decile = Math.floor(progress * 10);
     if (decile <= tracked.decile) return;
     tracked.decile = decile;
-    if (!this.#terminal) this.#write(`${tracked.job.name}: ${decile * 10} %\n`);
+    const note = noteOf(tracked.job);
+    if (!this.#terminal) this.#write(`${tracked.job.name}: ${decile * 10} %${note === "" ? "" : ` (${note})`}\n`);
   }
 
   #ended(tracked: Tracked): void {
     const { job } = tracked;
     const outcome = tracked.outcome!;
     const since = tracked.startedAt ?? tracked.endedAt!;
-    const time = duration(outcome.ok ? outcome.ms : tracked.endedAt! - since);
+    tracked.ms = outcome.ok ? outcome.ms : tracked.endedAt! - since;
+    const time = duration(tracked.ms);
     if (outcome.ok) {
+      tracked.ending = "completed";
       const line = `${job.name}: COMPLETED in ${time}`;
       if (this.#terminal) this.#above.push(`${color.green("✔")} ${this.#name(job.name, time)} ${color.dim(time)}`);
       else this.#write(line + "\n");
       return;
     }
-    tracked.failed = true;
     const error = outcome.error;
+    if (this.#options.interrupted?.() === true && error instanceof JobDroppedError && error.reason === "killed") {
+      // Ctrl-C: a job that never started was not dropped, it was not run; one that ran was killed.
+      tracked.ending = error.attempts === 0 ? "not started" : "killed";
+      if (tracked.ending === "not started") return;
+    } else {
+      tracked.ending = "dropped";
+      tracked.failed = true;
+    }
     const why = error instanceof JobDroppedError
       ? `${error.reason}, ${error.attempts} attempt${error.attempts === 1 ? "" : "s"}`
       : String(error);
@@ -219,10 +280,14 @@ export class Display {
     const width = Math.max(20, columns) - 1; // Never the last column: some terminals wrap there.
     const now = Date.now();
     const active = this.#tracked.filter((t) => t.job.state === "ACTIVE");
-    const nameWidth = Math.min(Math.max(...this.#tracked.map((t) => [...t.job.name].length), 4), Math.floor(width / 4));
+    // The name gets what a bar of BAR_MIN and the widest tail ("  100 %  0:00  ETA 0:00", 23) leave, up to 40.
+    const notes = Math.max(0, ...this.#tracked.map((t) => noteOf(t.job) === "" ? 0 : noteOf(t.job).length + 2));
+    const room = width - 4 - 23 - notes - BAR_MIN;
+    const longest = Math.max(...this.#tracked.map((t) => [...t.job.name].length), 4);
+    const nameWidth = Math.min(longest, Math.max(Math.floor(width / 4), Math.min(room, 40)));
     const lines: string[] = [];
-    const room = Math.max(1, rows - 2);
-    for (const tracked of active.slice(0, active.length > room ? room - 1 : room)) {
+    const shown = Math.max(1, rows - 2);
+    for (const tracked of active.slice(0, active.length > shown ? shown - 1 : shown)) {
       const { job } = tracked;
       const name = cut(job.name, nameWidth).padEnd(nameWidth);
       const elapsed = now - (tracked.startedAt ?? now);
@@ -235,12 +300,15 @@ export class Display {
       const eta = job.progress > 0.01 && job.progress < 1
         ? `  ETA ${clock(elapsed * (1 - job.progress) / job.progress)}`
         : "";
-      const tail = `  ${(job.progress * 100).toFixed(0).padStart(3)} %  ${clock(elapsed)}`;
+      const note = noteOf(job);
+      const tail = `  ${(job.progress * 100).toFixed(0).padStart(3)} %${note === "" ? "" : `  ${note}`}  ${
+        clock(elapsed)
+      }`;
       const barWidth = width - 2 - nameWidth - 2 - tail.length - eta.length;
       if (barWidth >= 5) lines.push(`  ${name}  ${bar(job.progress, barWidth)}${tail}${eta}`);
       else lines.push(`  ${cut(`${name}${tail}`, width - 2)}`);
     }
-    if (active.length > room) lines.push(color.dim(`  … and ${active.length - room + 1} more active`));
+    if (active.length > shown) lines.push(color.dim(`  … and ${active.length - shown + 1} more active`));
     if (this.#tracked.length > 1) {
       const done = this.#tracked.filter((t) => t.endedAt !== undefined).length;
       const failed = this.#tracked.filter((t) => t.failed).length;
@@ -249,14 +317,20 @@ export class Display {
         this.#tracked.length;
       const elapsed = now - this.#started;
       const eta = overall > 0.01 && overall < 1 ? `  ETA ${clock(elapsed * (1 - overall) / overall)}` : "";
-      const counts = `  ${done}/${this.#tracked.length} done · ${active.length} active · ${queued} queued`;
       const fail = failed > 0 ? ` · ${failed} failed` : "";
-      const tail = `${counts}${fail}  ${clock(elapsed)}${eta}`;
-      const barWidth = Math.min(30, width - 2 - tail.length);
-      if (barWidth >= 5) {
-        const plain = `${counts}${fail}`;
-        lines.push(`  ${bar(overall, barWidth)}${plain.replace(fail, color.red(fail))}  ${clock(elapsed)}${eta}`);
-      } else lines.push(`  ${cut(tail.trim(), width - 2)}`);
+      const total = this.#tracked.length;
+      // Narrower terminals drop the ETA, then the active/queued counts, so the bar and "failed" stay.
+      const tails = [
+        [`  ${done}/${total} done · ${active.length} active · ${queued} queued`, `  ${clock(elapsed)}${eta}`],
+        [`  ${done}/${total} done · ${active.length} active · ${queued} queued`, `  ${clock(elapsed)}`],
+        [`  ${done}/${total} done · ${active.length} active`, `  ${clock(elapsed)}`],
+        [`  ${done}/${total} done`, `  ${clock(elapsed)}`],
+      ] as const;
+      const [counts, time] = tails.find(([counts, time]) => width - 2 - `${counts}${fail}${time}`.length >= BAR_MIN) ??
+        tails[3];
+      const barWidth = Math.min(30, width - 2 - `${counts}${fail}${time}`.length);
+      if (barWidth >= 5) lines.push(`  ${bar(overall, barWidth)}${counts}${fail === "" ? "" : color.red(fail)}${time}`);
+      else lines.push(`  ${cut(`${counts}${fail}${time}`.trim(), width - 2)}`);
     }
     return lines;
   }
@@ -285,13 +359,7 @@ export class Display {
     if (leftover > 0) out += "\x1b[2K\n".repeat(leftover) + `\x1b[${leftover}F`;
     this.#above = [];
     this.#drawn = 0;
-    if (this.#tracked.length > 1) {
-      const failed = this.#tracked.filter((t) => t.failed).length;
-      const completed = this.#tracked.length - failed;
-      out += `${completed} completed, ${failed > 0 ? color.red(`${failed} dropped`) : "0 dropped"} in ${
-        duration(Date.now() - this.#started)
-      }\x1b[K\n`;
-    }
+    if (this.#tracked.length > 1 || this.#options.interrupted?.() === true) out += `${this.#summary()}\x1b[K\n`;
     this.#write(out);
   }
 }

@@ -17,28 +17,41 @@ export async function openLogFile(flags: Flags): Promise<Deno.FsFile | undefined
   }
 }
 
+/** What `watch` saw: whether the user interrupted, and how each job ended on screen. */
+export interface Watched {
+  /** Whether the user pressed Ctrl-C. */
+  readonly interrupted: boolean;
+  /** The display, which knows each job's ending and time as its ✔/✖ line said. */
+  readonly display: Display;
+}
+
 /**
  * Show the jobs' progress until they end; Ctrl-C (SIGINT) kills them.
  *
- * @returns Whether the user interrupted.
+ * @returns Whether the user interrupted, and the display.
  */
 export async function watch(
   manager: { killAll(): Promise<unknown> },
   jobs: readonly Job[],
   flags: Flags,
-): Promise<boolean> {
+): Promise<Watched> {
   const logFile = await openLogFile(flags);
   let interrupted = false;
   const onSignal = () => {
     interrupted = true;
     void manager.killAll().catch(() => {});
   };
+  const display = new Display(jobs, {
+    logs: flags.verbose === true,
+    interrupted: () => interrupted,
+    ...(logFile === undefined ? {} : { logFile }),
+  });
   Deno.addSignalListener("SIGINT", onSignal);
   try {
-    await new Display(jobs, { logs: flags.verbose === true, ...(logFile === undefined ? {} : { logFile }) }).follow();
+    await display.follow();
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     logFile?.close();
   }
-  return interrupted;
+  return { interrupted, display };
 }

@@ -1,11 +1,11 @@
 /** `bgproc render FILE.blend`: frames of a .blend file in chunk jobs, one progress bar, every frame's file. */
 
 // deno-lint-ignore-file no-console
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import type { Job } from "../job_manager.ts";
 import { JobManager } from "../job_manager.ts";
 import { RenderFailedError } from "../render/errors.ts";
-import type { Render, RenderOptions, RenderVideoOptions } from "../render/render.ts";
+import type { Render, RenderOptions, RenderResult, RenderVideoOptions } from "../render/render.ts";
 import type { LogLine } from "../types.ts";
 import { type Flags, positiveNumber } from "./_args.ts";
 import type { Command } from "./_command.ts";
@@ -91,6 +91,9 @@ function asJob(render: Render, label: string): Job {
     get attempts() {
       return state() === "QUEUED" ? 0 : 1;
     },
+    get note() {
+      return `${render.progress.framesDone}/${render.progress.frameCount} frames`;
+    },
     async *progressUpdates() {
       for await (const progress of render.progressUpdates()) yield progress.fraction;
     },
@@ -108,7 +111,8 @@ export const renderCommand: Command = {
   usage: "bgproc render FILE.blend --frames FRAMES --output DIR [options]",
   notes: `FRAMES: comma-separated N, A-B or A-BxSTEP (every STEP-th frame from A to B), e.g. 1-48 or 1-10,20,30-40x2.
 Frames are written to DIR as frame_#### plus the scene's image extension; a chunk that fails is retried up to
---attempts times. Prints each frame's file (and the video's) on stdout, or the result as JSON with --json.
+--attempts times. Ends with the count and folder of the frames; lists each frame's file (and the video's) on
+stdout when it is not a terminal, or the result as JSON with --json.
 
 Exit status: 0 rendered, 1 a chunk (or the video) failed: the other frames are kept, 2 bad usage, 3 no Blender,
 130 interrupted.`,
@@ -138,13 +142,15 @@ Exit status: 0 rendered, 1 a chunk (or the video) failed: the other frames are k
     const options = renderOptions(positionals[0]!, flags);
     await using manager = new JobManager(managerOptions(flags));
     const render = manager.render(options);
-    const interrupted = await watch(manager, [asJob(render, `${basename(options.blendFile)} ${flags.frames}`)], flags);
+    const { interrupted } = await watch(
+      manager,
+      [asJob(render, `${basename(options.blendFile)} ${flags.frames}`)],
+      flags,
+    );
     try {
       const result = await render.result();
       if (flags.json) console.log(JSON.stringify(result));
-      else {for (
-          const path of [...result.frames.map((frame) => frame.path), ...(result.video === null ? [] : [result.video])]
-        ) console.log(path);}
+      else printFrames(result);
       return ExitCode.ok;
     } catch (error) {
       if (!(error instanceof RenderFailedError)) throw error;
@@ -161,3 +167,18 @@ Exit status: 0 rendered, 1 a chunk (or the video) failed: the other frames are k
     }
   },
 };
+
+/**
+ * Where the frames went: `48 frames in /abs/out/ (frame_0001.png … frame_0048.png)` and the video on stderr; the
+ * files, one a line, on stdout when it is not a terminal (for a pipe or a file).
+ */
+function printFrames(result: RenderResult): void {
+  const names = result.frames.map((frame) => basename(frame.path));
+  const range = names.length === 0 ? "" : names.length === 1 ? ` (${names[0]})` : ` (${names[0]} … ${names.at(-1)})`;
+  console.error(`${names.length} frame${names.length === 1 ? "" : "s"} in ${join(result.outputDir, "/")}${range}`);
+  if (result.video !== null) console.error(`video: ${result.video}`);
+  if (Deno.stdout.isTerminal()) return;
+  for (const path of [...result.frames.map((frame) => frame.path), ...(result.video === null ? [] : [result.video])]) {
+    console.log(path);
+  }
+}

@@ -2,7 +2,6 @@
 
 // deno-lint-ignore-file no-console
 import { JobDroppedError } from "../errors.ts";
-import { dirname, join } from "node:path";
 import type { DataBlocks, JsonObject } from "../types.ts";
 import { type Flags, positiveNumber } from "./_args.ts";
 import { dataEntry } from "./_batch_file.ts";
@@ -11,6 +10,8 @@ import { ExitCode, UsageError } from "./_errors.ts";
 import { watch } from "./_jobs.ts";
 import { CLUSTER_FLAGS, MANAGER_FLAGS, openManager, OUTPUT_FLAGS } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
+import { describeBlocks, keptDataBlocks, passedBlocks } from "./_blocks.ts";
+import { dropReport, logReports } from "./_report.ts";
 
 function parseObject(text: string, what: string): JsonObject {
   let parsed: unknown;
@@ -71,6 +72,12 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
     "data-json": { type: "string", value: "JSON", help: "passed_data as one JSON object" },
     "data-file": { type: "string", value: "FILE", help: "passed_data from a JSON file" },
     path: { type: "string", multiple: true, value: "KEY=PATH", help: "passed_data[KEY] = PATH made absolute" },
+    blocks: {
+      type: "string",
+      multiple: true,
+      value: "FILE:COLL=NAMES",
+      help: "pass data blocks, e.g. scene.blend:objects=Cube,Suzanne (repeatable, one FILE)",
+    },
     name: { type: "string", value: "NAME", help: "the job's name (default: job-1)" },
     timeout: { type: "string", value: "S", help: "kill the job after S seconds (default: none)" },
     ...MANAGER_FLAGS,
@@ -85,6 +92,7 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
     }
     const timeout = positiveNumber(flags, "timeout", false);
     const data = await passedData(flags);
+    const blocks = passedBlocks(flags);
     await using manager = await openManager(flags);
     const job = manager.addJob({
       script: userPath(positionals[0]!),
@@ -92,10 +100,11 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
       args: rest,
       ...(typeof flags.name === "string" ? { name: flags.name } : {}),
       ...(typeof flags.blend === "string" ? { blendFile: userPath(flags.blend) } : {}),
+      ...(blocks === undefined ? {} : { passedDataBlocks: blocks }),
       ...(typeof flags.output === "string" ? { outputDir: userPath(flags.output) } : {}),
       ...(timeout === undefined ? {} : { timeout: timeout * 1000 }),
     });
-    const interrupted = await watch(manager, [job], flags);
+    const { interrupted } = await watch(manager, [job], flags);
     try {
       const result = await job.result();
       // Without --output the outputs are in the work root, which goes when the command ends: no path to print.
@@ -108,6 +117,7 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
       } else {
         console.log(JSON.stringify(result.pythonData, null, 2));
         for (const output of kept ? result.outputs : []) console.error(`wrote ${output.path} (${output.bytes} bytes)`);
+        await reportBlocks(result.dataBlocks, kept ? flags.output as string : null);
       }
       if (!kept && result.outputs.length > 0) {
         console.error(
@@ -117,27 +127,45 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
       return ExitCode.ok;
     } catch (error) {
       if (!(error instanceof JobDroppedError)) throw error;
-      if (!interrupted) console.error(error.report);
-      if (flags.json) {
-        console.log(
-          JSON.stringify({ name: job.name, state: "DROPPED", reason: error.reason, attempts: error.attempts }),
-        );
-      }
+      if (!interrupted) console.error(dropReport(error, flags.verbose === true));
+      await logReports(flags, [error]);
+      if (flags.json) console.log(JSON.stringify(droppedJson(error)));
       return interrupted ? ExitCode.interrupted : ExitCode.dropped;
     }
   },
 };
 
-/**
- * The data-block manifest to print: with `--output DIR` its library is copied to `DIR/data_blocks.blend` (the
- * work root goes when the command ends), without it the manifest has no path.
- */
-async function keptDataBlocks(dataBlocks: DataBlocks | null, outputDir: string | null): Promise<object | null> {
-  if (dataBlocks === null) return null;
-  const { path, ...manifest } = dataBlocks;
-  if (outputDir === null) return manifest;
-  const kept = join(userPath(outputDir), "data_blocks.blend");
-  await Deno.mkdir(dirname(kept), { recursive: true });
-  await Deno.copyFile(path, kept);
-  return { path: kept, ...manifest };
+/** `run --json` of a dropped job: why, in one message, and the Python error with its file and line. */
+function droppedJson(error: JobDroppedError): object {
+  const python = error.pythonError;
+  return {
+    name: error.jobName,
+    state: "DROPPED",
+    reason: error.reason,
+    attempts: error.attempts,
+    message: error.message,
+    exitCode: error.exitCode,
+    signal: error.signal,
+    pythonError: python === null ? null : {
+      origin: python.origin,
+      type: python.type,
+      message: python.message,
+      file: error.location?.file ?? null,
+      line: error.location?.line ?? null,
+      traceback: python.text,
+    },
+  };
+}
+
+/** Say what became of the data blocks the script returned: kept in `--output DIR`, or not kept without it. */
+async function reportBlocks(dataBlocks: DataBlocks | null, outputDir: string | null): Promise<void> {
+  if (dataBlocks === null) return;
+  const { count, text } = describeBlocks(dataBlocks);
+  const blocks = `${count} data block${count === 1 ? "" : "s"} (${text})`;
+  if (outputDir === null) {
+    console.error(`bgproc: the job returned ${blocks}, not kept: name a folder with --output DIR`);
+    return;
+  }
+  const kept = await keptDataBlocks(dataBlocks, outputDir) as { path: string };
+  console.error(`wrote ${kept.path}: ${blocks}`);
 }

@@ -19,7 +19,12 @@ export const serveCommand: Command = {
 Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender or the port is in use.`,
   flags: {
     scripts: { type: "string", value: "DIR", help: "the folder of scripts jobs may run" },
-    outputs: { type: "string", value: "DIR", help: "a folder per job in DIR, as passed_data['output_dir']" },
+    outputs: { type: "string", value: "DIR", help: "a folder per job in DIR/NAME, as passed_data['output_dir']" },
+    blends: {
+      type: "string",
+      value: "DIR",
+      help: "render the .blend files in DIR from the API and dashboard (needs --outputs)",
+    },
     host: { type: "string", value: "ADDR", help: "the address to listen on (default: 127.0.0.1)" },
     port: { type: "string", value: "N", help: "the port (default: $PORT, else 8000; 0 picks a free one)" },
     token: { type: "string", value: "TOKEN", help: "the bearer token requests must carry (default: $BGPROC_TOKEN)" },
@@ -48,6 +53,10 @@ Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender 
       throw new UsageError(`--scripts ${flags.scripts}: ${(error as Error).message.split(",")[0]}`);
     }
     const outputsDir = typeof flags.outputs === "string" ? userPath(flags.outputs) : undefined;
+    const blendsDir = typeof flags.blends === "string" ? userPath(flags.blends) : undefined;
+    if (blendsDir !== undefined && outputsDir === undefined) {
+      throw new UsageError("--blends needs --outputs DIR: renders write their frames there");
+    }
     if (outputsDir !== undefined) await Deno.mkdir(outputsDir, { recursive: true });
     await using manager = await openManager(flags);
     const stop = new AbortController();
@@ -65,6 +74,7 @@ Exit status: 0 after Ctrl-C or SIGTERM, 2 bad usage or a bad port, 3 no Blender 
         ...(keepFinished === undefined ? {} : { keepFinished }),
         ...(timeout === undefined ? {} : { defaultTimeout: timeout * 1000 }),
         ...(outputsDir === undefined ? {} : { outputsDir }),
+        ...(blendsDir === undefined ? {} : { blendsDir }),
         signal: stop.signal,
         onListen: ({ url }) => console.error(`bgproc service on ${url} (scripts from ${scriptsDir}); Ctrl-C stops it`),
       });

@@ -36,8 +36,9 @@ Exit status: 0 after a graceful stop, 1 on failure (an unreachable server, ...),
     }
     const number = (name: string) => positiveNumber(flags, name, true);
     const [maxWorkers, ackWaitMs, maxAttempts, graceMs] = ["workers", "ack-wait", "max-attempts", "grace"].map(number);
-    // Loaded only here, so the other commands never load the NATS client.
-    const { runWorkerUntilSignal } = await import("../nats/worker_main.ts");
+    // Loaded only here, and by a specifier Deno cannot read ahead, so the other commands never fetch the NATS client.
+    const specifier = new URL("../nats/worker_main.ts", import.meta.url).href;
+    const { runWorkerUntilSignal } = await import(specifier) as typeof import("../nats/worker_main.ts");
     return await runWorkerUntilSignal({
       nats: { servers: flags.nats, ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}) },
       ...(maxWorkers === undefined ? {} : { maxWorkers }),

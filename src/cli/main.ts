@@ -27,7 +27,8 @@ import { renderCommand } from "./_render.ts";
 import { runCommand } from "./_run.ts";
 import { serveCommand } from "./_serve.ts";
 import { workerCommand } from "./_worker.ts";
-import { didYouMean } from "./_suggest.ts";
+import { didYouMean } from "../_suggest.ts";
+import { FLAG_WORDS, inUserWords } from "./_words.ts";
 
 const COMMANDS: readonly Command[] = [
   runCommand,
@@ -109,11 +110,11 @@ export async function main(args: readonly string[]): Promise<number> {
       return ExitCode.usage;
     }
     if (error instanceof InvalidJobError) {
-      console.error(`bgproc: ${error.message.split("\n")[0]}`);
+      console.error(`bgproc: ${inUserWords(error, FLAG_WORDS)}`);
       return ExitCode.usage;
     }
     if (error instanceof BlenderNotFoundError || error instanceof EnvironmentError) {
-      console.error(`bgproc: ${error.message.split("\n")[0]}`);
+      console.error(`bgproc: ${inUserWords(error, FLAG_WORDS) ?? error.message.split("\n")[0]}`);
       return ExitCode.environment;
     }
     throw error;

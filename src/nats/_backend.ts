@@ -5,6 +5,7 @@
  * `addJob` returns a handle that forwards to the cluster's job once queued.
  */
 
+import { awaitAtCaller } from "../_at_caller.ts";
 import { NatsBackendUnavailableError } from "../errors.ts";
 import type {
   AddJobOptions,
@@ -91,8 +92,8 @@ class PendingJob<T extends JsonObject> implements Job<T> {
     yield* (await this.#job).progressUpdates();
   }
 
-  async result(): Promise<JobResult<T>> {
-    return await (await this.#job).result();
+  result(): Promise<JobResult<T>> {
+    return awaitAtCaller(this.#job.then((job) => job.result()));
   }
 
   async *logs(): AsyncIterableIterator<LogLine> {
@@ -122,7 +123,10 @@ export class NatsBackend {
     this.#ready = (async () => {
       let module: typeof import("./manager.ts");
       try {
-        module = await import("./manager.ts");
+        // A specifier Deno cannot read ahead: a literal one is fetched (with the npm NATS client) at start-up,
+        // by every user of the library, NATS or not.
+        const specifier = new URL("./manager.ts", import.meta.url).href;
+        module = await import(specifier);
       } catch (error) {
         throw new NatsBackendUnavailableError(error);
       }

@@ -4,6 +4,7 @@
  * local job offers (`result()`, `progressUpdates()`, `logs()`, `kill()`).
  */
 
+import { awaitAtCaller } from "../_at_caller.ts";
 import { JobDroppedError } from "../errors.ts";
 import type { Job } from "../job_manager.ts";
 import type { JobResult, JobState, JsonObject, LogLine } from "../types.ts";
@@ -92,7 +93,7 @@ export class NatsJob<T extends JsonObject = JsonObject> implements Job<T> {
   }
 
   result(): Promise<JobResult<T>> {
-    return this.#result.promise;
+    return awaitAtCaller(this.#result.promise);
   }
 
   kill(): Promise<void> {

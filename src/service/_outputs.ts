@@ -1,5 +1,6 @@
 /**
- * Job outputs: with an `outputsDir`, each job gets a fresh folder in it, passed to its script as
+ * Job outputs: with an `outputsDir`, each job gets a fresh folder in it named as the job is (removed again at the
+ * job's end if it stayed empty), passed to its script as
  * `passed_data["output_dir"]`; the images the script leaves there (regular `.png`, `.jpg`, `.webp`, `.gif` files
  * directly inside it) are listed with the job and served, for the dashboard's thumbnails.
  */
@@ -17,9 +18,30 @@ const TYPES: Record<string, string> = {
   gif: "image/gif",
 };
 
-/** A fresh, empty folder for one job's outputs. */
-export function makeOutputDir(outputsDir: string): Promise<string> {
-  return Deno.makeTempDir({ dir: outputsDir, prefix: "job-" });
+/**
+ * A fresh, empty folder for one job's outputs, named as the job is (one name in the API and on disk). What an
+ * ended job of that name left there goes first: the new job replaces it. Synchronous, so that no removal of an
+ * empty folder ({@linkcode removeIfEmpty}) can come between.
+ */
+export function makeOutputDir(outputsDir: string, name: string): string {
+  const dir = join(outputsDir, name);
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  Deno.mkdirSync(dir);
+  return dir;
+}
+
+/** Remove a job's output folder if the job left nothing in it (one `rmdir`: a folder with files stays). */
+export function removeIfEmpty(dir: string | undefined): void {
+  if (dir === undefined) return;
+  try {
+    Deno.removeSync(dir);
+  } catch {
+    // Not empty (the job's outputs), or gone already.
+  }
 }
 
 /** The images in a job's output folder, sorted. */

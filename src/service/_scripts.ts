@@ -39,3 +39,35 @@ export async function resolveScript(dir: string, name: unknown): Promise<string>
   if (!info.isFile) throw refuse(`'${name}' is not a regular file`);
   return path;
 }
+
+/** `# passed_data: {...}` on a line of its own, near the top of a script: the passed data it expects. */
+const DECLARATION = /^#\s*passed_data:\s*(\{.*\})\s*$/m;
+/** How much of a script is read for its declaration. */
+const HEAD_BYTES = 8192;
+
+/**
+ * The passed data a script declares as its default (a `# passed_data: {"size": 1}` line in its first 8 KiB),
+ * for the dashboard's editor; `{}` when it declares none, or nothing JSON can read as an object.
+ *
+ * @param path The script, as {@linkcode resolveScript} found it.
+ * @returns The declared object, or `{}`.
+ */
+export async function declaredPassedData(path: string): Promise<Record<string, unknown>> {
+  let head: string;
+  try {
+    using file = await Deno.open(path);
+    const buffer = new Uint8Array(HEAD_BYTES);
+    const read = await file.read(buffer) ?? 0;
+    head = new TextDecoder().decode(buffer.subarray(0, read));
+  } catch {
+    return {};
+  }
+  const declared = DECLARATION.exec(head)?.[1];
+  if (declared === undefined) return {};
+  try {
+    const value: unknown = JSON.parse(declared);
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : {};
+  } catch {
+    return {};
+  }
+}

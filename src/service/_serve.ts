@@ -20,8 +20,17 @@ export interface ServeOptions extends ServiceOptions {
   port?: number;
   /** Shuts the service down when aborted: event streams end, then the server stops. */
   signal?: AbortSignal;
-  /** Called once listening, with the address. */
+  /**
+   * Called once listening, with the address. Without it (and without `quiet`), `serve` prints
+   * `bgproc service on http://127.0.0.1:8000/; Ctrl-C stops it` to stderr, as `Deno.serve` prints its address.
+   */
   onListen?: (address: { hostname: string; port: number; url: string }) => void;
+  /**
+   * Print nothing when listening (when there is no `onListen`).
+   *
+   * @default {false}
+   */
+  quiet?: boolean;
 }
 
 /**
@@ -44,7 +53,8 @@ export interface ServeOptions extends ServiceOptions {
  * ```
  */
 export async function serve(options: ServeOptions): Promise<void> {
-  const { hostname = "127.0.0.1", port = 8000, signal, onListen, ...serviceOptions } = options;
+  const { hostname = "127.0.0.1", port = 8000, signal, quiet = false, onListen: given, ...serviceOptions } = options;
+  const onListen = given ?? (quiet ? undefined : announce(signal));
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`Cannot serve as 'port' must be a whole number from 0 to 65535: current value is ${port}`);
   }
@@ -87,4 +97,13 @@ export async function serve(options: ServeOptions): Promise<void> {
     }
   }
   await server.finished;
+}
+
+/** The default `onListen`: the URL and how to stop, on stderr (as `Deno.serve` says where it listens). */
+function announce(signal: AbortSignal | undefined): (address: { url: string }) => void {
+  const stop = signal === undefined ? "Ctrl-C stops it" : "it stops when its signal aborts (Ctrl-C ends the process)";
+  return ({ url }) => {
+    // deno-lint-ignore no-console
+    console.error(`bgproc service on ${url}; ${stop}`);
+  };
 }

@@ -16,9 +16,12 @@ import {
 } from "./_http.ts";
 import { Hub } from "./_hub.ts";
 import { JobRecords, redact, STARTUP_FIELDS, startupOptions } from "./_jobs.ts";
-import { listScripts, resolveScript } from "./_scripts.ts";
-import { makeOutputDir, outputResponse, removeOutputs } from "./_outputs.ts";
+import { declaredPassedData, listScripts, resolveScript } from "./_scripts.ts";
+import { join } from "node:path";
+import { makeOutputDir, outputResponse, removeIfEmpty, removeOutputs } from "./_outputs.ts";
 import { staticFile } from "./_static.ts";
+import { listBlends, startRender } from "./_renders.ts";
+import { didYouMean } from "../_suggest.ts";
 
 /** Options of {@linkcode createService}. */
 export interface ServiceOptions {
@@ -63,11 +66,18 @@ export interface ServiceOptions {
    */
   keepFinished?: number;
   /**
-   * A folder for job outputs: each job gets a fresh folder in it, passed to its script as
+   * A folder for job outputs: each job gets a fresh folder in it named as the job is (`outputs/job-3`; removed
+   * at the job's end when it stayed empty), passed to its script as
    * `passed_data["output_dir"]`; images it leaves there are listed with the job, served at
    * `/jobs/:name/outputs/:file` and shown as thumbnails. A job's folder goes when the job is removed.
    */
   outputsDir?: string;
+  /**
+   * A folder of `.blend` files the service may render (regular files directly inside it): `GET /blends` lists
+   * them, `POST /renders { blend, frames, chunk?, name? }` renders one in chunk jobs into
+   * `outputsDir/<render name>/`, and the dashboard shows a render form. Needs `outputsDir`.
+   */
+  blendsDir?: string;
 }
 
 /** A running service: its request handler, and `close()` to end its event streams. */
@@ -144,6 +154,14 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     }
     if (!folder) throw new TypeError("Cannot create service as 'outputsDir' must be an existing folder");
   }
+  if (options.blendsDir !== undefined) {
+    if (options.outputsDir === undefined) {
+      throw new TypeError("Cannot create service as 'blendsDir' needs 'outputsDir': renders write their frames there");
+    }
+    if (!isFolder(options.blendsDir)) {
+      throw new TypeError("Cannot create service as 'blendsDir' must be an existing folder");
+    }
+  }
   const allowedHosts = options.allowedHosts ?? ["localhost", "127.0.0.1", "[::1]"];
   const maxBodyBytes = check("maxBodyBytes", options.maxBodyBytes, 65_536, 1);
   const maxQueued = check("maxQueued", options.maxQueued, 100, 0);
@@ -181,13 +199,31 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       const event = raw.type === "log" ? { ...raw, line: redact(raw.line).slice(0, MAX_LINE) } : raw;
       records.apply(event);
       hub.publish(event);
-      if (event.type === "state" && (event.state === "COMPLETED" || event.state === "DROPPED")) prune();
+      if (event.type === "state" && (event.state === "COMPLETED" || event.state === "DROPPED")) {
+        // Unless the job runs again already (a retry as soon as the manager said it ended): its folder is in use.
+        const state = manager.getJob(event.name)?.state;
+        if (state === "COMPLETED" || state === "DROPPED") removeIfEmpty(records.get(event.name)?.outputDir);
+        prune();
+      }
     }
   })().catch(() => {
     // The manager's event stream failed: the API still answers from the manager; streams get no more events.
   });
 
   const detail = (name: string) => records.detail(name);
+  const renders = options.blendsDir === undefined ? undefined : {
+    manager,
+    blendsDir: options.blendsDir,
+    outputsDir: options.outputsDir!,
+    maxQueued,
+    timeout: defaultTimeout,
+  };
+  let unnamed = 0;
+  const freeName = () => {
+    let name: string;
+    do name = `job-${++unnamed}`; while (manager.getJob(name) !== undefined);
+    return name;
+  };
 
   const addJob = async (body: unknown, name?: string) => {
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
@@ -198,7 +234,13 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     const known = new Set(["script", "passedData", "name", "timeout", ...STARTUP_FIELDS]);
     const startup = startupOptions(body as Record<string, unknown>);
     for (const key of Object.keys(body)) {
-      if (!known.has(key)) throw new HttpError(400, "bad job", `Unknown field '${key}'`);
+      if (!known.has(key)) {
+        throw new HttpError(
+          400,
+          "bad job",
+          `Unknown field '${key}'${didYouMean(key, known)} (fields: ${[...known].join(", ")})`,
+        );
+      }
     }
     if (name !== undefined && typeof name !== "string") throw new HttpError(400, "bad job", "'name' must be a string");
     if (
@@ -215,25 +257,21 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
         "retry-after": "5",
       });
     }
-    const outputDir = options.outputsDir === undefined ? undefined : await makeOutputDir(options.outputsDir);
-    const previous = name === undefined ? undefined : records.get(name)?.outputDir;
-    let job;
-    try {
-      job = manager.addJob({
-        script: path,
-        passedData: {
-          ...(passedData ?? {}) as JsonObject,
-          ...(outputDir === undefined ? {} : { output_dir: outputDir }),
-        },
-        timeout: timeout ?? defaultTimeout,
-        ...startup,
-        ...(name === undefined ? {} : { name }),
-      });
-    } catch (error) {
-      await removeOutputs(outputDir);
-      throw error;
-    }
-    if (previous !== undefined) await removeOutputs(previous); // The ended job this one replaces.
+    // The service names the job (job-1, job-2, ... when the client did not), so its output folder has its name.
+    name ??= freeName();
+    const outputDir = options.outputsDir === undefined ? undefined : join(options.outputsDir, name);
+    const job = manager.addJob({
+      script: path,
+      passedData: {
+        ...(passedData ?? {}) as JsonObject,
+        ...(outputDir === undefined ? {} : { output_dir: outputDir }),
+      },
+      timeout: timeout ?? defaultTimeout,
+      ...startup,
+      name,
+    });
+    // Made at once, in this turn: the job's Blender cannot have started yet.
+    if (options.outputsDir !== undefined) makeOutputDir(options.outputsDir, name);
     const record = records.added(
       job.name,
       script as string,
@@ -326,6 +364,22 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     if (first === "scripts" && second === undefined) {
       if (method !== "GET") throw notAllowed("GET");
       return json(await listScripts(scriptsDir));
+    }
+    if (first === "scripts" && third === undefined) {
+      if (method !== "GET") throw notAllowed("GET");
+      const script = decodeSegment(second!);
+      return json({ name: script, passedData: await declaredPassedData(await resolveScript(scriptsDir, script)) });
+    }
+    if ((first === "blends" || first === "renders") && second === undefined) {
+      if (method !== (first === "blends" ? "GET" : "POST")) throw notAllowed(first === "blends" ? "GET" : "POST");
+      if (renders === undefined) throw new HttpError(404, "no renders", "This service has no blends folder");
+      if (first === "blends") return json(await listBlends(renders.blendsDir));
+      const render = await startRender(renders, await readJson(request, maxBodyBytes, MAX_DEPTH));
+      for (const name of render.jobs) {
+        const job = manager.getJob(name);
+        if (job !== undefined) hub.publish({ type: "state", name, state: job.state, attempt: job.attempts });
+      }
+      return json(render, 201);
     }
     if (first === "health" && second === undefined) {
       if (method !== "GET") throw notAllowed("GET");
@@ -423,4 +477,12 @@ function sse(body: ReadableStream<Uint8Array>): Response {
       "x-accel-buffering": "no",
     },
   });
+}
+
+function isFolder(path: unknown): boolean {
+  try {
+    return typeof path === "string" && Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }

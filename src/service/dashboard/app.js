@@ -23,15 +23,74 @@ async function api(method, path, body) {
   }
   const response = await fetch(path, init);
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(`${data.error ?? response.status}: ${data.detail ?? ""}`);
+  if (!response.ok) {
+    throw Object.assign(new Error(`${data.error ?? response.status}: ${data.detail ?? ""}`), {
+      status: response.status,
+    });
+  }
   return data;
 }
 
-function elapsed(job) {
-  if (!job.startedAt) return job.state === "QUEUED" ? "waiting" : "";
+function clock(seconds) {
+  const total = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(total / 3600);
+  const minutes = String(Math.floor(total / 60) % 60).padStart(hours > 0 ? 2 : 1, "0");
+  return `${hours > 0 ? `${hours}:` : ""}${minutes}:${String(total % 60).padStart(2, "0")}`;
+}
+
+function elapsedSeconds(job) {
+  if (!job.startedAt) return undefined;
   const end = job.endedAt ? Date.parse(job.endedAt) : Date.now();
-  const seconds = Math.max(0, (end - Date.parse(job.startedAt)) / 1000);
+  return Math.max(0, (end - Date.parse(job.startedAt)) / 1000);
+}
+
+function elapsed(job) {
+  const seconds = elapsedSeconds(job);
+  if (seconds === undefined) return job.state === "QUEUED" ? "waiting" : "";
   return seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+/** "42 % · ETA 0:12" while active; a dropped job's bar says where it stopped, never that it completed. */
+function progressText(job) {
+  const percent = `${Math.floor(job.progress * 100)} %`;
+  if (job.state === "DROPPED") return job.progress > 0 ? `stopped at ${percent}` : "–";
+  if (job.state !== "ACTIVE") return job.state === "COMPLETED" ? "100 %" : "";
+  const seconds = elapsedSeconds(job);
+  if (seconds === undefined || job.progress <= 0.01 || job.progress >= 1) return percent;
+  return `${percent} · ETA ${clock(seconds * (1 - job.progress) / job.progress)}`;
+}
+
+// --- the job list: filtered, sorted (newest first by default) and paged; only the page's rows are in the DOM ---
+const PAGE_SIZE = 50;
+const STATE_ORDER = { ACTIVE: 0, QUEUED: 1, DROPPED: 2, COMPLETED: 3 };
+const SORTS = {
+  name: (a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }),
+  state: (a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state],
+  progress: (a, b) => a.progress - b.progress,
+  attempts: (a, b) => a.attempts - b.attempts,
+  started: (a, b) => (a.startedAt ?? "").localeCompare(b.startedAt ?? ""),
+  time: (a, b) => (elapsedSeconds(a) ?? -1) - (elapsedSeconds(b) ?? -1),
+  added: (a, b) => a.seq - b.seq,
+};
+let sort = { key: "added", descending: true };
+let page = 0;
+let connected = false;
+let sequence = 0;
+let pending = 0;
+
+/** Redraw the list at the next frame: a burst of events costs one redraw. */
+function scheduleRender() {
+  if (pending === 0) pending = requestAnimationFrame(renderList);
+}
+
+function visibleJobs() {
+  const search = $("#search").value.trim().toLowerCase();
+  const list = [...jobs.values()].filter((job) =>
+    (filter === "" || job.state === filter) && (search === "" || job.name.toLowerCase().includes(search))
+  );
+  const compare = SORTS[sort.key];
+  const direction = sort.descending ? -1 : 1;
+  return list.sort((a, b) => direction * (compare(a, b) || a.seq - b.seq));
 }
 
 function makeRow(name) {
@@ -39,8 +98,9 @@ function makeRow(name) {
   tr.dataset.job = name;
   tr.innerHTML = `<td class="name" data-label="Job"><button type="button"></button></td>
     <td data-label="State"><span class="state"></span></td>
-    <td data-label="Progress"><progress max="1" value="0"></progress></td>
-    <td class="attempts" data-label="Attempts"></td><td class="time" data-label="Time"></td>
+    <td class="progress" data-label="Progress"><progress max="1" value="0"></progress><span class="pct"></span></td>
+    <td class="attempts" data-label="Attempts"></td><td class="started" data-label="Started"></td>
+    <td class="time" data-label="Time"></td>
     <td class="actions"><button type="button" class="cancel">Cancel</button>
       <button type="button" class="retry">Retry</button>
       <button type="button" class="remove">Remove</button></td>`;
@@ -54,39 +114,73 @@ function makeRow(name) {
   $(".cancel", tr).addEventListener("click", () => act("POST", `jobs/${encodeURIComponent(name)}/cancel`));
   $(".retry", tr).addEventListener("click", () => act("POST", `jobs/${encodeURIComponent(name)}/retry`));
   $(".remove", tr).addEventListener("click", () => act("DELETE", `jobs/${encodeURIComponent(name)}`));
-  $("#jobs tbody").append(tr);
   rows.set(name, tr);
   return tr;
 }
 
-function render(name) {
-  const job = jobs.get(name);
-  if (!job) return;
-  const tr = rows.get(name) ?? makeRow(name);
-  tr.className = job.state + (name === selected ? " selected" : "");
+function fillRow(tr, job) {
+  tr.className = job.state + (job.name === selected ? " selected" : "");
   const state = $(".state", tr);
   state.className = `state ${job.state}`;
   state.textContent = job.state + (job.reason ? ` (${job.reason})` : "");
   const bar = $("progress", tr);
   bar.value = job.progress;
-  bar.setAttribute("aria-label", `${name}: ${Math.round(job.progress * 100)} %`);
+  bar.setAttribute("aria-label", `${job.name}: ${progressText(job) || `${Math.floor(job.progress * 100)} %`}`);
+  $(".pct", tr).textContent = progressText(job);
   $(".attempts", tr).textContent = job.attempts;
+  $(".started", tr).textContent = job.startedAt ? new Date(job.startedAt).toLocaleTimeString() : "–";
   $(".time", tr).textContent = elapsed(job);
   $(".cancel", tr).disabled = ENDED.has(job.state);
-  $(".retry", tr).disabled = !ENDED.has(job.state) || job.script === null;
-  tr.hidden = (filter !== "" && job.state !== filter) ||
-    !name.toLowerCase().includes($("#search").value.trim().toLowerCase());
-  if (name === selected) renderFacts();
+  // A job another client added has no script here until its detail is loaded: the server says if it cannot retry.
+  $(".retry", tr).disabled = !ENDED.has(job.state);
 }
 
-function renderCounts() {
+function renderList() {
+  pending = 0;
+  const list = visibleJobs();
+  const pages = Math.max(1, Math.ceil(list.length / PAGE_SIZE));
+  page = Math.min(page, pages - 1);
+  const shown = list.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+  const keep = new Set(shown.map((job) => job.name));
+  for (const [name, tr] of rows) {
+    if (!keep.has(name)) {
+      tr.remove();
+      rows.delete(name);
+    }
+  }
+  const body = $("#jobs tbody");
+  shown.forEach((job, index) => {
+    const tr = rows.get(job.name) ?? makeRow(job.name);
+    fillRow(tr, job);
+    if (body.children[index] !== tr) body.insertBefore(tr, body.children[index] ?? null);
+  });
+  const first = list.length === 0 ? 0 : page * PAGE_SIZE + 1;
+  $("#page-info").textContent = `${first}–${page * PAGE_SIZE + shown.length} of ${list.length.toLocaleString("en")}`;
+  $("#page-prev").disabled = page === 0;
+  $("#page-next").disabled = page >= pages - 1;
+  $("#paging").hidden = list.length <= PAGE_SIZE;
+  renderCounts(list.length);
+  if (selected && jobs.has(selected)) renderFacts();
+}
+
+function renderCounts(shown) {
   const counts = { all: jobs.size, QUEUED: 0, ACTIVE: 0, COMPLETED: 0, DROPPED: 0 };
   for (const job of jobs.values()) counts[job.state]++;
   for (const element of document.querySelectorAll("[data-count]")) element.textContent = counts[element.dataset.count];
-  $("#empty").hidden = jobs.size > 0;
+  const empty = $("#empty");
+  empty.hidden = connected && shown > 0;
+  empty.textContent = !connected ? "Connecting…" : jobs.size === 0 ? "No jobs yet." : "No jobs match.";
+  $("#retry-dropped").disabled = counts.DROPPED === 0;
   $("#workers").textContent = maxWorkers
     ? `· ${counts.ACTIVE} active of ${maxWorkers} workers · ${counts.QUEUED} queued`
     : "";
+}
+
+function renderSortButtons() {
+  for (const th of document.querySelectorAll("#jobs th[data-sort]")) {
+    const on = th.dataset.sort === sort.key;
+    th.setAttribute("aria-sort", on ? (sort.descending ? "descending" : "ascending") : "none");
+  }
 }
 
 let maxWorkers = 0;
@@ -100,21 +194,24 @@ function renderHealth(health) {
 }
 
 function upsert(name, patch) {
-  const job = jobs.get(name) ?? {
-    name,
-    script: null,
-    state: "QUEUED",
-    progress: 0,
-    attempts: 0,
-    reason: null,
-    addedAt: new Date().toISOString(),
-    startedAt: null,
-    endedAt: null,
-  };
+  let job = jobs.get(name);
+  if (!job) {
+    job = {
+      name,
+      script: null,
+      state: "QUEUED",
+      progress: 0,
+      attempts: 0,
+      reason: null,
+      addedAt: new Date().toISOString(),
+      startedAt: null,
+      endedAt: null,
+      seq: ++sequence,
+    };
+    jobs.set(name, job);
+  }
   Object.assign(job, patch);
-  jobs.set(name, job);
-  render(name);
-  renderCounts();
+  scheduleRender();
 }
 
 function removeJob(name) {
@@ -122,7 +219,32 @@ function removeJob(name) {
   rows.get(name)?.remove();
   rows.delete(name);
   if (selected === name) closeDetail();
-  renderCounts();
+  scheduleRender();
+}
+
+/**
+ * Retry every dropped job, one request at a time. Jobs the service did not start (409) are skipped and counted;
+ * any other refusal (a full queue: 429) stops it, saying how far it got.
+ */
+async function retryDropped() {
+  const dropped = [...jobs.values()].filter((job) => job.state === "DROPPED");
+  let retried = 0;
+  let skipped = 0;
+  showAlert("");
+  for (const job of dropped) {
+    try {
+      await api("POST", `jobs/${encodeURIComponent(job.name)}/retry`);
+      retried++;
+    } catch (error) {
+      if (error.status === 409) {
+        skipped++;
+        continue;
+      }
+      showAlert(`Retried ${retried} of ${dropped.length} dropped jobs, then: ${error.message}`);
+      return;
+    }
+  }
+  if (skipped > 0) showAlert(`Retried ${retried} dropped jobs; ${skipped} were not started here and cannot be retried`);
 }
 
 async function act(method, path) {
@@ -228,15 +350,13 @@ async function loadDetail(name) {
 }
 
 function select(name) {
-  const previous = selected;
   selected = name;
-  if (previous) render(previous);
   $("#detail").hidden = false;
   $("#detail-title").textContent = `Job ${name}`;
   detailLog = [];
   lastDetail = null;
   renderLog();
-  render(name);
+  scheduleRender();
   void loadDetail(name);
   $("#close-detail").focus();
 }
@@ -246,9 +366,10 @@ function closeDetail() {
   selected = null;
   $("#detail").hidden = true;
   if (previous && rows.has(previous)) {
-    render(previous);
+    rows.get(previous).classList.remove("selected");
     $(".name button", rows.get(previous)).focus();
   }
+  scheduleRender();
 }
 
 // --- the one event stream ---
@@ -260,8 +381,9 @@ function connect() {
     const names = new Set(snapshot.jobs.map((job) => job.name));
     for (const name of [...jobs.keys()]) if (!names.has(name)) removeJob(name);
     for (const job of snapshot.jobs) upsert(job.name, job);
+    connected = true;
     renderHealth(snapshot.health);
-    renderCounts();
+    scheduleRender();
   });
   events.addEventListener("state", (event) => {
     const change = JSON.parse(event.data);
@@ -273,7 +395,8 @@ function connect() {
       if (change.state === "COMPLETED") patch.progress = 1;
     } else patch.endedAt = null;
     if (change.state === "QUEUED" && job && ENDED.has(job.state)) {
-      Object.assign(patch, { progress: 0, startedAt: null });
+      // Run again (a retry): it counts as newly added.
+      Object.assign(patch, { progress: 0, startedAt: null, addedAt: new Date().toISOString(), seq: ++sequence });
     }
     upsert(change.name, patch);
     if (change.name === selected && ENDED.has(change.state)) void loadDetail(change.name);
@@ -396,6 +519,31 @@ function passedData() {
   return problem ? undefined : value;
 }
 
+// Passed data per script: what the script declares (`# passed_data: {...}`), or what the user typed for it.
+const drafts = new Map(); // script -> the editor's text the user typed for it
+const declarations = new Map(); // script -> its declared passed data, as JSON text
+let edits = 0; // bumped on every edit, so a late default never overwrites what the user just typed
+
+async function prefill() {
+  const script = $("#script").value;
+  const textarea = $("#data");
+  if (script === "") textarea.value = "{}"; // No scripts in the folder.
+  else if (drafts.has(script)) textarea.value = drafts.get(script);
+  else if (declarations.has(script)) textarea.value = declarations.get(script);
+  else {
+    const before = edits;
+    textarea.value = "{}";
+    try {
+      const { passedData: declared } = await api("GET", `scripts/${encodeURIComponent(script)}`);
+      declarations.set(script, JSON.stringify(declared ?? {}));
+      if (edits === before && $("#script").value === script) textarea.value = declarations.get(script);
+    } catch {
+      // The script went away: the editor stays empty, and adding says why.
+    }
+  }
+  passedData();
+}
+
 async function loadScripts() {
   const select = $("#script");
   try {
@@ -405,10 +553,15 @@ async function loadScripts() {
   } catch (error) {
     showAlert(error.message);
   }
-  passedData();
+  await prefill();
 }
 
-$("#data").addEventListener("input", passedData);
+$("#data").addEventListener("input", () => {
+  edits++;
+  drafts.set($("#script").value, $("#data").value);
+  passedData();
+});
+$("#script").addEventListener("change", () => void prefill());
 $("#add").addEventListener("submit", async (event) => {
   event.preventDefault();
   const data = passedData();
@@ -451,20 +604,74 @@ for (const button of document.querySelectorAll("#filters button")) {
     for (const other of document.querySelectorAll("#filters button")) {
       other.setAttribute("aria-pressed", String(other === button));
     }
-    for (const name of jobs.keys()) render(name);
+    page = 0;
+    scheduleRender();
   });
 }
 $("#search").addEventListener("input", () => {
-  for (const name of jobs.keys()) render(name);
+  page = 0;
+  scheduleRender();
 });
+for (const th of document.querySelectorAll("#jobs th[data-sort]")) {
+  $("button", th).addEventListener("click", () => {
+    const key = th.dataset.sort;
+    // A new column starts in its natural order: names and states ascending, numbers and times largest first.
+    sort = key === sort.key
+      ? { key, descending: !sort.descending }
+      : { key, descending: !["name", "state"].includes(key) };
+    page = 0;
+    renderSortButtons();
+    scheduleRender();
+  });
+}
+$("#page-prev").addEventListener("click", () => {
+  page = Math.max(0, page - 1);
+  scheduleRender();
+});
+$("#page-next").addEventListener("click", () => {
+  page++;
+  scheduleRender();
+});
+$("#retry-dropped").addEventListener("click", () => void retryDropped());
 $("#clear-finished").addEventListener("click", () => act("DELETE", "jobs"));
 $("#close-detail").addEventListener("click", closeDetail);
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && selected) closeDetail();
 });
 setInterval(() => {
-  for (const [name, job] of jobs) if (job.state === "ACTIVE") $(".time", rows.get(name)).textContent = elapsed(job);
+  for (const job of jobs.values()) {
+    if (job.state === "ACTIVE") return scheduleRender();
+  }
 }, 1000);
 
+renderSortButtons();
+renderCounts(0);
+// --- the render form, when the service has a blends folder ---
+async function loadBlends() {
+  let blends;
+  try {
+    blends = await api("GET", "blends");
+  } catch {
+    return; // No blends folder: no render form.
+  }
+  $("#blend").replaceChildren(...blends.map((name) => new Option(name, name)));
+  $("#render").hidden = false;
+}
+
+$("#render").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { blend: $("#blend").value, frames: $("#frames").value.trim() };
+  if ($("#chunk").value !== "") body.chunk = Number($("#chunk").value);
+  try {
+    showAlert("");
+    const render = await api("POST", "renders", body);
+    $("#render-result").textContent = `${render.name}: ${render.frames} frames in ${render.jobs.length} jobs, ` +
+      `into ${render.outputs}`;
+  } catch (error) {
+    showAlert(error.message);
+  }
+});
+
+void loadBlends();
 void loadScripts();
 connect();

@@ -1,4 +1,4 @@
-/** "Did you mean ...?" for a mistyped flag, command or batch field. */
+/** "Did you mean ...?" for a mistyped flag, command, batch field or API field. */
 
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
