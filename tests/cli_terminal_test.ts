@@ -205,7 +205,7 @@ Deno.test({
           `--frames 1-6 --chunk 2 --samples 1 --output out-${width}`;
         const screens = await tmux.run(command, width);
         checkWidth(screens, width);
-        ok(screens.some((screen) => /[█░]+ +\d+ %  \d\/6 frames/.test(screen)), screens.join("\n---\n"));
+        ok(screens.some((screen) => /[█░]+ +\d+ % {2}\d\/6 frames/.test(screen)), screens.join("\n---\n"));
         const last = screens.at(-1)!;
         match(last, new RegExp(`^6 frames in ${dir}/out-${width}/ \\(frame_0001\\.png … frame_0006\\.png\\)$`, "m"));
         ok(!last.includes(`out-${width}/frame_0003.png`), `every frame's path is printed on a terminal:\n${last}`);

@@ -309,7 +309,9 @@ Deno.test({
         try {
           const frames: string[] = [];
           let screen = "";
+          const deadline = Date.now() + 300_000;
           while (!/EXIT=\d+/.test(screen)) {
+            ok(Date.now() < deadline, `the batch did not end within 5 minutes; the screen:\n${screen}`);
             await new Promise((resolve) => setTimeout(resolve, 150));
             screen = await tmux("capture-pane", "-p", "-J", "-S", "-", "-t", `w${width}`);
             if (screen.includes("█")) frames.push(screen);

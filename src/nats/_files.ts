@@ -105,11 +105,17 @@ export function referencedFiles(record: JobRecord): FileRef[] {
   return refs.filter((ref): ref is FileRef => ref !== null && ref !== undefined);
 }
 
-/** Downloads files by hash into a cache folder, once each. */
+/** Downloads files by hash into a cache folder, once each; `close()` ends the downloads still running. */
 export class FileCache {
   readonly #store: ObjectStore;
   readonly #dir: string;
   readonly #pending = new Map<string, Promise<string>>();
+  /**
+   * Aborts running downloads on close. nats.js reads an object through a consumer with an idle-heartbeat timer that
+   * only stopping the read ends: a download that stalls (the server restarted mid-read) would otherwise keep waiting,
+   * and keep its timer running, after the connection has closed.
+   */
+  readonly #closing = new AbortController();
 
   constructor(store: ObjectStore, dir: string) {
     this.#store = store;
@@ -144,7 +150,13 @@ export class FileCache {
     await Deno.mkdir(folder, { recursive: true });
     const temp = `${path}.part-${crypto.randomUUID()}`;
     const file = await Deno.open(temp, { write: true, create: true, truncate: true });
-    await result.data.pipeTo(file.writable);
+    try {
+      await result.data.pipeTo(file.writable, { signal: this.#closing.signal });
+    } catch (error) {
+      Promise.resolve(result.error).catch(() => {}); // Rejects too when the read failed: said below.
+      await Deno.remove(temp).catch(() => {});
+      throw new Error(`Cannot fetch file '${ref.name}' (${ref.sha256}): ${errorText(error)}`, { cause: error });
+    }
     const error = await result.error;
     const hash = error ? "" : await sha256File(temp);
     if (hash !== ref.sha256) {
@@ -159,4 +171,13 @@ export class FileCache {
     await Deno.rename(temp, path);
     return path;
   }
+
+  /** End the downloads still running (each rejects); idempotent. */
+  close(): void {
+    this.#closing.abort(new Error("the NATS connection is closing"));
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -40,7 +40,7 @@ export function unitLabel(unit: Unit): string {
 }
 
 function resultPath(results: string, unit: Unit, extension: string): string {
-  const name = unit.file.replace(/^tests\//, "").replaceAll("/", "__").replace(/\.ts$/, extension);
+  const name = unit.file.replace(/^tests\//, "").replaceAll("/", "__").replace(/\.ts$/, "") + extension;
   return join(results, unit.blender?.label ?? "no-blender", name);
 }
 
