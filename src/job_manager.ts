@@ -448,7 +448,9 @@ export interface Job<T extends JsonObject = JsonObject> {
   /**
    * The job's result once it completes.
    *
-   * @throws {JobDroppedError} When the job is dropped.
+   * @throws {JobDroppedError} When the job is dropped. Its message says where the script failed
+   * (`... (error) at raises.py:4: ...`), and its stack is taken where this promise is awaited: it ends at your
+   * `await job.result()`, not inside bgproc.
    */
   result(): Promise<JobResult<T>>;
   /**

@@ -5,7 +5,8 @@
 
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { JobDroppedError, type PythonError } from "../mod.ts";
+import { JobDroppedError, JobManager, type PythonError } from "../mod.ts";
+import { createService } from "../src/service/mod.ts";
 import { bgproc } from "./_cli.ts";
 import { fixture } from "./_helpers.ts";
 
@@ -129,4 +130,31 @@ Deno.test("cli run --json: a dropped job prints its message and its Python error
   equal(json.pythonError.file, fixture("raise.py"));
   equal(json.pythonError.line, 5);
   match(json.pythonError.traceback, /Traceback \(most recent call last\)/);
+});
+
+Deno.test("the service's report of a dropped job says where too, by file name only", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.copyFile(fixture("raise.py"), join(dir, "raise.py"));
+    await using manager = new JobManager();
+    await using service = createService({ manager, scriptsDir: dir });
+    const added = await service.fetch(
+      new Request("http://127.0.0.1:8000/jobs", {
+        method: "POST",
+        body: JSON.stringify({ script: "raise.py", name: "bad" }),
+        headers: { "content-type": "application/json" },
+      }),
+    );
+    equal(added.status, 201);
+    await added.body?.cancel();
+    await manager.getJob("bad")!.result().catch(() => {});
+    const detail = await (await service.fetch(new Request("http://127.0.0.1:8000/jobs/bad"))).json();
+    match(
+      detail.report,
+      /^Dropped after 1 attempt \(error\) at raise\.py:5: the script raised ValueError: bad value: 42/,
+    );
+    ok(!detail.report.includes(dir), detail.report);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

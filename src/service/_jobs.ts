@@ -62,6 +62,12 @@ export interface JobSummary {
   readonly endedAt: string | null;
 }
 
+/** `" at raises.py:4"`: where the user's Python failed (the file's name only: no server path), or `""`. */
+function where(error: JobDroppedError): string {
+  if (error.location === null) return "";
+  return ` at ${error.location.file.split("/").pop()}:${error.location.line}`;
+}
+
 /** Absolute paths in `text`, cut to their last part: reports never show where things are on the server. */
 export function redact(text: string): string {
   return text.replace(/(?<![\w.~-])(?:\/[^\s/'"():,;]+)+\//g, "");
@@ -207,7 +213,8 @@ export class JobRecords {
     if (job.state === "DROPPED") {
       const error = await job.result().then(() => undefined, (error: JobDroppedError) => error);
       const report = error === undefined ? null : [
-        `Dropped after ${error.attempts} attempt${error.attempts === 1 ? "" : "s"} (${error.reason}): ${error.summary}`,
+        `Dropped after ${error.attempts} attempt${error.attempts === 1 ? "" : "s"} (${error.reason})${where(error)}: ` +
+        error.summary,
         ...(error.pythonError === null ? [] : [error.pythonError.text.trimEnd()]),
         ...(error.stderrTail.trim() === "" ? [] : [`--- stderr (last lines) ---\n${error.stderrTail.trimEnd()}`]),
       ].join("\n");
