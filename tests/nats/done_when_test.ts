@@ -22,7 +22,9 @@ Deno.test("bgproc batch --nats: 30 jobs on three workers, one SIGKILLed mid-batc
     const idOf = (worker: WorkerProcess) => worker.output.find((line) => line.includes(" ready "))!.split(" ")[2]!;
     const entries = Array.from(
       { length: 30 },
-      (_, i) => ({ name: `done-${i}`, script: fixture("sleep.py"), data: { seconds: 0.8 } }),
+      // Long enough that the job seen running on the victim is still running when the kill lands: with 0.8 s it
+      // finished first once on a loaded machine (the observer sees records a little late) and ran only once.
+      (_, i) => ({ name: `done-${i}`, script: fixture("sleep.py"), data: { seconds: 2.5 } }),
     );
     await Deno.writeTextFile(join(dir, "jobs.jsonc"), JSON.stringify(entries));
     const batch = bgprocCommand(
