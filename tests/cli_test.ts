@@ -3,36 +3,8 @@
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { fixture } from "./_helpers.ts";
-
-const cli = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-
-function bgproc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return bgprocIn({}, ...args);
-}
-
-function withoutInitCwd(): Record<string, string> {
-  const env = Deno.env.toObject();
-  delete env.INIT_CWD;
-  return env;
-}
-
-async function bgprocIn(
-  options: { cwd?: string; env?: Record<string, string> },
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-run", "--allow-env", "--allow-net", cli, ...args],
-    stdin: "null",
-    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-    // Not this process's INIT_CWD: `deno task test` sets one, and the CLI would resolve paths against it.
-    clearEnv: true,
-    env: { ...withoutInitCwd(), NO_COLOR: "1", ...options.env },
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-}
+import { bgproc, bgprocIn, cli } from "./_cli.ts";
 
 Deno.test("cli run: progress lines, python_data as JSON, data from --data and --data-json, args after --", async () => {
   const { code, stdout, stderr } = await bgproc(

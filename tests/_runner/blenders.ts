@@ -1,5 +1,7 @@
 /** The Blenders the tests run on: the default one, and the extra ones (4.3 and 5.2 LTS from .ci/blender-root). */
 
+import { isAlive } from "../_helpers.ts";
+
 /** One Blender to run tests on. */
 export interface TestBlender {
   /** A short label for logs and result folders: the version, as "3.4". */
@@ -30,15 +32,6 @@ async function versionOf(path: string): Promise<string | undefined> {
     return success && line !== undefined ? line.trim() : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^\S+ \(.*\) [ZX]/.test(stat);
-  } catch {
-    return false;
   }
 }
 
