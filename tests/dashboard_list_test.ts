@@ -33,6 +33,25 @@ const DONE_THEN_FAIL = `update_job_progress(1.0)
 raise RuntimeError("failed after the render")
 `;
 
+/** Waits until a state's count in the filter bar reads `count` (a locator: no page-side `eval`). */
+function countReaches(page: Loose, state: string, count: number, timeout: number): Promise<void> {
+  return page.locator(`[data-count=${state}]:text-is("${count}")`).waitFor({ timeout });
+}
+
+/**
+ * Waits until the passed-data editor holds `expected`. Polled from Deno: Playwright evaluates a
+ * `waitForFunction` predicate with `eval`, which the dashboard's Content Security Policy forbids.
+ */
+async function dataBecomes(page: Loose, expected: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let value = await page.locator("#data").inputValue();
+  while (value !== expected) {
+    if (Date.now() > deadline) throw new Error(`#data is ${JSON.stringify(value)}, expected ${expected}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    value = await page.locator("#data").inputValue();
+  }
+}
+
 const JOBS = 1000;
 /** Jobs 10, 20, ... 990 fail once. */
 const FAIL_ONCE_JOBS = Math.floor((JOBS - 2) / 10);
@@ -99,11 +118,10 @@ Deno.test({
       }
       await add({ script: "done_then_fail.py", name: "render-failed" });
       await add({ script: "sleep.py", name: "sleeper", passedData: { seconds: 600 } });
-      await page.waitForFunction(
-        `document.querySelector("[data-count=COMPLETED]").textContent === "${JOBS - 2 - FAIL_ONCE_JOBS}"`,
-        undefined,
-        { timeout: 600_000 },
-      );
+      // Two workers: the last echo jobs can complete while a fail-once job beside them is still running, so
+      // wait for both counts before reading the page.
+      await countReaches(page, "COMPLETED", JOBS - 2 - FAIL_ONCE_JOBS, 600_000);
+      await countReaches(page, "DROPPED", FAIL_ONCE_JOBS + 1, 60_000);
       const ranMs = Date.now() - started;
       await page.locator("tr[data-job='sleeper'] .pct:has-text('ETA')").waitFor({ timeout: 60_000 });
 
@@ -164,12 +182,8 @@ Deno.test({
         `1–${Math.min(50, FAIL_ONCE_JOBS + 1)} of ${FAIL_ONCE_JOBS + 1}`,
       );
       await page.click("#retry-dropped");
-      await page.waitForFunction(
-        `document.querySelector("[data-count=COMPLETED]").textContent === "${JOBS - 2}"`,
-        undefined,
-        { timeout: 300_000 },
-      );
-      await page.locator("[data-count=DROPPED]:has-text('1')").waitFor({ timeout: 60_000 });
+      await countReaches(page, "COMPLETED", JOBS - 2, 300_000);
+      await countReaches(page, "DROPPED", 1, 60_000);
       equal(manager.getJobState("job-10"), "COMPLETED");
       equal(manager.getJobState("render-failed"), "DROPPED");
       await page.screenshot({ path: ".test-results/dashboard-1000-retried.png" });
@@ -218,17 +232,17 @@ Deno.test({
       const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
       await page.goto(`${base}/`);
       const data = page.locator("#data");
-      await page.waitForFunction(`document.querySelector("#data").value === '{"size":1,"count":4}'`);
+      await dataBecomes(page, '{"size":1,"count":4}');
       await page.selectOption("#script", "plain.py");
-      await page.waitForFunction(`document.querySelector("#data").value === "{}"`);
+      await dataBecomes(page, "{}");
       // What the user typed for a script comes back with it; another script never inherits it.
       await page.fill("#data", '{"mine": true}');
       await page.selectOption("#script", "broken.py");
-      await page.waitForFunction(`document.querySelector("#data").value === "{}"`);
+      await dataBecomes(page, "{}");
       await page.selectOption("#script", "plain.py");
       equal(await data.inputValue(), '{"mine": true}');
       await page.selectOption("#script", "add_monkey.py");
-      await page.waitForFunction(`document.querySelector("#data").value === '{"size":1,"count":4}'`);
+      await dataBecomes(page, '{"size":1,"count":4}');
     } finally {
       await browser.close();
       await service.close();
