@@ -111,9 +111,11 @@ export class FileCache {
   readonly #dir: string;
   readonly #pending = new Map<string, Promise<string>>();
   /**
-   * Aborts running downloads on close. nats.js reads an object through a consumer with an idle-heartbeat timer that
-   * only stopping the read ends: a download that stalls (the server restarted mid-read) would otherwise keep waiting,
-   * and keep its timer running, after the connection has closed.
+   * Aborts running downloads on close. nats.js reads an object through a push consumer with an idle-heartbeat
+   * interval that only stopping the read ends: a download that stalls (the server restarted mid-read) would otherwise
+   * keep waiting, and keep its timer running, after the connection has closed. A read that starts while the
+   * connection drains is worse: nats.js starts the timer, then fails to subscribe and never stops it, so no download
+   * starts after close.
    */
   readonly #closing = new AbortController();
 
@@ -134,6 +136,12 @@ export class FileCache {
     return pending;
   }
 
+  #checkOpen(ref: FileRef): void {
+    if (this.#closing.signal.aborted) {
+      throw new Error(`Cannot fetch file '${ref.name}' (${ref.sha256}): the NATS connection is closing`);
+    }
+  }
+
   async #download(ref: FileRef): Promise<string> {
     if (!/^[0-9a-f]{64}$/.test(ref.sha256) || ref.name.includes("/") || ref.name === "." || ref.name === "..") {
       throw new Error(`Cannot fetch file ${JSON.stringify(ref)}: bad reference`);
@@ -145,11 +153,21 @@ export class FileCache {
     } catch {
       // Not cached yet.
     }
+    this.#checkOpen(ref);
     const result = await this.#store.get(ref.sha256);
     if (result === null) throw new Error(`Cannot fetch file '${ref.name}' (${ref.sha256}): not in the object store`);
-    await Deno.mkdir(folder, { recursive: true });
     const temp = `${path}.part-${crypto.randomUUID()}`;
-    const file = await Deno.open(temp, { write: true, create: true, truncate: true });
+    let file: Deno.FsFile;
+    try {
+      this.#checkOpen(ref);
+      await Deno.mkdir(folder, { recursive: true });
+      file = await Deno.open(temp, { write: true, create: true, truncate: true });
+    } catch (error) {
+      // The read has begun (a consumer with a heartbeat timer): only cancelling its stream ends it.
+      await result.data.cancel().catch(() => {});
+      Promise.resolve(result.error).catch(() => {});
+      throw error;
+    }
     try {
       await result.data.pipeTo(file.writable, { signal: this.#closing.signal });
     } catch (error) {
@@ -172,9 +190,13 @@ export class FileCache {
     return path;
   }
 
-  /** End the downloads still running (each rejects); idempotent. */
-  close(): void {
+  /**
+   * End the downloads still running (each rejects) and refuse new ones; settles once every download has, so that no
+   * read is still starting when the connection closes. Idempotent.
+   */
+  async close(): Promise<void> {
     this.#closing.abort(new Error("the NATS connection is closing"));
+    await Promise.allSettled([...this.#pending.values()]);
   }
 }
 

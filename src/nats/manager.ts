@@ -854,8 +854,8 @@ export class NatsJobManager implements AsyncDisposable {
       this.#logSubscription?.unsubscribe();
       for (const job of this.#jobs.values()) job.close();
       this.#events.close();
-      this.#downloads.close();
       await this.#local?.close();
+      await this.#downloads.close();
       await this.#cluster.nc.drain().catch(() => {});
       await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
     })();

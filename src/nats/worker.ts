@@ -493,7 +493,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       await job.local?.kill().catch(() => {});
     }
     await manager.close();
-    cache.close();
+    await cache.close();
     await cluster.workers.delete(id).catch(() => {});
     await cluster.nc.drain().catch(() => {});
     if (tempCache !== undefined) await Deno.remove(tempCache, { recursive: true }).catch(() => {});

@@ -27,11 +27,6 @@ const step = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test({
   name: "a NATS cluster of three workers runs, routes, kills, retries and keeps jobs",
-  // Written reason for the one opt-out: about one run in five on Blender 5.2 under load, an interval that nats.js
-  // 3.4's ObjectStore.get starts (its push consumer's idle-heartbeat monitor, traced with --trace-leaks) is still
-  // running when the test ends, although every download has ended and the host has closed. Not found yet; see the
-  // closing note of the session that added this. Resources are still sanitized.
-  sanitizeOps: false,
   fn: async (t) => {
     await using server = await startNatsServer();
     await using left = await startWorker(server.url, [...WORKER_ARGS, "--tags", "left"]);

@@ -1,6 +1,8 @@
 /** The NATS wire contract without Blender: names, tag subsets, and results recorded once under contention. */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { FileCache, Uploader } from "../../src/nats/_files.ts";
 import { checkTags, nameOfToken, Names, subjectToken, tagSubsets } from "../../src/nats/_protocol.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
 import { ended, mutateRecord, readRecord } from "../../src/nats/_records.ts";
@@ -88,5 +90,36 @@ Deno.test("a result recorded twice (two workers after a redelivery) is recorded 
     assert.deepEqual(stored?.record.result?.pythonData, { by: winner.worker });
   } finally {
     await cluster.nc.close();
+  }
+});
+
+Deno.test("the file cache starts no read once closing, and close() waits for the reads under way", async () => {
+  // nats.js reads an object through a push consumer whose idle-heartbeat interval is started before it subscribes:
+  // a read begun while the connection drains leaks that interval. With the op sanitizer on, this test fails if one
+  // outlives it.
+  await using server = await startNatsServer();
+  const cluster = await openCluster({ servers: server.url }, "files");
+  const dir = await Deno.makeTempDir({ prefix: "bgproc-file-cache-" });
+  try {
+    const source = join(dir, "source.bin");
+    await Deno.writeFile(source, new Uint8Array(300_000).map((_, i) => i % 251));
+    const ref = await new Uploader(cluster.files).put(source, "data.bin");
+    const cache = new FileCache(cluster.files, join(dir, "cache"));
+    const first = cache.get(ref);
+    const under = cache.get({ ...ref, name: "other.bin" }); // A second name: a second read.
+    const closed = cache.close();
+    const late = cache.get({ ...ref, name: "late.bin" });
+    await closed;
+    // What a host or worker does next: close the connection. No read may still be starting.
+    await cluster.nc.drain();
+    // Each read ended one way or the other before close() settled: finished, or refused with the reason.
+    for (const read of [first, under]) {
+      const outcome = await read.then((path) => path, (error: Error) => error.message);
+      assert.ok(outcome.endsWith("data.bin") || outcome.endsWith("other.bin") || /closing/.test(outcome), outcome);
+    }
+    await assert.rejects(late, /late\.bin.*the NATS connection is closing/);
+  } finally {
+    if (!cluster.nc.isClosed()) await cluster.nc.drain();
+    await Deno.remove(dir, { recursive: true });
   }
 });
