@@ -55,10 +55,24 @@ export const hasTmux: boolean = existsSync(TMUX);
 export class Tmux implements AsyncDisposable {
   readonly #socket = `bgproc-test-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
   #sessions = 0;
+  #started?: Promise<string>;
 
-  /** Run tmux with this server's socket. */
+  /**
+   * Run tmux with this server's socket (no configuration file); throws with tmux's own words when it fails. The
+   * server is started once, with `exit-empty off`: otherwise killing the last session ends the server, and the next
+   * `new-session` can reach the server while it exits ("server exited unexpectedly") and leave an empty screen.
+   */
   async tmux(...args: string[]): Promise<string> {
-    const output = await new Deno.Command(TMUX, { args: ["-L", this.#socket, ...args], stdin: "null" }).output();
+    this.#started ??= this.#command(["start-server", ";", "set-option", "-g", "exit-empty", "off"]);
+    await this.#started;
+    return await this.#command(args);
+  }
+
+  async #command(args: string[]): Promise<string> {
+    const command = new Deno.Command(TMUX, { args: ["-f", "/dev/null", "-L", this.#socket, ...args], stdin: "null" });
+    const output = await command.output();
+    const stderr = new TextDecoder().decode(output.stderr).trim();
+    if (!output.success) throw new Error(`tmux ${args.join(" ")} failed (${output.code}): ${stderr}`);
     return new TextDecoder().decode(output.stdout);
   }
 
@@ -77,7 +91,7 @@ export class Tmux implements AsyncDisposable {
     await this.tmux("new-session", "-d", "-s", session, "-x", String(width), "-y", "24", line);
     const screens: string[] = [];
     try {
-      const deadline = Date.now() + 120_000;
+      const deadline = Date.now() + 180_000;
       while (Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 150));
         const screen = await this.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", session);
@@ -85,15 +99,15 @@ export class Tmux implements AsyncDisposable {
         if (/EXIT=\d+/.test(screen)) return screens;
         await during(session, screen);
       }
-      throw new Error(`'${command}' did not end in 120 s:\n${screens.at(-1)}`);
+      throw new Error(`'${command}' did not end in 180 s:\n${screens.at(-1)}`);
     } finally {
-      await this.tmux("kill-session", "-t", session);
+      await this.tmux("kill-session", "-t", session).catch(() => {}); // Gone already: nothing to end.
     }
   }
 
-  /** End the tmux server. */
+  /** End the tmux server (when it was started). */
   async close(): Promise<void> {
-    await this.tmux("kill-server");
+    if (this.#started !== undefined) await this.#command(["kill-server"]).catch(() => {}); // Ended already.
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

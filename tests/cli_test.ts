@@ -4,7 +4,7 @@ import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fixture } from "./_helpers.ts";
-import { bgproc, bgprocIn, cli } from "./_cli.ts";
+import { bgproc, bgprocIn, cli, hasTmux, Tmux } from "./_cli.ts";
 
 Deno.test("cli run: progress lines, python_data as JSON, data from --data and --data-json, args after --", async () => {
   const { code, stdout, stderr } = await bgproc(
@@ -245,18 +245,12 @@ Deno.test("cli: not a terminal, progress is one line per 10 % at most", async ()
   );
 });
 
-const TMUX = "/usr/bin/tmux";
-
 Deno.test({
   name: "cli batch under tmux at 70 and 120 columns: bars fit, redraw in place, one ✔/✖ line per job",
-  ignore: !existsSync(TMUX),
+  ignore: !hasTmux,
   async fn() {
     const dir = await Deno.makeTempDir();
-    const socket = `bgproc-test-${Deno.pid}`;
-    const tmux = async (...args: string[]) => {
-      const output = await new Deno.Command(TMUX, { args: ["-L", socket, ...args], stdin: "null" }).output();
-      return new TextDecoder().decode(output.stdout);
-    };
+    await using tmux = new Tmux();
     try {
       await Deno.copyFile(fixture("progress.py"), join(dir, "progress.py"));
       await Deno.copyFile(fixture("raise.py"), join(dir, "raise.py"));
@@ -274,41 +268,27 @@ Deno.test({
       );
       for (const width of [70, 120]) {
         // Without INIT_CWD (`deno task test` sets one, tmux passes it on): paths are the shell's, as for a user.
-        const command =
-          `cd ${dir} && env -u INIT_CWD ${Deno.execPath()} run -A ${cli} batch jobs.jsonc --workers 3 2>&1; ` +
-          `echo EXIT=$?; sleep 120`;
-        await tmux("new-session", "-d", "-s", `w${width}`, "-x", String(width), "-y", "24", command);
-        try {
-          const frames: string[] = [];
-          let screen = "";
-          const deadline = Date.now() + 300_000;
-          while (!/EXIT=\d+/.test(screen)) {
-            ok(Date.now() < deadline, `the batch did not end within 5 minutes; the screen:\n${screen}`);
-            await new Promise((resolve) => setTimeout(resolve, 150));
-            screen = await tmux("capture-pane", "-p", "-J", "-S", "-", "-t", `w${width}`);
-            if (screen.includes("█")) frames.push(screen);
+        const command = `cd ${dir} && env -u INIT_CWD ${Deno.execPath()} run -A ${cli} batch jobs.jsonc --workers 3`;
+        const screens = await tmux.run(command, width);
+        const screen = screens.at(-1)!;
+        const frames = screens.filter((frame) => frame.includes("█"));
+        ok(frames.length > 0, "no bars were seen");
+        for (const frame of frames) {
+          for (const line of frame.split("\n")) {
+            ok([...line].length <= width, `a line is wider than ${width} columns (it wrapped):\n${line}`);
           }
-          ok(frames.length > 0, "no bars were seen");
-          for (const frame of frames) {
-            for (const line of frame.split("\n")) {
-              ok([...line].length <= width, `a line is wider than ${width} columns (it wrapped):\n${line}`);
-            }
-            // Bars are redrawn in place: at most one overall line on screen and in scrollback.
-            ok(frame.split("\n").filter((line) => line.includes("done ·")).length <= 1, `bars piled up:\n${frame}`);
-          }
-          const history = screen.split("\n");
-          equal(history.filter((line) => line.includes("█") || line.includes("░")).length, 0, "bars left behind");
-          equal(history.filter((line) => /^[✔✖] /.test(line)).length, 6, screen);
-          ok(history.some((line) => /^✖ four DROPPED \(error, 1 attempt\)/.test(line)), screen);
-          match(screen, /5 completed, 1 dropped in /);
-          match(screen, /EXIT=1/);
-          ok(history.length < 60, `${history.length} lines of scrollback for 6 jobs`);
-        } finally {
-          await tmux("kill-session", "-t", `w${width}`);
+          // Bars are redrawn in place: at most one overall line on screen and in scrollback.
+          ok(frame.split("\n").filter((line) => line.includes("done ·")).length <= 1, `bars piled up:\n${frame}`);
         }
+        const history = screen.split("\n");
+        equal(history.filter((line) => line.includes("█") || line.includes("░")).length, 0, "bars left behind");
+        equal(history.filter((line) => /^[✔✖] /.test(line)).length, 6, screen);
+        ok(history.some((line) => /^✖ four DROPPED \(error, 1 attempt\)/.test(line)), screen);
+        match(screen, /5 completed, 1 dropped in /);
+        match(screen, /EXIT=1/);
+        ok(history.length < 60, `${history.length} lines of scrollback for 6 jobs`);
       }
     } finally {
-      await tmux("kill-server");
       await Deno.remove(dir, { recursive: true });
     }
   },
