@@ -25,6 +25,16 @@ async function loadChromium(): Promise<Loose> {
   return (await import(specifier)).chromium;
 }
 
+/** Waits until the list shows `count` rows: it redraws at the next animation frame after a filter or a search. */
+async function rowsBecome(page: Loose, count: number): Promise<void> {
+  const rows = page.locator("#jobs tbody tr:not([hidden])");
+  const deadline = Date.now() + 10_000;
+  while (await rows.count() !== count) {
+    if (Date.now() > deadline) equal(await rows.count(), count, "rows on screen");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 const TICK = `"""Ticks: prints a line and reports progress at each step, then leaves a 1x1 PNG in output_dir."""
 import base64, os, time
 
@@ -154,10 +164,10 @@ Deno.test({
 
       // Filters and search.
       await page.click("#filters button[data-filter=DROPPED]");
-      equal(await page.locator("#jobs tbody tr:not([hidden])").count(), 2);
+      await rowsBecome(page, 2);
       await page.click("#filters button[data-filter='']");
       await page.fill("#search", "job-1");
-      equal(await page.locator("#jobs tbody tr:not([hidden])").count(), 4); // job-1, job-10, job-11, job-12
+      await rowsBecome(page, 4); // job-1, job-10, job-11, job-12
       await page.fill("#search", "");
       // Keyboard: Escape closes the detail panel.
       await page.keyboard.press("Escape");
