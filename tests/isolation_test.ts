@@ -48,25 +48,39 @@ const RETIRES = new Set([
 
 type Seen = { seen: Record<string, unknown>; pid: number };
 
+/** A worker or zygote started in one step serves the next: it is the test's, closed at its end. */
+const step = { sanitizeOps: false, sanitizeResources: false };
+
 for (const mode of ["pool", "fork"] as const) {
-  for (const leak of LEAKS) {
-    Deno.test(`${mode}: job A's ${leak} does not reach job B on the same slot`, async () => {
-      await using manager = new JobManager({ mode, maxWorkers: 1, timeout: 60_000 });
-      const markFile = join(manager.workRoot, "handler-ran");
-      const run = (leak: string | null) =>
-        manager.addJob({ script: fixture("leak.py"), passedData: { leak, mark_file: markFile } }).result();
-      const first = (await run(null)).pythonData as Seen;
-      const a = await run(leak).then((result) => result, (error: JobDroppedError) => error);
-      const b = (await run(null)).pythonData as Seen;
-      deepStrictEqual(b.seen, first.seen, `${leak} reached job B`);
-      if (mode === "pool" && b.pid !== first.pid) {
-        const log = a instanceof JobDroppedError ? a.stderrTail : a.stderr;
-        ok(log.includes("is retired after this job"), `the worker was replaced without a word: ${log}`);
-      }
-      if (mode === "pool" && RETIRES.has(leak)) ok(b.pid !== first.pid, `a worker with ${leak} was reused`);
-      if (!(a instanceof JobDroppedError)) deepStrictEqual(a.pythonData.leaked, leak);
-    });
-  }
+  // One manager for every leak, as a long-lived service would be: each leak's job A runs on the slot the previous
+  // job B left, and its job B must see what the first job of a fresh slot saw. A leak that is not undone reaches B
+  // (and every job after it): the step of the leak that made it fails.
+  Deno.test(`${mode}: no job's leftover state reaches the next job on the same slot`, async (t) => {
+    await using manager = new JobManager({ mode, maxWorkers: 1, timeout: 60_000 });
+    const run = (leak: string | null, markFile: string) =>
+      manager.addJob({ script: fixture("leak.py"), passedData: { leak, mark_file: markFile } }).result();
+    const fresh = (await run(null, join(manager.workRoot, "handler-ran"))).pythonData as Seen;
+    let slot = fresh.pid; // The pool worker (or, in fork mode, the last child) that ran the latest job.
+    for (const leak of LEAKS) {
+      await t.step({
+        name: `job A's ${leak} does not reach job B on the same slot`,
+        fn: async () => {
+          const markFile = join(manager.workRoot, `handler-ran-${leak}`);
+          const a = await run(leak, markFile).then((result) => result, (error: JobDroppedError) => error);
+          const b = (await run(null, markFile)).pythonData as Seen;
+          deepStrictEqual(b.seen, fresh.seen, `${leak} reached job B`);
+          if (mode === "pool" && b.pid !== slot) {
+            const log = a instanceof JobDroppedError ? a.stderrTail : a.stderr;
+            ok(log.includes("is retired after this job"), `the worker was replaced without a word: ${log}`);
+          }
+          if (mode === "pool" && RETIRES.has(leak)) ok(b.pid !== slot, `a worker with ${leak} was reused`);
+          if (!(a instanceof JobDroppedError)) deepStrictEqual(a.pythonData.leaked, leak);
+          slot = b.pid;
+        },
+        ...step,
+      });
+    }
+  });
 }
 
 for (const leak of ["stdout_replaced", "fd_closed"] as const) {
