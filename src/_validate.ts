@@ -156,13 +156,20 @@ export function checkPassedData(value: unknown): string {
       `Cannot add job as 'passedData' must be a plain object: current value is ${describe(value)}`,
     );
   }
-  checkJson(value, "passedData", new Set());
+  checkJson(value, "passedData", new Set(), 0);
   return JSON.stringify(value);
 }
 
-function checkJson(value: unknown, path: string, seen: Set<object>): void {
+/**
+ * The deepest nesting of arrays and objects `passedData` may have: Python reads it back recursively, and its default
+ * recursion limit (1,000 frames) is shared with the runtime and the script.
+ */
+export const MAX_PASSED_DATA_DEPTH = 500;
+
+function checkJson(value: unknown, path: string, seen: Set<object>, depth: number): void {
   switch (typeof value) {
     case "string":
+      return checkUnicode(value, path, "");
     case "boolean":
       return;
     case "number":
@@ -173,11 +180,28 @@ function checkJson(value: unknown, path: string, seen: Set<object>): void {
       if (seen.has(value)) {
         throw new InvalidJobError(path, `Cannot add job as '${path}' refers back to itself (a cycle)`);
       }
+      if (depth >= MAX_PASSED_DATA_DEPTH) {
+        throw new InvalidJobError(
+          path,
+          `Cannot add job as '${path}' is nested ${MAX_PASSED_DATA_DEPTH} levels deep: at most ` +
+            `${MAX_PASSED_DATA_DEPTH - 1} levels of arrays and objects reach Python`,
+        );
+      }
       seen.add(value);
       if (Array.isArray(value)) {
-        value.forEach((item, index) => checkJson(item, `${path}[${index}]`, seen));
+        value.forEach((item, index) => checkJson(item, `${path}[${index}]`, seen, depth + 1));
       } else if (isPlainObject(value)) {
-        for (const [key, item] of Object.entries(value)) checkJson(item, `${path}.${key}`, seen);
+        const symbol = Object.getOwnPropertySymbols(value)[0];
+        if (symbol !== undefined) {
+          throw new InvalidJobError(
+            path,
+            `Cannot add job as '${path}' has a symbol key (${String(symbol)}), which JSON would drop silently`,
+          );
+        }
+        for (const [key, item] of Object.entries(value)) {
+          checkUnicode(key, `${path}.${key}`, "the key of ");
+          checkJson(item, `${path}.${key}`, seen, depth + 1);
+        }
       } else {
         break;
       }
@@ -188,6 +212,18 @@ function checkJson(value: unknown, path: string, seen: Set<object>): void {
     path,
     `Cannot add job as '${path}' is not a JSON value (null, boolean, finite number, string, array or plain object): ` +
       `current value is ${describe(value)}`,
+  );
+}
+
+/** Throw unless `text` is well-formed Unicode: a lone surrogate cannot be encoded as UTF-8 for Python. */
+function checkUnicode(text: string, path: string, what: string): void {
+  if (text.isWellFormed()) return;
+  const at = [...text].findIndex((char) => !char.isWellFormed());
+  const unit = text.codePointAt([...text].slice(0, at).join("").length)!.toString(16);
+  throw new InvalidJobError(
+    path,
+    `Cannot add job as ${what}'${path}' holds a lone surrogate (\\u${unit} at character ${at}), which is not ` +
+      "Unicode and cannot reach Python",
   );
 }
 

@@ -2,7 +2,7 @@
 
 import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
-import { BlenderNotFoundError, findBlender, InvalidJobError, JobManager } from "../mod.ts";
+import { BlenderNotFoundError, findBlender, InvalidJobError, JobManager, type JsonValue } from "../mod.ts";
 import { checkJobName } from "../src/_validate.ts";
 import { nameOfToken, nameToken } from "../src/_name_token.ts";
 import { jobDirName } from "../src/job/dir.ts";
@@ -38,6 +38,18 @@ Deno.test("bad job options throw InvalidJobError naming the field, and the queue
     ["passedData.u", () => manager.addJob({ script: fixture("echo.py"), passedData: { u: undefined as never } })],
     ["passedData.a[1]", () => manager.addJob({ script: fixture("echo.py"), passedData: { a: [1, 2n as never] } })],
     ["passedData.self", () => manager.addJob({ script: fixture("echo.py"), passedData: cycle as never })],
+    // Not Unicode, too deep for Python, or dropped by JSON: each would start a job that cannot get its data.
+    ["passedData.s", () => manager.addJob({ script: fixture("echo.py"), passedData: { s: "ok \ud800" } })],
+    ["passedData.\udc00", () => manager.addJob({ script: fixture("echo.py"), passedData: { "\udc00": 1 } })],
+    [
+      "passedData.deep" + "[0]".repeat(499),
+      () => manager.addJob({ script: fixture("echo.py"), passedData: { deep: nested(500) } }),
+    ],
+    [
+      "passedData.deep" + "[0]".repeat(499),
+      () => manager.addJob({ script: fixture("echo.py"), passedData: { deep: nested(50_000) } }),
+    ],
+    ["passedData", () => manager.addJob({ script: fixture("echo.py"), passedData: { [Symbol("s")]: 1 } as never })],
   ];
   for (const [field, add] of cases) {
     throws(add, (error) => error instanceof InvalidJobError && error.field === field, `expected an error on ${field}`);
@@ -47,7 +59,18 @@ Deno.test("bad job options throw InvalidJobError naming the field, and the queue
   const again = manager.addJob({ name: "good", script: fixture("progress.py"), passedData: { steps: 2, pause: 0 } });
   equal(manager.getJob("good"), again, "a new job replaces an ended one of the same name");
   deepStrictEqual((await again.result()).pythonData, { steps: 2 });
+  // The deepest nesting allowed, and any well-formed Unicode, reach Python and come back intact.
+  const deepest = { deep: nested(498), text: "a 😀 \u{10FFFF} \ud83d\ude00" };
+  const echoed = await manager.addJob({ script: fixture("echo.py"), passedData: deepest }).result();
+  deepStrictEqual(echoed.pythonData.passed_data, deepest);
 });
+
+/** Arrays nested `levels` deep: `[[[...[]...]]]`. */
+function nested(levels: number): JsonValue[] {
+  let value: JsonValue[] = [];
+  for (let level = 1; level < levels; level++) value = [value];
+  return value;
+}
 
 Deno.test("an aborted signal is rejected by addJob", async () => {
   await using manager = new JobManager();
