@@ -73,6 +73,12 @@ Deno.test("render: bad options are InvalidJobErrors naming the option, and nothi
     const cases: [Partial<RenderOptions> & Record<string, unknown>, string, RegExp][] = [
       [{ frames: "4-1" }, "frames", /ends before it starts/],
       [{ chunk: 0 }, "chunk", /whole number from 1/],
+      // A million chunk jobs would take the host's memory: at most 10,000 per render, and it says what would do.
+      [
+        { frames: "0-1048574", chunk: 1 },
+        "chunk",
+        /1,048,575 chunk jobs .* at most 10,000, so chunk must be at least 105/,
+      ],
       [{ blendFile: join(dir, "none.blend") }, "blendFile", /does not exist/],
       [{ outputDir: blendFile }, "outputDir", /is not a folder/],
       [{ scene: "Nope" }, "scene", /names no scene .* \(it has 'Scene'\)/],

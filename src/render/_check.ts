@@ -28,6 +28,12 @@ export const VIDEO_CODECS = [
 /** The video containers, by the video file's extension. */
 export const VIDEO_EXTENSIONS = [".mp4", ".mkv", ".mov", ".avi", ".webm"] as const;
 
+/**
+ * The most chunk jobs one render makes: each is a job the manager keeps (a few KiB each) until the render is removed,
+ * so a frame list of a million frames in chunks of 1 would take the host's memory.
+ */
+export const MAX_CHUNKS = 10_000;
+
 /** The longest render name: chunk job names add to it and must stay within 128 characters. */
 const MAX_RENDER_NAME = 80;
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -92,6 +98,16 @@ export function checkRender(options: RenderOptions): CheckedRender {
   const blendFile = checkBlendFile(options.blendFile);
   const frames = parseFrames(options.frames);
   const chunk = options.chunk === undefined ? 10 : integer("chunk", options.chunk, 1, 1_048_575);
+  const chunkCount = Math.ceil(frames.length / chunk);
+  if (chunkCount > MAX_CHUNKS) {
+    fail(
+      "chunk",
+      `would make ${chunkCount.toLocaleString("en")} chunk jobs for ${frames.length.toLocaleString("en")} frames; ` +
+        `a render has at most ${MAX_CHUNKS.toLocaleString("en")}, so chunk must be at least ` +
+        `${Math.ceil(frames.length / MAX_CHUNKS)}`,
+      chunk,
+    );
+  }
   const outputDir = options.outputDir === undefined ? null : resolve(text("outputDir", options.outputDir));
   if (outputDir !== null) checkFolder(outputDir);
   const engine = options.engine === undefined ? null : text("engine", options.engine);

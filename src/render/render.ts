@@ -52,7 +52,8 @@ export interface RenderOptions {
    */
   frames: string | readonly number[];
   /**
-   * How many frames each chunk job renders (one Blender start per chunk).
+   * How many frames each chunk job renders (one Blender start per chunk). A render makes at most 10,000 chunk jobs:
+   * a larger frame list needs larger chunks (the error says how large).
    *
    * @default {10}
    */
