@@ -22,8 +22,11 @@ class ProgressReporter:
     hears of it once per reporter (one job); NaN, infinities, bools and non-numbers raise.
     """
 
-    def __init__(self, path: str, *, warn: Callable[[str], None], interval: float = 0.01) -> None:
+    def __init__(
+        self, path: str, *, warn: Callable[[str], None], interval: float = 0.01, folder_id: object = None
+    ) -> None:
         self._path = path
+        self._folder_id = folder_id
         self._warn = warn
         self._warned = False
         self._interval = interval
@@ -96,7 +99,10 @@ class ProgressReporter:
             if value == self._written:
                 return
             self._written = value
-            write_atomic(self._path, repr(value).encode("ascii"))
+            try:
+                write_atomic(self._path, repr(value).encode("ascii"), self._folder_id)
+            except OSError:
+                pass  # The folder was replaced or removed: the host drops the job for it; never write elsewhere.
 
     def _flush_loop(self) -> None:
         while True:

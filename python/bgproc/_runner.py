@@ -129,6 +129,7 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     # runtime's attributes cannot forge or swallow its own result.
     check_data, write_library, finish, record = checked_python_data, write_blocks, _finish, error_record
     write_error, write_result = job_dir.write_error, job_dir.write_result
+    escape_names = job_dir.escape_undecodable_names
     if spec.blend_file is None:
         empty_scene(bpy)
     else:
@@ -152,7 +153,7 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
             job_dir.write_error(error_record(error, origin="data-blocks"))
             return EXIT_SCRIPT_ERROR
 
-    reporter = ProgressReporter(job_dir.file("progress"), warn=warn)
+    reporter = ProgressReporter(job_dir.file("progress"), warn=warn, folder_id=job_dir.folder_id)
     from_script, from_render = progress_sources(reporter, spec.progress)
     render_progress = None if from_render is None else RenderProgress(bpy, from_render)
     # The script runs as a real __main__ module, as under `blender --python`: pickle and friends can find it.
@@ -183,6 +184,7 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     except (PythonDataError, DataBlockError) as error:
         write_error(record(error, origin="result"))
         return EXIT_SCRIPT_ERROR
+    escape_names(warn)
     write_result({"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks})
     return EXIT_OK
 

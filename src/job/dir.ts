@@ -72,15 +72,48 @@ export class FileTooLargeError extends Error {
   }
 }
 
-/** Make `jobDir` ready for an attempt: empty but for `spec.json`, which the first attempt writes atomically. */
-export async function prepareJobDir(jobDir: string, attempt: number, specJson: string): Promise<void> {
+/** Which folder a job directory is (device and inode), to tell when a job swapped it for another or a link. */
+export interface DirIdentity {
+  readonly dev: number;
+  readonly ino: number;
+}
+
+/**
+ * Make `jobDir` ready for an attempt: empty but for `spec.json`, which the first attempt writes atomically (and any
+ * attempt whose folder had been replaced). A `jobDir` that an earlier attempt replaced with a link or a file is
+ * removed (the link, never what it points to) and made again. Returns the folder's identity for
+ * {@linkcode changedDir}.
+ */
+export async function prepareJobDir(jobDir: string, attempt: number, specJson: string): Promise<DirIdentity> {
+  const before = await Deno.lstat(jobDir).catch(() => null);
+  const replaced = before !== null && !before.isDirectory;
+  if (replaced) await Deno.remove(jobDir); // A link or a file: the link goes, its target is untouched.
   await Deno.mkdir(jobDir, { recursive: true });
   // A new attempt inherits nothing but the spec: not the runtime's files, nor what the failed attempt wrote
   // (it would be taken for this attempt's outputs). Links are removed, never followed.
   for await (const entry of Deno.readDir(jobDir)) {
     if (entry.name !== JOB_FILES.spec) await Deno.remove(join(jobDir, entry.name), { recursive: true }).catch(() => {});
   }
-  if (attempt === 1) await writeAtomic(join(jobDir, JOB_FILES.spec), specJson);
+  if (attempt === 1 || replaced || !await Deno.lstat(join(jobDir, JOB_FILES.spec)).then((i) => i.isFile, () => false)) {
+    await writeAtomic(join(jobDir, JOB_FILES.spec), specJson);
+  }
+  const info = await Deno.lstat(jobDir);
+  return { dev: info.dev, ino: info.ino ?? 0 };
+}
+
+/**
+ * Why `jobDir` is no longer the folder `identity` names (the job renamed it and left a link or another folder in
+ * its place), or `null` when it still is. Nothing of a replaced folder is read or kept: it may be anyone's.
+ */
+export async function changedDir(jobDir: string, identity: DirIdentity): Promise<string | null> {
+  const info = await Deno.lstat(jobDir).catch(() => null);
+  if (info === null) return `the job removed its folder ${jobDir}`;
+  if (info.isSymlink) return `the job replaced its folder ${jobDir} with a symbolic link`;
+  if (!info.isDirectory) return `the job replaced its folder ${jobDir} with a file`;
+  if (info.dev !== identity.dev || (info.ino ?? 0) !== identity.ino) {
+    return `the job replaced its folder ${jobDir} with another folder`;
+  }
+  return null;
 }
 
 /** Write `text` to `path` through a temporary file and a rename: a reader sees the old file or the new one. */

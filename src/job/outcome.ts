@@ -8,7 +8,7 @@ import type { AttemptFacts, AttemptOutcome, AttemptPlan, KillReason } from "../r
 import type { DropReason, PythonError } from "../errors.ts";
 import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonObject } from "../types.ts";
 import { readBlendFile } from "../blend/read.ts";
-import { FileTooLargeError, JOB_FILES, reachedRuntime, readJobJson } from "./dir.ts";
+import { changedDir, type DirIdentity, FileTooLargeError, JOB_FILES, reachedRuntime, readJobJson } from "./dir.ts";
 import { keepOutputs } from "./outputs.ts";
 
 /** How an attempt on a local Blender ended, before its files are read. */
@@ -21,6 +21,8 @@ export interface LocalEnd {
   readonly blenderWouldNotStart: boolean;
   /** The files Blender said it saved. */
   readonly saved: readonly string[];
+  /** The job directory as it was prepared, when it was. */
+  readonly dir?: DirIdentity | undefined;
 }
 
 /** Classify a local attempt's end from its facts and its job directory. */
@@ -48,6 +50,8 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   if (startError !== undefined && !ranBlender) {
     return failed("start-failed", `the attempt could not be started: ${errorMessage(startError)}`, null, startError);
   }
+  const swapped = end.dir === undefined ? null : await changedDir(plan.jobDir, end.dir);
+  if (swapped !== null) return failed("crashed", `${swapped}; nothing in it was read or kept`);
   let error: unknown;
   let result: unknown;
   try {
@@ -72,11 +76,15 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
     } catch (keepError) {
       return failed("crashed", `the job's data blocks could not be kept: ${errorMessage(keepError)}`, null, keepError);
     }
-    const outputsFolder = plan.outputDir === null ? join(plan.resultsDir, `${basename(plan.jobDir)}-outputs`) : null;
+    const ownFolder = join(plan.resultsDir, `${basename(plan.jobDir)}-outputs`);
     try {
-      const kept = await keepOutputs(plan.jobDir, plan.outputDir ?? outputsFolder!, end.saved);
+      const targets = plan.outputDir === null
+        ? { into: ownFolder, fallback: null }
+        : { into: plan.outputDir, fallback: ownFolder };
+      const kept = await keepOutputs(plan.jobDir, targets, end.saved, end.dir);
       const noted = kept.note === undefined ? facts : { ...facts, stderr: `${facts.stderr}${kept.note}\n` };
-      const folder = kept.outputs.length === 0 ? null : outputsFolder;
+      const inOwnFolder = plan.outputDir === null || kept.intoFallback;
+      const folder = kept.outputs.length === 0 || !inOwnFolder ? null : ownFolder;
       return {
         kind: "completed",
         pythonData: result.pythonData,

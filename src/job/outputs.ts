@@ -4,9 +4,10 @@
  * completes: moved into the job's `outputDir`, or into the manager's results folder, before the job folder goes.
  */
 
-import { copyFile, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { constants } from "node:fs";
+import { copyFile, lstat, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, extname, isAbsolute, join, sep } from "node:path";
-import { JOB_FILES } from "./dir.ts";
+import { changedDir, type DirIdentity, JOB_FILES } from "./dir.ts";
 
 /**
  * The kinds of output file, by extension: `image` (`.png`, `.jpg`, `.exr`, ...), `video` (`.mp4`, `.mkv`, ...),
@@ -72,24 +73,70 @@ const RUNTIME_FILES = new Set<string>([...Object.values(JOB_FILES), `${JOB_FILES
 /** What {@linkcode keepOutputs} kept, and what it had to leave. */
 export interface KeptOutputs {
   readonly outputs: JobOutput[];
-  /** A note for the job's report when files were left (over {@linkcode MAX_OUTPUTS}), else `undefined`. */
+  /** Lines for the job's log when files were left or kept elsewhere than asked, else `undefined`. */
   readonly note?: string;
+  /** The folder the outputs went to instead of `into` (`fallback`), when they clashed with what `into` holds. */
+  readonly intoFallback: boolean;
+}
+
+/** Where {@linkcode keepOutputs} puts a job's files. */
+export interface OutputTargets {
+  /** The folder asked for (the job's `outputDir`, or the manager's results folder for this job). */
+  readonly into: string;
+  /**
+   * Where the files go instead when one would clash with `into` (a file where a folder is needed, or a folder
+   * where a file goes): none is moved into `into` then, so no job is ever half-moved. `null`: `into` is private.
+   */
+  readonly fallback: string | null;
+}
+
+/** A file found in the job folder. */
+interface Found {
+  /** Relative to the job folder. */
+  readonly path: string;
+  /** Its hard-link count: more than 1 means another name (maybe outside the folder) shares it. */
+  readonly links: number;
 }
 
 /**
- * Move every output file of `jobDir` into `into` (relative paths kept, files of the same name replaced) and list
- * them, then the files of `saved` (Blender's `Saved:` lines) outside the job folder, which stay where they are.
- * Links, FIFOs and other non-files are never followed or moved.
+ * Move every output file of `jobDir` into `targets.into` (relative paths kept, files of the same name replaced) and
+ * list them, then the files of `saved` (Blender's `Saved:` lines) outside the job folder, which stay where they are.
+ * Links, FIFOs and other non-files are never followed or moved; a file with other hard links is copied (the other
+ * names keep their inode); a file that cannot be moved is left with a note, and the others are still kept.
+ *
+ * @throws {Error} When `identity` is given and the job folder is no longer that folder (nothing is moved).
  */
-export async function keepOutputs(jobDir: string, into: string, saved: readonly string[]): Promise<KeptOutputs> {
-  const found: string[] = [];
-  const full = await walk(jobDir, "", 0, found);
+export async function keepOutputs(
+  jobDir: string,
+  targets: OutputTargets,
+  saved: readonly string[],
+  identity?: DirIdentity,
+): Promise<KeptOutputs> {
+  const found: Found[] = [];
+  const notes: string[] = [];
+  if (!await walk(jobDir, "", 0, found, notes)) {
+    notes.push(`bgproc: the job wrote more than ${MAX_OUTPUTS} files; the first ${MAX_OUTPUTS} were kept as outputs`);
+  }
+  const swapped = identity === undefined ? null : await changedDir(jobDir, identity);
+  if (swapped !== null) throw new Error(swapped);
+  let into = targets.into;
+  let intoFallback = false;
+  const clash = targets.fallback === null ? null : await firstClash(into, found);
+  if (clash !== null) {
+    notes.push(`bgproc: ${clash}; this job's outputs were kept in ${targets.fallback} instead, none in ${into}`);
+    into = targets.fallback!;
+    intoFallback = true;
+  }
   const outputs: JobOutput[] = [];
-  for (const path of found) {
-    const target = join(into, path);
-    await mkdir(dirname(target), { recursive: true });
-    await move(join(jobDir, path), target);
-    outputs.push({ path: target, bytes: (await lstat(target)).size, kind: outputKind(target) });
+  for (const file of found) {
+    const target = join(into, file.path);
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      await move(join(jobDir, file.path), target, file.links > 1);
+      outputs.push({ path: target, bytes: (await lstat(target)).size, kind: outputKind(target) });
+    } catch (error) {
+      notes.push(`bgproc: the output ${JSON.stringify(file.path)} could not be kept: ${(error as Error).message}`);
+    }
   }
   const listed = new Set(outputs.map((output) => output.path));
   for (const path of new Set(saved)) {
@@ -97,37 +144,79 @@ export async function keepOutputs(jobDir: string, into: string, saved: readonly 
     const info = await lstat(path).catch(() => null);
     if (info?.isFile()) outputs.push({ path, bytes: info.size, kind: outputKind(path) });
   }
-  const note = full
-    ? undefined
-    : `bgproc: the job wrote more than ${MAX_OUTPUTS} files; the first ${MAX_OUTPUTS} were kept as outputs`;
-  return note === undefined ? { outputs } : { outputs, note };
+  const note = notes.length === 0 ? undefined : notes.join("\n");
+  return note === undefined ? { outputs, intoFallback } : { outputs, note, intoFallback };
 }
 
-/** Collect the output files under `jobDir/sub` into `found` (relative paths); `false` when it stopped at the cap. */
-async function walk(jobDir: string, sub: string, depth: number, found: string[]): Promise<boolean> {
-  if (depth > MAX_DEPTH) return true;
+/**
+ * The first of the job's files that cannot go into `into` as it is now: a folder on its way that is a file there,
+ * or a folder where the file goes. `null` when every file fits (same-named files are replaced).
+ */
+async function firstClash(into: string, found: readonly Found[]): Promise<string | null> {
+  const folders = new Map<string, boolean>();
+  const isFolderOrAbsent = async (path: string) => {
+    let ok = folders.get(path);
+    if (ok === undefined) {
+      ok = await stat(path).then((info) => info.isDirectory(), () => true);
+      folders.set(path, ok);
+    }
+    return ok;
+  };
+  for (const file of found) {
+    const parts = file.path.split(sep);
+    for (let depth = 1; depth < parts.length; depth++) {
+      const folder = join(into, ...parts.slice(0, depth));
+      if (!await isFolderOrAbsent(folder)) return `${folder} is a file, where the job's ${file.path} needs a folder`;
+    }
+    const target = join(into, file.path);
+    if ((await lstat(target).catch(() => null))?.isDirectory()) {
+      return `${target} is a folder, where the job wrote a file`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Collect the output files under `jobDir/sub` into `found`; what is left for being too deep or unnamable is said in
+ * `notes`. Returns `false` when it stopped at {@linkcode MAX_OUTPUTS}.
+ */
+async function walk(jobDir: string, sub: string, depth: number, found: Found[], notes: string[]): Promise<boolean> {
   const entries = await readdir(join(jobDir, sub), { withFileTypes: true }).catch(() => []);
   entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   for (const entry of entries) {
     const path = sub === "" ? entry.name : join(sub, entry.name);
     if (sub === "" && (RUNTIME_FILES.has(entry.name) || entry.name.endsWith(".tmp"))) continue;
     if (entry.isDirectory()) {
-      if (!await walk(jobDir, path, depth + 1, found)) return false;
+      if (depth + 1 > MAX_DEPTH) {
+        notes.push(`bgproc: ${JSON.stringify(path)} is more than ${MAX_DEPTH} folders deep; nothing in it was kept`);
+      } else if (!await walk(jobDir, path, depth + 1, found, notes)) {
+        return false;
+      }
     } else if (entry.isFile()) {
       if (found.length >= MAX_OUTPUTS) return false;
-      found.push(path);
+      const info = await lstat(join(jobDir, path)).catch(() => null);
+      if (info === null) {
+        // The name is not UTF-8 (Deno reads it with replacement characters), so no path reaches the file.
+        notes.push(`bgproc: the output ${JSON.stringify(path)} has a name that is not UTF-8 and was left`);
+      } else if (info.isFile()) {
+        found.push({ path, links: info.nlink });
+      }
     }
   }
   return true;
 }
 
-/** Rename, or copy and remove when `to` is on another file system. */
-async function move(from: string, to: string): Promise<void> {
-  try {
-    await rename(from, to);
-  } catch (error) {
-    if ((error as { code?: string }).code !== "EXDEV") throw error;
-    await copyFile(from, to);
-    await rm(from, { force: true });
+/** Rename (or copy, when `copy` or across file systems) `from` to `to`, removing `from`. */
+async function move(from: string, to: string, copy: boolean): Promise<void> {
+  if (!copy) {
+    try {
+      return await rename(from, to);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "EXDEV") throw error;
+    }
   }
+  // A copy is a new inode: a hard link to a file outside the job folder leaves that file as it was.
+  await rm(to, { force: true });
+  await copyFile(from, to, constants.COPYFILE_EXCL);
+  await rm(from, { force: true });
 }

@@ -5,7 +5,7 @@
  * classifies the attempt from its exit and its files.
  */
 
-import { prepareJobDir } from "../job/dir.ts";
+import { type DirIdentity, prepareJobDir } from "../job/dir.ts";
 import { LineTail } from "../job/lines.ts";
 import { classifyEnd, errorMessage } from "../job/outcome.ts";
 import { MAX_OUTPUTS, savedPath } from "../job/outputs.ts";
@@ -38,6 +38,8 @@ export class LocalAttempt {
   #watcher: ReturnType<typeof startProgressWatcher> | undefined;
   /** The files Blender said it saved (`Saved: '…'`), which are outputs wherever they are. */
   readonly #saved: string[] = [];
+  /** The job directory as prepared: a job that swaps it for another folder or a link gets nothing read from it. */
+  #dir: DirIdentity | undefined;
 
   constructor(plan: AttemptPlan, ranOn: string) {
     this.#plan = plan;
@@ -48,7 +50,7 @@ export class LocalAttempt {
 
   /** Make the job directory ready and start watching its progress. */
   async prepare(): Promise<void> {
-    await prepareJobDir(this.#plan.jobDir, this.#plan.attempt, this.#plan.specJson);
+    this.#dir = await prepareJobDir(this.#plan.jobDir, this.#plan.attempt, this.#plan.specJson);
     this.#watcher = startProgressWatcher({
       dir: this.#plan.jobDir,
       initial: this.#plan.progress,
@@ -91,6 +93,7 @@ export class LocalAttempt {
       startError: exit.startError,
       blenderWouldNotStart: exit.blenderWouldNotStart ?? false,
       saved: this.#saved,
+      dir: this.#dir,
     });
     this.events.push({ type: "ended", outcome });
     this.events.close();
