@@ -4,6 +4,12 @@
  * the Python runtime takes its end-of-file as the host's death.
  */
 
+/**
+ * How long a Blender's output may stay open after it is reaped: a process it left behind in a session of its own
+ * (which no group kill reaches) can hold the pipes, and the attempt's end must not wait on it.
+ */
+export const OUTPUT_GRACE_MS = 1_000;
+
 /** How a process ended. */
 export interface ExitStatus {
   /** The exit code (128 + n for signal n, as Deno reports it). */

@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { lineSplitter, shellQuote } from "../job/lines.ts";
 import { Channel } from "./_channel.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
-import { type ExitStatus, type ProcessGroup, spawnDetached } from "./_process_group.ts";
+import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
 import { runPrepared } from "./process.ts";
 import type { AttemptEvent, AttemptHandle, AttemptPlan, Runner } from "./runner.ts";
 
@@ -36,9 +36,6 @@ export interface ForkRunnerOptions {
   /** The manager's default startup (`--factory-startup` or not): the zygote `prewarm` starts. */
   readonly factoryStartup: boolean;
 }
-
-/** How long a child's output may stay open after it is reaped (held by a process that escaped every kill). */
-const OUTPUT_GRACE_MS = 1_000;
 
 /** One attempt on the zygote. */
 class Lease {

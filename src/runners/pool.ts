@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import { lineSplitter, shellQuote } from "../job/lines.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
-import { type ExitStatus, type ProcessGroup, spawnDetached } from "./_process_group.ts";
+import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
 import type { AttemptHandle, AttemptPlan, Runner } from "./runner.ts";
 
 /** The settings of a pool. */
@@ -195,14 +195,22 @@ export class PoolRunner implements Runner {
       ], factoryStartup),
       factoryStartup,
     );
-    const reading = [this.#readOutput(worker, "stdout"), this.#readOutput(worker, "stderr")].map((read) =>
-      read.catch(() => {})
-    );
+    // A process a job left behind (in a session of its own) may hold the worker's pipes open after the worker is
+    // gone: reading stops OUTPUT_GRACE_MS after the exit, so the job's end never waits on it.
+    const giveUp = new AbortController();
+    const reading = [
+      this.#readOutput(worker, "stdout", giveUp.signal),
+      this.#readOutput(worker, "stderr", giveUp.signal),
+    ]
+      .map((read) => read.catch(() => {}));
+    let grace: ReturnType<typeof setTimeout> | undefined;
     const exit = worker.process.status.then((status) => {
       this.#onExit(worker, status);
+      grace = setTimeout(() => giveUp.abort(), OUTPUT_GRACE_MS);
       return worker.process.closeStdin().then(() => status);
     });
     worker.done = Promise.all([exit, ...reading]).then(([status]) => {
+      clearTimeout(grace);
       // Only now, with the worker's last lines read (a traceback before a crash), does its job end.
       const lease = worker.lease;
       worker.lease = undefined;
@@ -267,8 +275,8 @@ export class PoolRunner implements Runner {
   }
 
   /** Pass the worker's output lines to its current job, up to that job's end marker. */
-  async #readOutput(worker: Worker, stream: "stdout" | "stderr"): Promise<void> {
-    const lines = worker.process[stream].pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+  async #readOutput(worker: Worker, stream: "stdout" | "stderr", signal: AbortSignal): Promise<void> {
+    const lines = worker.process[stream].pipeThrough(new TextDecoderStream(), { signal }).pipeThrough(lineSplitter());
     for await (const line of lines) {
       const lease = worker.lease;
       if (lease === undefined || lease.ended[stream]) continue; // Between jobs: Blender's own chatter.

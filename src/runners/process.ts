@@ -7,11 +7,8 @@
 
 import { lineSplitter, shellQuote } from "../job/lines.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
-import { type ExitStatus, type ProcessGroup, spawnDetached } from "./_process_group.ts";
+import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
 import type { AttemptHandle, AttemptPlan, Runner } from "./runner.ts";
-
-/** How long the output pipes may stay open after Blender is reaped (held by a process that left its group). */
-const OUTPUT_GRACE_MS = 1_000;
 
 /** What the process runner needs. */
 export interface ProcessRunnerOptions {

@@ -2,7 +2,7 @@
 
 import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { JobManager, type LogLine } from "../../mod.ts";
+import { JobDroppedError, JobManager, type LogLine } from "../../mod.ts";
 import { fixture, isAlive, waitFor } from "../_helpers.ts";
 
 Deno.test("a job printing 100 MB completes; the host keeps only the tail and its memory stays flat", async () => {
@@ -56,3 +56,30 @@ Deno.test("a process the script puts in a session of its own does not hold the j
   // It left Blender's process group on purpose, but Blender is its job's subreaper: it ends with the job.
   await waitFor(() => !isAlive(child), 5_000, "the daemon to end with its job");
 });
+
+for (const mode of ["process", "pool", "fork"] as const) {
+  Deno.test(`${mode}: a killed job's daemon that holds its output open does not hold result()`, async () => {
+    await using manager = new JobManager({ mode });
+    const pidFile = join(manager.workRoot, "daemon.json");
+    const job = manager.addJob({
+      script: fixture("daemon.py"),
+      passedData: { pid_file: pidFile, hang: true, seconds: 300 },
+      timeout: 3_000,
+    });
+    let child = 0;
+    try {
+      // Not a timing test: the daemon sleeps 300 s, so a result() that waits for its pipes never settles in time.
+      let stalled: ReturnType<typeof setTimeout> | undefined;
+      const error = await Promise.race([
+        job.result().then(() => null, (error: JobDroppedError) => error),
+        new Promise<string>((resolve) => stalled = setTimeout(() => resolve("stalled"), 60_000)),
+      ]);
+      clearTimeout(stalled);
+      ok(error instanceof JobDroppedError, `result() did not settle: ${error}`);
+      equal(error.reason, "timed-out");
+    } finally {
+      child = JSON.parse(await Deno.readTextFile(pidFile).catch(() => "{}")).child ?? 0;
+      if (child > 0 && isAlive(child)) Deno.kill(child, "SIGKILL"); // Issue 20 item 2: it may outlive its job.
+    }
+  });
+}
