@@ -32,6 +32,21 @@ const LEAKS = [
   "module",
   "stdout_replaced",
   "fd_closed",
+  // Issue 20: process-wide settings one call changes and no Blender reset puts back.
+  "putenv",
+  "umask",
+  "gc_disabled",
+  "excepthook",
+  "threading_excepthook",
+  "warnings_filter",
+  "socket_timeout",
+  "switch_interval",
+  "rlimit_nofile",
+  "nice",
+  "object_attribute",
+  "tzset",
+  "int_max_str_digits",
+  "signal_mask",
 ] as const;
 
 /** Leaks a pool worker must retire for: what cannot be undone from inside the process. */

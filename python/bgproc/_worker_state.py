@@ -1,11 +1,16 @@
 """A pool worker's process state before a job, and what the job left: undone where a reset can, else a cause to retire.
 
-Undone (put back exactly): ``builtins``, ``os.environ``, signal handlers and pending alarms (``alarm``/``setitimer``),
-profile and trace hooks (``sys`` and ``threading``), ``sys.meta_path``/``path_hooks`` (and the importer cache),
-``bpy.app.handlers`` lists, the recursion limit, ``sys.stdout``/``sys.stderr``, and modules the job imported from
-outside Python's and Blender's own folders (dropped from ``sys.modules``, so the next job imports them afresh).
+Undone (put back exactly): ``builtins``, ``os.environ`` and the C library's own environment (``os.putenv``), signal
+handlers, the signal mask and pending alarms (``alarm``/``setitimer``), profile and trace hooks (``sys`` and
+``threading``), ``sys.meta_path``/``path_hooks`` (and the importer cache), ``bpy.app.handlers`` lists, the recursion
+limit, ``sys.stdout``/``sys.stderr``, modules the job imported from outside Python's and Blender's own folders
+(dropped from ``sys.modules``, so the next job imports them afresh), the umask, the garbage collector's state, the
+exception hooks (``sys``, ``threading``, unraisable), warnings filters, the socket default timeout, the switch
+interval, resource limits, the nice value, Python attributes set on ``bpy.types`` classes, the time zone
+(``time.tzset``) and the int-to-str digit limit.
 
-Retire the worker (it cannot be undone from Python): a Python thread still running, a patched attribute of bgproc's
+Retire the worker (it cannot be undone from Python): a lowered hard resource limit or a higher nice value the
+worker may not undo (without privilege), a Python thread still running, a patched attribute of bgproc's
 own runtime, an add-on enabled or disabled, a class registered or unregistered, an RNA property added to a built-in
 type, changed user preferences, an extension module imported from outside Python's and Blender's folders, a new open
 fd, or fd 1/2 closed or replaced.
@@ -17,14 +22,20 @@ which add-ons and ``register_classes_factory`` register) instead of walking Blen
 from __future__ import annotations
 
 import builtins
+import ctypes
+import gc
 import os
+import resource
 import signal
+import socket
 import sys
 import sysconfig
 import threading
+import time
 import types
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Dict, List, Optional, Tuple
 
 # Built-in types that scripts extend with properties (``bpy.types.Scene.my_prop = IntProperty()``).
 RNA_TYPES = (
@@ -70,6 +81,7 @@ class Snapshot:
     modules: set[str]
     register: tuple[Any, Any]
     registrations: _Registrations
+    settings: "ProcessSettings"
 
 
 class Guard:
@@ -122,6 +134,7 @@ def take(bpy: Any) -> Snapshot:
         modules=set(sys.modules),
         register=(utils.register_class, utils.unregister_class),
         registrations=_Registrations(),
+        settings=ProcessSettings.take(bpy),
     )
     return snapshot
 
@@ -174,6 +187,7 @@ def tidy(bpy: Any, before: Snapshot) -> list[str]:
         causes.append(f"user preferences changed: {', '.join(changed[:5])}")
     causes += _undo_modules(before)
     _undo_process_hooks(before)
+    causes += before.settings.restore(bpy)
     if not causes:
         # Handlers of enabled add-ons are only safe to restore when the add-ons themselves are as they were.
         for name, saved in before.handlers.items():
@@ -306,3 +320,142 @@ def _fd_identity(fd: int) -> Any:
     except OSError:
         return None
     return (info.st_dev, info.st_ino)
+
+
+_LIMITS = [getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")]
+
+
+@dataclass
+class ProcessSettings:
+    """Process-wide settings a script can change with one call, and which no Blender reset puts back."""
+
+    c_environ: Dict[bytes, bytes]
+    umask: int
+    gc: Tuple[bool, Tuple[int, ...]]
+    hooks: Dict[str, Any]
+    warnings: Tuple[List[Any], Any, Any]
+    socket_timeout: Optional[float]
+    switch_interval: float
+    limits: Dict[int, Tuple[int, int]]
+    nice: int
+    type_attributes: Dict[str, Dict[str, Any]]
+    tz: Tuple[Any, ...]
+    int_max_str_digits: Optional[int]
+    signal_mask: Any
+
+    @staticmethod
+    def take(bpy: Any) -> "ProcessSettings":
+        mask = os.umask(0)
+        os.umask(mask)
+        return ProcessSettings(
+            c_environ=_c_environ(),
+            umask=mask,
+            gc=(gc.isenabled(), gc.get_threshold()),
+            hooks=_hooks(),
+            warnings=(list(warnings.filters), warnings.showwarning, warnings.formatwarning),
+            socket_timeout=socket.getdefaulttimeout(),
+            switch_interval=sys.getswitchinterval(),
+            limits={limit: resource.getrlimit(limit) for limit in _LIMITS},
+            nice=os.nice(0),
+            type_attributes=_type_attributes(bpy),
+            tz=(time.tzname, time.timezone, time.altzone, time.daylight),
+            int_max_str_digits=sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None,
+            signal_mask=signal.pthread_sigmask(signal.SIG_BLOCK, []),
+        )
+
+    def restore(self, bpy: Any) -> List[str]:
+        """Put every setting back; return the causes to retire for those that cannot be (no privilege)."""
+        causes: List[str] = []
+        _restore_c_environ(self.c_environ)
+        os.umask(self.umask)
+        (gc.enable if self.gc[0] else gc.disable)()
+        gc.set_threshold(*self.gc[1])
+        for name, hook in self.hooks.items():
+            module, attribute = name.split(".")
+            setattr(sys if module == "sys" else threading, attribute, hook)
+        warnings.filters[:] = self.warnings[0]
+        warnings.showwarning, warnings.formatwarning = self.warnings[1], self.warnings[2]
+        getattr(warnings, "_filters_mutated", lambda: None)()
+        socket.setdefaulttimeout(self.socket_timeout)
+        sys.setswitchinterval(self.switch_interval)
+        for limit, saved in self.limits.items():
+            if resource.getrlimit(limit) != saved:
+                try:
+                    resource.setrlimit(limit, saved)
+                except (OSError, ValueError):
+                    causes.append(f"a resource limit ({limit}) was lowered and cannot be raised again")
+        if os.nice(0) != self.nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, self.nice)
+            except OSError:
+                causes.append(f"the nice value went from {self.nice} to {os.nice(0)} and cannot be lowered again")
+        _restore_type_attributes(bpy, self.type_attributes)
+        if (time.tzname, time.timezone, time.altzone, time.daylight) != self.tz:
+            time.tzset()  # os.environ["TZ"] is back already.
+        if self.int_max_str_digits is not None:
+            sys.set_int_max_str_digits(self.int_max_str_digits)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
+        return causes
+
+
+_HOOKS = ("sys.excepthook", "sys.unraisablehook", "sys.displayhook", "sys.breakpointhook", "threading.excepthook")
+
+
+def _hooks() -> Dict[str, Any]:
+    hooks = {}
+    for name in _HOOKS:
+        module, attribute = name.split(".")
+        owner = sys if module == "sys" else threading
+        if hasattr(owner, attribute):
+            hooks[name] = getattr(owner, attribute)
+    return hooks
+
+
+def _c_environ() -> Dict[bytes, bytes]:
+    """The C library's environment (``os.putenv`` changes it without ``os.environ`` knowing)."""
+    env = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), "environ")
+    entries: Dict[bytes, bytes] = {}
+    index = 0
+    while env[index] is not None:
+        key, _, value = env[index].partition(b"=")
+        entries[key] = value
+        index += 1
+    return entries
+
+
+def _restore_c_environ(saved: Dict[bytes, bytes]) -> None:
+    current = _c_environ()
+    for key in current:
+        if key not in saved:
+            os.unsetenv(key)
+    for key, value in saved.items():
+        if current.get(key) != value:
+            os.putenv(key, value)
+
+
+def _type_attributes(bpy: Any) -> Dict[str, Dict[str, Any]]:
+    """The Python attributes of the ``bpy.types`` classes scripts extend (not their RNA properties)."""
+    return {name: dict(vars(getattr(bpy.types, name))) for name in RNA_TYPES if hasattr(bpy.types, name)}
+
+
+def _restore_type_attributes(bpy: Any, saved: Dict[str, Dict[str, Any]]) -> None:
+    for name, attributes in saved.items():
+        cls = getattr(bpy.types, name)
+        current = dict(vars(cls))
+        for key, value in current.items():
+            if key.startswith("__") or attributes.get(key, _MISSING) is value:
+                continue
+            try:
+                if key in attributes:
+                    setattr(cls, key, attributes[key])
+                elif not _is_rna_property(cls, key):
+                    delattr(cls, key)  # An RNA property added is a cause to retire already; left to that.
+            except (AttributeError, TypeError):
+                pass
+
+
+def _is_rna_property(cls: Any, key: str) -> bool:
+    return key in cls.bl_rna.properties.keys()
+
+
+_MISSING = object()
