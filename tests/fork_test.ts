@@ -5,6 +5,7 @@
  */
 
 import { equal, notEqual, ok } from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
 import { fixture, isAlive, waitFor } from "./_helpers.ts";
@@ -22,6 +23,23 @@ Deno.test("fork: each job is a new child of one zygote, leads its own process gr
   for (const f of facts) equal(f.pgid, f.pid, "the child leads its own process group");
   equal(new Set(facts.map((f) => f.random)).size, 3, "children share a random seed");
   for (const f of facts) equal(isAlive(f.pid), false);
+});
+
+Deno.test("fork: each child has temp folders of its own (bpy.app.tempdir, tempfile), gone with its job", async () => {
+  await using manager = new JobManager({ mode: "fork", maxWorkers: 1 });
+  type Temps = { blender: string; python: string; found: string[] };
+  const run = async (tag: string) => {
+    const job = manager.addJob({ script: fixture("temp_dirs.py"), passedData: { tag } });
+    return { name: job.name, ...(await job.result()).pythonData as Temps };
+  };
+  const a = await run("a");
+  const b = await run("b");
+  equal(b.found.length, 0, `job B found what job A left: ${b.found}`);
+  notEqual(a.blender, b.blender);
+  notEqual(a.python, b.python);
+  ok(a.python.startsWith(manager.workRoot), `${a.python} is not in the job's folder`);
+  manager.removeJob(a.name);
+  await waitFor(() => !existsSync(a.blender) && !existsSync(a.python), 5_000, "job A's temp folders to go with it");
 });
 
 Deno.test("fork: a child evaluates a subdivision modifier (TBB) and renders a Cycles frame", async () => {

@@ -21,6 +21,7 @@ FILES = {
     "error": "error.json",
     "work": "work.blend",
     "dataBlocks": "data_blocks.blend",
+    "temp": ".bgproc-temp",
 }
 
 

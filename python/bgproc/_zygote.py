@@ -48,6 +48,7 @@ import signal
 import socket
 import stat
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -197,6 +198,7 @@ def _run_child(bpy: Any, *, job_dir: str) -> int:
     if os.getppid() == 1:
         return EXIT_RUNTIME_ERROR  # The zygote died before the line above.
     random.seed()
+    _own_temp_dir(bpy, JobDir(job_dir).file("temp"))
     try:
         spec = JobSpec.load(JobDir(job_dir).file("spec"))
         if spec.blend_file is not None:
@@ -205,6 +207,19 @@ def _run_child(bpy: Any, *, job_dir: str) -> int:
         pass
     watch_host()
     return run_job_dir(job_dir)
+
+
+def _own_temp_dir(bpy: Any, folder: str) -> None:
+    """Give the child temp folders of its own, inside its job folder (removed with it): Blender's ``bpy.app.tempdir``
+    (a new session folder under the preference, which a change of it makes) and Python's ``tempfile``. Without this
+    every child shares the zygote's, and a job could read or remove what another left there."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        os.environ["TMPDIR"] = folder
+        tempfile.tempdir = None
+        bpy.context.preferences.filepaths.temporary_directory = folder
+    except Exception as error:  # noqa: BLE001 - the job still runs; it is told why its temp folder is shared
+        print(f"bgproc: the job's own temp folder could not be made ({error}); it shares the zygote's", file=sys.stderr)
 
 
 def _output_connection(socket_path: str, token: str, stream: str) -> socket.socket:

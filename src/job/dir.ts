@@ -28,6 +28,8 @@ export const JOB_FILES = {
   work: "work.blend",
   /** The data-block library the script returned. */
   dataBlocks: "data_blocks.blend",
+  /** A fork-mode child's own temp folder (`bpy.app.tempdir`, `tempfile`): never an output. */
+  temp: ".bgproc-temp",
 } as const;
 
 /** The most characters of a job's name kept, sanitized, in its directory's name. */
