@@ -445,3 +445,83 @@ python_data = {"wrote": True}
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("service outputs: output images are streamed (a 1 GiB image costs no memory); large ones are not thumbnails", async () => {
+  const { dir, root } = await scriptsFolder();
+  try {
+    const outputsDir = join(root, "outputs");
+    await Deno.mkdir(outputsDir);
+    // A sparse 1 GiB "image" (it takes no disk) and a small one.
+    await Deno.writeTextFile(
+      join(dir, "big.py"),
+      `import os
+out = passed_data["output_dir"]
+with open(os.path.join(out, "big.png"), "wb") as handle:
+    handle.truncate(1 << 30)
+with open(os.path.join(out, "small.png"), "wb") as handle:
+    handle.write(b"\\x89PNG")
+`,
+    );
+    await using manager = new JobManager({ mode: "fork" });
+    await using service = createService({ manager, scriptsDir: dir, outputsDir });
+    const added = await service.fetch(request("POST", "/jobs", jsonBody({ script: "big.py", name: "big" })));
+    equal(added.status, 201, await added.text());
+    await manager.getJob("big")!.result();
+    const detail = await (await service.fetch(request("GET", "/jobs/big"))).json();
+    deepStrictEqual(detail.outputs, ["big.png", "small.png"]);
+    deepStrictEqual(detail.thumbnails, ["small.png"], "a 1 GiB image would be a thumbnail");
+    const before = Deno.memoryUsage().rss;
+    // Two clients that read a few bytes and go: a service that reads the file whole holds 2 GiB here.
+    for (let i = 0; i < 2; i++) {
+      const response = await service.fetch(request("GET", "/jobs/big/outputs/big.png"));
+      equal(response.status, 200);
+      equal(response.headers.get("content-length"), String(1 << 30));
+      const reader = response.body!.getReader();
+      ok(((await reader.read()).value?.byteLength ?? 0) > 0);
+      await reader.cancel();
+    }
+    const grown = (Deno.memoryUsage().rss - before) / 2 ** 20;
+    ok(grown < 256, `serving a 1 GiB image twice took ${grown.toFixed(0)} MiB`);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("service: event history is bounded in bytes too: 80 MB of one job's log keeps at most 4 MiB for resume", async () => {
+  const { dir, root } = await scriptsFolder();
+  try {
+    await using manager = new JobManager({ blender: await sleepyBlender(root) });
+    const events = fakeEvents();
+    await using service = createServiceWith({ manager, scriptsDir: dir }, events.source);
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, service.fetch);
+    try {
+      const { port } = server.addr;
+      const added = await service.fetch(request("POST", "/jobs", jsonBody({ script: "echo.py", name: "job-x" })));
+      equal(added.status, 201, await added.text());
+      // A per-job client that never reads: dropped once its 1 MiB buffer is full.
+      const stalled = await Deno.connect({ hostname: "127.0.0.1", port });
+      await stalled.write(new TextEncoder().encode(`GET /jobs/job-x/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+      const line = "x".repeat(16_384);
+      events.push({ type: "log", name: "job-x", attempt: 1, stream: "stdout", line: "first" });
+      for (let i = 0; i < 5000; i++) {
+        events.push({ type: "log", name: "job-x", attempt: 1, stream: "stdout", line });
+        if (i % 100 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      await waitFor(() => service.eventClients === 0, 10_000, "the stalled per-job client to be dropped");
+      stalled.close();
+      // A client resuming from the first event: the history no longer holds it (80 MB would have been kept
+      // before), so it gets a fresh snapshot instead of 80 MB of replay.
+      const resumed = await fetch(`http://127.0.0.1:${port}/jobs/job-x/events`, { headers: { "last-event-id": "1" } });
+      const reader = resumed.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!/event: \w+\n[^]*?\n\n/.test(text)) text += (await reader.read()).value ?? "";
+      await reader.cancel();
+      match(text, /^retry: \d+\n\nid: \d+\nevent: snapshot\n/);
+    } finally {
+      await service.close();
+      await server.shutdown();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

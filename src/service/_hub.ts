@@ -1,7 +1,7 @@
 /**
  * The one Server-Sent Events stream: every event gets an id and goes to every connected client; the last
- * `history` events are kept so a client that reconnects with `Last-Event-ID` gets what it missed (older ids
- * get a fresh snapshot instead). Each client's buffer is bounded: a client that stops reading is dropped, not
+ * `history` events (and at most `historyBytes` of them) are kept so a client that reconnects with `Last-Event-ID`
+ * gets what it missed (older ids get a fresh snapshot instead). Each client's buffer is bounded: a client that stops reading is dropped, not
  * buffered without limit. Clients that go away are forgotten at once.
  */
 
@@ -16,6 +16,8 @@ export interface HubOptions {
   readonly clientBufferBytes: number;
   /** How many past events are kept for `Last-Event-ID` resume. */
   readonly history: number;
+  /** How many bytes of past events are kept for resume, at most (a job printing long lines fills it fast). */
+  readonly historyBytes: number;
   /** Milliseconds between keep-alive comments. */
   readonly keepAliveMs: number;
   /** Milliseconds a browser should wait before reconnecting (the `retry:` hint). */
@@ -42,6 +44,7 @@ export class Hub {
   readonly #options: HubOptions;
   readonly #clients = new Set<Client>();
   readonly #history: { id: number; event: HubEvent; chunk: Uint8Array }[] = [];
+  #historyBytes = 0;
   #lastId = 0;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -55,13 +58,26 @@ export class Hub {
     return this.#clients.size;
   }
 
+  /** The bytes held now: past events kept for resume, and what clients have not read yet. */
+  get heldBytes(): number {
+    let queued = 0;
+    for (const client of this.#clients) queued += client.bytes;
+    return this.#historyBytes + queued;
+  }
+
   /** Give `event` an id, keep it for resume, and send it to every client that wants it. */
   publish(event: HubEvent): void {
     if (this.#closed) return;
     const id = ++this.#lastId;
     const chunk = encoder.encode(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     this.#history.push({ id, event, chunk });
-    if (this.#history.length > this.#options.history) this.#history.shift();
+    this.#historyBytes += chunk.byteLength;
+    while (
+      this.#history.length > this.#options.history ||
+      (this.#historyBytes > this.#options.historyBytes && this.#history.length > 1)
+    ) {
+      this.#historyBytes -= this.#history.shift()!.chunk.byteLength;
+    }
     for (const client of this.#clients) {
       if (client.job === undefined || ("name" in event && event.name === client.job)) this.#send(client, chunk);
     }

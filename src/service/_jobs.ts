@@ -5,7 +5,7 @@
 
 import type { DropReason, JobDroppedError, JobManager, JobState, JsonObject } from "../../mod.ts";
 import type { ManagerEvent } from "./_events.ts";
-import { listOutputs } from "./_outputs.ts";
+import { listOutputs, THUMBNAIL_MAX_BYTES } from "./_outputs.ts";
 
 /** How a job's Blender starts, as the job JSON may say (`factoryStartup`, `addons`); checked by `addJob`. */
 export interface StartupOptions {
@@ -193,7 +193,10 @@ export class JobRecords {
       addons: record.startup.addons ?? [],
     };
     const log = record.log;
-    const outputs = record.outputDir === undefined ? [] : await listOutputs(record.outputDir);
+    const images = record.outputDir === undefined ? [] : await listOutputs(record.outputDir);
+    // Every image is listed and served (streamed); only those of a sensible size are shown as thumbnails.
+    const outputs = images.map((image) => image.name);
+    const thumbnails = images.filter((image) => image.bytes <= THUMBNAIL_MAX_BYTES).map((image) => image.name);
     if (job.state === "COMPLETED") {
       const result = await job.result();
       const dataBlocks = result.dataBlocks === null ? null : Object.fromEntries(
@@ -207,6 +210,7 @@ export class JobRecords {
         pythonData: result.pythonData,
         dataBlocks,
         outputs,
+        thumbnails,
         log,
       };
     }
@@ -225,9 +229,10 @@ export class JobRecords {
         signal: error?.signal ?? null,
         report: report === null ? null : redact(report),
         outputs,
+        thumbnails,
         log,
       };
     }
-    return { ...base, outputs, log };
+    return { ...base, outputs, thumbnails, log };
   }
 }

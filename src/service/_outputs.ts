@@ -44,21 +44,33 @@ export function removeIfEmpty(dir: string | undefined): void {
   }
 }
 
-/** The images in a job's output folder, sorted. */
-export async function listOutputs(dir: string): Promise<string[]> {
-  const names: string[] = [];
+/** The largest image the dashboard shows as a thumbnail; larger ones are listed as links only. */
+export const THUMBNAIL_MAX_BYTES = 16 * 1024 * 1024;
+
+/** An image in a job's output folder. */
+export interface OutputImage {
+  readonly name: string;
+  readonly bytes: number;
+}
+
+/** The images in a job's output folder, sorted by name. */
+export async function listOutputs(dir: string): Promise<OutputImage[]> {
+  const images: OutputImage[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
-      if (entry.isFile && !entry.isSymlink && OUTPUT_FILE.test(entry.name)) names.push(entry.name);
+      if (!entry.isFile || entry.isSymlink || !OUTPUT_FILE.test(entry.name)) continue;
+      const info = await Deno.lstat(join(dir, entry.name)).catch(() => null);
+      if (info?.isFile) images.push({ name: entry.name, bytes: info.size });
     }
   } catch {
     return []; // Gone, or never made.
   }
-  return names.sort();
+  return images.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 /**
- * The response for one output image.
+ * The response for one output image, streamed from the file (never read whole: an image can be larger than the
+ * service's memory); the file closes when the response ends or the client goes away.
  *
  * @throws {HttpError} 404 when `file` is not an image directly in `dir` (symlinks and subfolders are not).
  */
@@ -66,19 +78,29 @@ export async function outputResponse(dir: string, file: string): Promise<Respons
   const missing = new HttpError(404, "no such output", `The job has no output '${file}'`);
   if (!OUTPUT_FILE.test(file)) throw missing;
   const path = join(dir, file);
+  let opened: Deno.FsFile | undefined;
   try {
     const info = await Deno.lstat(path);
     if (!info.isFile) throw missing;
-    const bytes = await Deno.readFile(path);
-    return new Response(bytes, {
+    opened = await Deno.open(path);
+    // The file opened is the one checked: a link put in its place between the two would be another inode.
+    const same = await opened.stat();
+    if (!same.isFile || same.ino !== info.ino || same.dev !== info.dev) throw missing;
+    return new Response(opened.readable, {
       headers: {
         "content-type": TYPES[file.slice(file.lastIndexOf(".") + 1).toLowerCase()]!,
+        "content-length": String(same.size),
         "cache-control": "no-cache",
         "x-content-type-options": "nosniff",
         "content-security-policy": "default-src 'none'",
       },
     });
   } catch (error) {
+    try {
+      opened?.close();
+    } catch {
+      // Closed already.
+    }
     if (error instanceof HttpError) throw error;
     throw missing;
   }

@@ -175,7 +175,14 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     counts: manager.counts,
     maxWorkers: manager.maxWorkers,
   });
-  const hub = new Hub({ clientBufferBytes: 1 << 20, history: 5000, keepAliveMs: 15_000, retryMs: 2000, snapshot });
+  const hub = new Hub({
+    clientBufferBytes: 1 << 20,
+    history: 5000,
+    historyBytes: 4 << 20,
+    keepAliveMs: 15_000,
+    retryMs: 2000,
+    snapshot,
+  });
 
   const prune = () => {
     const finished = manager.getJobNames().filter((name) => {

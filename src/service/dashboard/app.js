@@ -334,13 +334,17 @@ async function loadDetail(name) {
     link.href = url;
     link.target = "_blank";
     link.rel = "noopener";
-    const image = document.createElement("img");
-    image.src = url;
-    image.alt = file;
-    image.loading = "lazy";
     const caption = document.createElement("figcaption");
     caption.textContent = file;
-    link.append(image);
+    if ((detail.thumbnails ?? []).includes(file)) {
+      const image = document.createElement("img");
+      image.src = url;
+      image.alt = file;
+      image.loading = "lazy";
+      link.append(image);
+    } else {
+      link.textContent = "Too large to preview: open"; // Over 16 MiB: the browser would load all of it.
+    }
     figure.append(link, caption);
     return figure;
   }));
