@@ -96,11 +96,16 @@ export class Hub {
       this.#send(client, encoder.encode(`retry: ${this.#options.retryMs}\n\n`));
       const last = lastEventId === null ? NaN : Number(lastEventId);
       const oldest = this.#history[0]?.id ?? this.#lastId + 1;
-      if (Number.isInteger(last) && last <= this.#lastId && last >= oldest - 1) {
-        for (const entry of this.#history) {
-          if (entry.id <= last) continue;
-          if (job === undefined || ("name" in entry.event && entry.event.name === job)) this.#send(client, entry.chunk);
-        }
+      const missed = Number.isInteger(last) && last <= this.#lastId && last >= oldest - 1
+        ? this.#history.filter((entry) =>
+          entry.id > last && (job === undefined || ("name" in entry.event && entry.event.name === job))
+        )
+        : undefined;
+      const missedBytes = missed?.reduce((sum, entry) => sum + entry.chunk.byteLength, 0) ?? 0;
+      // What it missed, unless that would not fit its buffer: it would be dropped at once, reconnect with the same
+      // id, and never get anything. A snapshot says where everything is now instead.
+      if (missed !== undefined && missedBytes <= this.#options.clientBufferBytes / 2) {
+        for (const entry of missed) this.#send(client, entry.chunk);
       } else {
         const data = JSON.stringify(this.#options.snapshot());
         this.#send(client, encoder.encode(`id: ${this.#lastId}\nevent: snapshot\ndata: ${data}\n\n`));
