@@ -31,9 +31,11 @@ for (const mode of ["process", "pool", "fork"] as const) {
           ["/renders/frame_0001.png", "image"],
           ["/renders/frame_0002.png", "image"],
           ["/renders/frame_0003.png", "image"],
-          [elsewhere, "image"], // Saved outside the job folder: listed where it is.
+          // Not `elsewhere`, nor /etc/hostname (a `Saved:` line the script printed itself): a saved file outside the
+          // folder the outputs go to is never listed, since a job can name any file that way.
         ],
       );
+      ok(existsSync(elsewhere), "Blender did not save the still");
       for (const output of outputs) equal((await Deno.stat(output.path)).size, output.bytes);
       manager.removeJob(job.name);
       await waitFor(() => !existsSync(folder)); // Removed with the job (by the Results actor, just after).
@@ -55,10 +57,12 @@ Deno.test("outputDir (per job, or the manager's) receives the outputs with their
     const first = await manager.addJob({
       script: fixture("render_own_path.py"),
       blendFile,
-      passedData: { elsewhere },
+      passedData: { elsewhere: join(own, "still.png") },
       outputDir: own,
     }).result();
     ok(first.outputs.some((output) => output.path === join(own, "renders", "frame_0002.png")));
+    // Saved straight into the job's outputDir (as render chunks do): listed where it is.
+    ok(first.outputs.some((output) => output.path === join(own, "still.png")), "a still saved into outputDir");
     ok(existsSync(join(own, "notes", "readme.txt")));
     const second = await manager.addJob({ script: fixture("render_own_path.py"), blendFile, passedData: { elsewhere } })
       .result();

@@ -100,7 +100,8 @@ interface Found {
 
 /**
  * Move every output file of `jobDir` into `targets.into` (relative paths kept, files of the same name replaced) and
- * list them, then the files of `saved` (Blender's `Saved:` lines) outside the job folder, which stay where they are.
+ * list them, then the files of `saved` (Blender's `Saved:` lines) already in that folder (a render written straight
+ * into `outputDir`); a saved file anywhere else is never listed.
  * Links, FIFOs and other non-files are never followed or moved; a file with other hard links is copied (the other
  * names keep their inode); a file that cannot be moved is left with a note, and the others are still kept.
  *
@@ -140,7 +141,9 @@ export async function keepOutputs(
   }
   const listed = new Set(outputs.map((output) => output.path));
   for (const path of new Set(saved)) {
-    if (path === jobDir || path.startsWith(jobDir + sep) || listed.has(path)) continue;
+    // Only files in the folder the outputs went to: a `Saved:` line is the job's own words, and a job could print one
+    // naming any file on the machine.
+    if (!path.startsWith(into + sep) || listed.has(path)) continue;
     const info = await lstat(path).catch(() => null);
     if (info?.isFile()) outputs.push({ path, bytes: info.size, kind: outputKind(path) });
   }

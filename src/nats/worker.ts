@@ -337,8 +337,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     const recorded: RecordedOutput[] = [];
     for (const { path, bytes, kind } of result.outputs) {
       const inside = relative(folder, path);
-      const name = inside.startsWith("..") || isAbsolute(inside) ? `saved/${basename(path)}` : inside;
-      recorded.push({ file: await uploader.put(path, basename(path)), path: name, bytes, kind });
+      if (inside.startsWith("..") || isAbsolute(inside)) continue; // Never a file outside the job's own folder.
+      recorded.push({ file: await uploader.put(path, basename(path)), path: inside, bytes, kind });
     }
     return recorded;
   }
