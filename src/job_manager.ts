@@ -716,7 +716,8 @@ export class JobManager implements AsyncDisposable {
     const specJson = `{"version":1,"name":${JSON.stringify(name)},"script":${JSON.stringify(script)},` +
       `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},` +
       `"passedDataBlocks":${JSON.stringify(passedDataBlocks)},"factoryStartup":${factoryStartup},` +
-      `"addons":${JSON.stringify(addons)},"progress":"${progress}","passedData":${passedData}}`;
+      `"addons":${JSON.stringify(addons)},"progress":"${progress}","keepFiles":${this.#keepFiles},` +
+      `"passedData":${passedData}}`;
 
     if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
     const handle: JobHandle = new JobHandle(

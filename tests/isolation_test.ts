@@ -6,9 +6,10 @@
  */
 
 import { deepStrictEqual, ok } from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
-import { fixture } from "./_helpers.ts";
+import { fixture, waitFor } from "./_helpers.ts";
 
 const LEAKS = [
   "thread",
@@ -105,5 +106,27 @@ for (const leak of ["stdout_replaced", "fd_closed"] as const) {
     const result = await manager.addJob({ script: fixture("leak.py"), passedData: { leak, mark_file: markFile } })
       .result();
     deepStrictEqual(result.pythonData.leaked, leak);
+  });
+}
+
+for (const mode of ["process", "pool", "fork"] as const) {
+  Deno.test(`${mode}: another job finds no job's passed data or result in the job folders`, async () => {
+    await using manager = new JobManager({ mode, maxWorkers: 2 });
+    const jobsRoot = join(manager.workRoot, "jobs");
+    const pidFile = join(manager.workRoot, "running.pid");
+    const snoop = async () =>
+      (await manager.addJob({ script: fixture("snoop.py"), passedData: { jobs_root: jobsRoot } }).result())
+        .pythonData.found;
+    // While a job with a secret in its passed data runs: its spec.json is gone once its script starts.
+    const running = manager.addJob({
+      script: fixture("sleep.py"),
+      passedData: { pid_file: pidFile, seconds: 60, secret: "the-secret" },
+    });
+    await waitFor(() => existsSync(pidFile), 60_000, "the job with the secret to run");
+    deepStrictEqual(await snoop(), [], "a running job's passed data could be read");
+    await running.kill();
+    // After a job whose result holds the secret: result.json is gone once the host has read it.
+    await manager.addJob({ script: fixture("echo.py"), passedData: { secret: "the-secret" } }).result();
+    deepStrictEqual(await snoop(), [], "a finished job's result could be read");
   });
 }

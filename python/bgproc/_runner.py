@@ -85,6 +85,7 @@ class JobSpec:
     args: list[str] = field(default_factory=list)
     passed_data_blocks: dict[str, Any] | None = None
     progress: str = "auto"
+    keep_files: bool = False
 
     @staticmethod
     def load(path: str) -> JobSpec:
@@ -103,6 +104,7 @@ class JobSpec:
             args=list(raw.get("args", [])),
             passed_data_blocks=raw.get("passedDataBlocks"),
             progress=raw.get("progress", "auto"),
+            keep_files=raw.get("keepFiles") is True,
         )
 
 
@@ -163,6 +165,8 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
         script_globals(spec, bpy=bpy, update_job_progress=from_script, passed_data_blocks=passed_blocks)
     )
     _context.activate(globals_)
+    if not spec.keep_files:
+        forget_spec(job_dir)
     if render_progress is not None:
         render_progress.install()
     try:
@@ -187,6 +191,16 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     escape_names(warn)
     write_result({"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks})
     return EXIT_OK
+
+
+def forget_spec(job_dir: JobDir) -> None:
+    """Remove ``spec.json`` once everything in it has been read, just before the script runs: with one user id for all
+    jobs, another job could otherwise read this job's ``passed_data`` from it for as long as the job lasts (the host
+    writes it again for a retry)."""
+    try:
+        os.unlink(job_dir.file("spec"))
+    except OSError:
+        pass  # Gone already, or the folder was replaced: nothing of this job's to hide there.
 
 
 def receive_data_blocks(bpy: Any, passed: dict[str, Any]) -> list[Any]:

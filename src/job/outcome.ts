@@ -57,6 +57,12 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   try {
     error = await readJobJson(join(plan.jobDir, JOB_FILES.error), plan.resultLimit);
     result = await readJobJson(join(plan.jobDir, JOB_FILES.result), plan.resultLimit);
+    // Read once and kept in memory: with one user id for all jobs, another job could read them from the folder.
+    if (plan.keepFiles !== true) {
+      for (const file of [JOB_FILES.error, JOB_FILES.result]) {
+        await Deno.remove(join(plan.jobDir, file)).catch(() => {});
+      }
+    }
   } catch (readError) {
     if (readError instanceof FileTooLargeError) {
       return failed(

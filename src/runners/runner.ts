@@ -38,6 +38,8 @@ export interface AttemptPlan {
   readonly resultsDir: string;
   /** Where a completed job's outputs go (relative paths kept), or `null` for a folder in `resultsDir`. */
   readonly outputDir: string | null;
+  /** `keepFiles`: the job directory keeps everything (spec, result) for debugging. */
+  readonly keepFiles?: boolean;
 }
 
 /** Why the supervisor ends an attempt. */

@@ -211,6 +211,7 @@ class SupervisorState {
       progress,
       resultsDir: config.resultsRoot,
       outputDir: job.outputDir ?? null,
+      keepFiles: config.keepFiles,
     }, {
       runner: config.runner,
       clock: config.clock,
