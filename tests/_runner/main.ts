@@ -7,7 +7,8 @@
  *
  * - `--quick`: the files that start no Blender, and one job per mode on the default Blender (about 3 minutes).
  * - `--gates`: also run `deno task gates` (fmt, lint, type check, Python lint, doc lint, publish dry run) beside.
- * - `--jobs N`: how many run at once (default `BGPROC_TEST_JOBS`, else 3 on 2 cores).
+ * - `--jobs N`: how many run at once (default `BGPROC_TEST_JOBS`, else the cores + 2: 4 on 2 cores, where the test
+ *   files wait on Blender start-ups, sleeps and timeouts often enough that 4 finished sooner than 3).
  * - `--no-extras`: only the default Blender (else 4.3 and 5.2 too, where .ci/blender-root made them; under CI=true
  *   a missing one is a failure).
  * - files: only these test files (on the Blenders the plan names).
@@ -131,7 +132,7 @@ async function main(): Promise<number> {
     for (const line of problems) console.error(`test runner: ${line}`);
     return 1;
   }
-  const jobs = Number(values.jobs ?? Deno.env.get("BGPROC_TEST_JOBS") ?? Math.max(2, availableParallelism() + 1));
+  const jobs = Number(values.jobs ?? Deno.env.get("BGPROC_TEST_JOBS") ?? Math.max(2, availableParallelism() + 2));
   if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`--jobs must be a whole number >= 1: got ${jobs}`);
   const todo = units(chosen, found.blenders, values.quick);
   if (values.gates) todo.push({ file: "gates", gate: true, blender: undefined, seconds: 1_000 });
