@@ -4,6 +4,8 @@
  * the Python runtime takes its end-of-file as the host's death.
  */
 
+import { openCgroup } from "./_cgroup.ts";
+
 /**
  * How long a Blender's output may stay open after it is reaped: a process it left behind in a session of its own
  * (which no group kill reaches) can hold the pipes, and the attempt's end must not wait on it.
@@ -29,11 +31,16 @@ export interface ProcessGroup {
   kill(signal: Deno.Signal): void;
   /** Close the process's stdin: the Python runtime ends Blender when it sees end-of-file. */
   closeStdin(): Promise<void>;
+  /**
+   * `null` once the process is in a cgroup of its own (so nothing it starts outlives it), else why it is not: then a
+   * process it leaves in a session of its own can outlive it when it is killed.
+   */
+  readonly unjailed: Promise<string | null>;
 }
 
 /**
- * Start `command` in a process group of its own, stdin open. Once it is
- * reaped, whatever it left in its group is killed, so no orphan outlives it.
+ * Start `command` in a process group of its own, stdin open, and in a cgroup of its own where the host may make one.
+ * Once it is reaped, whatever it left in its group, and in its cgroup, is killed, so no orphan outlives it.
  */
 export function spawnDetached(command: string, args: readonly string[]): ProcessGroup {
   const child = new Deno.Command(command, {
@@ -46,6 +53,8 @@ export function spawnDetached(command: string, args: readonly string[]): Process
   const stdin = child.stdin.getWriter();
   let stdinClosed = false;
   const pid = child.pid;
+  // At once: Blender starts nothing of its own for the first second, so all it starts is born in the cgroup.
+  const jail = openCgroup(pid);
   const kill = (signal: Deno.Signal) => {
     try {
       Deno.kill(-pid, signal);
@@ -64,8 +73,11 @@ export function spawnDetached(command: string, args: readonly string[]): Process
     status: child.status.then(async ({ code, signal }) => {
       kill("SIGKILL");
       await groupGone(pid);
+      const cgroup = await jail;
+      if ("killAll" in cgroup) await cgroup.killAll(); // What left the group: daemons in sessions of their own.
       return { code, signal };
     }),
+    unjailed: jail.then((cgroup) => "killAll" in cgroup ? null : cgroup.why),
     kill,
     async closeStdin() {
       if (stdinClosed) return;

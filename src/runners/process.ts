@@ -79,6 +79,11 @@ export async function runPrepared(
   }
   onGroup(group);
   attempt.started(shellQuote([blender, ...args]));
+  void group.unjailed.then((why) => {
+    if (why !== null) {
+      attempt.line("stderr", `bgproc: ${why}; a process this job leaves in a session of its own may outlive it`);
+    }
+  });
   const status = await readUntilExit(group, attempt, maxLine);
   await group.closeStdin();
   await attempt.end({ status });

@@ -53,6 +53,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/validation_test.ts": { where: "every", seconds: 19 },
   "tests/work_root_test.ts": { where: "every", seconds: 10 },
   "tests/faults/crash_test.ts": { where: "every", seconds: 26 },
+  "tests/faults/daemon_test.ts": { where: "every", seconds: 40 },
   "tests/faults/exit_and_kill_test.ts": { where: "every", seconds: 84 },
   "tests/faults/host_death_test.ts": { where: "every", seconds: 38 },
   "tests/faults/output_test.ts": { where: "every", seconds: 31 },

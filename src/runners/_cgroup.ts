@@ -1,0 +1,107 @@
+/**
+ * A cgroup (v2) per Blender the host starts, where the host may make one: everything that Blender starts stays in it,
+ * daemons in sessions of their own included, so when Blender ends (killed, crashed, `os._exit`) the host ends them
+ * all with `cgroup.kill`. Blender's own subreaper cannot: it dies with Blender. Where no cgroup can be made (no
+ * cgroup2 mount, no right to write there, Deno's permissions), `openCgroup` says why and nothing else changes.
+ */
+
+import { join } from "node:path";
+
+/** One Blender's cgroup. */
+export interface Cgroup {
+  /** Kill every process in it, wait (at most 2 s) until it is empty, and remove it. Never throws. */
+  killAll(): Promise<void>;
+}
+
+/** How long `killAll` waits for the cgroup to empty. */
+const EMPTY_MS = 2_000;
+
+let base: Promise<string | { why: string }> | undefined;
+let serial = 0;
+
+/** The folder this host makes its cgroups in (`<own cgroup>/bgproc-<pid>`), or why there is none. */
+function hostFolder(): Promise<string | { why: string }> {
+  base ??= (async () => {
+    try {
+      const mounts = await Deno.readTextFile("/proc/self/mountinfo");
+      const mount = mounts.split("\n").map((line) => line.split(" ")).find((fields) =>
+        fields[fields.indexOf("-") + 1] === "cgroup2"
+      )?.[4];
+      if (mount === undefined) return { why: "no cgroup2 file system is mounted" };
+      const own = (await Deno.readTextFile("/proc/self/cgroup")).split("\n").find((line) => line.startsWith("0::"));
+      if (own === undefined) return { why: "this process is in no cgroup2 cgroup" };
+      return join(mount, own.slice(3), `bgproc-${Deno.pid}`);
+    } catch (error) {
+      return { why: `cgroups cannot be read (${(error as Error).message})` };
+    }
+  })();
+  return base;
+}
+
+/**
+ * Put the process `pid` (just started, before it has started anything) into a cgroup of its own.
+ *
+ * @returns Its cgroup, or why none could be made.
+ */
+export async function openCgroup(pid: number): Promise<Cgroup | { why: string }> {
+  const folder = await hostFolder();
+  if (typeof folder !== "string") return folder;
+  const dir = join(folder, `blender-${++serial}`);
+  let failure: unknown;
+  // Twice: another Blender's killAll may remove the host's folder between the mkdir and the write.
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+      await Deno.writeTextFile(join(dir, "cgroup.procs"), String(pid));
+      // A wrapper (bash, then bwrap) may have started Blender before the line above: the rest of its process group
+      // follows it in, twice over for one forked meanwhile (none of them has started anything of the job's yet).
+      for (let pass = 0; pass < 2; pass++) {
+        for (const member of await groupMembers(pid)) {
+          await Deno.writeTextFile(join(dir, "cgroup.procs"), String(member)).catch(() => {});
+        }
+      }
+      return { killAll: () => killAll(dir, folder) };
+    } catch (error) {
+      failure = error;
+      await Deno.remove(dir).catch(() => {});
+    }
+  }
+  await Deno.remove(folder).catch(() => {});
+  return { why: `no cgroup could be made in ${folder} (${(failure as Error).message})` };
+}
+
+async function killAll(dir: string, folder: string): Promise<void> {
+  const deadline = Date.now() + EMPTY_MS;
+  while (Date.now() < deadline) {
+    const pids = await Deno.readTextFile(join(dir, "cgroup.procs")).then(
+      (text) => text.split("\n").filter((line) => line !== "").map(Number),
+      () => [],
+    );
+    if (pids.length === 0) break;
+    // cgroup.kill (Linux 5.14+) ends them all at once, forks included; else one by one until none is left.
+    await Deno.writeTextFile(join(dir, "cgroup.kill"), "1").catch(() => {
+      for (const pid of pids) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // Gone already.
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await Deno.remove(dir).catch(() => {});
+  await Deno.remove(folder).catch(() => {}); // Only when no other Blender's cgroup is in it.
+}
+
+/** The processes in the process group `pgid`, from /proc. */
+async function groupMembers(pgid: number): Promise<number[]> {
+  const members: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name) || entry.name === String(pgid)) continue;
+    const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`).catch(() => "");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[2]) === pgid) members.push(Number(entry.name));
+  }
+  return members;
+}
