@@ -30,7 +30,9 @@ function hostFolder(): Promise<string | { why: string }> {
       if (mount === undefined) return { why: "no cgroup2 file system is mounted" };
       const own = (await Deno.readTextFile("/proc/self/cgroup")).split("\n").find((line) => line.startsWith("0::"));
       if (own === undefined) return { why: "this process is in no cgroup2 cgroup" };
-      return join(mount, own.slice(3), `bgproc-${Deno.pid}`);
+      const parent = join(mount, own.slice(3));
+      await sweepDeadHosts(parent);
+      return join(parent, `bgproc-${Deno.pid}`);
     } catch (error) {
       return { why: `cgroups cannot be read (${(error as Error).message})` };
     }
@@ -104,4 +106,33 @@ async function groupMembers(pgid: number): Promise<number[]> {
     if (Number(fields[2]) === pgid) members.push(Number(entry.name));
   }
   return members;
+}
+
+/**
+ * Remove the cgroups of hosts that are gone (a CLI that exited as its job ended, a host that was killed), ending
+ * whatever is still in them: nothing a job started outlives its host for long, and no empty cgroup is left.
+ */
+async function sweepDeadHosts(parent: string): Promise<void> {
+  try {
+    for await (const entry of Deno.readDir(parent)) {
+      const match = /^bgproc-(\d+)$/.exec(entry.name);
+      if (match === null || !entry.isDirectory || isRunning(Number(match[1]))) continue;
+      const folder = join(parent, entry.name);
+      for await (const child of Deno.readDir(folder)) {
+        if (child.isDirectory) await killAll(join(folder, child.name), folder);
+      }
+      await Deno.remove(folder).catch(() => {});
+    }
+  } catch {
+    // Not readable: nothing of ours to sweep.
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
 }
