@@ -59,3 +59,26 @@ for (const mode of ["process", "pool", "fork"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "fork: a job that kills its zygote leaves no daemon behind, and the next job gets a new zygote",
+  ignore: !cgroupsWritable(), // Needs a cgroup2 the host may write: CI and root have one.
+  async fn() {
+    await using manager = new JobManager({ mode: "fork", maxWorkers: 1 });
+    const pidFile = join(manager.workRoot, "daemon.pid");
+    const job = manager.addJob({
+      script: fixture("double_fork_daemon.py"),
+      passedData: { pid_file: pidFile, end: "kill_parent" },
+    });
+    const error = await job.result().then(() => null, (error: JobDroppedError) => error);
+    ok(error instanceof JobDroppedError, "the job completed");
+    equal(error.reason, "crashed");
+    const daemon = Number(await Deno.readTextFile(pidFile));
+    try {
+      await waitFor(() => !isAlive(daemon), 5_000, `the daemon ${daemon} to be gone with its zygote`);
+    } finally {
+      if (isAlive(daemon)) Deno.kill(daemon, "SIGKILL");
+    }
+    equal((await manager.addJob({ script: fixture("echo.py") }).result()).pythonData.name, "__main__");
+  },
+});
