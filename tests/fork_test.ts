@@ -4,7 +4,7 @@
  * What must not pass from one job to the next is in `isolation_test.ts`.
  */
 
-import { equal, notEqual, ok } from "node:assert/strict";
+import { deepStrictEqual, equal, notEqual, ok } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
@@ -103,4 +103,18 @@ Deno.test("fork: a child that segfaults or exits 3 is crashed with its signal or
   }
   const after = (await manager.addJob({ script: fixture("fork_probe.py") }).result()).pythonData as Facts;
   equal(after.ppid, before.ppid, "the zygote was replaced after its child crashed");
+});
+
+Deno.test("fork: a job cannot take over its zygote's channel: a second 'ready' is refused, the next job runs itself", async () => {
+  await using manager = new JobManager({ mode: "fork", maxWorkers: 2 });
+  const a = manager.addJob({ script: fixture("forge_zygote.py"), passedData: { listen: 5 } });
+  await new Promise((resolve) => setTimeout(resolve, 1_000)); // A has said `ready` by now, and listens.
+  // Not a timing test: before the fix B's fork request went to A, and B stayed ACTIVE forever.
+  let stalled: ReturnType<typeof setTimeout> | undefined;
+  const b = await Promise.race([
+    manager.addJob({ script: fixture("echo.py"), passedData: { who: "b" } }).result(),
+    new Promise<never>((_, reject) => stalled = setTimeout(() => reject(new Error("job B never ended")), 60_000)),
+  ]).finally(() => clearTimeout(stalled));
+  deepStrictEqual(b.pythonData.passed_data, { who: "b" }, "job B's result was forged");
+  equal((await a.result()).pythonData.took_over, false);
 });

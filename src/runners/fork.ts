@@ -332,7 +332,11 @@ export class ForkRunner implements Runner {
       const zygote = hello?.type === "ready"
         ? [...this.#zygotes].find((z) => z.id === String(hello.zygote))
         : undefined;
-      if (zygote === undefined || zygote.exited !== undefined) return connection.close();
+      // Once per zygote: a second `ready` for it comes from one of its children (a job can find the socket and the
+      // zygote's id in /proc), and taking it would send the next job's fork request to that job.
+      if (zygote === undefined || zygote.exited !== undefined || zygote.connection !== undefined) {
+        return connection.close();
+      }
       zygote.connection = connection;
       zygote.ready.resolve({
         connection,
