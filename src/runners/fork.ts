@@ -227,15 +227,18 @@ export class ForkRunner implements Runner {
   /** Wait for both output connections to end, at most OUTPUT_GRACE_MS once the child is reaped. */
   async #outputDone(lease: Lease): Promise<void> {
     let grace: ReturnType<typeof setTimeout> | undefined;
+    let over = false;
     const timeUp = new Promise<void>((resolve) => grace = setTimeout(resolve, OUTPUT_GRACE_MS));
     const streamsDone = (async () => {
-      // The zygote connected both before the fork: they are accepted soon even if the child wrote nothing.
-      while (lease.streams.stdout === undefined || lease.streams.stderr === undefined) {
+      // The zygote connected both before the fork: they are accepted soon even if the child wrote nothing. A zygote
+      // that died first never connects them: the wait ends with the grace.
+      while ((lease.streams.stdout === undefined || lease.streams.stderr === undefined) && !over) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       await Promise.all([lease.streams.stdout, lease.streams.stderr]);
     })();
     await Promise.race([streamsDone, timeUp]);
+    over = true;
     clearTimeout(grace);
     for (const connection of lease.connections) closeQuietly(connection);
     await streamsDone.catch(() => {});
