@@ -18,6 +18,14 @@ const EMPTY_MS = 2_000;
 
 let base: Promise<string | { why: string }> | undefined;
 let serial = 0;
+let noticed = false;
+
+/** `true` the first time it is called in this process: the fallback is said once, in the first job's log. */
+export function firstFallbackNotice(): boolean {
+  const first = !noticed;
+  noticed = true;
+  return first;
+}
 
 /** The folder this host makes its cgroups in (`<own cgroup>/bgproc-<pid>`), or why there is none. */
 function hostFolder(): Promise<string | { why: string }> {

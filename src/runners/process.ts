@@ -7,6 +7,7 @@
 
 import { lineSplitter, shellQuote } from "../job/lines.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
+import { firstFallbackNotice } from "./_cgroup.ts";
 import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
 import type { AttemptHandle, AttemptPlan, Runner } from "./runner.ts";
 
@@ -80,7 +81,7 @@ export async function runPrepared(
   onGroup(group);
   attempt.started(shellQuote([blender, ...args]));
   void group.unjailed.then((why) => {
-    if (why !== null) {
+    if (why !== null && firstFallbackNotice()) {
       attempt.line("stderr", `bgproc: ${why}; a process this job leaves in a session of its own may outlive it`);
     }
   });
