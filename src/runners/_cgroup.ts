@@ -63,11 +63,11 @@ export async function openCgroup(pid: number): Promise<Cgroup | { why: string }>
     try {
       await Deno.mkdir(dir, { recursive: true });
       await Deno.writeTextFile(join(dir, "cgroup.procs"), String(pid));
-      // A wrapper (bash, then bwrap) may have started Blender before the line above: the rest of its process group
-      // follows it in, twice over for one forked meanwhile (none of them has started anything of the job's yet).
+      // A wrapper (bash, then bwrap) may have started Blender before the line above: what it started follows it in,
+      // twice over for one forked meanwhile (none of them has started anything of the job's yet).
       for (let pass = 0; pass < 2; pass++) {
-        for (const member of await groupMembers(pid)) {
-          await Deno.writeTextFile(join(dir, "cgroup.procs"), String(member)).catch(() => {});
+        for (const child of await descendants(pid)) {
+          await Deno.writeTextFile(join(dir, "cgroup.procs"), String(child)).catch(() => {});
         }
       }
       return { killAll: () => killAll(dir, folder) };
@@ -104,16 +104,25 @@ async function killAll(dir: string, folder: string): Promise<void> {
   await Deno.remove(folder).catch(() => {}); // Only when no other Blender's cgroup is in it.
 }
 
-/** The processes in the process group `pgid`, from /proc. */
-async function groupMembers(pgid: number): Promise<number[]> {
-  const members: number[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name) || entry.name === String(pgid)) continue;
-    const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`).catch(() => "");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[2]) === pgid) members.push(Number(entry.name));
+/**
+ * The processes `pid` started, and theirs, from each thread's `/proc/<pid>/task/<tid>/children`: a few reads for a
+ * wrapper's chain, not a scan of every process on the machine at each Blender start.
+ */
+async function descendants(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0 && found.length < 1_000) {
+    const parent = queue.shift()!;
+    const tasks = await Array.fromAsync(Deno.readDir(`/proc/${parent}/task`)).catch(() => []);
+    for (const task of tasks) {
+      const text = await Deno.readTextFile(`/proc/${parent}/task/${task.name}/children`).catch(() => "");
+      for (const child of text.split(" ").filter((word) => word !== "").map(Number)) {
+        found.push(child);
+        queue.push(child);
+      }
+    }
   }
-  return members;
+  return found;
 }
 
 /**
