@@ -1,7 +1,8 @@
 /**
  * The one Server-Sent Events stream: every event gets an id and goes to every connected client; the last
  * `history` events (and at most `historyBytes` of them) are kept so a client that reconnects with `Last-Event-ID`
- * gets what it missed (older ids get a fresh snapshot instead). Each client's buffer is bounded: a client that stops reading is dropped, not
+ * gets what it missed (older ids, or more than half its buffer, get a fresh snapshot instead). Each client's buffer
+ * is bounded: a client that stops reading is dropped, not
  * buffered without limit. Clients that go away are forgotten at once.
  */
 
@@ -56,13 +57,6 @@ export class Hub {
   /** How many clients are connected. */
   get clients(): number {
     return this.#clients.size;
-  }
-
-  /** The bytes held now: past events kept for resume, and what clients have not read yet. */
-  get heldBytes(): number {
-    let queued = 0;
-    for (const client of this.#clients) queued += client.bytes;
-    return this.#historyBytes + queued;
   }
 
   /** Give `event` an id, keep it for resume, and send it to every client that wants it. */
