@@ -218,8 +218,9 @@ function checkJson(value: unknown, path: string, seen: Set<object>, depth: numbe
 /** Throw unless `text` is well-formed Unicode: a lone surrogate cannot be encoded as UTF-8 for Python. */
 function checkUnicode(text: string, path: string, what: string): void {
   if (text.isWellFormed()) return;
-  const at = [...text].findIndex((char) => !char.isWellFormed());
-  const unit = text.codePointAt([...text].slice(0, at).join("").length)!.toString(16);
+  const chars = [...text]; // Code points: a lone surrogate is one of its own.
+  const at = chars.findIndex((char) => !char.isWellFormed());
+  const unit = chars[at]!.charCodeAt(0).toString(16);
   throw new InvalidJobError(
     path,
     `Cannot add job as ${what}'${path}' holds a lone surrogate (\\u${unit} at character ${at}), which is not ` +
