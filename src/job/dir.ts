@@ -81,24 +81,20 @@ export interface DirIdentity {
 }
 
 /**
- * Make `jobDir` ready for an attempt: empty but for `spec.json`, which the first attempt writes atomically (and any
- * attempt whose folder had been replaced). A `jobDir` that an earlier attempt replaced with a link or a file is
- * removed (the link, never what it points to) and made again. Returns the folder's identity for
- * {@linkcode changedDir}.
+ * Make `jobDir` ready for an attempt: empty but for `spec.json`, written atomically for each attempt (the runtime
+ * removes it as the script starts). A `jobDir` that an earlier attempt replaced with a link or a file is removed (the
+ * link, never what it points to) and made again. Returns the folder's identity for {@linkcode changedDir}.
  */
-export async function prepareJobDir(jobDir: string, attempt: number, specJson: string): Promise<DirIdentity> {
+export async function prepareJobDir(jobDir: string, specJson: string): Promise<DirIdentity> {
   const before = await Deno.lstat(jobDir).catch(() => null);
-  const replaced = before !== null && !before.isDirectory;
-  if (replaced) await Deno.remove(jobDir); // A link or a file: the link goes, its target is untouched.
+  if (before !== null && !before.isDirectory) await Deno.remove(jobDir); // A link or a file: never its target.
   await Deno.mkdir(jobDir, { recursive: true });
-  // A new attempt inherits nothing but the spec: not the runtime's files, nor what the failed attempt wrote
-  // (it would be taken for this attempt's outputs). Links are removed, never followed.
+  // A new attempt inherits nothing: not the runtime's files, nor what the failed attempt wrote (it would be taken
+  // for this attempt's outputs). Links are removed, never followed.
   for await (const entry of Deno.readDir(jobDir)) {
-    if (entry.name !== JOB_FILES.spec) await Deno.remove(join(jobDir, entry.name), { recursive: true }).catch(() => {});
+    await Deno.remove(join(jobDir, entry.name), { recursive: true }).catch(() => {});
   }
-  if (attempt === 1 || replaced || !await Deno.lstat(join(jobDir, JOB_FILES.spec)).then((i) => i.isFile, () => false)) {
-    await writeAtomic(join(jobDir, JOB_FILES.spec), specJson);
-  }
+  await writeAtomic(join(jobDir, JOB_FILES.spec), specJson);
   const info = await Deno.lstat(jobDir);
   return { dev: info.dev, ino: info.ino ?? 0 };
 }

@@ -36,7 +36,7 @@ export class LocalAttempt {
   #ranOn: string;
   #startedAt = new Date();
   #watcher: ReturnType<typeof startProgressWatcher> | undefined;
-  /** The files Blender said it saved (`Saved: '…'`), which are outputs wherever they are. */
+  /** The files Blender said it saved (`Saved: '…'`): outputs when they are in the folder the outputs go to. */
   readonly #saved: string[] = [];
   /** The job directory as prepared: a job that swaps it for another folder or a link gets nothing read from it. */
   #dir: DirIdentity | undefined;
@@ -50,7 +50,7 @@ export class LocalAttempt {
 
   /** Make the job directory ready and start watching its progress. */
   async prepare(): Promise<void> {
-    this.#dir = await prepareJobDir(this.#plan.jobDir, this.#plan.attempt, this.#plan.specJson);
+    this.#dir = await prepareJobDir(this.#plan.jobDir, this.#plan.specJson);
     this.#watcher = startProgressWatcher({
       dir: this.#plan.jobDir,
       initial: this.#plan.progress,
