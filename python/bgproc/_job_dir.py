@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Optional
 
 from ._files import FolderId, write_json_atomic
 
@@ -65,20 +65,19 @@ class JobDir:
         """Record the job's result."""
         write_json_atomic(self.file("result"), result, self.folder_id)
 
-    def escape_undecodable_names(self, warn: Callable[[str], None]) -> List[str]:
+    def escape_undecodable_names(self, warn: Callable[[str], None]) -> None:
         """Rename files and folders whose names are not UTF-8 to an escaped name (``bad\\xffname.png``).
 
         The host reads names as UTF-8, and could not move such a file into ``outputDir``. Each rename is said through
-        ``warn``; returns the new names (relative).
+        ``warn``.
         """
-        renamed: List[str] = []
         seen = 0
         for folder, folders, files in os.walk(os.fsencode(self.path)):
             for names in (folders, files):
                 for index, name in enumerate(names):
                     seen += 1
                     if seen > MAX_ESCAPED_SEARCH:
-                        return renamed
+                        return
                     try:
                         name.decode("utf-8")
                         continue
@@ -88,9 +87,7 @@ class JobDir:
                     os.rename(os.path.join(folder, name), os.path.join(folder, new.encode("utf-8")))
                     names[index] = new.encode("utf-8")  # os.walk goes on into the renamed folder.
                     relative = os.path.relpath(os.path.join(os.fsdecode(folder), new), self.path)
-                    renamed.append(relative)
                     warn(f"the output {name!r} has a name that is not UTF-8; it was renamed {relative!r}")
-        return renamed
 
 
 def _free_name(folder: bytes, name: str) -> str:

@@ -6,9 +6,9 @@ import math
 import numbers
 import threading
 import time
-from typing import Callable
+from typing import Callable, Optional
 
-from ._files import write_atomic
+from ._files import FolderId, write_atomic
 
 
 class ProgressReporter:
@@ -23,7 +23,7 @@ class ProgressReporter:
     """
 
     def __init__(
-        self, path: str, *, warn: Callable[[str], None], interval: float = 0.01, folder_id: object = None
+        self, path: str, *, warn: Callable[[str], None], interval: float = 0.01, folder_id: Optional[FolderId] = None
     ) -> None:
         self._path = path
         self._folder_id = folder_id
