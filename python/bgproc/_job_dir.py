@@ -69,8 +69,14 @@ class JobDir:
         """Rename files and folders whose names are not UTF-8 to an escaped name (``bad\\xffname.png``).
 
         The host reads names as UTF-8, and could not move such a file into ``outputDir``. Each rename is said through
-        ``warn``.
+        ``warn``. Nothing is renamed when the job swapped its folder for a link or another folder: that is not its own.
         """
+        try:
+            info = os.lstat(self.path)
+        except OSError:
+            return
+        if not stat.S_ISDIR(info.st_mode) or (info.st_dev, info.st_ino) != self.folder_id:
+            return
         seen = 0
         for folder, folders, files in os.walk(os.fsencode(self.path)):
             for names in (folders, files):
