@@ -1,12 +1,13 @@
 /**
- * The facade's view of one job: a projection of the supervisor's events
+ * The one `Job`: the facade's view of a job, whichever backend runs it, as a projection of the backend's events
  * (state, progress, attempts, result), with the subscriptions users make.
  */
 
 import { awaitAtCaller } from "./_at_caller.ts";
-import type { JobEvent } from "./supervisor/supervisor.ts";
-import type { JobDroppedError } from "./errors.ts";
-import type { JobResult, JobState, LogLine } from "./types.ts";
+import type { BackendEvent } from "./backend.ts";
+import { JobDroppedError } from "./errors.ts";
+import type { Job } from "./job_manager.ts";
+import type { JobResult, JobState, JsonObject, LogLine } from "./types.ts";
 
 /** A subscriber's queue of values, and the wake-up of its pending `next()`. */
 interface Subscriber<T> {
@@ -17,25 +18,49 @@ interface Subscriber<T> {
 /** How many lines a `logs()` reader may fall behind before the oldest are dropped. */
 const LOG_BACKLOG = 10_000;
 
+/** The events about one job. */
+type JobEventOf = Exclude<BackendEvent, { type: "health" | "forgotten" | "known" }>;
+
 /** One job as the facade shows it; fed by `apply(event)`. */
-export class JobHandle {
+export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
   readonly name: string;
   #state: JobState = "QUEUED";
   #progress = 0;
   #attempts = 0;
-  #error: JobDroppedError | undefined;
-  readonly #result = Promise.withResolvers<JobResult>();
+  #error: Error | undefined;
+  readonly #ended = Promise.withResolvers<void>();
+  #load: (() => Promise<JobResult>) | undefined;
+  #loaded: Promise<JobResult<T>> | undefined;
   #running = false;
   readonly #subscribers = new Set<Subscriber<number>>();
   readonly #logReaders = new Set<Subscriber<LogLine> & { dropped: number }>();
   readonly #kill: () => Promise<void>;
   #abort: { signal: AbortSignal; listener: () => void } | undefined;
+  #closed = false;
 
-  constructor(name: string, kill: () => Promise<void>) {
+  readonly #wantLogs: () => void;
+
+  constructor(name: string, kill: () => Promise<void>, wantLogs: () => void = () => {}) {
     this.name = name;
     this.#kill = kill;
-    // The promise is handed out by result(); a job nobody awaits must not be an unhandled rejection.
-    this.#result.promise.catch(() => {});
+    this.#wantLogs = wantLogs;
+  }
+
+  /** A job the backend knew before this manager saw it start (another host's): its state now. */
+  static known<T extends JsonObject>(
+    name: string,
+    kill: () => Promise<void>,
+    wantLogs: () => void,
+    now: { state: "QUEUED" | "ACTIVE"; attempts: number; progress: number },
+  ): JobHandle<T> {
+    const handle = new JobHandle<T>(name, kill, wantLogs);
+    handle.#attempts = now.attempts;
+    handle.#progress = now.progress;
+    if (now.state === "ACTIVE") {
+      handle.#state = "ACTIVE";
+      handle.#running = true;
+    }
+    return handle;
   }
 
   get state(): JobState {
@@ -60,14 +85,21 @@ export class JobHandle {
     return this.#running;
   }
 
-  /** The error the job was dropped with, if it was. */
-  get error(): JobDroppedError | undefined {
-    return this.#error;
+  /** The report of a dropped job (or why it never ran), if it was dropped. */
+  get report(): string | undefined {
+    const error = this.#error;
+    if (error === undefined) return undefined;
+    return error instanceof JobDroppedError ? error.report : error.message;
   }
 
   /** The result; a `JobDroppedError`'s stack ends at the caller's `await job.result()`, not in bgproc. */
-  result(): Promise<JobResult> {
-    return awaitAtCaller(this.#result.promise);
+  result(): Promise<JobResult<T>> {
+    return awaitAtCaller(this.#ended.promise.then(() => {
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#load === undefined) throw new Error(`Job '${this.name}' did not end before its JobManager closed`);
+      this.#loaded ??= this.#load() as Promise<JobResult<T>>;
+      return this.#loaded;
+    }));
   }
 
   kill(): Promise<void> {
@@ -82,7 +114,7 @@ export class JobHandle {
   }
 
   async *progressUpdates(): AsyncIterableIterator<number> {
-    if (this.ended) {
+    if (this.ended || this.#closed) {
       if (this.#progress > 0) yield this.#progress;
       return;
     }
@@ -90,8 +122,14 @@ export class JobHandle {
     yield* this.#follow(subscriber, this.#subscribers);
   }
 
-  async *logs(): AsyncIterableIterator<LogLine> {
-    if (this.ended) return;
+  logs(): AsyncIterableIterator<LogLine> {
+    // Ask for lines now, not on the first next(): lines printed before that are then not lost.
+    if (!this.ended && !this.#closed) this.#wantLogs();
+    return this.#logs();
+  }
+
+  async *#logs(): AsyncIterableIterator<LogLine> {
+    if (this.ended || this.#closed) return;
     const reader = { values: [] as LogLine[], wake: undefined as (() => void) | undefined, dropped: 0 };
     yield* this.#follow<LogLine, typeof reader>(reader, this.#logReaders, () => {
       if (reader.dropped === 0) return undefined;
@@ -117,7 +155,7 @@ export class JobHandle {
           yield value;
           continue;
         }
-        if (this.ended) return;
+        if (this.ended || this.#closed) return;
         await new Promise<void>((wake) => subscriber.wake = wake);
       }
     } finally {
@@ -125,7 +163,7 @@ export class JobHandle {
     }
   }
 
-  apply(event: JobEvent): void {
+  apply(event: JobEventOf): void {
     switch (event.type) {
       case "started":
         this.#state = "ACTIVE";
@@ -149,21 +187,34 @@ export class JobHandle {
         this.#running = false;
         return;
       case "completed":
+        if (this.ended) return;
         this.#running = false;
         this.#state = "COMPLETED";
+        this.#attempts = event.attempts;
+        this.#load = event.load;
         this.#setProgress(1);
-        this.#releaseFollowers();
-        this.#result.resolve(event.result);
-        return;
+        return this.#end();
       case "dropped":
+      case "rejected":
+        if (this.ended) return;
         this.#running = false;
         this.#state = "DROPPED";
         this.#error = event.error;
-        this.#attempts = event.error.attempts;
-        this.#releaseFollowers();
-        this.#result.reject(event.error);
-        return;
+        if (event.type === "dropped") this.#attempts = event.error.attempts;
+        return this.#end();
     }
+  }
+
+  /** The manager closed before the job ended (its cluster goes on with it): followers end, `result()` rejects. */
+  close(): void {
+    if (this.ended) return;
+    this.#closed = true;
+    this.#end();
+  }
+
+  #end(): void {
+    this.#releaseFollowers();
+    this.#ended.resolve();
   }
 
   #setProgress(value: number): void {

@@ -2,40 +2,18 @@
 
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import type { ActorRef } from "./_actor.ts";
+import { join, resolve } from "node:path";
+import { checkJob, type JobDefaults } from "./_checked_job.ts";
 import { JobHandle } from "./_job_handle.ts";
 import { ManagerEvents } from "./_manager_events.ts";
 import { checkPermissions, resolveOptions } from "./_options.ts";
-import { type JobManagerNatsOptions, NatsBackend } from "./nats/_backend.ts";
-import { type ResultsMessage, startResults, type StoredResult } from "./_results.ts";
-import { materializeRuntime } from "./_runtime.ts";
-import { type Render, type RenderOptions, startRender } from "./render/render.ts";
-import { makeWorkRoot, markKept, type WorkRoot } from "./_work_root.ts";
-import {
-  checkAddons,
-  checkArgs,
-  checkBlendFile,
-  checkFactoryStartup,
-  checkFile,
-  checkFileTarget,
-  checkInteger,
-  checkJobName,
-  checkOutputDir,
-  checkPassedData,
-  checkPassedDataBlocks,
-  checkProgressSource,
-  checkTimeout,
-} from "./_validate.ts";
+import { checkFileTarget, checkInteger, checkJobName, checkPassedDataBlocks } from "./_validate.ts";
+import { type Backend, type BackendEvent, BACKENDS } from "./backend.ts";
 import { blenderVersion, findBlender } from "./blender.ts";
-import { jobDirName } from "./job/dir.ts";
-import { type DropReason, InvalidJobError, WorkRootError } from "./errors.ts";
-import { ForkRunner } from "./runners/fork.ts";
-import { PoolRunner } from "./runners/pool.ts";
-import { ProcessRunner } from "./runners/process.ts";
-import type { Runner } from "./runners/runner.ts";
-import { systemClock } from "./supervisor/clock.ts";
-import { type JobEvent, startSupervisor, type SupervisorMessage } from "./supervisor/supervisor.ts";
+import { type DropReason, InvalidJobError } from "./errors.ts";
+import { LocalBackend } from "./local/backend.ts";
+import { type JobManagerNatsOptions, NatsBackend } from "./nats/_backend.ts";
+import { type Render, type RenderOptions, startRender } from "./render/render.ts";
 import type {
   DataBlockCollection,
   DataBlocks,
@@ -333,6 +311,20 @@ export interface AddJobOptions {
   /** Kills the job (queued or running) when aborted. */
   signal?: AbortSignal;
   /**
+   * How many times this job is started before it is dropped (see {@linkcode JobManagerOptions.maxAttempts}).
+   *
+   * @default {the manager's `maxAttempts` when an attempt ends}
+   *
+   * @example Give one flaky job three attempts
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager();
+   * manager.addJob({ script: "./download_textures.py", maxAttempts: 3 });
+   * ```
+   */
+  maxAttempts?: number;
+  /**
    * Data blocks to pass in: they are appended (with what they use) before the
    * script runs, and listed in `passed_data_blocks` in the order given, then
    * what they brought with them (meshes, materials, ...). Names the file
@@ -483,30 +475,16 @@ export class JobManager implements AsyncDisposable {
   /** The Blender executable in use (`""` with `nats`: the workers have theirs). */
   readonly blenderPath: string;
   #blenderVersion: Promise<string> | undefined;
-  /** This manager's own work root (`""` with `nats`). */
+  /** This manager's own work root. */
   readonly workRoot: string;
-  /** The NATS cluster every job goes to, when `nats` is given. */
-  readonly #nats: NatsBackend | undefined;
+  readonly #backend: Backend;
   #maxWorkers: number;
   #maxAttempts: number;
-  readonly #timeout: number;
-  readonly #keepFiles: boolean;
-  readonly #factoryStartup: boolean;
-  readonly #progress: ProgressSource;
-  readonly #outputDir: string | null;
-  readonly #addons: readonly string[];
+  readonly #defaults: JobDefaults;
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
-  readonly #supervisor!: ActorRef<SupervisorMessage>;
-  readonly #results!: ActorRef<ResultsMessage>;
   #closing: Promise<void> | undefined;
-  #health: ManagerHealth = { status: "ok" };
-  readonly #appendScript!: string;
-  readonly #runtimeDir!: string;
-  readonly #runner!: Runner;
-  readonly #root!: WorkRoot;
   #nextName = 1;
-  #submitted = 0;
 
   /**
    * Make a manager: checks every option, finds Blender and makes the work
@@ -524,68 +502,27 @@ export class JobManager implements AsyncDisposable {
     const resolved = resolveOptions(options);
     this.#maxWorkers = resolved.maxWorkers;
     this.#maxAttempts = resolved.maxAttempts;
-    this.#timeout = resolved.timeout;
-    this.#keepFiles = resolved.keepFiles;
-    this.#factoryStartup = resolved.factoryStartup;
-    this.#addons = resolved.addons;
-    this.#progress = resolved.progress;
-    this.#outputDir = resolved.outputDir;
+    this.#defaults = {
+      timeoutMs: resolved.timeout,
+      outputDir: resolved.outputDir,
+      factoryStartup: resolved.factoryStartup,
+      addons: resolved.addons,
+      progress: resolved.progress,
+    };
     this.mode = resolved.mode;
+    const publish = (event: BackendEvent) => this.#onEvent(event);
     if (options.nats !== undefined) {
       // Over NATS a lost worker costs an attempt: 3 unless given.
       this.#maxAttempts = options.maxAttempts === undefined ? 3 : this.#maxAttempts;
-      const settings = { maxAttempts: this.#maxAttempts, timeout: this.#timeout, workDir: resolved.workDir };
-      this.#nats = new NatsBackend(options.nats, settings);
       this.blenderPath = "";
-      this.workRoot = "";
-      return;
+      this.#backend = new NatsBackend(options.nats, { ...resolved, maxAttempts: this.#maxAttempts }, publish);
+    } else {
+      this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
+      checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
+      this.#backend = new LocalBackend(resolved, this.blenderPath, publish);
     }
-    this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
-    checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
-    let runtimeEntry: string;
-    try {
-      this.#root = makeWorkRoot(resolved.workDir);
-    } catch (error) {
-      throw new WorkRootError(resolved.workDir ?? "the system's temporary folder", error);
-    }
-    this.workRoot = this.#root.path;
-    try {
-      runtimeEntry = materializeRuntime(this.workRoot);
-      this.#runtimeDir = dirname(runtimeEntry);
-      this.#appendScript = join(this.#runtimeDir, "append_job.py");
-    } catch (error) {
-      Deno.removeSync(this.workRoot, { recursive: true });
-      this.#root.release();
-      throw new WorkRootError(resolved.workDir ?? "the system's temporary folder", error);
-    }
-    try {
-      this.#runner = this.#makeRunner(resolved, runtimeEntry);
-    } catch (error) {
-      Deno.removeSync(this.workRoot, { recursive: true });
-      this.#root.release();
-      throw error;
-    }
-    // A Results actor that failed rejects later asks with the cause: nothing more to do here.
-    this.#results = startResults(() => {});
-    this.#supervisor = startSupervisor({
-      maxWorkers: this.#maxWorkers,
-      maxAttempts: this.#maxAttempts,
-      retry: resolved.retry,
-      intensity: resolved.intensity,
-      clock: systemClock,
-      jobsRoot: join(this.workRoot, "jobs"),
-      resultsRoot: join(this.workRoot, "results"),
-      outputLimit: resolved.outputLimit,
-      resultLimit: resolved.resultLimit,
-      keepFiles: this.#keepFiles,
-      runner: this.#runner,
-      results: this.#results,
-      publish: (event) => this.#onEvent(event),
-      publishHealth: (health) => {
-        this.#health = health;
-        this.#events.publish({ type: "health", health });
-      },
-    });
+    this.workRoot = this.#backend.workRoot;
+    BACKENDS.set(this, this.#backend);
   }
 
   /**
@@ -599,9 +536,9 @@ export class JobManager implements AsyncDisposable {
   }
 
   set maxWorkers(value: number) {
-    this.#maxWorkers = checkInteger("Cannot set maxWorkers", "maxWorkers", value, 1);
-    if (this.#nats !== undefined) throw new Error("Cannot set maxWorkers with nats: the workers have their slots");
-    this.#supervisor.tell({ type: "configure", maxWorkers: value });
+    const maxWorkers = checkInteger("Cannot set maxWorkers", "maxWorkers", value, 1);
+    this.#backend.configure({ maxWorkers });
+    this.#maxWorkers = maxWorkers;
   }
 
   /**
@@ -616,8 +553,7 @@ export class JobManager implements AsyncDisposable {
 
   set maxAttempts(value: number) {
     this.#maxAttempts = checkInteger("Cannot set maxAttempts", "maxAttempts", value, 1);
-    if (this.#nats !== undefined) this.#nats.maxAttempts = value;
-    else this.#supervisor.tell({ type: "configure", maxAttempts: value });
+    this.#backend.configure({ maxAttempts: value });
   }
 
   /**
@@ -639,7 +575,7 @@ export class JobManager implements AsyncDisposable {
    * ```
    */
   async ready(): Promise<void> {
-    await this.#nats?.ready();
+    await this.#backend.ready();
   }
 
   /**
@@ -667,7 +603,7 @@ export class JobManager implements AsyncDisposable {
    * ```
    */
   events(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<ManagerEvent> {
-    if (this.#nats !== undefined) return this.#nats.events(options);
+    this.#backend.wantLogs();
     return this.#events.subscribe(options.signal);
   }
 
@@ -681,7 +617,6 @@ export class JobManager implements AsyncDisposable {
    * @throws {Error} When the manager is closed.
    */
   addJob<T extends JsonObject = JsonObject>(options: AddJobOptions): Job<T> {
-    if (this.#nats !== undefined && this.#closing === undefined) return this.#nats.addJob<T>(options);
     if (this.#closing !== undefined) throw new Error("Cannot add job as the JobManager is closed");
     if (typeof options !== "object" || options === null) {
       throw new InvalidJobError("options", "Cannot add job as its options must be an object");
@@ -692,48 +627,14 @@ export class JobManager implements AsyncDisposable {
     if (previous !== undefined && !previous.ended) {
       throw new InvalidJobError("name", `Cannot add job as a job named '${name}' is ${previous.state}`);
     }
-    const script = checkFile("script", options.script);
-    const blendFile = options.blendFile === undefined ? null : checkBlendFile(options.blendFile);
-    const timeoutMs = options.timeout === undefined ? this.#timeout : checkTimeout(options.timeout);
-    const args = options.args === undefined ? [] : checkArgs(options.args);
-    const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
-    const outputDir = options.outputDir === undefined
-      ? this.#outputDir
-      : checkOutputDir("Cannot add job", options.outputDir);
-    const factoryStartup = options.factoryStartup === undefined
-      ? this.#factoryStartup
-      : checkFactoryStartup(options.factoryStartup);
-    const addons = [
-      ...new Set([...this.#addons, ...(options.addons === undefined ? [] : checkAddons(options.addons))]),
-    ];
-    const progress = options.progress === undefined
-      ? this.#progress
-      : checkProgressSource("Cannot add job", options.progress);
-    const passedData = checkPassedData(options.passedData);
-    const passedDataBlocks = options.passedDataBlocks === undefined
-      ? null
-      : checkPassedDataBlocks(options.passedDataBlocks);
-    const specJson = `{"version":1,"name":${JSON.stringify(name)},"script":${JSON.stringify(script)},` +
-      `"blendFile":${JSON.stringify(blendFile)},"args":${JSON.stringify(args)},` +
-      `"passedDataBlocks":${JSON.stringify(passedDataBlocks)},"factoryStartup":${factoryStartup},` +
-      `"addons":${JSON.stringify(addons)},"progress":"${progress}","keepFiles":${this.#keepFiles},` +
-      `"passedData":${passedData}}`;
-
+    const job = checkJob(name, options, this.#defaults);
     if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
-    const handle: JobHandle = new JobHandle(
-      name,
-      // A handle kills its own job only: not a later job that reused the name.
-      () => this.#jobs.get(name) === handle ? this.killJob(name) : Promise.resolve(),
-    );
-    this.#jobs.set(name, handle);
+    const handle = this.#handle<T>(name);
+    this.#jobs.set(name, handle as JobHandle);
     this.#events.publish({ type: "state", name, state: "QUEUED", attempt: 0 });
-    const dir = jobDirName(++this.#submitted, name);
-    this.#supervisor.tell({
-      type: "submit",
-      job: { name, dir, specJson, blendFile, timeoutMs, logFile, factoryStartup, outputDir },
-    });
+    this.#backend.submit(job);
     if (options.signal !== undefined) handle.killOnAbort(options.signal);
-    return handle as unknown as Job<T>;
+    return handle;
   }
 
   /**
@@ -743,7 +644,6 @@ export class JobManager implements AsyncDisposable {
    * @returns The job, or `undefined` when the manager has none of that name.
    */
   getJob(name: string): Job | undefined {
-    if (this.#nats !== undefined) return this.#nats.getJob(name);
     return this.#jobs.get(name);
   }
 
@@ -755,7 +655,6 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getJobState(name: string): JobState {
-    if (this.#nats !== undefined) return this.#nats.getJobState(name);
     return this.#job(name).state;
   }
 
@@ -767,7 +666,6 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getJobProgress(name: string): number {
-    if (this.#nats !== undefined) return this.#nats.getJobProgress(name);
     return this.#job(name).progress;
   }
 
@@ -779,8 +677,8 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name, or it has not completed.
    */
   async getRetrievedPythonData<T extends JsonObject = JsonObject>(name: string): Promise<T> {
-    if (this.#nats !== undefined) return await this.#nats.getRetrievedPythonData<T>(name);
-    return (await this.#stored(name, "python_data")).pythonData as T;
+    await this.#backend.ready(); // A cluster's jobs are known once connected.
+    return (await this.#completed(name, "python_data").result()).pythonData as T;
   }
 
   /**
@@ -792,8 +690,8 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name, or it has not completed.
    */
   async getRetrievedDataBlocks(name: string): Promise<DataBlocks | null> {
-    if (this.#nats !== undefined) return await this.#nats.getRetrievedDataBlocks(name);
-    return (await this.#stored(name, "data_blocks")).dataBlocks;
+    await this.#backend.ready();
+    return (await this.#completed(name, "data_blocks").result()).dataBlocks;
   }
 
   /**
@@ -811,7 +709,6 @@ export class JobManager implements AsyncDisposable {
     blocks: DataBlocks | DataBlockSelection,
     options: AppendDataBlocksOptions,
   ): Promise<AppendDataBlocksResult> {
-    if (this.#nats !== undefined) return await this.#nats.appendDataBlocks(blocks, options);
     const selection = checkPassedDataBlocks(blocks, "blocks");
     const into = resolve(checkFileTarget(options.into, "into"));
     if (existsSync(into)) checkPassedDataBlocks({ from: into }, "into");
@@ -820,7 +717,7 @@ export class JobManager implements AsyncDisposable {
     do name = `append-${this.#nextName++}`; while (this.#jobs.has(name));
     const job = this.addJob({
       name,
-      script: this.#appendScript,
+      script: join(this.#backend.jobScripts, "append_job.py"),
       passedData: {
         library: selection.path,
         blocks: selection.blocks as JsonObject,
@@ -862,12 +759,9 @@ export class JobManager implements AsyncDisposable {
    */
   render(options: RenderOptions): Render {
     if (this.#closing !== undefined) throw new Error("Cannot render as the JobManager is closed");
-    if (this.#nats !== undefined) {
-      throw new Error("Cannot render with nats yet: the frames would stay on the workers' machines");
-    }
     return startRender(this, {
-      chunkScript: join(this.#runtimeDir, "render_chunk.py"),
-      videoScript: join(this.#runtimeDir, "render_video.py"),
+      chunkScript: join(this.#backend.jobScripts, "render_chunk.py"),
+      videoScript: join(this.#backend.jobScripts, "render_video.py"),
       rendersDir: join(this.workRoot, "renders"),
       defaultName: `render-${this.#nextName++}`,
     }, options);
@@ -882,8 +776,7 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   getIssueString(name: string): string | undefined {
-    if (this.#nats !== undefined) return this.#nats.getIssueString(name);
-    return this.#job(name).error?.report;
+    return this.#job(name).report;
   }
 
   /**
@@ -895,10 +788,8 @@ export class JobManager implements AsyncDisposable {
    * @throws {RangeError} When there is no job of that name.
    */
   async killJob(name: string): Promise<void> {
-    if (this.#nats !== undefined) return await this.#nats.killJob(name);
     this.#job(name);
-    if (this.#closing !== undefined) return await this.#closing; // close() kills everything.
-    await this.#supervisor.ask<void>((reply) => ({ type: "kill", name, reply }));
+    await this.#backend.kill(name);
   }
 
   /**
@@ -907,9 +798,7 @@ export class JobManager implements AsyncDisposable {
    * @returns Settles once every Blender process of this manager is gone.
    */
   async killAll(): Promise<void> {
-    if (this.#nats !== undefined) return await this.#nats.killAll();
-    if (this.#closing !== undefined) return await this.#closing;
-    await this.#supervisor.ask<void>((reply) => ({ type: "killAll", reply }));
+    await this.#backend.killAll();
   }
 
   /**
@@ -919,7 +808,6 @@ export class JobManager implements AsyncDisposable {
    * @returns The names.
    */
   getJobNames(options: GetJobNamesOptions = {}): string[] {
-    if (this.#nats !== undefined) return this.#nats.getJobNames(options);
     const names: string[] = [];
     for (const [name, job] of this.#jobs) {
       if (options.state === undefined || job.state === options.state) names.push(name);
@@ -929,7 +817,6 @@ export class JobManager implements AsyncDisposable {
 
   /** How many jobs are in each state, and how many workers are free. */
   get counts(): JobCounts {
-    if (this.#nats !== undefined) return this.#nats.counts;
     const counts = { queued: 0, active: 0, completed: 0, dropped: 0 };
     for (const job of this.#jobs.values()) {
       switch (job.state) {
@@ -947,9 +834,7 @@ export class JobManager implements AsyncDisposable {
           break;
       }
     }
-    let running = 0;
-    for (const job of this.#jobs.values()) if (job.running) running++;
-    return { ...counts, availableWorkers: Math.max(0, this.#maxWorkers - running) };
+    return { ...counts, availableWorkers: this.#backend.availableWorkers };
   }
 
   /**
@@ -978,8 +863,7 @@ export class JobManager implements AsyncDisposable {
    * reason and when it tries again) after too many start-up failures.
    */
   get health(): ManagerHealth {
-    if (this.#nats !== undefined) return this.#nats.health;
-    return this.#health;
+    return this.#backend.health;
   }
 
   /**
@@ -991,13 +875,12 @@ export class JobManager implements AsyncDisposable {
    * @throws {Error} When the job has not ended yet.
    */
   removeJob(name: string): void {
-    if (this.#nats !== undefined) return this.#nats.removeJob(name);
     const job = this.#job(name);
     if (job.state !== "COMPLETED" && job.state !== "DROPPED") {
       throw new Error(`Cannot remove job '${name}' as it is ${job.state}: kill it first`);
     }
     this.#jobs.delete(name);
-    this.#results.tell({ type: "remove", name });
+    this.#backend.forget(name).catch(() => {});
   }
 
   /**
@@ -1008,15 +891,13 @@ export class JobManager implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      if (this.#nats !== undefined) return await this.#nats.close().finally(() => this.#events.close());
-      await this.#supervisor.ask<void>((reply) => ({ type: "close", reply }));
-      await this.#supervisor.stop();
-      await this.#runner.close();
-      this.#events.close();
-      // The Results actor holds no resources: python_data stays readable after close.
-      if (this.#keepFiles) markKept(this.workRoot);
-      else await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
-      this.#root.release();
+      try {
+        await this.#backend.close();
+      } finally {
+        // What a cluster still runs goes on there; here its followers end.
+        for (const job of this.#jobs.values()) job.close();
+        this.#events.close();
+      }
     })();
     return this.#closing;
   }
@@ -1026,42 +907,12 @@ export class JobManager implements AsyncDisposable {
     return this.close();
   }
 
-  #makeRunner(resolved: ReturnType<typeof resolveOptions>, runtimeEntry: string): Runner {
-    const blender = this.blenderPath;
-    if (resolved.mode === "process") return new ProcessRunner({ blender, runtimeEntry });
-    if (resolved.mode === "fork") {
-      const fork = new ForkRunner({
-        blender,
-        runtimeEntry,
-        dir: join(this.workRoot, "fork"),
-        factoryStartup: resolved.factoryStartup,
-      });
-      if (resolved.prewarm) fork.prewarm();
-      return fork;
-    }
-    const { maxJobsPerWorker, maxWorkerMemoryMiB } = resolved;
-    const dir = join(this.workRoot, "pool");
-    const pool = new PoolRunner({
-      blender,
-      runtimeEntry,
-      dir,
-      maxJobsPerWorker,
-      maxWorkerMemoryMiB,
-      factoryStartup: resolved.factoryStartup,
-      addons: resolved.addons,
-      maxWorkers: () => this.#maxWorkers,
-    });
-    if (resolved.prewarm) pool.prewarm(this.#maxWorkers);
-    return pool;
-  }
-
-  async #stored(name: string, what: string): Promise<StoredResult> {
+  #completed(name: string, what: string): JobHandle {
     const job = this.#job(name);
-    const stored = await this.#results.ask<StoredResult | undefined>((reply) => ({ type: "get", name, reply }));
-    if (stored === undefined) {
+    if (job.state !== "COMPLETED") {
       throw new RangeError(`Cannot get ${what} of job '${name}' as it is ${job.state}, not COMPLETED`);
     }
-    return stored;
+    return job;
   }
 
   #job(name: string): JobHandle {
@@ -1076,15 +927,49 @@ export class JobManager implements AsyncDisposable {
     return name;
   }
 
-  #onEvent(event: JobEvent): void {
-    this.#jobs.get(event.name)?.apply(event);
-    const managerEvent = toManagerEvent(event);
-    if (managerEvent !== undefined) this.#events.publish(managerEvent);
+  /** A handle whose kill reaches its own job only, not a later job that reused the name. */
+  #handle<T extends JsonObject>(
+    name: string,
+    known?: { state: "QUEUED" | "ACTIVE"; attempts: number; progress: number },
+  ): JobHandle<T> {
+    const kill = () => this.#jobs.get(name) === handle ? this.killJob(name) : Promise.resolve();
+    const wantLogs = () => this.#backend.wantLogs();
+    const handle: JobHandle<T> = known === undefined
+      ? new JobHandle<T>(name, kill, wantLogs)
+      : JobHandle.known<T>(name, kill, wantLogs, known);
+    return handle;
+  }
+
+  #onEvent(event: BackendEvent): void {
+    if (event.type === "health") return this.#events.publish(event);
+    const { name } = event;
+    switch (event.type) {
+      case "known": {
+        const previous = this.#jobs.get(name);
+        if (previous !== undefined && !previous.ended) return;
+        this.#jobs.delete(name); // Re-inserted: the names stay in the order jobs were added.
+        this.#jobs.set(name, this.#handle(name, event));
+        return this.#events.publish({ type: "state", name, state: event.state, attempt: event.attempts });
+      }
+      case "forgotten":
+        if (this.#jobs.get(name)?.ended) this.#jobs.delete(name);
+        return;
+      default: {
+        const job = this.#jobs.get(name);
+        if (job === undefined) return;
+        const wasEnded = job.ended;
+        job.apply(event);
+        if (!wasEnded) {
+          const managerEvent = toManagerEvent(event, job);
+          if (managerEvent !== undefined) this.#events.publish(managerEvent);
+        }
+      }
+    }
   }
 }
 
-/** The public event for a supervisor event, if it has one (a retry changes no state the public sees). */
-function toManagerEvent(event: JobEvent): ManagerEvent | undefined {
+/** The public event for a job's event, if it has one (a retry changes no state the public sees). */
+function toManagerEvent(event: Parameters<JobHandle["apply"]>[0], job: JobHandle): ManagerEvent | undefined {
   const { name } = event;
   switch (event.type) {
     case "started":
@@ -1096,8 +981,10 @@ function toManagerEvent(event: JobEvent): ManagerEvent | undefined {
     case "retrying":
       return undefined;
     case "completed":
-      return { type: "state", name, state: "COMPLETED", attempt: event.result.attempts };
+      return { type: "state", name, state: "COMPLETED", attempt: event.attempts };
     case "dropped":
       return { type: "state", name, state: "DROPPED", attempt: event.error.attempts, reason: event.error.reason };
+    case "rejected":
+      return { type: "state", name, state: "DROPPED", attempt: job.attempts };
   }
 }

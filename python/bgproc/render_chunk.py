@@ -1,11 +1,13 @@
-"""bgproc's own job for ``JobManager.render``: render some frames of the job's .blend file straight into a folder.
+"""bgproc's own job for ``JobManager.render``: render some frames of the job's .blend file into its job folder.
 
-``passed_data``: ``frames`` (frame numbers), ``output_dir`` (absolute), and the overrides that are not None:
+``passed_data``: ``frames`` (frame numbers), and the overrides that are not None:
 ``scene`` (its name), ``camera`` (a camera object's name), ``engine`` (``CYCLES``, ``EEVEE``, ``WORKBENCH`` or an
 engine identifier), ``samples`` (Cycles and EEVEE), ``resolution`` ([width, height], at 100 %).
-Each frame goes to ``output_dir/frame_####`` plus the extension of the scene's image format (a video format is
-replaced by PNG), and progress is reported after each frame. Sets ``python_data``: ``frames`` ([{frame, path}] in
-the order rendered) and ``fps`` (the scene's frame rate).
+Each frame goes to ``//frame_####`` (the job folder, where the working copy of the .blend file is) plus the
+extension of the scene's image format (a video format is replaced by PNG), so the frames are the job's outputs: the
+manager moves them into the render's folder, from whichever machine ran the chunk. Progress is reported after each
+frame. Sets ``python_data``: ``frames`` ([{frame, file}] in the order rendered, ``file`` relative to the job
+folder) and ``fps`` (the scene's frame rate).
 """
 
 import os
@@ -16,7 +18,7 @@ import bpy
 from bgproc._compat import drop_unavailable_denoiser, set_render_engine, use_image_format
 
 frames = [int(frame) for frame in passed_data["frames"]]
-output_dir = passed_data["output_dir"]
+output_dir = bpy.path.abspath("//")
 
 scene = bpy.context.scene
 if passed_data.get("scene") is not None:
@@ -62,7 +64,7 @@ for index, (frame, path) in enumerate(zip(frames, paths)):
     bpy.ops.render.render(write_still=True, scene=scene.name)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Blender rendered frame {frame} but did not write {path}")
-    rendered.append({"frame": frame, "path": path})
+    rendered.append({"frame": frame, "file": os.path.relpath(path, output_dir)})
     update_job_progress((index + 1) / len(frames))
 
 python_data = {"frames": rendered, "fps": scene.render.fps / scene.render.fps_base}

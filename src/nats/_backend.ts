@@ -1,30 +1,20 @@
 /**
  * The NATS backend of `JobManager`: `new JobManager({ nats })` makes one. It
- * imports the NATS manager (and so the npm NATS client) lazily, only here,
- * so `mod.ts` stays importable from a URL; until the connection is up,
- * `addJob` returns a handle that forwards to the cluster's job once queued.
+ * imports the host side (`host.ts`, and so the npm NATS client) lazily, only
+ * here, so `mod.ts` stays importable from a URL; jobs added before the
+ * connection is up are submitted once it is.
  */
 
-import { awaitAtCaller } from "../_at_caller.ts";
-import { NatsBackendUnavailableError } from "../errors.ts";
-import type {
-  AddJobOptions,
-  AppendDataBlocksOptions,
-  AppendDataBlocksResult,
-  GetJobNamesOptions,
-  Job,
-} from "../job_manager.ts";
-import type {
-  DataBlocks,
-  DataBlockSelection,
-  JobCounts,
-  JobResult,
-  JobState,
-  JsonObject,
-  LogLine,
-  ManagerEvent,
-  ManagerHealth,
-} from "../types.ts";
+import { dirname } from "node:path";
+import type { CheckedJob } from "../_checked_job.ts";
+import type { ResolvedOptions } from "../_options.ts";
+import { materializeRuntime } from "../_runtime.ts";
+import { makeWorkRoot, type WorkRoot } from "../_work_root.ts";
+import type { Backend, BackendEvent, BackendSettings } from "../backend.ts";
+import { NatsBackendUnavailableError, WorkRootError } from "../errors.ts";
+import type { ManagerHealth } from "../types.ts";
+import { checkNamespace } from "./_protocol.ts";
+import type { NatsHost } from "./host.ts";
 
 /** Where the NATS server is, as `JobManagerOptions.nats` takes it. */
 export interface JobManagerNatsOptions {
@@ -32,112 +22,94 @@ export interface JobManagerNatsOptions {
   servers: string | string[];
   /** Jobs, names, workers and files are separate per namespace. @default {"default"} */
   namespace?: string;
+  /** A user and password, when the server wants them. */
+  user?: string;
+  /** The password of `user`. */
+  pass?: string;
+  /** A token, when the server wants one. */
+  token?: string;
+  /**
+   * How long a job may go without its worker's heartbeat before it is redelivered, in ms (set on the queue
+   * consumers this host makes).
+   *
+   * @default {30000}
+   */
+  ackWaitMs?: number;
 }
 
-/** What of `NatsJobManager` the backend uses (structural, so no npm type is imported here). */
-interface Remote {
-  addJob<T extends JsonObject>(options: AddJobOptions & { maxAttempts?: number }): Job<T>;
-  getJob(name: string): Job | undefined;
-  getJobNames(options?: GetJobNamesOptions): string[];
-  readonly counts: JobCounts;
-  getJobState(name: string): JobState;
-  getJobProgress(name: string): number;
-  getIssueString(name: string): string | undefined;
-  getRetrievedPythonData<T extends JsonObject>(name: string): Promise<T>;
-  getRetrievedDataBlocks(name: string): Promise<DataBlocks | null>;
-  appendDataBlocks(
-    blocks: DataBlocks | DataBlockSelection,
-    options: AppendDataBlocksOptions,
-  ): Promise<AppendDataBlocksResult>;
-  removeJob(name: string): Promise<void>;
-  killJob(name: string): Promise<void>;
-  events(options: { signal?: AbortSignal }): AsyncIterableIterator<ManagerEvent>;
-  readonly health: ManagerHealth;
-  killAll(): Promise<void>;
-  close(): Promise<void>;
-}
+/** The NATS cluster behind a `JobManager`, reached once its client is loaded and connected. */
+export class NatsBackend implements Backend {
+  readonly workRoot: string;
+  readonly jobScripts: string;
+  readonly #root: WorkRoot;
+  readonly #ready: Promise<NatsHost>;
+  #host: NatsHost | undefined;
+  #failure: Error | undefined;
+  #maxAttempts: number;
+  #wantLogs = false;
+  /** Jobs added before the connection was up, submitted once it is. */
+  readonly #waiting: CheckedJob[] = [];
+  #closing: Promise<void> | undefined;
 
-/** Settings the JobManager passes on. */
-export interface NatsBackendSettings {
-  maxAttempts: number;
-  timeout: number;
-  workDir: string | undefined;
-}
-
-/** A job added before the connection was up: forwards to the cluster's job once it is queued. */
-class PendingJob<T extends JsonObject> implements Job<T> {
-  readonly name: string;
-  readonly #job: Promise<Job<T>>;
-  #resolved: Job<T> | undefined;
-
-  constructor(name: string, job: Promise<Job<T>>) {
-    this.name = name;
-    this.#job = job;
-    job.then((resolved) => this.#resolved = resolved, () => {});
-  }
-
-  get state(): JobState {
-    return this.#resolved?.state ?? "QUEUED";
-  }
-
-  get progress(): number {
-    return this.#resolved?.progress ?? 0;
-  }
-
-  get attempts(): number {
-    return this.#resolved?.attempts ?? 0;
-  }
-
-  async *progressUpdates(): AsyncIterableIterator<number> {
-    yield* (await this.#job).progressUpdates();
-  }
-
-  result(): Promise<JobResult<T>> {
-    return awaitAtCaller(this.#job.then((job) => job.result()));
-  }
-
-  async *logs(): AsyncIterableIterator<LogLine> {
-    yield* (await this.#job).logs();
-  }
-
-  async kill(): Promise<void> {
-    await (await this.#job.catch(() => null))?.kill();
-  }
-}
-
-/** The NATS cluster behind a `JobManager`. */
-export class NatsBackend {
-  /** The attempts of jobs added from now on. */
-  maxAttempts: number;
-  readonly #ready: Promise<Remote>;
-  #remote: Remote | undefined;
-  readonly #pending = new Map<string, Job>();
-
-  constructor(nats: JobManagerNatsOptions, settings: NatsBackendSettings) {
+  constructor(nats: JobManagerNatsOptions, options: ResolvedOptions, publish: (event: BackendEvent) => void) {
     if (
       typeof nats !== "object" || nats === null || (typeof nats.servers !== "string" && !Array.isArray(nats.servers))
     ) {
       throw new TypeError("Cannot make JobManager as 'nats' must be an object with 'servers'");
     }
-    this.maxAttempts = settings.maxAttempts;
+    const ackWaitMs = nats.ackWaitMs ?? 30_000;
+    if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1) {
+      throw new RangeError(
+        `Cannot make JobManager as 'nats.ackWaitMs' must be an integer >= 1: current value is ${ackWaitMs}`,
+      );
+    }
+    const namespace = checkNamespace("Cannot make JobManager", nats.namespace ?? "default");
+    this.#maxAttempts = options.maxAttempts;
+    const workDir = options.workDir ?? "the system's temporary folder";
+    try {
+      this.#root = makeWorkRoot(options.workDir);
+    } catch (error) {
+      throw new WorkRootError(workDir, error);
+    }
+    this.workRoot = this.#root.path;
+    try {
+      this.jobScripts = dirname(materializeRuntime(this.workRoot));
+    } catch (error) {
+      Deno.removeSync(this.workRoot, { recursive: true });
+      this.#root.release();
+      throw new WorkRootError(workDir, error);
+    }
+    const { retry } = options;
+    const settings = {
+      maxAttempts: this.#maxAttempts,
+      retry: { on: [...retry.on], delayMs: retry.initialDelayMs, factor: retry.factor, maxDelayMs: retry.maxDelayMs },
+      ackWaitMs,
+      workRoot: this.workRoot,
+    };
     this.#ready = (async () => {
-      let module: typeof import("./manager.ts");
+      let module: typeof import("./host.ts");
       try {
         // A specifier Deno cannot read ahead: a literal one is fetched (with the npm NATS client) at start-up,
         // by every user of the library, NATS or not.
-        const specifier = new URL("./manager.ts", import.meta.url).href;
+        const specifier = new URL("./host.ts", import.meta.url).href;
         module = await import(specifier);
       } catch (error) {
         throw new NatsBackendUnavailableError(error);
       }
-      return await module.NatsJobManager.connect({
-        nats: { ...(nats.namespace === undefined ? {} : { namespace: nats.namespace }), servers: nats.servers },
-        maxAttempts: settings.maxAttempts,
-        timeout: settings.timeout,
-        ...(settings.workDir === undefined ? {} : { workDir: settings.workDir }),
-      });
+      const { ackWaitMs: _, namespace: __, ...connection } = nats;
+      return await module.NatsHost.connect(connection, namespace, settings, publish);
     })();
-    this.#ready.then((remote) => this.#remote = remote, () => {});
+    this.#ready.then((host) => {
+      this.#host = host;
+      host.configure({ maxAttempts: this.#maxAttempts });
+      if (this.#wantLogs) host.wantLogs();
+      for (const job of this.#waiting.splice(0)) host.submit(job);
+    }, (error) => {
+      this.#failure = error instanceof Error ? error : new Error(String(error));
+      for (const job of this.#waiting.splice(0)) {
+        publish({ type: "rejected", name: job.name, error: this.#failure });
+      }
+    });
   }
 
   /** Settles once connected, with every job of the namespace known. */
@@ -145,95 +117,68 @@ export class NatsBackend {
     await this.#ready;
   }
 
-  addJob<T extends JsonObject>(options: AddJobOptions): Job<T> {
-    const withAttempts = { maxAttempts: this.maxAttempts, ...options };
-    if (this.#remote !== undefined) return this.#remote.addJob<T>(withAttempts);
-    const name = options.name ?? `job-${crypto.randomUUID().slice(0, 8)}`;
-    const job = this.#ready.then((remote) => remote.addJob<T>({ ...withAttempts, name }));
-    const pending = new PendingJob<T>(name, job);
-    this.#pending.set(name, pending as unknown as Job);
-    job.finally(() => this.#pending.delete(name)).catch(() => {});
-    return pending;
+  /** The host, once connected (for what only a cluster has: workers, dead letters, files). */
+  host(): Promise<NatsHost> {
+    return this.#ready;
   }
 
-  getJob(name: string): Job | undefined {
-    return this.#remote?.getJob(name) ?? this.#pending.get(name);
-  }
-
-  getJobNames(options: GetJobNamesOptions = {}): string[] {
-    return this.#remote?.getJobNames(options) ?? [...this.#pending.keys()];
-  }
-
-  get counts(): JobCounts {
-    return this.#remote?.counts ??
-      { queued: this.#pending.size, active: 0, completed: 0, dropped: 0, availableWorkers: 0 };
-  }
-
-  getJobState(name: string): JobState {
-    return this.#remote?.getJobState(name) ?? this.#pendingJob(name).state;
-  }
-
-  getJobProgress(name: string): number {
-    return this.#remote?.getJobProgress(name) ?? this.#pendingJob(name).progress;
-  }
-
-  getIssueString(name: string): string | undefined {
-    if (this.#remote !== undefined) return this.#remote.getIssueString(name);
-    this.#pendingJob(name);
-    return undefined;
-  }
-
-  async getRetrievedPythonData<T extends JsonObject>(name: string): Promise<T> {
-    return await (await this.#ready).getRetrievedPythonData<T>(name);
-  }
-
-  async getRetrievedDataBlocks(name: string): Promise<DataBlocks | null> {
-    return await (await this.#ready).getRetrievedDataBlocks(name);
-  }
-
-  async appendDataBlocks(
-    blocks: DataBlocks | DataBlockSelection,
-    options: AppendDataBlocksOptions,
-  ): Promise<AppendDataBlocksResult> {
-    return await (await this.#ready).appendDataBlocks(blocks, options);
-  }
-
-  /** Forget an ended job: checked now, its record removed in the background. */
-  removeJob(name: string): void {
-    const state = this.getJobState(name);
-    if (state !== "COMPLETED" && state !== "DROPPED") {
-      throw new Error(`Cannot remove job '${name}' as it is ${state}: kill it first`);
-    }
-    this.#remote?.removeJob(name).catch(() => {});
-  }
-
-  #pendingJob(name: string): Job {
-    const job = this.#pending.get(name);
-    if (job === undefined) throw new RangeError(`No job named '${name}' in this JobManager`);
-    return job;
-  }
-
-  /** The cluster's events from once connected (a failed connection ends them with its error). */
-  async *events(options: { signal?: AbortSignal }): AsyncIterableIterator<ManagerEvent> {
-    const remote = await this.#ready;
-    if (options.signal?.aborted) return;
-    yield* remote.events(options);
+  /** The host, if connected. */
+  get connectedHost(): NatsHost | undefined {
+    return this.#host;
   }
 
   get health(): ManagerHealth {
-    return this.#remote?.health ?? { status: "ok" };
+    if (this.#host !== undefined) return this.#host.health;
+    if (this.#failure === undefined) return { status: "ok" };
+    const now = new Date();
+    return { status: "failing", reason: this.#failure.message, failures: 1, since: now, retryAt: now };
   }
 
-  async killJob(name: string): Promise<void> {
-    await (await this.#ready).killJob(name);
+  get availableWorkers(): number {
+    return this.#host?.availableWorkers ?? 0;
+  }
+
+  submit(job: CheckedJob): void {
+    if (this.#host !== undefined) this.#host.submit(job);
+    else this.#waiting.push(job);
+  }
+
+  async kill(name: string): Promise<void> {
+    const host = await this.#ready.catch(() => null);
+    await host?.kill(name);
   }
 
   async killAll(): Promise<void> {
-    await (await this.#ready).killAll();
+    const host = await this.#ready.catch(() => null);
+    await host?.killAll();
   }
 
-  async close(): Promise<void> {
-    const remote = await this.#ready.catch(() => null);
-    await remote?.close();
+  async forget(name: string): Promise<void> {
+    const host = await this.#ready.catch(() => null);
+    await host?.forget(name);
+  }
+
+  wantLogs(): void {
+    this.#wantLogs = true;
+    this.#host?.wantLogs();
+  }
+
+  configure(settings: BackendSettings): void {
+    if (settings.maxWorkers !== undefined) {
+      throw new Error("Cannot set maxWorkers with nats: the workers have their slots");
+    }
+    if (settings.maxAttempts !== undefined) this.#maxAttempts = settings.maxAttempts;
+    this.#host?.configure(settings);
+  }
+
+  /** Submit what was added, then stop following the cluster (its jobs go on there) and remove the work root. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const host = await this.#ready.catch(() => null);
+      await host?.close();
+      await Deno.remove(this.workRoot, { recursive: true }).catch(() => {});
+      this.#root.release();
+    })();
+    return this.#closing;
   }
 }

@@ -55,6 +55,6 @@ export function isWrongRevision(error: unknown): boolean {
 }
 
 /** Whether a record's job has ended. */
-export function ended(record: JobRecord): boolean {
+export function ended(record: { readonly state: JobRecord["state"] }): boolean {
   return record.state === "COMPLETED" || record.state === "DROPPED";
 }

@@ -288,9 +288,10 @@ class RenderHandle implements Render {
     const chunks: RenderChunk[] = [];
     try {
       this.#checked.chunks.forEach((frames, index) => {
-        const passedData: JsonObject = { frames: [...frames], output_dir: this.outputDir, ...overrides } as JsonObject;
+        const passedData: JsonObject = { frames: [...frames], ...overrides } as JsonObject;
         const job = this.#host.addJob({
           name: names[index]!,
+          outputDir: this.outputDir, // The frames are the chunk's outputs, brought here from where it ran.
           script: this.#runtime.chunkScript,
           blendFile,
           passedData,
@@ -324,8 +325,8 @@ class RenderHandle implements Render {
         failed.push({ name, frames, error: outcome.reason });
         return;
       }
-      const data = outcome.value.pythonData as unknown as { frames: RenderedFrame[]; fps: number };
-      rendered.push(...data.frames.map(({ frame, path }) => ({ frame, path })));
+      const data = outcome.value.pythonData as unknown as { frames: { frame: number; file: string }[]; fps: number };
+      rendered.push(...data.frames.map(({ frame, file }) => ({ frame, path: join(this.outputDir, file) })));
       fps ??= data.fps;
       chunkResults.push({ name, frames, attempts: outcome.value.attempts, durationMs: outcome.value.durationMs });
     });

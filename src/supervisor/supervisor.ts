@@ -292,7 +292,7 @@ class SupervisorState {
       commandLine: facts.ranOn,
       ...(facts.blender === undefined ? {} : { blender: facts.blender }),
     }, outcome.cause === undefined ? undefined : { cause: outcome.cause });
-    const retry = this.#config.retry.on.has(reason) && attempt < this.#maxAttempts &&
+    const retry = this.#config.retry.on.has(reason) && attempt < (job.maxAttempts ?? this.#maxAttempts) &&
       this.#closeWaiters === undefined && !this.#circuit.isOpen();
     if (!retry) {
       this.#removeJobDir(job);

@@ -18,6 +18,8 @@ export interface SupervisedJob {
   readonly factoryStartup?: boolean;
   /** Where the job's outputs go, or `null`/absent for a folder in the results root. */
   readonly outputDir?: string | null;
+  /** This job's attempts, or `null`/absent for the manager's `maxAttempts`. */
+  readonly maxAttempts?: number | null;
 }
 
 /** A job's next attempt. */

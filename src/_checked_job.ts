@@ -1,0 +1,116 @@
+/**
+ * The one check of a job's options: `JobManager.addJob` turns `AddJobOptions` into a {@linkcode CheckedJob} here,
+ * with the manager's defaults applied, once, whichever backend then runs it.
+ */
+
+import {
+  checkAddons,
+  checkArgs,
+  checkBlendFile,
+  type CheckedDataBlocks,
+  checkFactoryStartup,
+  checkFile,
+  checkFileTarget,
+  checkOutputDir,
+  checkPassedData,
+  checkPassedDataBlocks,
+  checkProgressSource,
+  checkTimeout,
+} from "./_validate.ts";
+import { InvalidJobError } from "./errors.ts";
+import { checkTags } from "./nats/_protocol.ts";
+import type { AddJobOptions, ProgressSource } from "./job_manager.ts";
+
+/** A job whose every option is checked and defaulted: what a backend runs. */
+export interface CheckedJob {
+  readonly name: string;
+  /** The script's absolute path. */
+  readonly script: string;
+  readonly blendFile: string | null;
+  readonly timeoutMs: number;
+  readonly args: readonly string[];
+  /** A file the job's lines are appended to, on this host. */
+  readonly logFile: string | null;
+  /** Where the job's outputs go on this host, or `null` for the backend's own folder. */
+  readonly outputDir: string | null;
+  readonly factoryStartup: boolean;
+  readonly addons: readonly string[];
+  readonly progress: ProgressSource;
+  /** `passedData` as JSON text (checked to round-trip). */
+  readonly passedDataJson: string;
+  readonly passedDataBlocks: CheckedDataBlocks | null;
+  /** Tags a worker must have (NATS); empty for local Blenders, which have every tag there is. */
+  readonly requires: readonly string[];
+  /** This job's attempts, or `null` for the manager's `maxAttempts` (as it is when an attempt ends). */
+  readonly maxAttempts: number | null;
+}
+
+/** The manager's defaults a job's options fall back on. */
+export interface JobDefaults {
+  readonly timeoutMs: number;
+  readonly outputDir: string | null;
+  readonly factoryStartup: boolean;
+  readonly addons: readonly string[];
+  readonly progress: ProgressSource;
+}
+
+/** Options only `NatsJobManager.addJob` takes: `requires` (worker tags). */
+export interface BackendJobOptions {
+  readonly requires?: readonly string[];
+}
+
+/** Check every option of a job named `name` (already checked) against `defaults`; throws `InvalidJobError`. */
+export function checkJob(
+  name: string,
+  options: AddJobOptions & BackendJobOptions,
+  defaults: JobDefaults,
+): CheckedJob {
+  const script = checkFile("script", options.script);
+  const blendFile = options.blendFile === undefined ? null : checkBlendFile(options.blendFile);
+  const timeoutMs = options.timeout === undefined ? defaults.timeoutMs : checkTimeout(options.timeout);
+  const args = options.args === undefined ? [] : checkArgs(options.args);
+  const logFile = options.logFile === undefined ? null : checkFileTarget(options.logFile);
+  const outputDir = options.outputDir === undefined
+    ? defaults.outputDir
+    : checkOutputDir("Cannot add job", options.outputDir);
+  const factoryStartup = options.factoryStartup === undefined
+    ? defaults.factoryStartup
+    : checkFactoryStartup(options.factoryStartup);
+  const addons = [
+    ...new Set([...defaults.addons, ...(options.addons === undefined ? [] : checkAddons(options.addons))]),
+  ];
+  const progress = options.progress === undefined
+    ? defaults.progress
+    : checkProgressSource("Cannot add job", options.progress);
+  const passedDataJson = checkPassedData(options.passedData);
+  const passedDataBlocks = options.passedDataBlocks === undefined
+    ? null
+    : checkPassedDataBlocks(options.passedDataBlocks);
+  const requires = options.requires === undefined ? [] : checkTags("Cannot add job", "requires", options.requires);
+  return {
+    name,
+    script,
+    blendFile,
+    timeoutMs,
+    args,
+    logFile,
+    outputDir,
+    factoryStartup,
+    addons,
+    progress,
+    passedDataJson,
+    passedDataBlocks,
+    requires,
+    maxAttempts: options.maxAttempts === undefined ? null : checkMaxAttempts(options.maxAttempts),
+  };
+}
+
+function checkMaxAttempts(value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new InvalidJobError(
+      "maxAttempts",
+      `Cannot add job as 'maxAttempts' must be an integer >= 1: current value is ${String(value)}`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,524 @@
+/**
+ * The NATS backend's host side: jobs go to a namespace's JetStream work queue, their records live in KV (so a
+ * restarted or second host finds them by name), files go through the object store by SHA-256, and progress, log
+ * lines and cancels travel on per-job subjects. The records and their watch become the facade's job events.
+ */
+
+import { dirname, join, relative } from "node:path";
+import type { KvWatchEntry } from "@nats-io/kv";
+import type { QueuedIterator, Subscription } from "@nats-io/transport-node";
+import type { CheckedJob } from "../_checked_job.ts";
+import type { BackendEvent, BackendSettings } from "../backend.ts";
+import { type DropReason, type JobDroppedDetails, JobDroppedError } from "../errors.ts";
+import type { JobOutput } from "../job/outputs.ts";
+import { DATA_BLOCK_COLLECTIONS, type DataBlocks, type JobResult, type LogLine, type ManagerHealth } from "../types.ts";
+import { type Cluster, ensureConsumer, type NatsOptions, openCluster } from "./_connection.ts";
+import { listenMaxDeliveries } from "./_dead_letter.ts";
+import { FileCache, Uploader } from "./_files.ts";
+import { HealthWatch } from "./_health.ts";
+import { LogFiles } from "./_log_files.ts";
+import {
+  decode,
+  encode,
+  type JobRecord,
+  type JobSpec,
+  nameOfToken,
+  type ProgressMessage,
+  type QueueMessage,
+  RECORD_VERSION,
+  type RecordedOutput,
+  subjectToken,
+  type WorkerInfo,
+} from "./_protocol.ts";
+import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
+import { jobSpec } from "./_spec.ts";
+
+/** What the host knows of one job of the namespace. */
+interface Tracked {
+  readonly id: string;
+  state: JobRecord["state"];
+  attempts: number;
+  progress: number;
+  worker: string | null;
+  submittedAt: string;
+  /** This host's `outputDir` for the job, when this host added it. */
+  readonly outputDir: string | null;
+  readonly ended: PromiseWithResolvers<void>;
+}
+
+/** The host's settings. */
+export interface NatsHostSettings {
+  readonly maxAttempts: number;
+  readonly retry: JobSpec["retry"];
+  readonly ackWaitMs: number;
+  /** This host's folder (made by the caller, removed by it). */
+  readonly workRoot: string;
+}
+
+/** A host of one namespace: submits jobs, follows every job's record, fetches results. */
+export class NatsHost {
+  readonly namespace: string;
+  readonly #cluster: Cluster;
+  readonly #settings: NatsHostSettings;
+  #maxAttempts: number;
+  readonly #publish: (event: BackendEvent) => void;
+  readonly #jobs = new Map<string, Tracked>();
+  readonly #submissions = new Set<Promise<void>>();
+  readonly #forgetting = new Map<string, Promise<void>>();
+  readonly #uploader: Uploader;
+  readonly #downloads: FileCache;
+  readonly #consumers = new Map<string, Promise<string>>();
+  readonly #subscriptions: Subscription[] = [];
+  readonly #watches: QueuedIterator<KvWatchEntry>[] = [];
+  readonly #health: HealthWatch;
+  readonly #logFiles = new LogFiles();
+  #logSubscription: Subscription | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(cluster: Cluster, settings: NatsHostSettings, publish: (event: BackendEvent) => void) {
+    this.#cluster = cluster;
+    this.namespace = cluster.names.namespace;
+    this.#settings = settings;
+    this.#maxAttempts = settings.maxAttempts;
+    this.#publish = publish;
+    this.#uploader = new Uploader(cluster.files);
+    this.#downloads = new FileCache(cluster.files, join(settings.workRoot, "files"));
+    this.#health = new HealthWatch(cluster, () => this.#queuedRequirements(), (health) => {
+      publish({ type: "health", health });
+    });
+  }
+
+  /** Connect, and make every job of the namespace known through `publish`. */
+  static async connect(
+    options: NatsOptions,
+    namespace: string,
+    settings: NatsHostSettings,
+    publish: (event: BackendEvent) => void,
+  ): Promise<NatsHost> {
+    const cluster = await openCluster({ name: "bgproc-host", ...options }, namespace);
+    const host = new NatsHost(cluster, settings, publish);
+    try {
+      await host.#start();
+    } catch (error) {
+      await host.close();
+      throw error;
+    }
+    return host;
+  }
+
+  async #start(): Promise<void> {
+    const { jobs, nc, names } = this.#cluster;
+    // Every record now, oldest first, then every change (the watch repeats the last values: applying one twice is
+    // harmless).
+    const records: JobRecord[] = [];
+    for await (const key of await jobs.keys()) {
+      const name = nameOfToken(key);
+      const current = name === undefined ? null : await readRecord(jobs, name);
+      if (current !== null) records.push(current.record);
+    }
+    records.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
+    for (const record of records) this.#apply(record);
+    const jobWatch = await jobs.watch();
+    this.#watches.push(jobWatch);
+    void (async () => {
+      for await (const entry of jobWatch) {
+        const name = nameOfToken(entry.key);
+        if (name === undefined) continue;
+        if (entry.operation !== "PUT") {
+          const tracked = this.#jobs.get(name);
+          if (tracked !== undefined && ended(tracked)) {
+            this.#jobs.delete(name);
+            this.#publish({ type: "forgotten", name });
+          }
+          continue;
+        }
+        const record = decode<JobRecord>(entry.value);
+        if (record.v === RECORD_VERSION) this.#apply(record);
+      }
+    })().catch(() => {});
+    await this.#health.start();
+    this.#subscriptions.push(nc.subscribe(names.allJobsSubject("progress"), {
+      callback: (error, msg) => {
+        if (error !== null) return;
+        const name = nameOfToken(msg.subject.split(".")[3] ?? "");
+        const tracked = name === undefined ? undefined : this.#jobs.get(name);
+        if (name === undefined || tracked === undefined || ended(tracked)) return;
+        const progress = decode<ProgressMessage>(msg.data);
+        if (progress.attempt >= tracked.attempts) this.#progress(name, tracked, progress.value);
+      },
+    }));
+    this.#subscriptions.push(listenMaxDeliveries(this.#cluster, () => {}));
+  }
+
+  /** A record's new version: the events its change makes. */
+  #apply(record: JobRecord): void {
+    const { name } = record;
+    let tracked = this.#jobs.get(name);
+    if (tracked === undefined || (tracked.id !== record.id && ended(tracked))) {
+      // Another host's job (or one recorded before this host connected).
+      tracked = this.#track(record, null);
+      tracked.state = record.state === "ACTIVE" ? "ACTIVE" : "QUEUED";
+      tracked.attempts = record.attempts;
+      tracked.worker = record.worker;
+      this.#jobs.set(name, tracked);
+      this.#publish({
+        type: "known",
+        name,
+        state: tracked.state === "ACTIVE" ? "ACTIVE" : "QUEUED",
+        attempts: record.attempts,
+        progress: record.progress,
+      });
+    }
+    if (tracked.id !== record.id || ended(tracked)) return;
+    tracked.worker = record.worker;
+    tracked.submittedAt = record.submittedAt;
+    if (record.state === "ACTIVE" && (tracked.state !== "ACTIVE" || record.attempts > tracked.attempts)) {
+      if (tracked.state === "ACTIVE") this.#publish({ type: "retrying", name });
+      tracked.state = "ACTIVE";
+      tracked.attempts = record.attempts;
+      this.#publish({ type: "started", name, attempt: record.attempts });
+    } else if (record.state === "QUEUED" && tracked.state === "ACTIVE") {
+      tracked.state = "QUEUED";
+      this.#publish({ type: "retrying", name });
+    }
+    if (record.state === "ACTIVE") this.#progress(name, tracked, record.progress);
+    if (record.state === "COMPLETED") this.#completed(tracked, record);
+    else if (record.state === "DROPPED") this.#dropped(tracked, record);
+  }
+
+  #track(record: { id: string; submittedAt: string }, outputDir: string | null): Tracked {
+    const tracked: Tracked = {
+      id: record.id,
+      state: "QUEUED",
+      attempts: 0,
+      progress: 0,
+      worker: null,
+      submittedAt: record.submittedAt,
+      outputDir,
+      ended: Promise.withResolvers<void>(),
+    };
+    return tracked;
+  }
+
+  #progress(name: string, tracked: Tracked, value: number): void {
+    if (!(value > tracked.progress) || value > 1) return;
+    tracked.progress = value;
+    this.#publish({ type: "progress", name, value });
+  }
+
+  #completed(tracked: Tracked, record: JobRecord): void {
+    tracked.state = "COMPLETED";
+    tracked.attempts = record.attempts;
+    let loading: Promise<JobResult> | undefined;
+    const load = () => loading ??= this.#materialize(record, tracked);
+    this.#publish({ type: "completed", name: record.name, attempts: record.attempts, load });
+    this.#end(record.name, tracked);
+  }
+
+  #dropped(tracked: Tracked, record: JobRecord): void {
+    tracked.state = "DROPPED";
+    tracked.attempts = record.attempts;
+    const { name } = record;
+    if (record.report === null) {
+      this.#publish({ type: "rejected", name, error: new Error(`Job '${name}' was dropped without a report`) });
+    } else this.#publish({ type: "dropped", name, error: new JobDroppedError(record.report) });
+    this.#end(name, tracked);
+  }
+
+  #end(name: string, tracked: Tracked): void {
+    tracked.ended.resolve();
+    this.#logFiles.end(name);
+  }
+
+  /** Which tags the queued jobs of this host require (for `health`). */
+  #queuedRequirements(): Map<string, readonly string[]> {
+    const required = new Map<string, readonly string[]>();
+    for (const [name, requires] of this.#requires) {
+      const tracked = this.#jobs.get(name);
+      if (tracked !== undefined && tracked.state === "QUEUED") required.set(name, requires);
+      else this.#requires.delete(name);
+    }
+    return required;
+  }
+
+  readonly #requires = new Map<string, readonly string[]>();
+
+  get health(): ManagerHealth {
+    return this.#health.current;
+  }
+
+  get availableWorkers(): number {
+    let available = 0;
+    for (const worker of this.#health.liveWorkers()) available += Math.max(0, worker.slots - worker.running.length);
+    return available;
+  }
+
+  /** The live workers of the namespace. */
+  liveWorkers(): WorkerInfo[] {
+    return this.#health.liveWorkers();
+  }
+
+  /** The worker a job runs on (or ended on), or `null`. */
+  workerOf(name: string): string | null {
+    return this.#jobs.get(name)?.worker ?? null;
+  }
+
+  /** The cluster (for dead letters, file statistics and collection). */
+  get cluster(): Cluster {
+    return this.#cluster;
+  }
+
+  /** How many files this host uploaded, and how many the store already had. */
+  get uploader(): Uploader {
+    return this.#uploader;
+  }
+
+  configure(settings: BackendSettings): void {
+    if (settings.maxWorkers !== undefined) {
+      throw new Error("Cannot set maxWorkers with nats: the workers have their slots");
+    }
+    if (settings.maxAttempts !== undefined) this.#maxAttempts = settings.maxAttempts;
+  }
+
+  /** Put `job` in the cluster: its files, its record, its queue message. */
+  submit(job: CheckedJob): void {
+    const id = crypto.randomUUID();
+    const now = new Date().toISOString();
+    const { name } = job;
+    const tracked = this.#track({ id, submittedAt: now }, job.outputDir);
+    this.#jobs.set(name, tracked);
+    this.#requires.set(name, job.requires);
+    if (job.logFile !== null) {
+      this.#logFiles.open(name, job.logFile, () => this.#jobs.get(name)?.worker ?? null);
+      this.wantLogs();
+    }
+    const submission = this.#put(job, id, now, job.maxAttempts ?? this.#maxAttempts).catch((error) => {
+      if (this.#jobs.get(name) === tracked) this.#jobs.delete(name);
+      this.#logFiles.end(name);
+      tracked.ended.resolve();
+      this.#publish({ type: "rejected", name, error: error instanceof Error ? error : new Error(String(error)) });
+    });
+    this.#submissions.add(submission);
+    void submission.finally(() => this.#submissions.delete(submission));
+  }
+
+  async #put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<void> {
+    const { name } = job;
+    const spec = await jobSpec(job, id, this.#settings.workRoot, this.#uploader, this.#settings.retry);
+    const record: JobRecord = {
+      v: RECORD_VERSION,
+      name,
+      id,
+      state: "QUEUED",
+      worker: null,
+      attempts: 0,
+      maxAttempts,
+      progress: 0,
+      spec,
+      queueSeq: 0,
+      submittedAt: now,
+      updatedAt: now,
+      result: null,
+      report: null,
+      deadLetter: false,
+    };
+    const { jobs, js, names } = this.#cluster;
+    const existing = await readRecord(jobs, name);
+    const taken = () => new Error(`Cannot add job as a job named '${name}' is queued or active in the cluster`);
+    if (existing !== null && !ended(existing.record)) throw taken();
+    try {
+      if (existing === null) await jobs.create(subjectToken(name), encode(record));
+      else await jobs.update(subjectToken(name), encode(record), existing.revision);
+    } catch (error) {
+      // Another host took the name in between; any other failure is what it is.
+      if (isWrongRevision(error)) throw taken();
+      throw error;
+    }
+    await this.#consumer(job.requires);
+    const ack = await js.publish(names.queueSubject(job.requires), encode({ name, id } satisfies QueueMessage), {
+      msgID: id,
+    });
+    await mutateRecord(jobs, name, (current) => current.id === id ? { ...current, queueSeq: ack.seq } : null);
+  }
+
+  #consumer(requires: readonly string[]): Promise<string> {
+    const key = requires.join(",");
+    let pending = this.#consumers.get(key);
+    if (pending === undefined) {
+      const settings = { ackWaitMs: this.#settings.ackWaitMs, maxDeliver: this.#maxAttempts };
+      pending = ensureConsumer(this.#cluster, requires, settings);
+      this.#consumers.set(key, pending);
+      pending.catch(() => this.#consumers.delete(key));
+    }
+    return pending;
+  }
+
+  /**
+   * Fetch a completed job's outputs from the object store into its `outputDir` on this host (given to this
+   * host's `addJob`), or into this host's work root (`outputs/<name token>`, removed with the job), relative
+   * paths kept.
+   */
+  async #keepOutputs(
+    name: string,
+    outputDir: string | null,
+    recorded: readonly RecordedOutput[],
+  ): Promise<JobOutput[]> {
+    const folder = outputDir ?? join(this.#settings.workRoot, "outputs", subjectToken(name));
+    const outputs: JobOutput[] = [];
+    for (const { file, path, bytes, kind } of recorded) {
+      const target = join(folder, path);
+      if (relative(folder, target).startsWith("..")) continue; // A record can say anything: stay in the folder.
+      await Deno.mkdir(dirname(target), { recursive: true });
+      await Deno.copyFile(await this.#downloads.get(file), target);
+      outputs.push({ path: target, bytes, kind });
+    }
+    return outputs;
+  }
+
+  async #materialize(record: JobRecord, tracked: Tracked): Promise<JobResult> {
+    const result = record.result;
+    if (result === null) throw new Error(`Job '${record.name}' completed without a result`);
+    let dataBlocks: DataBlocks | null = null;
+    if (result.dataBlocks !== null) {
+      const path = await this.#downloads.get(result.dataBlocks.file);
+      const collections = Object.fromEntries(
+        DATA_BLOCK_COLLECTIONS.map((collection) => [collection, result.dataBlocks?.blocks[collection] ?? []]),
+      );
+      dataBlocks = { path, ...collections } as unknown as DataBlocks;
+    }
+    let inline = { pythonData: result.pythonData, stdout: result.stdout, stderr: result.stderr };
+    if (result.overflow !== undefined) {
+      inline = JSON.parse(await Deno.readTextFile(await this.#downloads.get(result.overflow))) as typeof inline;
+    }
+    return {
+      name: record.name,
+      pythonData: inline.pythonData,
+      dataBlocks,
+      outputs: await this.#keepOutputs(record.name, tracked.outputDir, result.outputs ?? []),
+      stdout: inline.stdout,
+      stderr: inline.stderr,
+      attempts: result.attempts,
+      startedAt: new Date(result.startedAt),
+      endedAt: new Date(result.endedAt),
+      durationMs: result.durationMs,
+      commandLine: result.commandLine,
+    };
+  }
+
+  /**
+   * Kill a job: a queued one is removed from the queue, a running one is killed on its worker (with its process
+   * group). Either way it ends as DROPPED with reason `"killed"`. Settles once its record says it ended.
+   */
+  async kill(name: string): Promise<void> {
+    await Promise.allSettled([...this.#submissions]);
+    const tracked = this.#jobs.get(name);
+    if (tracked === undefined || ended(tracked)) return;
+    const { jobs, jsm, nc, names } = this.#cluster;
+    const removed = await mutateRecord(jobs, name, (record) => {
+      if (record.id !== tracked.id || record.state !== "QUEUED") return null;
+      return { ...record, state: "DROPPED", report: killReport(record, "killed while queued") };
+    });
+    if (removed !== null) {
+      this.#apply(removed);
+      if (removed.queueSeq > 0) await jsm.streams.deleteMessage(names.jobsStream, removed.queueSeq).catch(() => {});
+      return;
+    }
+    const current = await readRecord(jobs, name);
+    if (current === null || current.record.id !== tracked.id || ended(current.record)) {
+      return await this.#whenEnded(tracked);
+    }
+    let heard = false;
+    if (current.record.worker !== null) {
+      heard = await nc.request(names.jobSubject(name, "cancel"), encode({}), { timeout: 2000 })
+        .then(() => true, () => false);
+    }
+    if (!heard) {
+      // No worker has it now (between attempts, or its worker died): end it here; a redelivery is then acked unrun.
+      const written = await mutateRecord(jobs, name, (record) => {
+        if (record.id !== tracked.id || ended(record)) return null;
+        return { ...record, state: "DROPPED", report: killReport(record, "killed between attempts") };
+      });
+      if (written !== null) this.#apply(written);
+    }
+    await this.#whenEnded(tracked);
+  }
+
+  /** Settles once the job has ended, or this host closed. */
+  #whenEnded(tracked: Tracked): Promise<void> {
+    return tracked.ended.promise;
+  }
+
+  async killAll(): Promise<void> {
+    await Promise.allSettled([...this.#submissions]);
+    const open = [...this.#jobs].filter(([, tracked]) => !ended(tracked)).map(([name]) => name);
+    await Promise.all(open.map((name) => this.kill(name)));
+  }
+
+  /** Remove an ended job's record (so the name is free) and the outputs kept for it here. */
+  forget(name: string): Promise<void> {
+    let forgetting = this.#forgetting.get(name);
+    if (forgetting !== undefined) return forgetting;
+    const tracked = this.#jobs.get(name);
+    this.#jobs.delete(name);
+    forgetting = (async () => {
+      await this.#cluster.jobs.delete(subjectToken(name));
+      if (tracked?.outputDir === null) {
+        await Deno.remove(join(this.#settings.workRoot, "outputs", subjectToken(name)), { recursive: true })
+          .catch(() => {});
+      }
+    })();
+    this.#forgetting.set(name, forgetting);
+    void forgetting.finally(() => this.#forgetting.delete(name)).catch(() => {});
+    return forgetting;
+  }
+
+  /** Start receiving log lines (on the first reader, or a job with a `logFile`). */
+  wantLogs(): void {
+    if (this.#logSubscription !== undefined || this.#closing !== undefined) return;
+    this.#logSubscription = this.#cluster.nc.subscribe(this.#cluster.names.allJobsSubject("log"), {
+      callback: (error, msg) => {
+        if (error !== null) return;
+        const name = nameOfToken(msg.subject.split(".")[3] ?? "");
+        const tracked = name === undefined ? undefined : this.#jobs.get(name);
+        if (name === undefined || tracked === undefined || ended(tracked)) return;
+        const line = decode<LogLine>(msg.data);
+        this.#logFiles.write(name, line);
+        this.#publish({ type: "output", name, attempt: line.attempt, stream: line.stream, line: line.line });
+      },
+    });
+  }
+
+  /**
+   * Stop following the cluster, once every job submitted here has reached it (or failed to). Jobs go on in the
+   * cluster; any host finds them later by name.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled([...this.#submissions]);
+      for (const watch of this.#watches) watch.stop();
+      for (const subscription of this.#subscriptions) subscription.unsubscribe();
+      this.#logSubscription?.unsubscribe();
+      this.#health.stop();
+      for (const tracked of this.#jobs.values()) tracked.ended.resolve();
+      await this.#logFiles.close();
+      await this.#downloads.close();
+      await this.#cluster.nc.drain().catch(() => {});
+    })();
+    return this.#closing;
+  }
+}
+
+function killReport(record: JobRecord, summary: string): JobDroppedDetails {
+  return {
+    jobName: record.name,
+    reason: "killed" satisfies DropReason,
+    summary,
+    attempts: record.attempts,
+    exitCode: null,
+    signal: null,
+    pythonError: null,
+    stderrTail: record.report?.stderrTail ?? "",
+    stdoutTail: record.report?.stdoutTail ?? "",
+    commandLine: record.report?.commandLine ?? "",
+  };
+}
