@@ -54,15 +54,10 @@ export interface JobDefaults {
   readonly progress: ProgressSource;
 }
 
-/** Options only `NatsJobManager.addJob` takes: `requires` (worker tags). */
-export interface BackendJobOptions {
-  readonly requires?: readonly string[];
-}
-
 /** Check every option of a job named `name` (already checked) against `defaults`; throws `InvalidJobError`. */
 export function checkJob(
   name: string,
-  options: AddJobOptions & BackendJobOptions,
+  options: AddJobOptions,
   defaults: JobDefaults,
 ): CheckedJob {
   const script = checkFile("script", options.script);

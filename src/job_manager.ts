@@ -325,6 +325,21 @@ export interface AddJobOptions {
    */
   maxAttempts?: number;
   /**
+   * Tags the worker must have (each of them), over NATS: the job waits for a `bgproc worker --tags` that has
+   * them all. Local Blenders stand in for every tag: a local manager runs the job as any other.
+   *
+   * @default {[]}
+   *
+   * @example A job for a worker with a GPU
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ nats: { servers: "nats://127.0.0.1:4222" } });
+   * manager.addJob({ script: "./bake.py", requires: ["gpu"] });
+   * ```
+   */
+  requires?: readonly string[];
+  /**
    * Data blocks to pass in: they are appended (with what they use) before the
    * script runs, and listed in `passed_data_blocks` in the order given, then
    * what they brought with them (meshes, materials, ...). Names the file

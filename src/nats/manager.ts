@@ -5,8 +5,7 @@
 
 import { checkNumber } from "../_validate.ts";
 import { BACKENDS } from "../backend.ts";
-import { type AddJobOptions, type Job, JobManager, type RetryOptions } from "../job_manager.ts";
-import type { JsonObject } from "../types.ts";
+import { type AddJobOptions, JobManager, type RetryOptions } from "../job_manager.ts";
 import type { NatsBackend } from "./_backend.ts";
 import type { NatsOptions } from "./_connection.ts";
 import { type DeadLetter, listDeadLetters } from "./_dead_letter.ts";
@@ -54,18 +53,17 @@ export interface NatsJobManagerOptions {
 }
 
 /**
- * Options of {@linkcode NatsJobManager.addJob}: the local ones (`logFile`
- * gets the lines this host receives while it is connected), and the tags a
- * worker must have.
+ * Options of {@linkcode NatsJobManager.addJob}: those of every `JobManager` (`logFile` gets the lines this host
+ * receives while it is connected; `requires`, the tags a worker must have).
+ *
+ * @example
+ * ```ts ignore
+ * import type { NatsAddJobOptions } from "@bgproc/blender/nats";
+ *
+ * const options: NatsAddJobOptions = { script: "./bake.py", requires: ["gpu"] };
+ * ```
  */
-export interface NatsAddJobOptions extends AddJobOptions {
-  /**
-   * Tags the worker must have (each of them).
-   *
-   * @default {[]}
-   */
-  requires?: string[];
-}
+export type NatsAddJobOptions = AddJobOptions;
 
 /** Options of {@linkcode NatsJobManager.close}. */
 export interface NatsCloseOptions {
@@ -125,20 +123,6 @@ export class NatsJobManager extends JobManager {
       throw error;
     }
     return manager;
-  }
-
-  /**
-   * Queue a job in the cluster. The options are checked here, and a bad one
-   * throws before anything is sent; the files are uploaded (once per
-   * content) and the job queued in the background.
-   *
-   * @param options The script, its data, how to run it, and the tags a worker needs.
-   * @returns The job, whose `result()` settles when it ends on some worker.
-   * @throws {InvalidJobError} When an option is wrong, or a queued or active job has the name.
-   * @throws {Error} When the manager is closed.
-   */
-  override addJob<T extends JsonObject = JsonObject>(options: NatsAddJobOptions): Job<T> {
-    return super.addJob<T>(options);
   }
 
   /**
