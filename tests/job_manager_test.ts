@@ -1,16 +1,24 @@
 /**
- * The JobManager against real Blender, in process, pool and fork mode: data in, results out, progress,
- * errors, kills, limits, retries.
+ * The JobManager against real Blender on every backend (process, pool and fork mode, and a NATS cluster with one
+ * worker): data in, results out, progress, errors, kills, limits, retries.
  */
 
-import { deepStrictEqual, equal, match, ok, rejects } from "node:assert/strict";
-import { join } from "node:path";
+import { deepStrictEqual, equal, match, ok, rejects, throws } from "node:assert/strict";
+import { basename, join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
+import { BACKEND_NAMES, managerOn, startSharedCluster } from "./_backends.ts";
 import { fixture, forkChildren, isAlive, processesMatching, waitFor, watchMax } from "./_helpers.ts";
 
-for (const mode of ["process", "pool", "fork"] as const) {
+await startSharedCluster(); // Before any test: its processes are no test's resources.
+
+/** A script's path as Blender saw it: the file itself locally, a cached copy of it on a NATS worker. */
+function seenAs(mode: string, path: string): (seen: unknown) => boolean {
+  return (seen) => mode === "nats" ? String(seen).endsWith(`/${basename(path)}`) : seen === path;
+}
+
+for (const mode of BACKEND_NAMES) {
   Deno.test(`${mode}: passed data with quotes, newlines, unicode, nesting and 10 MB arrives intact and round-trips`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const passedData = {
       quote: `it's "quoted" \\ back'slash """ '''`,
       newlines: "line 1\nline 2\r\nline 3\n",
@@ -33,7 +41,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
       big: passedData.big,
     });
     equal(pythonData.name, "__main__");
-    equal(pythonData.file, fixture("echo.py"));
+    ok(seenAs(mode, fixture("echo.py"))(pythonData.file), String(pythonData.file));
     deepStrictEqual(pythonData.argv_after_dashes, ["--size", "2", "--", "x y"]);
     equal(pythonData.object_count, 0, "a job without blendFile starts in an empty scene");
     deepStrictEqual(pythonData.passed_data_blocks, []);
@@ -44,7 +52,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: progress events arrive in order and end at 1`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const job = manager.addJob({ script: fixture("progress.py"), passedData: { steps: 5, pause: 0.1 } });
     const seen: number[] = [];
     for await (const value of job.progressUpdates()) seen.push(value);
@@ -56,7 +64,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: update_job_progress is coalesced: a tight loop writes the file a few times, and its last value arrives`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const job = manager.addJob({ script: fixture("progress_flood.py"), passedData: { calls: 300_000 } });
     const seen: number[] = [];
     for await (const value of job.progressUpdates()) seen.push(value);
@@ -66,7 +74,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: a raising script is DROPPED with its traceback in the report`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const job = manager.addJob({ name: "raiser", script: fixture("raise.py"), passedData: { value: "q'uote" } });
     const error = await job.result().then(() => undefined, (error) => error);
     ok(error instanceof JobDroppedError);
@@ -76,13 +84,13 @@ for (const mode of ["process", "pool", "fork"] as const) {
     equal(error.pythonError?.type, "ValueError");
     equal(error.pythonError?.message, "bad value: q'uote ünïcode");
     deepStrictEqual(error.pythonError?.frames.map((frame) => frame.function), ["<module>", "explode"]);
-    equal(error.pythonError?.frames[0]?.file, fixture("raise.py"));
+    ok(seenAs(mode, fixture("raise.py"))(error.pythonError?.frames[0]?.file), error.pythonError?.frames[0]?.file);
     const report = manager.getIssueString("raiser") ?? "";
     match(report, /Traceback \(most recent call last\)/);
     match(report, /raise\.py", line 9, in <module>/);
     match(report, /ValueError: bad value: q'uote ünïcode/);
-    // The report names the Blender and Python the attempt ran in, as `blenderVersion()` does.
-    const version = await manager.blenderVersion();
+    // The report names the Blender and Python the attempt ran in, as `blenderVersion()` does (the worker's over NATS).
+    const version = mode === "nats" ? error.blender!.split(" (")[0]! : await manager.blenderVersion();
     match(version, /^\d+\.\d+/);
     ok(error.blender?.startsWith(`${version} (Python 3.`), error.blender);
     ok(report.includes(`--- blender ---\nBlender ${version} (Python 3.`), report);
@@ -92,7 +100,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: a SyntaxError is DROPPED with the file and line in the report`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const job = manager.addJob({ script: fixture("syntax_error.py") });
     const error = await job.result().then(() => undefined, (error) => error);
     ok(error instanceof JobDroppedError);
@@ -102,7 +110,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: python_data that JSON cannot carry is an error naming the key`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const error = await manager.addJob({ script: fixture("bad_python_data.py") }).result().then(
       () => undefined,
       (error) => error,
@@ -114,7 +122,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: a timeout kills Blender and reports timed-out`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const pidFile = join(manager.workRoot, "sleep.pid");
     // The timeout counts from the attempt's start, Blender's start-up included, and the script must have written its
     // pid before it: 5 s was too short for a Blender start-up with several test files on 2 cores. A warm mode starts
@@ -131,7 +139,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: killJob ends the Blender process and drops the job as killed`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const pidFile = join(manager.workRoot, "kill.pid");
     const job = manager.addJob({ name: "sleeper", script: fixture("sleep.py"), passedData: { pid_file: pidFile } });
     for await (const value of job.progressUpdates()) if (value >= 0.1) break;
@@ -143,7 +151,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: an aborted signal kills a running job and a queued one`, async () => {
-    await using manager = new JobManager({ mode, maxWorkers: 1 });
+    await using manager = await managerOn(mode, { maxWorkers: 1 });
     const controller = new AbortController();
     const pidFile = join(manager.workRoot, "abort.pid");
     const running = manager.addJob({
@@ -151,7 +159,9 @@ for (const mode of ["process", "pool", "fork"] as const) {
       passedData: { pid_file: pidFile },
       signal: controller.signal,
     });
-    const queued = manager.addJob({ script: fixture("sleep.py"), signal: controller.signal });
+    // Over NATS the worker has a free slot: the second job stays queued as no worker has its tag.
+    const requires = mode === "nats" ? ["no-worker-has-this"] : [];
+    const queued = manager.addJob({ script: fixture("sleep.py"), signal: controller.signal, requires });
     await waitFor(() => running.progress >= 0.1, 20_000, "the job to start");
     equal(queued.state, "QUEUED");
     const pid = Number(await Deno.readTextFile(pidFile));
@@ -163,27 +173,37 @@ for (const mode of ["process", "pool", "fork"] as const) {
     equal((await after.result()).pythonData.steps, 1, "the manager still runs jobs after a kill");
   });
 
-  Deno.test(`${mode}: with maxWorkers 2, six jobs never run more than two Blender processes at once`, async () => {
-    await using manager = new JobManager({ mode, maxWorkers: 2 });
-    const count = mode === "fork"
-      ? () => forkChildren(manager.workRoot).length
-      : () => processesMatching(manager.workRoot, Deno.pid).length;
-    const watch = watchMax(count, 10);
-    const jobs = Array.from(
-      { length: 6 },
-      (_, i) => manager.addJob({ name: `limit-${i}`, script: fixture("sleep.py"), passedData: { seconds: 0.3 } }),
-    );
-    equal(manager.counts.queued + manager.counts.active, 6);
-    const results = await Promise.all(jobs.map((job) => job.result()));
-    const max = watch.stop();
-    equal(results.length, 6);
-    equal(max, 2, `at most two at once, and two did run together: saw ${max}`);
-    deepStrictEqual(manager.counts, { queued: 0, active: 0, completed: 6, dropped: 0, availableWorkers: 2 });
-    deepStrictEqual(manager.getJobNames({ state: "COMPLETED" }), jobs.map((job) => job.name));
-  });
+  if (mode === "nats") {
+    Deno.test(`nats: maxWorkers is each worker's --workers, not the host's: setting it throws and changes nothing`, async () => {
+      await using manager = await managerOn(mode);
+      throws(() => manager.maxWorkers = 3, /the workers have their slots/);
+      equal(manager.maxWorkers, 2);
+      const job = manager.addJob({ script: fixture("progress.py"), passedData: { steps: 1, pause: 0 } });
+      deepStrictEqual((await job.result()).pythonData, { steps: 1 });
+    });
+  } else {
+    Deno.test(`${mode}: with maxWorkers 2, six jobs never run more than two Blender processes at once`, async () => {
+      await using manager = await managerOn(mode, { maxWorkers: 2 });
+      const count = mode === "fork"
+        ? () => forkChildren(manager.workRoot).length
+        : () => processesMatching(manager.workRoot, Deno.pid).length;
+      const watch = watchMax(count, 10);
+      const jobs = Array.from(
+        { length: 6 },
+        (_, i) => manager.addJob({ name: `limit-${i}`, script: fixture("sleep.py"), passedData: { seconds: 0.3 } }),
+      );
+      equal(manager.counts.queued + manager.counts.active, 6);
+      const results = await Promise.all(jobs.map((job) => job.result()));
+      const max = watch.stop();
+      equal(results.length, 6);
+      equal(max, 2, `at most two at once, and two did run together: saw ${max}`);
+      deepStrictEqual(manager.counts, { queued: 0, active: 0, completed: 6, dropped: 0, availableWorkers: 2 });
+      deepStrictEqual(manager.getJobNames({ state: "COMPLETED" }), jobs.map((job) => job.name));
+    });
+  }
 
   Deno.test(`${mode}: with maxAttempts 3 a script failing twice completes on its third attempt, earlier Blenders reaped`, async () => {
-    await using manager = new JobManager({ mode, maxAttempts: 3 });
+    await using manager = await managerOn(mode, { maxAttempts: 3 });
     const counterFile = join(manager.workRoot, "attempts.json");
     const job = manager.addJob({
       script: fixture("flaky.py"),
@@ -204,7 +224,7 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: with maxAttempts 2 a script that always fails is dropped after two attempts`, async () => {
-    await using manager = new JobManager({ mode, maxAttempts: 2 });
+    await using manager = await managerOn(mode, { maxAttempts: 2 });
     const counterFile = join(manager.workRoot, "attempts.json");
     const job = manager.addJob({
       script: fixture("flaky.py"),
@@ -215,14 +235,14 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 
   Deno.test(`${mode}: a blendFile job sees the file's objects, and the file's bytes are unchanged`, async () => {
-    await using manager = new JobManager({ mode });
+    await using manager = await managerOn(mode);
     const blend = join(manager.workRoot, "scene.blend");
     const made = await manager.addJob({ script: fixture("make_scene.py"), passedData: { out: blend } }).result();
     deepStrictEqual(made.pythonData.objects, ["Alpha", "Beta"]);
     const before = await Deno.readFile(blend);
     const { pythonData } = await manager.addJob({ script: fixture("use_scene.py"), blendFile: blend }).result();
     deepStrictEqual(pythonData.objects, ["Alpha", "Beta"]);
-    equal(pythonData.source_blend_file, blend);
+    ok(seenAs(mode, blend)(pythonData.source_blend_file), String(pythonData.source_blend_file));
     ok(pythonData.working_file !== blend, "the job must work on a private copy");
     deepStrictEqual(await Deno.readFile(blend), before, "the original .blend was changed");
   });

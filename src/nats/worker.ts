@@ -398,6 +398,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       stderrTail: error.stderrTail.slice(-TAIL_LIMIT),
       stdoutTail: error.stdoutTail.slice(-TAIL_LIMIT),
       commandLine: error.commandLine,
+      ...(error.blender === undefined ? {} : { blender: error.blender }),
     };
     if (job.handBack && !job.cancelled) {
       await mutateRecord(cluster.jobs, record.name, (current) => {
