@@ -1,7 +1,6 @@
 /**
  * The bgproc worker: a loop that pulls jobs from a namespace's JetStream
- * work queue and runs each as a job of a local {@linkcode JobManager} (in
- * any of its modes), heartbeating it, publishing its progress and log
+ * work queue and runs each on the local backend (in any of its modes), heartbeating it, publishing its progress and log
  * lines, obeying cancels, and recording its result or report in KV before
  * acking.
  */
@@ -12,7 +11,11 @@ import { basename, isAbsolute, join, relative } from "node:path";
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
 import { JobDroppedError } from "../errors.ts";
-import { type Job, JobManager } from "../job_manager.ts";
+import { checkJob, type JobDefaults } from "../_checked_job.ts";
+import { checkPermissions, resolveOptions } from "../_options.ts";
+import { blenderVersion, findBlender } from "../blender.ts";
+import type { Job } from "../job_manager.ts";
+import { LocalJobs } from "../local/jobs.ts";
 import type { DataBlockInfo, DataBlockSelection, JobResult, JsonObject } from "../types.ts";
 import { type Cluster, ensureConsumer, type NatsOptions, openCluster, WORKER_TTL_MS } from "./_connection.ts";
 import { dropLost, listenMaxDeliveries, publishDeadLetter } from "./_dead_letter.ts";
@@ -114,7 +117,7 @@ interface Running {
 /**
  * Run a bgproc worker until `signal` aborts: pulls jobs from the namespace's
  * work queue (those requiring any subset of `tags`) and runs up to
- * `maxWorkers` at once in a local {@linkcode JobManager}.
+ * `maxWorkers` at once in local Blenders (in `mode`), as a local `JobManager` would.
  *
  * @param options The server, slots, mode, tags.
  * @returns Settles once the worker stopped: running jobs finished (or were handed back), the connection closed.
@@ -146,13 +149,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
 
   const machine = hostname();
   const id = `${machine}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const manager = new JobManager({
-    maxWorkers: slots,
-    maxAttempts: 1,
-    mode,
-    ...(options.blender === undefined ? {} : { blender: options.blender }),
-    ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
-  });
+  const local = startLocalJobs({ maxWorkers: slots, maxAttempts: 1, mode, ...options });
   const tempCache = options.workDir === undefined
     ? await Deno.makeTempDir({ dir: tmpdir(), prefix: "bgproc-files-" })
     : undefined;
@@ -160,7 +157,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   try {
     cluster = await openCluster({ name: `bgproc-worker ${id}`, ...options.nats }, namespace);
   } catch (error) {
-    await manager.close();
+    await local.jobs.close();
     if (tempCache !== undefined) await Deno.remove(tempCache, { recursive: true }).catch(() => {});
     throw error;
   }
@@ -182,7 +179,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
   const startedAt = new Date().toISOString();
-  const blenderVersion = await manager.blenderVersion().catch(() => "unknown");
+  const blenderVersion = await local.blenderVersion().catch(() => "unknown");
   const info = (): WorkerInfo => ({
     id,
     hostname: machine,
@@ -264,9 +261,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     } finally {
       clearInterval(heartbeat);
       cancels?.unsubscribe();
-      if (job.local !== undefined && manager.getJob(job.local.name) === job.local) {
+      if (job.local !== undefined) {
         await job.local.result().catch(() => {});
-        manager.removeJob(job.local.name);
+        await local.jobs.remove(job.local.name);
         await Deno.remove(outputsFolder(job.local.name), { recursive: true }).catch(() => {});
       }
       running.delete(job);
@@ -277,9 +274,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
 
   /** Where the worker's local manager keeps a local job's outputs until they are uploaded. */
   function outputsFolder(localName: string): string {
-    return join(manager.workRoot, "nats-outputs", localName);
+    return join(local.jobs.backend.workRoot, "nats-outputs", localName);
   }
 
+  /** The job's files fetched, its spec checked (it came over the network) and run on the local backend. */
   async function startLocal(record: JobRecord): Promise<Job> {
     const { spec } = record;
     const script = await cache.get(spec.script);
@@ -292,8 +290,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       ? spec.passedData
       : JSON.parse(await Deno.readTextFile(await cache.get(spec.passedDataFile))) as JsonObject;
     const name = `nats-${crypto.randomUUID().slice(0, 8)}`;
-    return manager.addJob({
-      name,
+    const checked = checkJob(name, {
       outputDir: outputsFolder(name),
       script,
       passedData,
@@ -302,7 +299,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       ...spec.runOptions,
       ...(blendFile === undefined ? {} : { blendFile }),
       ...(passedDataBlocks === undefined ? {} : { passedDataBlocks }),
-    });
+    }, local.defaults);
+    return local.jobs.run(checked);
   }
 
   async function pump(name: string, recordId: string, attempt: number, local: Job): Promise<void> {
@@ -360,7 +358,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     const json = JSON.stringify(inline);
     if (json.length > RECORD_INLINE_LIMIT / 4 && encode(inline).length > RECORD_INLINE_LIMIT) {
       // Too large for a KV value (the server's max payload): the data goes through the object store.
-      const file = join(manager.workRoot, `result-${crypto.randomUUID()}.json`);
+      const file = join(local.jobs.backend.workRoot, `result-${crypto.randomUUID()}.json`);
       await Deno.writeTextFile(file, json);
       try {
         overflow = await uploader.put(file, "result.json");
@@ -493,7 +491,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
       job.handBack = true;
       await job.local?.kill().catch(() => {});
     }
-    await manager.close();
+    await local.jobs.close();
     await cache.close();
     await cluster.workers.delete(id).catch(() => {});
     await cluster.nc.drain().catch(() => {});
@@ -522,4 +520,38 @@ function positiveInteger(what: string, option: string, value: number): number {
     throw new RangeError(`${what} as '${option}' must be an integer >= 1: current value is ${value}`);
   }
   return value;
+}
+
+/** The worker's local backend, the defaults of its jobs, and its Blender's version. */
+function startLocalJobs(
+  options: {
+    maxWorkers: number;
+    maxAttempts: number;
+    mode: "process" | "pool" | "fork";
+    blender?: string;
+    workDir?: string;
+  },
+): { jobs: LocalJobs; defaults: JobDefaults; blenderVersion: () => Promise<string> } {
+  const resolved = resolveOptions({
+    maxWorkers: options.maxWorkers,
+    maxAttempts: options.maxAttempts,
+    mode: options.mode,
+    ...(options.blender === undefined ? {} : { blender: options.blender }),
+    ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
+  });
+  const blender = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
+  checkPermissions(resolved.mode, blender, resolved.workDir ?? tmpdir());
+  const defaults: JobDefaults = {
+    timeoutMs: resolved.timeout,
+    outputDir: null,
+    factoryStartup: resolved.factoryStartup,
+    addons: resolved.addons,
+    progress: resolved.progress,
+  };
+  let version: Promise<string> | undefined;
+  return {
+    jobs: new LocalJobs(resolved, blender),
+    defaults,
+    blenderVersion: () => version ??= blenderVersion(blender),
+  };
 }
