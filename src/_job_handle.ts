@@ -5,15 +5,10 @@
 
 import { awaitAtCaller } from "./_at_caller.ts";
 import type { BackendEvent } from "./backend.ts";
+import { Broadcast } from "./channel.ts";
 import { JobDroppedError } from "./errors.ts";
 import type { Job } from "./job_manager.ts";
 import type { JobResult, JobState, JsonObject, LogLine } from "./types.ts";
-
-/** A subscriber's queue of values, and the wake-up of its pending `next()`. */
-interface Subscriber<T> {
-  readonly values: T[];
-  wake: (() => void) | undefined;
-}
 
 /** How many lines a `logs()` reader may fall behind before the oldest are dropped. */
 const LOG_BACKLOG = 10_000;
@@ -32,8 +27,8 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
   #load: (() => Promise<JobResult>) | undefined;
   #loaded: Promise<JobResult<T>> | undefined;
   #running = false;
-  readonly #subscribers = new Set<Subscriber<number>>();
-  readonly #logReaders = new Set<Subscriber<LogLine> & { dropped: number }>();
+  readonly #progressReaders = new Broadcast<number>();
+  readonly #logReaders = new Broadcast<LogLine>();
   readonly #kill: () => Promise<void>;
   #abort: { signal: AbortSignal; listener: () => void } | undefined;
   #closed = false;
@@ -118,49 +113,34 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
       if (this.#progress > 0) yield this.#progress;
       return;
     }
-    const subscriber: Subscriber<number> = { values: this.#progress > 0 ? [this.#progress] : [], wake: undefined };
-    yield* this.#follow(subscriber, this.#subscribers);
+    const channel = this.#progressReaders.subscribe();
+    if (this.#progress > 0) yield this.#progress;
+    yield* channel.iterate();
   }
 
   logs(): AsyncIterableIterator<LogLine> {
-    // Ask for lines now, not on the first next(): lines printed before that are then not lost.
-    if (!this.ended && !this.#closed) this.#wantLogs();
-    return this.#logs();
-  }
-
-  async *#logs(): AsyncIterableIterator<LogLine> {
-    if (this.ended || this.#closed) return;
-    const reader = { values: [] as LogLine[], wake: undefined as (() => void) | undefined, dropped: 0 };
-    yield* this.#follow<LogLine, typeof reader>(reader, this.#logReaders, () => {
-      if (reader.dropped === 0) return undefined;
-      const line = `bgproc: ${reader.dropped} lines were dropped here: this logs() reader fell behind`;
-      reader.dropped = 0;
-      return { attempt: this.#attempts, stream: "stderr", line };
+    // Subscribe now, not on the first next(): lines printed before that are then not lost.
+    if (this.ended || this.#closed) return (async function* () {})();
+    this.#wantLogs();
+    let dropped = 0;
+    const channel = this.#logReaders.subscribe({
+      capacity: LOG_BACKLOG,
+      overflow: (buffered) => {
+        buffered.shift();
+        dropped++;
+      },
     });
-  }
-
-  /** Yield what reaches `subscriber` (and what `interject` adds first) until the job ends. */
-  async *#follow<T, S extends Subscriber<T>>(
-    subscriber: S,
-    subscribers: Set<S>,
-    interject: () => T | undefined = () => undefined,
-  ): AsyncGenerator<T> {
-    subscribers.add(subscriber);
-    try {
-      while (true) {
-        const extra = interject();
-        if (extra !== undefined) yield extra;
-        const value = subscriber.values.shift();
-        if (value !== undefined) {
-          yield value;
-          continue;
+    const attempts = () => this.#attempts;
+    return (async function* () {
+      for await (const line of channel.iterate()) {
+        if (dropped > 0) {
+          const notice = `bgproc: ${dropped} lines were dropped here: this logs() reader fell behind`;
+          dropped = 0;
+          yield { attempt: attempts(), stream: "stderr" as const, line: notice };
         }
-        if (this.ended || this.#closed) return;
-        await new Promise<void>((wake) => subscriber.wake = wake);
+        yield line;
       }
-    } finally {
-      subscribers.delete(subscriber);
-    }
+    })();
   }
 
   apply(event: JobEventOf): void {
@@ -174,14 +154,7 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
         this.#setProgress(event.value);
         return;
       case "output":
-        for (const reader of this.#logReaders) {
-          if (reader.values.length >= LOG_BACKLOG) {
-            reader.values.shift();
-            reader.dropped++;
-          }
-          reader.values.push({ attempt: event.attempt, stream: event.stream, line: event.line });
-          this.#wake(reader);
-        }
+        this.#logReaders.send({ attempt: event.attempt, stream: event.stream, line: event.line });
         return;
       case "retrying":
         this.#running = false;
@@ -220,10 +193,7 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
   #setProgress(value: number): void {
     if (value <= this.#progress) return;
     this.#progress = value;
-    for (const subscriber of this.#subscribers) {
-      subscriber.values.push(value);
-      this.#wake(subscriber);
-    }
+    this.#progressReaders.send(value);
   }
 
   /** The job has ended: drop the abort listener and wake every follower, whose iterators then finish. */
@@ -232,13 +202,7 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
       this.#abort.signal.removeEventListener("abort", this.#abort.listener);
       this.#abort = undefined;
     }
-    for (const subscriber of this.#subscribers) this.#wake(subscriber);
-    for (const reader of this.#logReaders) this.#wake(reader);
-  }
-
-  #wake(subscriber: Subscriber<unknown>): void {
-    const wake = subscriber.wake;
-    subscriber.wake = undefined;
-    wake?.();
+    this.#progressReaders.close();
+    this.#logReaders.close();
   }
 }

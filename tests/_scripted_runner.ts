@@ -4,7 +4,7 @@
  * intensity, timeouts) are tested fast and deterministically.
  */
 
-import { Channel } from "../src/runners/_channel.ts";
+import { Channel } from "../src/channel.ts";
 import type {
   AttemptEvent,
   AttemptFacts,
@@ -47,7 +47,7 @@ export class ScriptedAttempt {
 
   /** Send any event, even one the Job actor does not know (to make it crash). */
   emit(event: AttemptEvent): void {
-    this.events.push(event);
+    this.events.send(event);
   }
 
   complete(pythonData: JsonObject = {}): void {
@@ -68,7 +68,7 @@ export class ScriptedAttempt {
   #end(outcome: AttemptOutcome): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.events.push({ type: "ended", outcome });
+    this.events.send({ type: "ended", outcome });
     this.events.close();
     this.#gone.resolve();
   }

@@ -1,5 +1,7 @@
 /** A render's one progress: frames done across its chunks, followed by any number of readers. */
 
+import { Broadcast } from "../channel.ts";
+
 /** How far a render is. */
 export interface RenderProgress {
   /** Frames rendered and written so far, across every chunk. */
@@ -10,11 +12,6 @@ export interface RenderProgress {
   readonly fraction: number;
 }
 
-interface Reader {
-  readonly values: RenderProgress[];
-  wake: (() => void) | undefined;
-}
-
 /** Sums the chunks' progress (each 0 to 1, rising) into one rising {@linkcode RenderProgress}. */
 export class CombinedProgress {
   readonly #sizes: readonly number[];
@@ -22,7 +19,7 @@ export class CombinedProgress {
   readonly #frameCount: number;
   #current: RenderProgress;
   #ended = false;
-  readonly #readers = new Set<Reader>();
+  readonly #readers = new Broadcast<RenderProgress>();
 
   /** @param sizes How many frames each chunk has. */
   constructor(sizes: readonly number[]) {
@@ -50,40 +47,19 @@ export class CombinedProgress {
     const next = { framesDone, frameCount: this.#frameCount, fraction: Math.min(1, weighted / this.#frameCount) };
     if (next.fraction <= this.#current.fraction) return;
     this.#current = next;
-    for (const reader of this.#readers) {
-      reader.values.push(next);
-      this.#wake(reader);
-    }
+    this.#readers.send(next);
   }
 
   /** No more values: every reader's iterator ends once it has read what is queued. */
   end(): void {
     this.#ended = true;
-    for (const reader of this.#readers) this.#wake(reader);
+    this.#readers.close();
   }
 
   /** The values from now on (starting with the current one when above 0), until `end()`. */
   async *follow(): AsyncGenerator<RenderProgress> {
-    const reader: Reader = { values: this.#current.fraction > 0 ? [this.#current] : [], wake: undefined };
-    this.#readers.add(reader);
-    try {
-      while (true) {
-        const value = reader.values.shift();
-        if (value !== undefined) {
-          yield value;
-          continue;
-        }
-        if (this.#ended) return;
-        await new Promise<void>((wake) => reader.wake = wake);
-      }
-    } finally {
-      this.#readers.delete(reader);
-    }
-  }
-
-  #wake(reader: Reader): void {
-    const wake = reader.wake;
-    reader.wake = undefined;
-    wake?.();
+    const channel = this.#readers.subscribe();
+    if (this.#current.fraction > 0) yield this.#current;
+    yield* channel.iterate();
   }
 }

@@ -10,7 +10,7 @@ import { LineTail } from "../job/lines.ts";
 import { classifyEnd, errorMessage } from "../job/outcome.ts";
 import { MAX_OUTPUTS, savedPath } from "../job/outputs.ts";
 import { startProgressWatcher } from "../job/watcher.ts";
-import { Channel } from "./_channel.ts";
+import { Channel } from "../channel.ts";
 import type { AttemptEvent, AttemptPlan, KillReason } from "./runner.ts";
 import type { ExitStatus } from "./_process_group.ts";
 
@@ -54,7 +54,7 @@ export class LocalAttempt {
     this.#watcher = startProgressWatcher({
       dir: this.#plan.jobDir,
       initial: this.#plan.progress,
-      publish: (value) => this.events.push({ type: "progress", value }),
+      publish: (value) => this.events.send({ type: "progress", value }),
       onCrash: (error) => this.#stderr.push(`bgproc: the progress watcher failed: ${errorMessage(error)}`),
     });
   }
@@ -63,7 +63,7 @@ export class LocalAttempt {
   started(ranOn: string): void {
     this.#ranOn = ranOn;
     this.#startedAt = new Date();
-    this.events.push({ type: "started", ranOn });
+    this.events.send({ type: "started", ranOn });
   }
 
   /** One line of the attempt's output. */
@@ -71,7 +71,7 @@ export class LocalAttempt {
     (stream === "stdout" ? this.#stdout : this.#stderr).push(line);
     const saved = line.includes("Saved: '") ? savedPath(line) : null;
     if (saved !== null && this.#saved.length < MAX_OUTPUTS) this.#saved.push(saved);
-    this.events.push({ type: "output", stream, line });
+    this.events.send({ type: "output", stream, line });
   }
 
   /** The attempt is over: stop watching, classify, send `ended`, end the stream. */
@@ -95,7 +95,7 @@ export class LocalAttempt {
       saved: this.#saved,
       dir: this.#dir,
     });
-    this.events.push({ type: "ended", outcome });
+    this.events.send({ type: "ended", outcome });
     this.events.close();
   }
 }

@@ -21,7 +21,7 @@
 
 import { join } from "node:path";
 import { lineSplitter, shellQuote } from "../job/lines.ts";
-import { Channel } from "./_channel.ts";
+import { Channel } from "../channel.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
 import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
 import { runPrepared } from "./process.ts";
@@ -129,7 +129,7 @@ export class ForkRunner implements Runner {
     let fallback: ProcessGroup | undefined;
     const gone = (async () => {
       const forwarding = (async () => {
-        for await (const event of attempt.events) events.push(event);
+        for await (const event of attempt.events) events.send(event);
         events.close();
       })();
       try {

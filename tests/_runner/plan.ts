@@ -86,6 +86,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/python_syntax_test.ts": { where: "none", seconds: 3 },
   "tests/supervisor_test.ts": { where: "none", seconds: 3 },
   "tests/nats/protocol_test.ts": { where: "none", seconds: 3 },
+  "tests/channel_test.ts": { where: "none", seconds: 1 },
 };
 
 /** Every `*_test.ts` under `<root>/tests` (not in fixtures or `_` folders), as "tests/..." paths, sorted. */
