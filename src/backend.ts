@@ -77,6 +77,8 @@ export interface Backend {
   readonly jobScripts: string;
   /** This manager's folder on this host. */
   readonly workRoot: string;
+  /** Whether jobs read and write this host's files by their paths: local Blenders do, a cluster's workers do not. */
+  readonly sharesFiles: boolean;
   /** Stop: a local backend kills its jobs, a cluster's go on. Nothing submitted before is lost. */
   close(): Promise<void>;
 }

@@ -499,6 +499,8 @@ export class JobManager implements AsyncDisposable {
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
   #closing: Promise<void> | undefined;
+  /** With a cluster: the local Blenders `appendDataBlocks` writes this host's files with. */
+  #hostBlenders: JobManager | undefined;
   #nextName = 1;
 
   /**
@@ -712,18 +714,27 @@ export class JobManager implements AsyncDisposable {
   /**
    * Append (or link) data blocks into a .blend file and save it, in a
    * Blender job of its own: a job's `dataBlocks`, or a selection from any
-   * .blend file.
+   * .blend file. The job writes the file on this host: with `nats` it runs in
+   * a Blender here (made on first use, closed with the manager), not on a
+   * worker, so the host needs Blender for it.
    *
    * @param blocks The blocks: a job's `dataBlocks`, or `{ from, objects?, materials?, ... }`.
    * @param options The target file, and whether to overwrite same-named blocks or link.
    * @returns The names the blocks ended up with in the target.
    * @throws {InvalidJobError} When the blocks or the target are not usable; nothing starts.
    * @throws {JobDroppedError} When the append job fails.
+   * @throws {BlenderNotFoundError} With `nats`, when this host has no Blender.
    */
   async appendDataBlocks(
     blocks: DataBlocks | DataBlockSelection,
     options: AppendDataBlocksOptions,
   ): Promise<AppendDataBlocksResult> {
+    if (!this.#backend.sharesFiles) {
+      // The job writes `into` on this host: with a cluster it runs in a Blender here (made on first use).
+      if (this.#closing !== undefined) throw new Error("Cannot append as the JobManager is closed");
+      this.#hostBlenders ??= new JobManager({ maxWorkers: 1, workDir: this.workRoot });
+      return await this.#hostBlenders.appendDataBlocks(blocks, options);
+    }
     const selection = checkPassedDataBlocks(blocks, "blocks");
     const into = resolve(checkFileTarget(options.into, "into"));
     if (existsSync(into)) checkPassedDataBlocks({ from: into }, "into");
@@ -753,9 +764,10 @@ export class JobManager implements AsyncDisposable {
 
   /**
    * Render frames of a .blend file, as a render farm does: the frames are split into chunk jobs (`chunk`
-   * frames each) that run in parallel on this manager's workers, retried by its `maxAttempts` policy, and
-   * write their images straight into `outputDir`. The render reports one progress and one result with every
-   * frame's file; with `video`, Blender's sequencer then makes a video of the frames in one more job.
+   * frames each) that run in parallel on this manager's workers (local Blenders, or a cluster's workers), retried
+   * by its `maxAttempts` policy; each chunk renders into its own job folder and its frames come back into
+   * `outputDir` as its outputs. The render reports one progress and one result with every frame's file; with
+   * `video` (local Blenders only, for now), Blender's sequencer then makes a video of the frames in one more job.
    *
    * @param options The .blend file, the frames, the chunk size, the output folder and the overrides.
    * @returns The render: its progress, its chunk jobs, its result.
@@ -779,6 +791,7 @@ export class JobManager implements AsyncDisposable {
       videoScript: join(this.#backend.jobScripts, "render_video.py"),
       rendersDir: join(this.workRoot, "renders"),
       defaultName: `render-${this.#nextName++}`,
+      sharesFiles: this.#backend.sharesFiles,
     }, options);
   }
 
@@ -907,6 +920,7 @@ export class JobManager implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
+        await this.#hostBlenders?.close();
         await this.#backend.close();
       } finally {
         // What a cluster still runs goes on there; here its followers end.

@@ -1,5 +1,6 @@
 /**
- * JobManager.render against real Blender: a 12-frame Cycles render in chunks of 4, a chunk's Blender killed for
+ * JobManager.render against real Blender: a 12-frame Cycles render in chunks of 4 on every backend (process, pool,
+ * fork, NATS; tests/nats/render_test.ts kills a worker mid-render), a chunk's Blender killed for
  * real and retried, a dropped chunk that keeps the other frames, the video step, option checks and the CLI.
  */
 
@@ -18,7 +19,10 @@ import {
   type RenderOptions,
   type RenderProgress,
 } from "../mod.ts";
+import { BACKEND_NAMES, managerOn, startSharedCluster } from "./_backends.ts";
 import { fixture, waitFor } from "./_helpers.ts";
+
+await startSharedCluster(); // Before any test: its processes are no test's resources.
 
 /** Make the test scene (tests/fixtures/render_scene.py) with this Blender, in `dir`. */
 async function makeScene(manager: JobManager, dir: string): Promise<string> {
@@ -107,31 +111,36 @@ Deno.test("render: bad options are InvalidJobErrors naming the option, and nothi
   }
 });
 
-Deno.test("render: 12 frames of Cycles in chunks of 4 give 12 files and one progress rising to 1", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await using manager = new JobManager({ maxWorkers: 2 });
-    const blendFile = await makeScene(manager, dir);
-    const outputDir = join(dir, "frames");
-    const render = manager.render({ blendFile, frames: "1-12", chunk: 4, outputDir, samples: 2 });
-    deepStrictEqual(render.chunks.map((chunk) => chunk.frames), [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]);
-    const seen: RenderProgress[] = [];
-    for await (const progress of render.progressUpdates()) seen.push(progress);
-    const result = await render.result();
-    deepStrictEqual(pngs(outputDir), TWELVE);
-    deepStrictEqual(result.frames.map((frame) => frame.frame), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-    deepStrictEqual(result.frames.map((frame) => frame.path), TWELVE.map((name) => join(outputDir, name)));
-    deepStrictEqual(result.chunks.map((chunk) => chunk.attempts), [1, 1, 1]);
-    equal(result.video, null);
-    ok(seen.length >= 2, `progress came in steps: ${JSON.stringify(seen)}`);
-    for (let index = 1; index < seen.length; index++) ok(seen[index]!.fraction > seen[index - 1]!.fraction);
-    deepStrictEqual(seen.at(-1), { framesDone: 12, frameCount: 12, fraction: 1 });
-    ok(seen.some((progress) => progress.framesDone > 0 && progress.framesDone < 12), "frames were counted one by one");
-    deepStrictEqual([...Deno.readDirSync(outputDir)].length, 12, "nothing but the frames in outputDir");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+for (const backend of BACKEND_NAMES) {
+  Deno.test(`${backend}: render: 12 frames of Cycles in chunks of 4 give 12 files and one progress rising to 1`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await using manager = await managerOn(backend, { maxWorkers: 2 });
+      const blendFile = await makeScene(manager, dir);
+      const outputDir = join(dir, "frames");
+      const render = manager.render({ blendFile, frames: "1-12", chunk: 4, outputDir, samples: 2 });
+      deepStrictEqual(render.chunks.map((chunk) => chunk.frames), [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]);
+      const seen: RenderProgress[] = [];
+      for await (const progress of render.progressUpdates()) seen.push(progress);
+      const result = await render.result();
+      deepStrictEqual(pngs(outputDir), TWELVE);
+      deepStrictEqual(result.frames.map((frame) => frame.frame), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+      deepStrictEqual(result.frames.map((frame) => frame.path), TWELVE.map((name) => join(outputDir, name)));
+      deepStrictEqual(result.chunks.map((chunk) => chunk.attempts), [1, 1, 1]);
+      equal(result.video, null);
+      ok(seen.length >= 2, `progress came in steps: ${JSON.stringify(seen)}`);
+      for (let index = 1; index < seen.length; index++) ok(seen[index]!.fraction > seen[index - 1]!.fraction);
+      deepStrictEqual(seen.at(-1), { framesDone: 12, frameCount: 12, fraction: 1 });
+      ok(
+        seen.some((progress) => progress.framesDone > 0 && progress.framesDone < 12),
+        "frames were counted one by one",
+      );
+      deepStrictEqual([...Deno.readDirSync(outputDir)].length, 12, "nothing but the frames in outputDir");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
 
 /** The job directory of a job in the manager's work root. */
 function jobDir(manager: JobManager, name: string): string | undefined {

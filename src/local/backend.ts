@@ -26,6 +26,7 @@ import type { ManagerHealth } from "../types.ts";
 export class LocalBackend implements Backend {
   readonly workRoot: string;
   readonly jobScripts: string;
+  readonly sharesFiles = true;
   #health: ManagerHealth = { status: "ok" };
   #maxWorkers: number;
   /** The jobs whose attempt runs now. */

@@ -41,6 +41,7 @@ export interface JobManagerNatsOptions {
 export class NatsBackend implements Backend {
   readonly workRoot: string;
   readonly jobScripts: string;
+  readonly sharesFiles = false;
   readonly #root: WorkRoot;
   readonly #ready: Promise<NatsHost>;
   #host: NatsHost | undefined;

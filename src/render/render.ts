@@ -188,6 +188,8 @@ export interface RenderRuntime {
   readonly rendersDir: string;
   /** The name for a render that has none. */
   readonly defaultName: string;
+  /** Whether the manager's jobs read this host's files by their paths (the video job reads the frames so). */
+  readonly sharesFiles: boolean;
 }
 
 /**
@@ -198,6 +200,13 @@ export interface RenderRuntime {
  */
 export function startRender(host: RenderHost, runtime: RenderRuntime, options: RenderOptions): Render {
   const checked = checkRender(options);
+  if (checked.video !== null && !runtime.sharesFiles) {
+    throw new InvalidJobError(
+      "video",
+      "Cannot render with 'video' over NATS yet: the video job would read the frames by this host's paths on a " +
+        "worker; render the frames, then make the video with a local JobManager's render of them",
+    );
+  }
   const name = options.name === undefined ? runtime.defaultName : checkRenderName(options.name);
   options.signal?.throwIfAborted();
   return new RenderHandle(host, runtime, name, checked, options.signal);

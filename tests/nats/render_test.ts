@@ -4,9 +4,9 @@
  * progress and one result, and the chunk the dead worker held runs again on the other.
  */
 
-import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
 import { join } from "node:path";
-import { JobManager } from "../../mod.ts";
+import { InvalidJobError, JobManager } from "../../mod.ts";
 import { NatsJobManager } from "../../src/nats/mod.ts";
 import { fixture } from "../_helpers.ts";
 import { startNatsServer, startWorker, type WorkerProcess } from "./_server.ts";
@@ -31,6 +31,13 @@ Deno.test("render over NATS: 24 frames in chunks of 4 on two workers, one killed
       maxAttempts: 3,
     });
     const outputDir = join(dir, "frames");
+    // The video job would read the frames by this host's paths on a worker: refused, nothing starts.
+    throws(
+      () => manager.render({ blendFile, frames: "1-2", outputDir, video: true }),
+      (error: unknown) =>
+        error instanceof InvalidJobError && error.field === "video" && /over NATS/.test(error.message),
+    );
+    equal(manager.getJobNames().length, 0);
     const render = manager.render({ blendFile, frames: "1-24", chunk: 4, outputDir, samples: 1 });
     equal(render.chunks.length, 6);
 
