@@ -55,8 +55,8 @@ export {
   type ProgressSource,
   type RestartIntensityOptions,
   type RetryOptions,
-} from "./src/job_manager.ts";
-export type { JobOutput, OutputKind } from "./src/job/outputs.ts";
+} from "./src/api/job_manager.ts";
+export type { JobOutput, OutputKind } from "./src/local/job/outputs.ts";
 export { chunkFrames, formatFrames, MAX_FRAME, parseFrames } from "./src/render/frames.ts";
 export {
   type FailedChunk,

@@ -20,11 +20,11 @@ import reaper from "../python/bgproc/_reaper.py" with { type: "text" };
 import runner from "../python/bgproc/_runner.py" with { type: "text" };
 import workerState from "../python/bgproc/_worker_state.py" with { type: "text" };
 import zygote from "../python/bgproc/_zygote.py" with { type: "text" };
-import appendJob from "../python/bgproc/append_job.py" with { type: "text" };
-import renderChunk from "../python/bgproc/render_chunk.py" with { type: "text" };
-import renderVideo from "../python/bgproc/render_video.py" with { type: "text" };
+import appendJob from "../python/bgproc/jobs/append_job.py" with { type: "text" };
+import renderChunk from "../python/bgproc/jobs/render_chunk.py" with { type: "text" };
+import renderVideo from "../python/bgproc/jobs/render_video.py" with { type: "text" };
 
-/** The bgproc Python package, file name to source (tests/python_sources_test.ts checks it is complete). */
+/** The bgproc Python package, file name (`jobs/` for bgproc's own job scripts) to source (tests/python_sources_test.ts checks it is complete). */
 export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "__init__.py": init,
   "__main__.py": main,
@@ -41,15 +41,15 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_runner.py": runner,
   "_worker_state.py": workerState,
   "_zygote.py": zygote,
-  "append_job.py": appendJob,
-  "render_chunk.py": renderChunk,
-  "render_video.py": renderVideo,
+  "jobs/append_job.py": appendJob,
+  "jobs/render_chunk.py": renderChunk,
+  "jobs/render_video.py": renderVideo,
 };
 
 /** Write the `bgproc` package under `root` and return the path of its entry script. */
 export function materializeRuntime(root: string): string {
   const dir = join(root, "runtime", "bgproc");
-  Deno.mkdirSync(dir, { recursive: true });
+  Deno.mkdirSync(join(dir, "jobs"), { recursive: true });
   Deno.mkdirSync(join(root, "pool"), { recursive: true });
   for (const [name, source] of Object.entries(PYTHON_SOURCES)) {
     Deno.writeTextFileSync(join(dir, name), source);

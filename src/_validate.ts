@@ -1,6 +1,6 @@
 /** Checks on what users hand in, made before anything starts. */
 
-import { RETRYABLE_REASONS } from "./supervisor/policy.ts";
+import { RETRYABLE_REASONS } from "./local/policy.ts";
 import { dirname, resolve } from "node:path";
 import { type BlendFileInfo, readBlendFileSync } from "./blend/read.ts";
 import { type DropReason, InvalidJobError } from "./errors.ts";
@@ -20,7 +20,7 @@ const FORBIDDEN = /[/\\\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]/u;
  * Throw unless `name` is a usable job name: 1 to 128 printable Unicode characters (code points), none of them
  * `/`, `\`, NUL or another control character, no unpaired surrogate, not starting with `.`, and no white space at
  * either end (inside is fine: `"test1.py_Square Object"`, `"test1.py_Würfel"`, `"レンダー 010"`). The job
- * directory's name is derived from it (`jobDirName` in `job/dir.ts`), never the name itself.
+ * directory's name is derived from it (`jobDirName` in `local/job/dir.ts`), never the name itself.
  */
 export function checkJobName(name: unknown): string {
   if (typeof name !== "string") {

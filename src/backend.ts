@@ -5,7 +5,7 @@
  * cluster (`nats/host.ts`: job records and their watch turned into the same events).
  */
 
-import type { CheckedJob } from "./_checked_job.ts";
+import type { CheckedJob } from "./api/checked_job.ts";
 import type { JobDroppedError } from "./errors.ts";
 import type { JobResult, ManagerHealth } from "./types.ts";
 

@@ -1,7 +1,7 @@
 /** The public data types of the job API. */
 
 import type { DropReason } from "./errors.ts";
-import type { JobOutput } from "./job/outputs.ts";
+import type { JobOutput } from "./local/job/outputs.ts";
 
 /** A value JSON can carry. */
 export type JsonValue =

@@ -13,8 +13,8 @@ import type {
   AttemptPlan,
   KillReason,
   Runner,
-} from "../src/runners/runner.ts";
-import type { Clock, TimerId } from "../src/supervisor/clock.ts";
+} from "../src/local/runners/runner.ts";
+import type { Clock, TimerId } from "../src/local/clock.ts";
 import type { DropReason } from "../src/errors.ts";
 import type { JsonObject } from "../src/types.ts";
 

@@ -2,7 +2,7 @@
 
 import { deepStrictEqual, equal, rejects } from "node:assert/strict";
 import { type Reply, spawnActor } from "../src/_actor.ts";
-import { lineSplitter, LineTail, shellQuote } from "../src/job/lines.ts";
+import { lineSplitter, LineTail, shellQuote } from "../src/local/job/lines.ts";
 
 type CounterMessage =
   | { type: "add"; n: number }

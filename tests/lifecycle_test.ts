@@ -4,7 +4,7 @@ import { deepStrictEqual, equal, ok, rejects, throws } from "node:assert/strict"
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
-import { jobDirName } from "../src/job/dir.ts";
+import { jobDirName } from "../src/local/job/dir.ts";
 import { fixture, isAlive, waitFor } from "./_helpers.ts";
 
 Deno.test("close() kills running jobs, drops queued ones and removes the work root", async () => {

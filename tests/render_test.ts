@@ -4,7 +4,7 @@
  * real and retried, a dropped chunk that keeps the other frames, the video step, option checks and the CLI.
  */
 
-import { jobDirName } from "../src/job/dir.ts";
+import { jobDirName } from "../src/local/job/dir.ts";
 import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";

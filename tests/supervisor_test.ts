@@ -1,10 +1,10 @@
 /** The supervisor's policies with a scripted runner and a fake clock: no Blender, no real time. */
 
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
-import { startResults } from "../src/_results.ts";
-import type { JobEvent, SupervisedJob, SupervisorMessage } from "../src/supervisor/supervisor.ts";
-import { startSupervisor } from "../src/supervisor/supervisor.ts";
-import { RETRYABLE_REASONS } from "../src/supervisor/policy.ts";
+import { startResults } from "../src/local/results_actor.ts";
+import type { JobEvent, SupervisedJob, SupervisorMessage } from "../src/local/supervisor.ts";
+import { startSupervisor } from "../src/local/supervisor.ts";
+import { RETRYABLE_REASONS } from "../src/local/policy.ts";
 import type { ManagerHealth } from "../src/types.ts";
 import type { ActorRef } from "../src/_actor.ts";
 import { FakeClock, ScriptedRunner, settle } from "./_scripted_runner.ts";

@@ -5,7 +5,7 @@ import { basename, dirname, join } from "node:path";
 import { BlenderNotFoundError, findBlender, InvalidJobError, JobManager, type JsonValue } from "../mod.ts";
 import { checkJobName } from "../src/_validate.ts";
 import { nameOfToken, nameToken } from "../src/_name_token.ts";
-import { jobDirName } from "../src/job/dir.ts";
+import { jobDirName } from "../src/local/job/dir.ts";
 import { fixture } from "./_helpers.ts";
 
 Deno.test("bad job options throw InvalidJobError naming the field, and the queued job still completes", async () => {

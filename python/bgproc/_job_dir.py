@@ -1,4 +1,4 @@
-"""The job directory, Python's side of the contract with the host (whose side is ``src/job/dir.ts``).
+"""The job directory, Python's side of the contract with the host (whose side is ``src/local/job/dir.ts``).
 
 One place for the file names and for every write into the directory; each write is atomic.
 """
@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 from ._files import FolderId, write_json_atomic
 
-# Kept equal to JOB_FILES in src/job/dir.ts (tests/python_sources_test.ts checks).
+# Kept equal to JOB_FILES in src/local/job/dir.ts (tests/python_sources_test.ts checks).
 FILES = {
     "spec": "spec.json",
     "runtime": "runtime.json",

@@ -2,7 +2,7 @@
 
 // deno-lint-ignore-file no-console
 import { dirname } from "node:path";
-import { JobManager } from "../job_manager.ts";
+import { JobManager } from "../api/job_manager.ts";
 import { printTable } from "./_batch.ts";
 import type { Command } from "./_command.ts";
 import { ExitCode, UsageError } from "./_errors.ts";

@@ -1,6 +1,6 @@
 /** The flags every job-running command takes for its JobManager, and the output flags of run and batch. */
 
-import { JobManager, type JobManagerOptions } from "../job_manager.ts";
+import { JobManager, type JobManagerOptions } from "../api/job_manager.ts";
 import { addonsProblem } from "../_validate.ts";
 import { type Flags, type FlagSpecs, positiveNumber } from "./_args.ts";
 import { EnvironmentError, UsageError } from "./_errors.ts";

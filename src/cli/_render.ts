@@ -2,8 +2,8 @@
 
 // deno-lint-ignore-file no-console
 import { basename, join } from "node:path";
-import type { Job } from "../job_manager.ts";
-import { JobManager } from "../job_manager.ts";
+import type { Job } from "../api/job_manager.ts";
+import { JobManager } from "../api/job_manager.ts";
 import { RenderFailedError } from "../render/errors.ts";
 import type { Render, RenderOptions, RenderResult, RenderVideoOptions } from "../render/render.ts";
 import type { LogLine } from "../types.ts";

@@ -1,25 +1,25 @@
 /**
- * The local backend: jobs run in Blenders on this machine, under the supervisor (`supervisor/supervisor.ts`),
+ * The local backend: jobs run in Blenders on this machine, under the supervisor (`supervisor.ts`),
  * one job actor per attempt, and a runner per mode (`runners/`). Owns the work root, the runner, the supervisor
  * and the Results actor, and turns the supervisor's events into the facade's.
  */
 
 import { dirname, join } from "node:path";
 import type { ActorRef } from "../_actor.ts";
-import type { CheckedJob } from "../_checked_job.ts";
-import type { ResolvedOptions } from "../_options.ts";
-import { type ResultsMessage, startResults } from "../_results.ts";
+import type { CheckedJob } from "../api/checked_job.ts";
+import type { ResolvedOptions } from "../api/options.ts";
+import { type ResultsMessage, startResults } from "./results_actor.ts";
 import { materializeRuntime } from "../_runtime.ts";
 import { makeWorkRoot, markKept, type WorkRoot } from "../_work_root.ts";
 import type { Backend, BackendEvent, BackendSettings } from "../backend.ts";
 import { WorkRootError } from "../errors.ts";
-import { jobDirName } from "../job/dir.ts";
-import { ForkRunner } from "../runners/fork.ts";
-import { PoolRunner } from "../runners/pool.ts";
-import { ProcessRunner } from "../runners/process.ts";
-import type { Runner } from "../runners/runner.ts";
-import { systemClock } from "../supervisor/clock.ts";
-import { type JobEvent, startSupervisor, type SupervisorMessage } from "../supervisor/supervisor.ts";
+import { jobDirName } from "./job/dir.ts";
+import { ForkRunner } from "./runners/fork.ts";
+import { PoolRunner } from "./runners/pool.ts";
+import { ProcessRunner } from "./runners/process.ts";
+import type { Runner } from "./runners/runner.ts";
+import { systemClock } from "./clock.ts";
+import { type JobEvent, startSupervisor, type SupervisorMessage } from "./supervisor.ts";
 import type { ManagerHealth } from "../types.ts";
 
 /** Jobs in Blenders on this machine. */
@@ -63,7 +63,7 @@ export class LocalBackend implements Backend {
       undo();
       throw new WorkRootError(workDir, error);
     }
-    this.jobScripts = dirname(runtimeEntry);
+    this.jobScripts = join(dirname(runtimeEntry), "jobs");
     try {
       this.#runner = makeRunner(options, blender, runtimeEntry, this.workRoot, () => this.#maxWorkers);
     } catch (error) {

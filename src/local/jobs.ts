@@ -3,9 +3,9 @@
  * (`JobHandle`), fed by the backend's events; the options were checked once, by `checkJob`, where they arrived.
  */
 
-import type { CheckedJob } from "../_checked_job.ts";
-import { JobHandle } from "../_job_handle.ts";
-import type { ResolvedOptions } from "../_options.ts";
+import type { CheckedJob } from "../api/checked_job.ts";
+import { JobHandle } from "../api/job.ts";
+import type { ResolvedOptions } from "../api/options.ts";
 import { LocalBackend } from "./backend.ts";
 
 /** A local backend and the jobs it runs. */

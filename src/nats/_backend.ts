@@ -5,9 +5,9 @@
  * connection is up are submitted once it is.
  */
 
-import { dirname } from "node:path";
-import type { CheckedJob } from "../_checked_job.ts";
-import type { ResolvedOptions } from "../_options.ts";
+import { dirname, join } from "node:path";
+import type { CheckedJob } from "../api/checked_job.ts";
+import type { ResolvedOptions } from "../api/options.ts";
 import { materializeRuntime } from "../_runtime.ts";
 import { makeWorkRoot, type WorkRoot } from "../_work_root.ts";
 import type { Backend, BackendEvent, BackendSettings } from "../backend.ts";
@@ -74,7 +74,7 @@ export class NatsBackend implements Backend {
     }
     this.workRoot = this.#root.path;
     try {
-      this.jobScripts = dirname(materializeRuntime(this.workRoot));
+      this.jobScripts = join(dirname(materializeRuntime(this.workRoot)), "jobs");
     } catch (error) {
       Deno.removeSync(this.workRoot, { recursive: true });
       this.#root.release();

@@ -1,7 +1,7 @@
 /** A checked job as the worker takes it: its files in the object store, its options in the record. */
 
 import { join } from "node:path";
-import type { CheckedJob } from "../_checked_job.ts";
+import type { CheckedJob } from "../api/checked_job.ts";
 import type { JsonObject } from "../types.ts";
 import type { Uploader } from "./_files.ts";
 import { encode, type FileRef, type JobSpec, RECORD_INLINE_LIMIT } from "./_protocol.ts";

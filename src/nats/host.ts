@@ -7,10 +7,10 @@
 import { dirname, join, relative } from "node:path";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator, Subscription } from "@nats-io/transport-node";
-import type { CheckedJob } from "../_checked_job.ts";
+import type { CheckedJob } from "../api/checked_job.ts";
 import type { BackendEvent, BackendSettings } from "../backend.ts";
 import { type DropReason, type JobDroppedDetails, JobDroppedError } from "../errors.ts";
-import type { JobOutput } from "../job/outputs.ts";
+import type { JobOutput } from "../local/job/outputs.ts";
 import { DATA_BLOCK_COLLECTIONS, type DataBlocks, type JobResult, type LogLine, type ManagerHealth } from "../types.ts";
 import { type Cluster, ensureConsumer, type NatsOptions, openCluster } from "./_connection.ts";
 import { listenMaxDeliveries } from "./_dead_letter.ts";

@@ -5,7 +5,7 @@
 
 import { checkNumber } from "../_validate.ts";
 import { BACKENDS } from "../backend.ts";
-import { type AddJobOptions, JobManager, type RetryOptions } from "../job_manager.ts";
+import { type AddJobOptions, JobManager, type RetryOptions } from "../api/job_manager.ts";
 import type { NatsBackend } from "./_backend.ts";
 import type { NatsOptions } from "./_connection.ts";
 import { type DeadLetter, listDeadLetters } from "./_dead_letter.ts";

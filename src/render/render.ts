@@ -11,7 +11,7 @@ import { droppedBeforeBlender } from "../_dropped.ts";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { InvalidJobError, JobDroppedError } from "../errors.ts";
-import type { AddJobOptions, Job } from "../job_manager.ts";
+import type { AddJobOptions, Job } from "../api/job_manager.ts";
 import type { JsonObject } from "../types.ts";
 import { type CheckedRender, checkRender, checkRenderName, defaultVideoPath } from "./_check.ts";
 import { CombinedProgress, type RenderProgress } from "./_progress.ts";

@@ -21,7 +21,7 @@
 
 import { join } from "node:path";
 import { lineSplitter, shellQuote } from "../job/lines.ts";
-import { Channel } from "../channel.ts";
+import { Channel } from "../../channel.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
 import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
 import { runPrepared } from "./process.ts";

@@ -3,17 +3,17 @@
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { checkJob, type JobDefaults } from "./_checked_job.ts";
-import { JobHandle } from "./_job_handle.ts";
-import { ManagerEvents } from "./_manager_events.ts";
-import { checkPermissions, resolveOptions } from "./_options.ts";
-import { checkFileTarget, checkInteger, checkJobName, checkPassedDataBlocks } from "./_validate.ts";
-import { type Backend, type BackendEvent, BACKENDS } from "./backend.ts";
-import { blenderVersion, findBlender } from "./blender.ts";
-import { type DropReason, InvalidJobError } from "./errors.ts";
-import { LocalBackend } from "./local/backend.ts";
-import { type JobManagerNatsOptions, NatsBackend } from "./nats/_backend.ts";
-import { type Render, type RenderOptions, startRender } from "./render/render.ts";
+import { checkJob, type JobDefaults } from "./checked_job.ts";
+import { JobHandle } from "./job.ts";
+import { ManagerEvents } from "./manager_events.ts";
+import { checkPermissions, resolveOptions } from "./options.ts";
+import { checkFileTarget, checkInteger, checkJobName, checkPassedDataBlocks } from "../_validate.ts";
+import { type Backend, type BackendEvent, BACKENDS } from "../backend.ts";
+import { blenderVersion, findBlender } from "../blender.ts";
+import { type DropReason, InvalidJobError } from "../errors.ts";
+import { LocalBackend } from "../local/backend.ts";
+import { type JobManagerNatsOptions, NatsBackend } from "../nats/_backend.ts";
+import { type Render, type RenderOptions, startRender } from "../render/render.ts";
 import type {
   DataBlockCollection,
   DataBlocks,
@@ -25,7 +25,7 @@ import type {
   LogLine,
   ManagerEvent,
   ManagerHealth,
-} from "./types.ts";
+} from "../types.ts";
 
 /**
  * Where a job's progress comes from: its script (`"script"`), Blender's renders (`"render"`), or renders until

@@ -16,9 +16,9 @@ import {
   checkPassedDataBlocks,
   checkProgressSource,
   checkTimeout,
-} from "./_validate.ts";
-import { InvalidJobError } from "./errors.ts";
-import { checkTags } from "./nats/_protocol.ts";
+} from "../_validate.ts";
+import { InvalidJobError } from "../errors.ts";
+import { checkTags } from "../nats/_protocol.ts";
 import type { AddJobOptions, ProgressSource } from "./job_manager.ts";
 
 /** A job whose every option is checked and defaulted: what a backend runs. */

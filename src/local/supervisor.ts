@@ -11,9 +11,9 @@
 import { droppedBeforeBlender } from "../_dropped.ts";
 import { join } from "node:path";
 import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
-import type { ResultsMessage } from "../_results.ts";
-import { errorMessage } from "../job/outcome.ts";
-import type { AttemptOutcome, Runner } from "../runners/runner.ts";
+import type { ResultsMessage } from "./results_actor.ts";
+import { errorMessage } from "./job/outcome.ts";
+import type { AttemptOutcome, Runner } from "./runners/runner.ts";
 import { type DropReason, JobDroppedError } from "../errors.ts";
 import type { JobResult, ManagerHealth } from "../types.ts";
 import type { Clock } from "./clock.ts";

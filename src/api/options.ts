@@ -11,9 +11,9 @@ import {
   checkProgressSource,
   checkRetryReasons,
   MAX_DELAY_MS,
-} from "./_validate.ts";
+} from "../_validate.ts";
 import type { JobManagerOptions, ProgressSource } from "./job_manager.ts";
-import { type RestartIntensity, RETRYABLE_REASONS, type RetryPolicy } from "./supervisor/policy.ts";
+import { type RestartIntensity, RETRYABLE_REASONS, type RetryPolicy } from "../local/policy.ts";
 
 /** Every option's default. */
 export const DEFAULTS = {

@@ -8,16 +8,9 @@
  */
 
 import { type ActorRef, spawnActor, unreachable } from "../_actor.ts";
-import { errorMessage } from "../job/outcome.ts";
-import { LogFile } from "../job/log_file.ts";
-import type {
-  AttemptEvent,
-  AttemptHandle,
-  AttemptOutcome,
-  AttemptPlan,
-  KillReason,
-  Runner,
-} from "../runners/runner.ts";
+import { errorMessage } from "./job/outcome.ts";
+import { LogFile } from "./job/log_file.ts";
+import type { AttemptEvent, AttemptHandle, AttemptOutcome, AttemptPlan, KillReason, Runner } from "./runners/runner.ts";
 import type { Clock, TimerId } from "./clock.ts";
 
 /** Messages of the Job actor. */

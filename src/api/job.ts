@@ -3,12 +3,12 @@
  * (state, progress, attempts, result), with the subscriptions users make.
  */
 
-import { awaitAtCaller } from "./_at_caller.ts";
-import type { BackendEvent } from "./backend.ts";
-import { Broadcast } from "./channel.ts";
-import { JobDroppedError } from "./errors.ts";
+import { awaitAtCaller } from "../_at_caller.ts";
+import type { BackendEvent } from "../backend.ts";
+import { Broadcast } from "../channel.ts";
+import { JobDroppedError } from "../errors.ts";
 import type { Job } from "./job_manager.ts";
-import type { JobResult, JobState, JsonObject, LogLine } from "./types.ts";
+import type { JobResult, JobState, JsonObject, LogLine } from "../types.ts";
 
 /** How many lines a `logs()` reader may fall behind before the oldest are dropped. */
 const LOG_BACKLOG = 10_000;

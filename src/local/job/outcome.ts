@@ -5,9 +5,9 @@
 
 import { basename, join } from "node:path";
 import type { AttemptFacts, AttemptOutcome, AttemptPlan, KillReason } from "../runners/runner.ts";
-import type { DropReason, PythonError } from "../errors.ts";
-import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonObject } from "../types.ts";
-import { readBlendFile } from "../blend/read.ts";
+import type { DropReason, PythonError } from "../../errors.ts";
+import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonObject } from "../../types.ts";
+import { readBlendFile } from "../../blend/read.ts";
 import { changedDir, type DirIdentity, FileTooLargeError, JOB_FILES, reachedRuntime, readJobJson } from "./dir.ts";
 import { keepOutputs } from "./outputs.ts";
 

@@ -4,9 +4,9 @@
  * job's data-block library and the outputs kept in the work root.
  */
 
-import { type ActorRef, type Reply, spawnActor, unreachable } from "./_actor.ts";
+import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
 import type { JobOutput } from "./job/outputs.ts";
-import type { DataBlocks, JsonObject } from "./types.ts";
+import type { DataBlocks, JsonObject } from "../types.ts";
 
 /** What a completed job handed back. */
 export interface StoredResult {

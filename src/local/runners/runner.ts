@@ -9,8 +9,8 @@
  */
 
 import type { JobOutput } from "../job/outputs.ts";
-import type { DropReason, PythonError } from "../errors.ts";
-import type { DataBlocks, JsonObject } from "../types.ts";
+import type { DropReason, PythonError } from "../../errors.ts";
+import type { DataBlocks, JsonObject } from "../../types.ts";
 
 /** Everything one attempt of one job needs. */
 export interface AttemptPlan {
@@ -18,7 +18,7 @@ export interface AttemptPlan {
   readonly name: string;
   /** 1 for the first attempt. */
   readonly attempt: number;
-  /** The job directory (see `job/dir.ts`). */
+  /** The job directory (see `local/job/dir.ts`). */
   readonly jobDir: string;
   /** The `spec.json` text. */
   readonly specJson: string;

@@ -12,7 +12,7 @@
 
 import { join } from "node:path";
 import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
-import { JOB_FILES, readProgress } from "./dir.ts";
+import { JOB_FILES, readProgress } from "./job/dir.ts";
 
 /** How often the progress file is looked at, in milliseconds. */
 export const PROGRESS_POLL_MS = 4;

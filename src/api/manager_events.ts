@@ -8,8 +8,8 @@
  * `RangeError` saying it fell behind. A slow reader never slows the manager.
  */
 
-import { Broadcast } from "./channel.ts";
-import type { ManagerEvent } from "./types.ts";
+import { Broadcast } from "../channel.ts";
+import type { ManagerEvent } from "../types.ts";
 
 /** How many events a subscriber may have waiting. */
 export const EVENT_BACKLOG = 10_000;

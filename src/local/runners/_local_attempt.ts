@@ -9,8 +9,8 @@ import { type DirIdentity, prepareJobDir } from "../job/dir.ts";
 import { LineTail } from "../job/lines.ts";
 import { classifyEnd, errorMessage } from "../job/outcome.ts";
 import { MAX_OUTPUTS, savedPath } from "../job/outputs.ts";
-import { startProgressWatcher } from "../job/watcher.ts";
-import { Channel } from "../channel.ts";
+import { startProgressWatcher } from "../progress_watcher.ts";
+import { Channel } from "../../channel.ts";
 import type { AttemptEvent, AttemptPlan, KillReason } from "./runner.ts";
 import type { ExitStatus } from "./_process_group.ts";
 
