@@ -44,18 +44,19 @@ export {
   type SourceLocation,
   WorkRootError,
 } from "./src/errors.ts";
-export {
-  type AddJobOptions,
-  type AppendDataBlocksOptions,
-  type AppendDataBlocksResult,
-  type GetJobNamesOptions,
-  type Job,
-  JobManager,
-  type JobManagerOptions,
-  type ProgressSource,
-  type RestartIntensityOptions,
-  type RetryOptions,
-} from "./src/api/job_manager.ts";
+export { JobManager } from "./src/api/job_manager.ts";
+export type { Job } from "./src/api/job.ts";
+export type {
+  AddJobOptions,
+  AppendDataBlocksOptions,
+  AppendDataBlocksResult,
+  GetJobNamesOptions,
+  JobManagerNatsOptions,
+  JobManagerOptions,
+  ProgressSource,
+  RestartIntensityOptions,
+  RetryOptions,
+} from "./src/api/options.ts";
 export type { JobOutput, OutputKind } from "./src/local/job/outputs.ts";
 export { chunkFrames, formatFrames, MAX_FRAME, parseFrames } from "./src/render/frames.ts";
 export {
@@ -73,7 +74,6 @@ export type {
   RenderResult,
   RenderVideoOptions,
 } from "./src/render/render.ts";
-export type { JobManagerNatsOptions } from "./src/nats/_backend.ts";
 export { DATA_BLOCK_COLLECTIONS } from "./src/types.ts";
 export type {
   DataBlockCollection,

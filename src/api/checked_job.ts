@@ -19,7 +19,7 @@ import {
 } from "../_validate.ts";
 import { InvalidJobError } from "../errors.ts";
 import { checkTags } from "../nats/_protocol.ts";
-import type { AddJobOptions, ProgressSource } from "./job_manager.ts";
+import type { AddJobOptions, ProgressSource } from "./options.ts";
 
 /** A job whose every option is checked and defaulted: what a backend runs. */
 export interface CheckedJob {

@@ -7,8 +7,43 @@ import { awaitAtCaller } from "../_at_caller.ts";
 import type { BackendEvent } from "../backend.ts";
 import { Broadcast } from "../channel.ts";
 import { JobDroppedError } from "../errors.ts";
-import type { Job } from "./job_manager.ts";
 import type { JobResult, JobState, JsonObject, LogLine } from "../types.ts";
+
+/**
+ * One job, as {@linkcode JobManager.addJob} returns it: its live state and
+ * progress, and its result.
+ */
+export interface Job<T extends JsonObject = JsonObject> {
+  /** The job's name. */
+  readonly name: string;
+  /** Its state now. */
+  readonly state: JobState;
+  /** Its progress now, 0 to 1. */
+  readonly progress: number;
+  /** How many attempts have been started. */
+  readonly attempts: number;
+  /**
+   * The job's progress values as they arrive, rising, ending when the job
+   * ends (with 1 when it completes). Starts with the current value if it is
+   * above 0.
+   */
+  progressUpdates(): AsyncIterableIterator<number>;
+  /**
+   * The job's result once it completes.
+   *
+   * @throws {JobDroppedError} When the job is dropped. Its message says where the script failed
+   * (`... (error) at raises.py:4: ...`), and its stack is taken where this promise is awaited: it ends at your
+   * `await job.result()`, not inside bgproc.
+   */
+  result(): Promise<JobResult<T>>;
+  /**
+   * The job's output lines as they arrive, from now until the job ends. A
+   * reader that falls 10,000 lines behind loses the oldest (a line says so).
+   */
+  logs(): AsyncIterableIterator<LogLine>;
+  /** Kill the job; settles once its Blender process is gone. */
+  kill(): Promise<void>;
+}
 
 /** How many lines a `logs()` reader may fall behind before the oldest are dropped. */
 const LOG_BACKLOG = 10_000;

@@ -12,8 +12,436 @@ import {
   checkRetryReasons,
   MAX_DELAY_MS,
 } from "../_validate.ts";
-import type { JobManagerOptions, ProgressSource } from "./job_manager.ts";
+import type { DropReason } from "../errors.ts";
+import type { DataBlockCollection, DataBlocks, DataBlockSelection, JobState, JsonObject } from "../types.ts";
 import { type RestartIntensity, RETRYABLE_REASONS, type RetryPolicy } from "../local/policy.ts";
+
+/**
+ * Where a job's progress comes from: its script (`"script"`), Blender's renders (`"render"`), or renders until
+ * the script first reports (`"auto"`). See {@linkcode JobManagerOptions.progress}.
+ *
+ * @example
+ * ```ts ignore
+ * import { JobManager, type ProgressSource } from "@bgproc/blender";
+ *
+ * const progress: ProgressSource = "render";
+ * await using manager = new JobManager({ progress });
+ * ```
+ */
+export type ProgressSource = "auto" | "script" | "render";
+
+/** Options of {@linkcode JobManager}. */
+export interface JobManagerOptions {
+  /**
+   * How many Blender processes may run at once.
+   *
+   * @default {2}
+   */
+  maxWorkers?: number;
+  /**
+   * How many times a job is started before it is dropped: a job that fails
+   * (its script raises, Blender crashes or it times out) is retried until it
+   * has had this many attempts. A killed job is never retried.
+   *
+   * @default {1}
+   */
+  maxAttempts?: number;
+  /**
+   * The default per-attempt timeout of jobs, in milliseconds; 0 means none.
+   *
+   * @default {0}
+   */
+  timeout?: number;
+  /**
+   * The Blender executable.
+   *
+   * @default {$BLENDER, else `blender` on PATH}
+   */
+  blender?: string;
+  /**
+   * The folder in which the manager makes its own work root (one fresh
+   * folder per manager, removed by `close()`).
+   *
+   * @default {the system's temporary folder}
+   */
+  workDir?: string;
+  /**
+   * Keep the work root and every job directory after jobs end and after
+   * `close()`, for debugging.
+   *
+   * @default {false}
+   */
+  keepFiles?: boolean;
+  /**
+   * How many characters of each job's stdout and of its stderr to keep (the
+   * last ones).
+   *
+   * @default {1048576}
+   */
+  outputLimit?: number;
+  /**
+   * The largest `result.json` (a job's `python_data` and data-block
+   * manifest), in bytes, the manager reads: a larger one drops the job with
+   * reason `"result-too-large"`, checked before it is read.
+   *
+   * @default {67108864}
+   */
+  resultLimit?: number;
+  /**
+   * `"process"`: one fresh Blender per job (full isolation; a Blender
+   * start-up per job). `"pool"`: up to `maxWorkers` warm Blenders that run
+   * many jobs each, resetting Blender's data between jobs (an empty scene, or
+   * the job's .blend file) and running each script in fresh globals: the
+   * per-job overhead is milliseconds. What one script does to the Python
+   * process beyond Blender's data (modules it imported, globals of those
+   * modules) stays for the next job on that worker. `"fork"`: a warm
+   * *zygote* Blender, which never runs user code, forks a fresh child per
+   * job: the isolation of process mode (everything a job did dies with its
+   * child) at a few milliseconds per job. On a Blender where forking is
+   * unsafe, fork mode runs jobs in process mode and says so in each job's
+   * output.
+   *
+   * @default {"process"}
+   */
+  mode?: "process" | "pool" | "fork";
+  /**
+   * Pool mode: retire a worker after this many jobs.
+   *
+   * @default {100}
+   */
+  maxJobsPerWorker?: number;
+  /**
+   * Pool mode: retire a worker whose resident memory is above this many MiB
+   * after a job.
+   *
+   * @default {2048}
+   */
+  maxWorkerMemoryMiB?: number;
+  /**
+   * Pool mode: start `maxWorkers` workers now instead of on the first jobs.
+   * Fork mode: start the zygote now.
+   *
+   * @default {false}
+   */
+  prewarm?: boolean;
+  /**
+   * Start Blender with `--factory-startup`: no user preferences, none of the add-ons they enable, and the user's
+   * `scripts/modules` not on `sys.path`, so a job runs the same on every machine. `false` starts Blender as a plain
+   * `blender -b` does (as the add-on did), with the user's preferences (`BLENDER_USER_CONFIG`), their enabled
+   * add-ons and their scripts (`BLENDER_USER_SCRIPTS`). A job may set its own. In pool mode workers are kept per
+   * setting (a job runs on a worker started the way it asks; an idle worker of the other setting is retired when a
+   * new one would exceed `maxWorkers`); in fork mode there is a zygote per setting.
+   *
+   * @default {true}
+   *
+   * @example Run jobs with the user's preferences and add-ons
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ factoryStartup: false });
+   * ```
+   */
+  factoryStartup?: boolean;
+  /**
+   * Add-ons (module names, e.g. `"node_wrangler"`, or an extension's `"bl_ext.blender_org.looptools"`) that every
+   * job enables before its script runs; a job's own `addons` are added to these. A job whose add-on is missing or
+   * fails to enable is dropped with reason `"error"` and a report naming the add-on (`AddonError`).
+   *
+   * @default {[]}
+   *
+   * @example Enable Node Wrangler for every job
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ addons: ["node_wrangler"] });
+   * ```
+   */
+  addons?: readonly string[];
+  /**
+   * Where a job's progress comes from: `"script"`, its `update_job_progress` calls only; `"render"`, Blender's
+   * renders only (the script's calls are ignored); `"auto"`, renders until the script first reports, then the
+   * script. A render's progress is (frames done + the current frame's samples done) / frames, the frames being
+   * the scene's range for an animation and 1 for a still; Blender 3.4 does not tell Python the samples, so there
+   * it moves once per frame.
+   *
+   * @default {"auto"}
+   *
+   * @example Show render progress for scripts that only call `bpy.ops.render.render`
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ progress: "render" });
+   * ```
+   */
+  progress?: ProgressSource;
+  /**
+   * Where every job's outputs go, unless the job names its own `outputDir`: the files it wrote into its folder
+   * (Blender's `//` paths), with their relative paths (`//renders/frame_0001.png` becomes
+   * `<outputDir>/renders/frame_0001.png`); files of the same name are replaced. Made when the first output arrives.
+   *
+   * @default {none: outputs stay in the manager's work root until `removeJob` or `close()`}
+   *
+   * @example Keep every job's renders
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ outputDir: "./renders" });
+   * ```
+   */
+  outputDir?: string;
+  /** Which failures are retried (while attempts remain), and how long to wait first. */
+  retry?: RetryOptions;
+  /**
+   * How often Blender may fail at start-up (before it reaches bgproc's Python
+   * runtime: a broken binary, a bad `BLENDER`, a crash while starting) before
+   * the manager stops starting it: more than `maxFailures` in `periodMs` makes
+   * `health` `"failing"`, and jobs are dropped with reason `"start-failed"`
+   * instead of started until the period has passed.
+   */
+  restartIntensity?: RestartIntensityOptions;
+  /**
+   * Run the jobs on NATS workers (`bgproc worker`) instead of local Blenders:
+   * the same API, over the cluster. `maxAttempts` (default 3 here: a worker
+   * lost mid-job costs an attempt) and `timeout` apply; the
+   * options of local Blenders do not. The NATS client is loaded when this is
+   * given (a `NatsBackendUnavailableError` from `result()` when it cannot
+   * be). Before the connection is up, `addJob` checks only the name and
+   * reports a bad option through the job's `result()`.
+   *
+   * @example `new JobManager({ nats: { servers: "nats://127.0.0.1:4222", namespace: "shots" } })`
+   */
+  nats?: JobManagerNatsOptions;
+}
+
+/** Options of {@linkcode JobManagerOptions.retry}. */
+export interface RetryOptions {
+  /**
+   * The reasons a failed attempt is retried for (while `maxAttempts` allows).
+   * `"killed"` is never retried.
+   *
+   * @default {["error", "crashed", "timed-out", "start-failed"]}
+   */
+  on?: readonly DropReason[];
+  /**
+   * The wait before the first retry, in milliseconds.
+   *
+   * @default {250}
+   */
+  delayMs?: number;
+  /**
+   * Each further retry waits this many times longer.
+   *
+   * @default {2}
+   */
+  factor?: number;
+  /**
+   * The longest wait, in milliseconds.
+   *
+   * @default {30000}
+   */
+  maxDelayMs?: number;
+}
+
+/** Options of {@linkcode JobManagerOptions.restartIntensity}. */
+export interface RestartIntensityOptions {
+  /**
+   * How many start-up failures are tolerated within `periodMs`.
+   *
+   * @default {5}
+   */
+  maxFailures?: number;
+  /**
+   * The period, in milliseconds.
+   *
+   * @default {10000}
+   */
+  periodMs?: number;
+}
+
+/** Options of {@linkcode JobManager.addJob}. */
+export interface AddJobOptions {
+  /** The Python script to run inside Blender. */
+  script: string;
+  /**
+   * The job's name: 1 to 128 printable Unicode characters (code points), without `/`, `\`, control characters,
+   * a leading `.` or white space at either end (`"test1.py_Würfel"`, `"レンダー 010"`). The job's directory is named
+   * from it safely (an ASCII prefix and a hash). No queued or active job may have it; an ended job of that name is
+   * replaced.
+   *
+   * @default {a generated unique name, `job-<n>`}
+   */
+  name?: string;
+  /**
+   * Data for the script: a JSON object, available to it as `passed_data`
+   * and, key by key, as variables.
+   *
+   * @default {{}}
+   */
+  passedData?: JsonObject;
+  /**
+   * A .blend file to open first. The job works on a private copy (with
+   * relative paths remapped), so the file itself is never changed. Without
+   * it, the script starts in an empty scene.
+   */
+  blendFile?: string;
+  /**
+   * This job's per-attempt timeout in milliseconds; 0 means none.
+   *
+   * @default {the manager's `timeout`}
+   */
+  timeout?: number;
+  /**
+   * Arguments for the script, in `sys.argv` after `--`, as with
+   * `blender -b --python script.py -- ARGS`.
+   *
+   * @default {[]}
+   */
+  args?: string[];
+  /** Kills the job (queued or running) when aborted. */
+  signal?: AbortSignal;
+  /**
+   * How many times this job is started before it is dropped (see {@linkcode JobManagerOptions.maxAttempts}).
+   *
+   * @default {the manager's `maxAttempts` when an attempt ends}
+   *
+   * @example Give one flaky job three attempts
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager();
+   * manager.addJob({ script: "./download_textures.py", maxAttempts: 3 });
+   * ```
+   */
+  maxAttempts?: number;
+  /**
+   * Tags the worker must have (each of them), over NATS: the job waits for a `bgproc worker --tags` that has
+   * them all. Local Blenders stand in for every tag: a local manager runs the job as any other.
+   *
+   * @default {[]}
+   *
+   * @example A job for a worker with a GPU
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ nats: { servers: "nats://127.0.0.1:4222" } });
+   * manager.addJob({ script: "./bake.py", requires: ["gpu"] });
+   * ```
+   */
+  requires?: readonly string[];
+  /**
+   * Data blocks to pass in: they are appended (with what they use) before the
+   * script runs, and listed in `passed_data_blocks` in the order given, then
+   * what they brought with them (meshes, materials, ...). Names the file
+   * does not hold are rejected here, before anything starts.
+   */
+  passedDataBlocks?: DataBlockSelection | DataBlocks;
+  /**
+   * Start this job's Blender with `--factory-startup` (`true`) or as a plain `blender -b`, with the user's
+   * preferences, add-ons and scripts (`false`). See {@linkcode JobManagerOptions.factoryStartup}.
+   *
+   * @default {the manager's `factoryStartup`}
+   */
+  factoryStartup?: boolean;
+  /**
+   * Add-ons to enable before the script runs (module names, e.g. `["node_wrangler"]`), after the manager's
+   * `addons`. Each is enabled as the user would in Preferences (`addon_utils.enable`, `default_set`): a missing one,
+   * or one whose `register()` fails, drops the job with reason `"error"`, a `pythonError` of type `AddonError`
+   * and a summary naming it. In pool mode workers enable the manager's `addons` when they start; a job that enables
+   * more retires its worker afterwards (add-ons cannot be unloaded cleanly), so the next job never inherits them. In
+   * process and fork mode they die with the job.
+   *
+   * @default {[]}
+   *
+   * @example A job that needs Node Wrangler, with the user's preferences
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager();
+   * manager.addJob({ script: "./nodes.py", addons: ["node_wrangler"], factoryStartup: false });
+   * ```
+   */
+  addons?: readonly string[];
+  /**
+   * Where this job's progress comes from. See {@linkcode JobManagerOptions.progress}.
+   *
+   * @default {the manager's `progress`}
+   */
+  progress?: ProgressSource;
+  /**
+   * Where this job's outputs go (see {@linkcode JobResult.outputs}), with their relative paths kept.
+   *
+   * @default {the manager's `outputDir`, else a folder in its work root kept until `removeJob` or `close()`}
+   */
+  outputDir?: string;
+  /**
+   * A file to append the job's output to, line by line (stdout and stderr as
+   * they come, after a header line per attempt). Its folder must exist.
+   */
+  logFile?: string;
+}
+
+/** Options of {@linkcode JobManager.appendDataBlocks}. */
+export interface AppendDataBlocksOptions {
+  /** The .blend file to append into; it is made (from an empty scene) when it does not exist. */
+  into: string;
+  /**
+   * Replace blocks of the same name, as the add-on's `overwrite_data` did:
+   * for every block the append brings (the named ones and what they use:
+   * meshes, materials, ...), the users of the target's same-named block are
+   * remapped to it and the old block is removed, so the new blocks keep their
+   * names and appending twice changes nothing. Otherwise Blender's usual
+   * `.001` naming applies.
+   *
+   * @default {false}
+   */
+  overwrite?: boolean;
+  /**
+   * Link the blocks from their library instead of appending copies (the
+   * library must then outlive this manager: a job's library does not).
+   *
+   * @default {false}
+   */
+  link?: boolean;
+  /** Kills the append job when aborted. */
+  signal?: AbortSignal;
+  /** The append job's timeout in milliseconds; 0 means none. @default {the manager's `timeout`} */
+  timeout?: number;
+}
+
+/** What {@linkcode JobManager.appendDataBlocks} did. */
+export interface AppendDataBlocksResult {
+  /** The target .blend file. */
+  readonly into: string;
+  /** Per collection, the names the blocks ended up with in the target, in the order given. */
+  readonly names: { readonly [C in DataBlockCollection]?: readonly string[] };
+}
+
+/** Options of {@linkcode JobManager.getJobNames}. */
+export interface GetJobNamesOptions {
+  /** Only the jobs in this state. */
+  state?: JobState;
+}
+
+/** Where the NATS server is, as `JobManagerOptions.nats` takes it. */
+export interface JobManagerNatsOptions {
+  /** Server URL(s), e.g. `"nats://127.0.0.1:4222"`. */
+  servers: string | string[];
+  /** Jobs, names, workers and files are separate per namespace. @default {"default"} */
+  namespace?: string;
+  /** A user and password, when the server wants them. */
+  user?: string;
+  /** The password of `user`. */
+  pass?: string;
+  /** A token, when the server wants one. */
+  token?: string;
+  /**
+   * How long a job may go without its worker's heartbeat before it is redelivered, in ms (set on the queue
+   * consumers this host makes).
+   *
+   * @default {30000}
+   */
+  ackWaitMs?: number;
+}
 
 /** Every option's default. */
 export const DEFAULTS = {

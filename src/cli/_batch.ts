@@ -3,7 +3,7 @@
 // deno-lint-ignore-file no-console
 import { join } from "node:path";
 import { InvalidJobError, type JobDroppedError } from "../errors.ts";
-import type { Job } from "../api/job_manager.ts";
+import type { Job } from "../api/job.ts";
 import type { JobResult } from "../types.ts";
 import type { Flags } from "./_args.ts";
 import { BATCH_FIELDS, parseBatch } from "./_batch_file.ts";

@@ -6,7 +6,7 @@
 
 import { parse as parseJsonc, type ParseError, type ParseErrorCode } from "jsonc-parser";
 import { dirname, resolve } from "node:path";
-import type { AddJobOptions } from "../api/job_manager.ts";
+import type { AddJobOptions } from "../api/options.ts";
 import type { JsonObject, JsonValue } from "../types.ts";
 import { UsageError } from "./_errors.ts";
 import { didYouMean } from "../_suggest.ts";

@@ -7,7 +7,7 @@
  */
 
 import { JobDroppedError } from "../errors.ts";
-import type { Job } from "../api/job_manager.ts";
+import type { Job } from "../api/job.ts";
 import { color } from "./_color.ts";
 
 /** Options of {@linkcode Display}. */

@@ -1,6 +1,6 @@
 /** Running jobs from the command line: Ctrl-C kills them, output goes through the display. */
 
-import type { Job } from "../api/job_manager.ts";
+import type { Job } from "../api/job.ts";
 import type { Flags } from "./_args.ts";
 import { Display } from "./_display.ts";
 import { UsageError } from "./_errors.ts";

@@ -1,6 +1,7 @@
 /** The flags every job-running command takes for its JobManager, and the output flags of run and batch. */
 
-import { JobManager, type JobManagerOptions } from "../api/job_manager.ts";
+import { JobManager } from "../api/job_manager.ts";
+import type { JobManagerOptions } from "../api/options.ts";
 import { addonsProblem } from "../_validate.ts";
 import { type Flags, type FlagSpecs, positiveNumber } from "./_args.ts";
 import { EnvironmentError, UsageError } from "./_errors.ts";

@@ -2,7 +2,7 @@
 
 // deno-lint-ignore-file no-console
 import { basename, join } from "node:path";
-import type { Job } from "../api/job_manager.ts";
+import type { Job } from "../api/job.ts";
 import { JobManager } from "../api/job_manager.ts";
 import { RenderFailedError } from "../render/errors.ts";
 import type { Render, RenderOptions, RenderResult, RenderVideoOptions } from "../render/render.ts";

@@ -7,7 +7,7 @@
 
 import { dirname, join } from "node:path";
 import type { CheckedJob } from "../api/checked_job.ts";
-import type { ResolvedOptions } from "../api/options.ts";
+import type { JobManagerNatsOptions, ResolvedOptions } from "../api/options.ts";
 import { materializeRuntime } from "../_runtime.ts";
 import { makeWorkRoot, type WorkRoot } from "../_work_root.ts";
 import type { Backend, BackendEvent, BackendSettings } from "../backend.ts";
@@ -15,27 +15,6 @@ import { NatsBackendUnavailableError, WorkRootError } from "../errors.ts";
 import type { ManagerHealth } from "../types.ts";
 import { checkNamespace } from "./_protocol.ts";
 import type { NatsHost } from "./host.ts";
-
-/** Where the NATS server is, as `JobManagerOptions.nats` takes it. */
-export interface JobManagerNatsOptions {
-  /** Server URL(s), e.g. `"nats://127.0.0.1:4222"`. */
-  servers: string | string[];
-  /** Jobs, names, workers and files are separate per namespace. @default {"default"} */
-  namespace?: string;
-  /** A user and password, when the server wants them. */
-  user?: string;
-  /** The password of `user`. */
-  pass?: string;
-  /** A token, when the server wants one. */
-  token?: string;
-  /**
-   * How long a job may go without its worker's heartbeat before it is redelivered, in ms (set on the queue
-   * consumers this host makes).
-   *
-   * @default {30000}
-   */
-  ackWaitMs?: number;
-}
 
 /** The NATS cluster behind a `JobManager`, reached once its client is loaded and connected. */
 export class NatsBackend implements Backend {

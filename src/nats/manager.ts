@@ -5,7 +5,8 @@
 
 import { checkNumber } from "../_validate.ts";
 import { BACKENDS } from "../backend.ts";
-import { type AddJobOptions, JobManager, type RetryOptions } from "../api/job_manager.ts";
+import { JobManager } from "../api/job_manager.ts";
+import type { AddJobOptions, RetryOptions } from "../api/options.ts";
 import type { NatsBackend } from "./_backend.ts";
 import type { NatsOptions } from "./_connection.ts";
 import { type DeadLetter, listDeadLetters } from "./_dead_letter.ts";

@@ -14,7 +14,7 @@ import { JobDroppedError } from "../errors.ts";
 import { checkJob, type JobDefaults } from "../api/checked_job.ts";
 import { checkPermissions, resolveOptions } from "../api/options.ts";
 import { blenderVersion, findBlender } from "../blender.ts";
-import type { Job } from "../api/job_manager.ts";
+import type { Job } from "../api/job.ts";
 import { LocalJobs } from "../local/jobs.ts";
 import type { DataBlockInfo, DataBlockSelection, JobResult, JsonObject } from "../types.ts";
 import { type Cluster, ensureConsumer, type NatsOptions, openCluster, WORKER_TTL_MS } from "./_connection.ts";

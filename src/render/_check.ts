@@ -5,7 +5,7 @@ import { readBlendFileSync } from "../blend/read.ts";
 import { InvalidJobError } from "../errors.ts";
 import { checkBlendFile, checkTimeout } from "../_validate.ts";
 import { chunkFrames, parseFrames } from "./frames.ts";
-import type { RenderOptions } from "./render.ts";
+import type { RenderOptions } from "./options.ts";
 
 /** The FFmpeg codecs every supported Blender (3.4, 4.3, 5.2) offers. */
 export const VIDEO_CODECS = [

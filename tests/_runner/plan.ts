@@ -87,6 +87,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/supervisor_test.ts": { where: "none", seconds: 3 },
   "tests/nats/protocol_test.ts": { where: "none", seconds: 3 },
   "tests/channel_test.ts": { where: "none", seconds: 1 },
+  "tests/layout_test.ts": { where: "none", seconds: 1 },
 };
 
 /** Every `*_test.ts` under `<root>/tests` (not in fixtures or `_` folders), as "tests/..." paths, sorted. */
