@@ -1,49 +1,37 @@
 /**
- * The Results actor: holds each completed job's `python_data` and data-block
- * manifest and outputs until the job is forgotten, when it also removes the
- * job's data-block library and the outputs kept in the work root.
+ * The Results actor: owns the files each completed job's result left on this host (its data-block library, and
+ * its outputs when they are kept in the work root) until the job is forgotten, then removes them. The result
+ * itself (`python_data`, the manifest) is held once, by the job the facade hands out.
  */
 
-import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
-import type { JobOutput } from "./job/outputs.ts";
-import type { DataBlocks, JsonObject } from "../types.ts";
+import { type ActorRef, spawnActor, unreachable } from "../_actor.ts";
 
-/** What a completed job handed back. */
-export interface StoredResult {
-  readonly pythonData: JsonObject;
-  readonly dataBlocks: DataBlocks | null;
-  readonly outputs: readonly JobOutput[];
-  /** The results folder holding the outputs (no `outputDir` was given), removed with the result; else `null`. */
+/** The files a completed job left here. */
+export interface ResultFiles {
+  /** The job's data-block library, or `null`. */
+  readonly library: string | null;
+  /** The results folder holding the outputs (no `outputDir` was given), or `null`. */
   readonly outputsFolder: string | null;
 }
 
 /** Messages of the Results actor. */
 export type ResultsMessage =
-  | { readonly type: "store"; readonly name: string } & StoredResult
-  | { readonly type: "get"; readonly name: string; readonly reply: Reply<StoredResult | undefined> }
+  | { readonly type: "store"; readonly name: string } & ResultFiles
   | { readonly type: "remove"; readonly name: string };
 
-/** Start an empty Results actor; `onCrash` hears if it fails (later asks then reject with the cause). */
+/** Start an empty Results actor; `onCrash` hears if it fails. */
 export function startResults(onCrash: (error: unknown) => void): ActorRef<ResultsMessage> {
-  const results = new Map<string, StoredResult>();
+  const results = new Map<string, ResultFiles>();
   return spawnActor<ResultsMessage>("results", {
     async receive(message) {
       switch (message.type) {
         case "store":
-          results.set(message.name, {
-            pythonData: message.pythonData,
-            dataBlocks: message.dataBlocks,
-            outputs: message.outputs,
-            outputsFolder: message.outputsFolder,
-          });
-          return;
-        case "get":
-          message.reply.resolve(results.get(message.name));
+          results.set(message.name, { library: message.library, outputsFolder: message.outputsFolder });
           return;
         case "remove": {
           const stored = results.get(message.name);
           results.delete(message.name);
-          if (stored?.dataBlocks) await Deno.remove(stored.dataBlocks.path).catch(() => {});
+          if (stored?.library) await Deno.remove(stored.library).catch(() => {});
           if (stored?.outputsFolder) await Deno.remove(stored.outputsFolder, { recursive: true }).catch(() => {});
           return;
         }

@@ -247,8 +247,8 @@ class SupervisorState {
   #completed({ job, attempt }: Running, outcome: AttemptOutcome & { kind: "completed" }): void {
     const { name } = job;
     const { facts } = outcome;
-    const { pythonData, dataBlocks, outputs, outputsFolder } = outcome;
-    this.#config.results.tell({ type: "store", name, pythonData, dataBlocks, outputs, outputsFolder });
+    const { dataBlocks, outputsFolder } = outcome;
+    this.#config.results.tell({ type: "store", name, library: dataBlocks?.path ?? null, outputsFolder });
     this.#removeJobDir(job);
     this.#config.publish({
       type: "completed",

@@ -4,14 +4,13 @@
  * lines and cancels travel on per-job subjects. The records and their watch become the facade's job events.
  */
 
-import { dirname, join, relative } from "node:path";
+import { join } from "node:path";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator, Subscription } from "@nats-io/transport-node";
 import type { CheckedJob } from "../api/checked_job.ts";
 import type { BackendEvent, BackendSettings } from "../backend.ts";
-import { type DropReason, type JobDroppedDetails, JobDroppedError } from "../errors.ts";
-import type { JobOutput } from "../local/job/outputs.ts";
-import { DATA_BLOCK_COLLECTIONS, type DataBlocks, type JobResult, type LogLine, type ManagerHealth } from "../types.ts";
+import { JobDroppedError } from "../errors.ts";
+import type { JobResult, LogLine, ManagerHealth } from "../types.ts";
 import { type Cluster, ensureConsumer, type NatsOptions, openCluster } from "./_connection.ts";
 import { listenMaxDeliveries } from "./_dead_letter.ts";
 import { FileCache, Uploader } from "./_files.ts";
@@ -26,11 +25,12 @@ import {
   type ProgressMessage,
   type QueueMessage,
   RECORD_VERSION,
-  type RecordedOutput,
   subjectToken,
   type WorkerInfo,
 } from "./_protocol.ts";
 import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
+import { fetchResult } from "./_fetch_result.ts";
+import { killInCluster } from "./_kill.ts";
 import { jobSpec } from "./_spec.ts";
 
 /** What the host knows of one job of the namespace. */
@@ -210,7 +210,7 @@ export class NatsHost {
     tracked.state = "COMPLETED";
     tracked.attempts = record.attempts;
     let loading: Promise<JobResult> | undefined;
-    const load = () => loading ??= this.#materialize(record, tracked);
+    const load = () => loading ??= fetchResult(record, tracked.outputDir, this.#downloads, this.#settings.workRoot);
     this.#publish({ type: "completed", name: record.name, attempts: record.attempts, load });
     this.#end(record.name, tracked);
   }
@@ -354,58 +354,6 @@ export class NatsHost {
   }
 
   /**
-   * Fetch a completed job's outputs from the object store into its `outputDir` on this host (given to this
-   * host's `addJob`), or into this host's work root (`outputs/<name token>`, removed with the job), relative
-   * paths kept.
-   */
-  async #keepOutputs(
-    name: string,
-    outputDir: string | null,
-    recorded: readonly RecordedOutput[],
-  ): Promise<JobOutput[]> {
-    const folder = outputDir ?? join(this.#settings.workRoot, "outputs", subjectToken(name));
-    const outputs: JobOutput[] = [];
-    for (const { file, path, bytes, kind } of recorded) {
-      const target = join(folder, path);
-      if (relative(folder, target).startsWith("..")) continue; // A record can say anything: stay in the folder.
-      await Deno.mkdir(dirname(target), { recursive: true });
-      await Deno.copyFile(await this.#downloads.get(file), target);
-      outputs.push({ path: target, bytes, kind });
-    }
-    return outputs;
-  }
-
-  async #materialize(record: JobRecord, tracked: Tracked): Promise<JobResult> {
-    const result = record.result;
-    if (result === null) throw new Error(`Job '${record.name}' completed without a result`);
-    let dataBlocks: DataBlocks | null = null;
-    if (result.dataBlocks !== null) {
-      const path = await this.#downloads.get(result.dataBlocks.file);
-      const collections = Object.fromEntries(
-        DATA_BLOCK_COLLECTIONS.map((collection) => [collection, result.dataBlocks?.blocks[collection] ?? []]),
-      );
-      dataBlocks = { path, ...collections } as unknown as DataBlocks;
-    }
-    let inline = { pythonData: result.pythonData, stdout: result.stdout, stderr: result.stderr };
-    if (result.overflow !== undefined) {
-      inline = JSON.parse(await Deno.readTextFile(await this.#downloads.get(result.overflow))) as typeof inline;
-    }
-    return {
-      name: record.name,
-      pythonData: inline.pythonData,
-      dataBlocks,
-      outputs: await this.#keepOutputs(record.name, tracked.outputDir, result.outputs ?? []),
-      stdout: inline.stdout,
-      stderr: inline.stderr,
-      attempts: result.attempts,
-      startedAt: new Date(result.startedAt),
-      endedAt: new Date(result.endedAt),
-      durationMs: result.durationMs,
-      commandLine: result.commandLine,
-    };
-  }
-
-  /**
    * Kill a job: a queued one is removed from the queue, a running one is killed on its worker (with its process
    * group). Either way it ends as DROPPED with reason `"killed"`. Settles once its record says it ended.
    */
@@ -413,33 +361,8 @@ export class NatsHost {
     await Promise.allSettled([...this.#submissions]);
     const tracked = this.#jobs.get(name);
     if (tracked === undefined || ended(tracked)) return;
-    const { jobs, jsm, nc, names } = this.#cluster;
-    const removed = await mutateRecord(jobs, name, (record) => {
-      if (record.id !== tracked.id || record.state !== "QUEUED") return null;
-      return { ...record, state: "DROPPED", report: killReport(record, "killed while queued") };
-    });
-    if (removed !== null) {
-      this.#apply(removed);
-      if (removed.queueSeq > 0) await jsm.streams.deleteMessage(names.jobsStream, removed.queueSeq).catch(() => {});
-      return;
-    }
-    const current = await readRecord(jobs, name);
-    if (current === null || current.record.id !== tracked.id || ended(current.record)) {
-      return await this.#whenEnded(tracked);
-    }
-    let heard = false;
-    if (current.record.worker !== null) {
-      heard = await nc.request(names.jobSubject(name, "cancel"), encode({}), { timeout: 2000 })
-        .then(() => true, () => false);
-    }
-    if (!heard) {
-      // No worker has it now (between attempts, or its worker died): end it here; a redelivery is then acked unrun.
-      const written = await mutateRecord(jobs, name, (record) => {
-        if (record.id !== tracked.id || ended(record)) return null;
-        return { ...record, state: "DROPPED", report: killReport(record, "killed between attempts") };
-      });
-      if (written !== null) this.#apply(written);
-    }
+    const written = await killInCluster(this.#cluster, name, tracked.id);
+    if (written !== null) this.#apply(written);
     await this.#whenEnded(tracked);
   }
 
@@ -506,19 +429,4 @@ export class NatsHost {
     })();
     return this.#closing;
   }
-}
-
-function killReport(record: JobRecord, summary: string): JobDroppedDetails {
-  return {
-    jobName: record.name,
-    reason: "killed" satisfies DropReason,
-    summary,
-    attempts: record.attempts,
-    exitCode: null,
-    signal: null,
-    pythonError: null,
-    stderrTail: record.report?.stderrTail ?? "",
-    stdoutTail: record.report?.stdoutTail ?? "",
-    commandLine: record.report?.commandLine ?? "",
-  };
 }

@@ -1,7 +1,9 @@
 /** The NATS wire contract without Blender: names, tag subsets, and results recorded once under contention. */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { join, relative } from "node:path";
+import { JobManager } from "../../mod.ts";
 import { FileCache, Uploader } from "../../src/nats/_files.ts";
 import { checkTags, nameOfToken, Names, subjectToken, tagSubsets } from "../../src/nats/_protocol.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
@@ -120,6 +122,73 @@ Deno.test("the file cache starts no read once closing, and close() waits for the
     await assert.rejects(late, /late\.bin.*the NATS connection is closing/);
   } finally {
     if (!cluster.nc.isClosed()) await cluster.nc.drain();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a completed record's outputs land only inside the job's folder: '..', absolute and empty paths are left, with notes", async () => {
+  await using server = await startNatsServer();
+  const cluster = await openCluster({ servers: server.url }, "hostile");
+  const dir = await Deno.makeTempDir({ prefix: "bgproc-hostile-" });
+  try {
+    const source = join(dir, "payload.txt");
+    await Deno.writeTextFile(source, "payload");
+    const file = await new Uploader(cluster.files).put(source, "payload.txt");
+    const now = new Date().toISOString();
+    const outputs = ["../escape.txt", "/tmp/absolute.txt", "sub/../../up.txt", ".", "frames/ok.txt"]
+      .map((path) => ({ file, path, bytes: 7, kind: "other" as const }));
+    const record: JobRecord = {
+      v: RECORD_VERSION,
+      name: "hostile",
+      id: "submission-1",
+      state: "COMPLETED",
+      worker: "w1",
+      attempts: 1,
+      maxAttempts: 1,
+      progress: 1,
+      spec: {
+        script: file,
+        blendFile: null,
+        passedData: {},
+        args: [],
+        timeoutMs: 0,
+        passedDataBlocks: null,
+        requires: [],
+        retry: { on: [], delayMs: 0, factor: 1, maxDelayMs: 0 },
+      },
+      queueSeq: 1,
+      submittedAt: now,
+      updatedAt: now,
+      result: {
+        pythonData: {},
+        dataBlocks: null,
+        stdout: "",
+        stderr: "",
+        attempts: 1,
+        startedAt: now,
+        endedAt: now,
+        durationMs: 1,
+        commandLine: "blender",
+        worker: "w1",
+        outputs,
+      },
+      report: null,
+      deadLetter: false,
+    };
+    await cluster.jobs.create(subjectToken("hostile"), encode(record));
+    const workDir = join(dir, "host");
+    await Deno.mkdir(workDir);
+    await using manager = new JobManager({ nats: { servers: server.url, namespace: "hostile" }, workDir });
+    await manager.ready();
+    const result = await manager.getJob("hostile")!.result();
+    assert.deepEqual(result.outputs.map((output) => relative(manager.workRoot, output.path)), [
+      join("outputs", subjectToken("hostile"), "frames", "ok.txt"),
+    ]);
+    assert.equal(result.stderr.match(/is not a relative path; it was left/g)?.length, 4, result.stderr);
+    assert.equal(existsSync(join(dir, "escape.txt")) || existsSync("/tmp/absolute.txt"), false);
+    assert.deepEqual([...Deno.readDirSync(workDir)].length, 1, "nothing beside the host's work root");
+  } finally {
+    await cluster.nc.drain();
     await Deno.remove(dir, { recursive: true });
   }
 });
