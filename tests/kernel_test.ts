@@ -3,6 +3,7 @@
 import { deepStrictEqual, equal, rejects } from "node:assert/strict";
 import { type Reply, spawnActor } from "../src/_actor.ts";
 import { lineSplitter, LineTail, shellQuote } from "../src/local/job/lines.ts";
+import { backoffMs, jittered } from "../src/local/policy.ts";
 
 type CounterMessage =
   | { type: "add"; n: number }
@@ -81,4 +82,16 @@ Deno.test("lineSplitter cuts a line longer than its limit into pieces, in linear
   const chunks = Array.from({ length: 2_000 }, () => "x".repeat(1_000)).concat(["\ny\n"]);
   const lines = await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(lineSplitter(300_000)));
   deepStrictEqual(lines.map((line) => line.length), [300_000, 300_000, 300_000, 300_000, 300_000, 300_000, 200_000, 1]);
+});
+
+Deno.test("policy: the backoff grows by its factor up to its cap; jitter stays within its spread", () => {
+  const policy = { initialDelayMs: 250, factor: 2, maxDelayMs: 1000 };
+  deepStrictEqual([1, 2, 3, 4].map((attempt) => backoffMs(policy, attempt)), [250, 500, 1000, 1000]);
+  equal(jittered(1000, 0.2, () => 0), 800);
+  equal(jittered(1000, 0.2, () => 0.5), 1000);
+  equal(jittered(1000, 0.2, () => 0.999999), 1200);
+  for (let i = 0; i < 100; i++) {
+    const value = jittered(500);
+    equal(value >= 400 && value <= 600, true, String(value));
+  }
 });

@@ -59,18 +59,18 @@ export async function openManager(flags: Flags): Promise<CliManager> {
     if (typeof flags.namespace === "string") throw new UsageError("--namespace goes with --nats URL");
     return new JobManager(managerOptions(flags));
   }
-  for (const name of ["no-factory-startup", "addon"]) {
-    if (flags[name] !== undefined) throw new UsageError(`--${name} does not go with --nats yet`);
-  }
   for (const name of ["workers", "mode", "blender"]) {
     if (flags[name] !== undefined) {
       throw new UsageError(`--${name} is the workers' with --nats (see 'bgproc help worker')`);
     }
   }
-  const attempts = positiveNumber(flags, "attempts", true);
+  // --no-factory-startup, --addon and --attempts travel with each job to the workers.
+  const { factoryStartup, addons, maxAttempts } = managerOptions(flags);
   const manager = new JobManager({
     nats: { servers: flags.nats, ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}) },
-    ...(attempts === undefined ? {} : { maxAttempts: attempts }),
+    ...(maxAttempts === undefined ? {} : { maxAttempts }),
+    ...(factoryStartup === undefined ? {} : { factoryStartup }),
+    ...(addons === undefined ? {} : { addons }),
   });
   try {
     await manager.ready();

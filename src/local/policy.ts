@@ -22,8 +22,19 @@ export interface RetryPolicy {
 }
 
 /** The wait before attempt `attempt + 1`, after attempt `attempt` failed. */
-export function backoffMs(policy: RetryPolicy, attempt: number): number {
+export function backoffMs(
+  policy: Pick<RetryPolicy, "initialDelayMs" | "factor" | "maxDelayMs">,
+  attempt: number,
+): number {
   return Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.factor ** (attempt - 1));
+}
+
+/**
+ * `ms` give or take `spread` of it, at random: many machines retrying after one failure (a server restart, a
+ * worker lost) do not all come back at the same moment.
+ */
+export function jittered(ms: number, spread = 0.2, random: () => number = Math.random): number {
+  return Math.max(0, Math.round(ms * (1 + spread * (2 * random() - 1))));
 }
 
 /** At most `maxFailures` start-up failures in `periodMs` before the supervisor stops starting Blender for a while. */

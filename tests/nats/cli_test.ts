@@ -1,4 +1,4 @@
-/** The command line over NATS: `bgproc batch --nats URL` runs a batch on `bgproc worker` processes. */
+/** The command line over NATS: `bgproc batch --nats URL` runs a batch on `bgproc worker` processes, with --addon. */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -42,6 +42,26 @@ Deno.test("bgproc batch --nats runs every job of a batch on two workers, with th
     }).output();
     assert.equal(refused.code, 2);
     assert.match(new TextDecoder().decode(refused.stderr), /--workers is the workers' with --nats/);
+
+    // --addon travels with each job: the worker's Blender enables it before the script.
+    const probe = [{ name: "probe", script: fixture("startup_probe.py"), data: { check: ["node_wrangler"] } }];
+    await Deno.writeTextFile(join(dir, "probe.jsonc"), JSON.stringify(probe));
+    const withAddon = await bgprocCommand(
+      [
+        "batch",
+        join(dir, "probe.jsonc"),
+        "--nats",
+        server.url,
+        "--namespace",
+        "cli",
+        "--addon",
+        "node_wrangler",
+        "--json",
+      ],
+    ).output();
+    assert.equal(withAddon.code, 0, new TextDecoder().decode(withAddon.stderr));
+    const [row] = JSON.parse(new TextDecoder().decode(withAddon.stdout)) as { pythonData: { loaded: object } }[];
+    assert.deepEqual(row!.pythonData.loaded, { node_wrangler: true });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,0 +1,390 @@
+/**
+ * The worker's loop: pulls jobs from its consumers while it has free slots, runs each on its local backend
+ * (heartbeating the message, publishing progress and lines, obeying cancels), records the result or report in the
+ * job's record before acking, and on stop lets running jobs finish within the grace period, then hands them back.
+ */
+
+import type { Consumer, JsMsg } from "@nats-io/jetstream";
+import type { Subscription } from "@nats-io/transport-node";
+import { droppedBeforeBlender } from "../_dropped.ts";
+import { checkJob, type JobDefaults } from "../api/checked_job.ts";
+import type { Job } from "../api/job.ts";
+import { JobDroppedError } from "../errors.ts";
+import type { LocalJobs } from "../local/jobs.ts";
+import { backoffMs, jittered } from "../local/policy.ts";
+import type { DataBlockSelection, JobResult, JsonObject } from "../types.ts";
+import { type Cluster, ensureConsumer, WORKER_TTL_MS } from "./_connection.ts";
+import { dropLost, listenMaxDeliveries, publishDeadLetter } from "./_dead_letter.ts";
+import type { FileCache, Uploader } from "./_files.ts";
+import { encode, type JobRecord, type QueueMessage, tagSubsets, type WorkerInfo } from "./_protocol.ts";
+import { ended, mutateRecord, readRecord } from "./_records.ts";
+import { recordResult } from "./_worker_result.ts";
+import { join } from "node:path";
+
+/** What a worker reports to `RunWorkerOptions.onEvent`. */
+export type WorkerEvent =
+  | { readonly type: "ready"; readonly info: WorkerInfo }
+  | { readonly type: "started"; readonly name: string; readonly attempt: number }
+  | { readonly type: "completed"; readonly name: string; readonly attempt: number }
+  | { readonly type: "failed"; readonly name: string; readonly attempt: number; readonly report: string }
+  | { readonly type: "handed-back"; readonly name: string }
+  | { readonly type: "stopping" }
+  | { readonly type: "error"; readonly error: unknown };
+
+/** The worker's local Blenders: its jobs, their defaults, and its Blender's version. */
+export interface WorkerBlenders {
+  readonly jobs: LocalJobs;
+  readonly defaults: JobDefaults;
+  readonly blenderVersion: string;
+}
+
+/** What the loop works with, made and closed by `runWorker`. */
+export interface WorkerSetup {
+  readonly id: string;
+  readonly machine: string;
+  readonly cluster: Cluster;
+  readonly cache: FileCache;
+  readonly uploader: Uploader;
+  readonly local: WorkerBlenders;
+  readonly mode: "process" | "pool" | "fork";
+  readonly slots: number;
+  readonly tags: readonly string[];
+  readonly ackWaitMs: number;
+  readonly maxAttempts: number;
+  readonly graceMs: number;
+  readonly emit: (event: WorkerEvent) => void;
+}
+
+/** A job this worker took. */
+interface Running {
+  readonly name: string;
+  readonly msg: JsMsg;
+  local: Job | undefined;
+  cancelled: boolean;
+  handBack: boolean;
+}
+
+/** How often a running job's progress is written into its record, at most, in ms. */
+const PROGRESS_RECORD_MS = 500;
+
+/** The most characters of each output tail a report keeps in the record (KV values are small). */
+const TAIL_LIMIT = 64 * 1024;
+
+/** One worker's pulling and running. */
+export class WorkerLoop {
+  readonly #setup: WorkerSetup;
+  readonly #running = new Set<Running>();
+  readonly #stop = new AbortController();
+  readonly #waiters = new Set<() => void>();
+  readonly #startedAt = new Date().toISOString();
+  readonly #heartbeatMs: number;
+
+  constructor(setup: WorkerSetup) {
+    this.#setup = setup;
+    this.#heartbeatMs = Math.max(50, Math.floor(setup.ackWaitMs / 3));
+  }
+
+  /** Stop pulling; running jobs get the grace period. */
+  stop(): void {
+    if (this.#stop.signal.aborted) return;
+    this.#setup.emit({ type: "stopping" });
+    this.#stop.abort();
+    this.#wake();
+  }
+
+  /** Pull and run until stopped; settles once every job this worker took has finished or been handed back. */
+  async run(): Promise<void> {
+    const { cluster, emit } = this.#setup;
+    const advertiser = setInterval(() => this.#advertise(), WORKER_TTL_MS / 5);
+    const advisories = listenMaxDeliveries(cluster, (error) => emit({ type: "error", error }));
+    try {
+      const consumers: Consumer[] = [];
+      for (const requires of tagSubsets([...this.#setup.tags])) {
+        const name = await ensureConsumer(cluster, requires, {
+          ackWaitMs: this.#setup.ackWaitMs,
+          maxDeliver: this.#setup.maxAttempts,
+        });
+        consumers.push(await cluster.js.consumers.get(cluster.names.jobsStream, name));
+      }
+      await cluster.workers.put(this.#setup.id, encode(this.#info()));
+      emit({ type: "ready", info: this.#info() });
+      await Promise.all(consumers.map((consumer) => this.#pullLoop(consumer)));
+      await this.#finishWithinGrace();
+    } finally {
+      clearInterval(advertiser);
+      advisories.unsubscribe();
+      for (const job of this.#running) {
+        job.handBack = true;
+        await job.local?.kill().catch(() => {});
+      }
+    }
+  }
+
+  /** Stopping: let running jobs finish within the grace period, then kill them and hand them back. */
+  async #finishWithinGrace(): Promise<void> {
+    const grace = setTimeout(() => {
+      for (const job of this.#running) {
+        job.handBack = true;
+        void job.local?.kill().catch(() => {});
+      }
+      this.#wake();
+    }, this.#setup.graceMs);
+    try {
+      while (this.#running.size > 0) await this.#changed();
+    } finally {
+      clearTimeout(grace);
+    }
+  }
+
+  #info(): WorkerInfo {
+    const { id, machine, mode, slots, tags, local } = this.#setup;
+    return {
+      id,
+      hostname: machine,
+      pid: Deno.pid,
+      blenderVersion: local.blenderVersion,
+      mode,
+      slots,
+      tags: [...tags],
+      running: [...this.#running].map((job) => job.name),
+      startedAt: this.#startedAt,
+      heartbeatAt: new Date().toISOString(),
+    };
+  }
+
+  #advertise(): void {
+    const { cluster, id, emit } = this.#setup;
+    void cluster.workers.put(id, encode(this.#info())).catch((error) => emit({ type: "error", error }));
+  }
+
+  #changed(): Promise<void> {
+    return new Promise<void>((resolve) => this.#waiters.add(resolve));
+  }
+
+  #wake(): void {
+    for (const waiter of this.#waiters) waiter();
+    this.#waiters.clear();
+  }
+
+  async #pullLoop(consumer: Consumer): Promise<void> {
+    while (!this.#stop.signal.aborted) {
+      if (this.#running.size >= this.#setup.slots) {
+        await this.#changed();
+        continue;
+      }
+      let msg: JsMsg | null;
+      try {
+        msg = await consumer.next({ expires: 1000 });
+      } catch (error) {
+        this.#setup.emit({ type: "error", error });
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        continue;
+      }
+      if (msg === null) continue;
+      if (this.#stop.signal.aborted) {
+        msg.nak();
+        break;
+      }
+      const job: Running = {
+        name: msg.json<QueueMessage>().name,
+        msg,
+        local: undefined,
+        cancelled: false,
+        handBack: false,
+      };
+      this.#running.add(job);
+      void this.#runMessage(job);
+    }
+  }
+
+  /** One delivery of a job: claim its record, run it, record how it ended, ack (or nak for another attempt). */
+  async #runMessage(job: Running): Promise<void> {
+    const { msg } = job;
+    const { cluster, emit, id } = this.#setup;
+    const attempt = msg.info.deliveryCount;
+    const queued = msg.json<QueueMessage>();
+    let heartbeat: ReturnType<typeof setInterval> | undefined;
+    let cancels: Subscription | undefined;
+    try {
+      const current = await readRecord(cluster.jobs, queued.name);
+      if (current === null || current.record.id !== queued.id || ended(current.record)) return msg.ack();
+      if (attempt > current.record.maxAttempts) {
+        await dropLost(cluster, queued, attempt - 1);
+        return msg.ack();
+      }
+      heartbeat = setInterval(() => msg.working(), this.#heartbeatMs);
+      cancels = cluster.nc.subscribe(cluster.names.jobSubject(queued.name, "cancel"), {
+        callback: (_error, request) => {
+          job.cancelled = true;
+          void job.local?.kill().catch(() => {});
+          request.respond(encode({ worker: id }));
+        },
+      });
+      const mine = await mutateRecord(cluster.jobs, queued.name, (record) => {
+        if (record.id !== queued.id || ended(record)) return null;
+        return { ...record, state: "ACTIVE", worker: id, attempts: attempt, progress: 0 };
+      });
+      if (mine === null) return msg.ack();
+      emit({ type: "started", name: queued.name, attempt });
+      this.#advertise();
+      await this.#execute(job, mine, attempt);
+    } catch (error) {
+      // Not the job's fault (NATS trouble, a file that could not be fetched): another attempt may do better.
+      emit({ type: "error", error });
+      msg.nak(1000);
+    } finally {
+      clearInterval(heartbeat);
+      cancels?.unsubscribe();
+      if (job.local !== undefined) {
+        await job.local.result().catch(() => {});
+        await this.#setup.local.jobs.remove(job.local.name);
+        await Deno.remove(this.#outputsFolder(job.local.name), { recursive: true }).catch(() => {});
+      }
+      this.#running.delete(job);
+      this.#advertise();
+      this.#wake();
+    }
+  }
+
+  /** Run the claimed job on the local backend and record its result (or its report). */
+  async #execute(job: Running, mine: JobRecord, attempt: number): Promise<void> {
+    const { cluster, emit, id, uploader, local: blenders } = this.#setup;
+    let local: Job;
+    try {
+      local = await this.#startLocal(mine);
+    } catch (error) {
+      // Its files cannot be fetched, or its spec is bad: the job's failure, not the worker's.
+      const summary = `it cannot start on worker ${id}: ${error instanceof Error ? error.message : String(error)}`;
+      const dropped = droppedBeforeBlender(mine.name, "start-failed", summary, attempt, { cause: error });
+      await this.#failed(job, mine, attempt, dropped);
+      return;
+    }
+    job.local = local;
+    if (job.cancelled) void local.kill();
+    void this.#pump(mine.name, mine.id, attempt, local);
+    let result: JobResult;
+    try {
+      result = await local.result();
+    } catch (error) {
+      if (!(error instanceof JobDroppedError)) throw error;
+      await this.#failed(job, mine, attempt, error);
+      return;
+    }
+    const place = { uploader, workRoot: blenders.jobs.backend.workRoot, worker: id };
+    const recorded = await recordResult(place, result, attempt, this.#outputsFolder(local.name));
+    const written = await mutateRecord(cluster.jobs, mine.name, (record) => {
+      if (record.id !== mine.id || ended(record)) return null;
+      return { ...record, state: "COMPLETED", worker: id, attempts: attempt, progress: 1, result: recorded };
+    });
+    job.msg.ack();
+    if (written !== null) emit({ type: "completed", name: mine.name, attempt });
+  }
+
+  /** Where the local backend keeps a local job's outputs until they are uploaded. */
+  #outputsFolder(localName: string): string {
+    return join(this.#setup.local.jobs.backend.workRoot, "nats-outputs", localName);
+  }
+
+  /** The job's files fetched, its spec checked (it came over the network), and run on the local backend. */
+  async #startLocal(record: JobRecord): Promise<Job> {
+    const { spec } = record;
+    const { cache, local } = this.#setup;
+    const script = await cache.get(spec.script);
+    const blendFile = spec.blendFile === null ? undefined : await cache.get(spec.blendFile);
+    let passedDataBlocks: DataBlockSelection | undefined;
+    if (spec.passedDataBlocks !== null) {
+      passedDataBlocks = { from: await cache.get(spec.passedDataBlocks.file), ...spec.passedDataBlocks.blocks };
+    }
+    const passedData = spec.passedDataFile === undefined
+      ? spec.passedData
+      : JSON.parse(await Deno.readTextFile(await cache.get(spec.passedDataFile))) as JsonObject;
+    const name = `nats-${crypto.randomUUID().slice(0, 8)}`;
+    const checked = checkJob(name, {
+      outputDir: this.#outputsFolder(name),
+      script,
+      passedData,
+      args: [...spec.args],
+      timeout: spec.timeoutMs,
+      ...spec.runOptions,
+      ...(blendFile === undefined ? {} : { blendFile }),
+      ...(passedDataBlocks === undefined ? {} : { passedDataBlocks }),
+    }, local.defaults);
+    return local.jobs.run(checked);
+  }
+
+  /** Publish the job's progress and lines on its subjects; progress into the record now and then. */
+  async #pump(name: string, recordId: string, attempt: number, local: Job): Promise<void> {
+    const { cluster, emit, id } = this.#setup;
+    const progressSubject = cluster.names.jobSubject(name, "progress");
+    const logSubject = cluster.names.jobSubject(name, "log");
+    await Promise.all([
+      (async () => {
+        // Every value on the job's subject; into the record at most every PROGRESS_RECORD_MS, for hosts that join later.
+        let lastWrite = 0;
+        let writing = false;
+        for await (const value of local.progressUpdates()) {
+          cluster.nc.publish(progressSubject, encode({ attempt, value }));
+          if (writing || Date.now() - lastWrite < PROGRESS_RECORD_MS) continue;
+          writing = true;
+          lastWrite = Date.now();
+          void mutateRecord(cluster.jobs, name, (record) => {
+            if (record.id !== recordId || record.state !== "ACTIVE" || record.worker !== id) return null;
+            return record.attempts === attempt && value > record.progress ? { ...record, progress: value } : null;
+          }).catch((error) => emit({ type: "error", error })).finally(() => writing = false);
+        }
+      })(),
+      (async () => {
+        for await (const line of local.logs()) cluster.nc.publish(logSubject, encode({ ...line, attempt }));
+      })(),
+    ]).catch((error) => emit({ type: "error", error }));
+  }
+
+  /** The attempt failed: hand it back, retry it after the policy's backoff, or drop and dead-letter it. */
+  async #failed(job: Running, record: JobRecord, attempt: number, error: JobDroppedError): Promise<void> {
+    const { cluster, emit, id } = this.#setup;
+    const { msg } = job;
+    const reason = job.cancelled ? "killed" : error.reason;
+    const report = {
+      jobName: record.name,
+      reason,
+      summary: error.summary,
+      attempts: attempt,
+      exitCode: error.exitCode,
+      signal: error.signal,
+      pythonError: error.pythonError,
+      stderrTail: error.stderrTail.slice(-TAIL_LIMIT),
+      stdoutTail: error.stdoutTail.slice(-TAIL_LIMIT),
+      commandLine: error.commandLine,
+      ...(error.blender === undefined ? {} : { blender: error.blender }),
+    };
+    const change = (next: (current: JobRecord) => JobRecord) =>
+      mutateRecord(cluster.jobs, record.name, (current) => {
+        return current.id !== record.id || ended(current) ? null : next(current);
+      });
+    if (job.handBack && !job.cancelled) {
+      await change((current) => ({ ...current, state: "QUEUED", worker: null }));
+      msg.nak();
+      emit({ type: "handed-back", name: record.name });
+      return;
+    }
+    const { retry } = record.spec;
+    if (reason !== "killed" && retry.on.includes(reason) && attempt < record.maxAttempts) {
+      await change((current) => ({ ...current, state: "ACTIVE", worker: null, report }));
+      const policy = { initialDelayMs: retry.delayMs, factor: retry.factor, maxDelayMs: retry.maxDelayMs };
+      msg.nak(jittered(backoffMs(policy, attempt)));
+      emit({ type: "failed", name: record.name, attempt, report: error.report });
+      return;
+    }
+    const written = await change((current) => ({
+      ...current,
+      state: "DROPPED",
+      worker: id,
+      attempts: attempt,
+      report,
+      deadLetter: reason !== "killed",
+    }));
+    if (written !== null && reason !== "killed") await publishDeadLetter(cluster, written);
+    msg.ack();
+    emit({ type: "failed", name: record.name, attempt, report: error.report });
+  }
+}
