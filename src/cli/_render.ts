@@ -3,7 +3,6 @@
 // deno-lint-ignore-file no-console
 import { basename, join } from "node:path";
 import type { Job } from "../api/job.ts";
-import { JobManager } from "../api/job_manager.ts";
 import { RenderFailedError } from "../render/errors.ts";
 import type { Render, RenderOptions, RenderResult, RenderVideoOptions } from "../render/render.ts";
 import type { LogLine } from "../types.ts";
@@ -11,7 +10,7 @@ import { type Flags, positiveNumber } from "./_args.ts";
 import type { Command } from "./_command.ts";
 import { ExitCode, UsageError } from "./_errors.ts";
 import { watch } from "./_jobs.ts";
-import { MANAGER_FLAGS, managerOptions, OUTPUT_FLAGS } from "./_manager_flags.ts";
+import { CLUSTER_FLAGS, MANAGER_FLAGS, openManager, OUTPUT_FLAGS } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
 
 /** The render's options from the command line. */
@@ -131,6 +130,7 @@ Exit status: 0 rendered, 1 a chunk (or the video) failed: the other frames are k
     codec: { type: "string", value: "NAME", help: "the video's codec, as Blender names it (default: H264)" },
     timeout: { type: "string", value: "S", help: "kill a chunk's attempt after S seconds (default: none)" },
     ...MANAGER_FLAGS,
+    ...CLUSTER_FLAGS,
     ...OUTPUT_FLAGS,
   },
   async run({ flags, positionals, rest }) {
@@ -140,7 +140,7 @@ Exit status: 0 rendered, 1 a chunk (or the video) failed: the other frames are k
       );
     }
     const options = renderOptions(positionals[0]!, flags);
-    await using manager = new JobManager(managerOptions(flags));
+    await using manager = await openManager(flags);
     const render = manager.render(options);
     const { interrupted } = await watch(
       manager,

@@ -1,7 +1,7 @@
 /**
  * `render()` over NATS, against a real nats-server, two real `bgproc worker` processes and real Blender: 24 frames
  * in chunks of 4, one worker SIGKILLed mid-render. Every frame comes back into the host's `outputDir`, with one
- * progress and one result, and the chunk the dead worker held runs again on the other.
+ * progress and one result, and the chunk the dead worker held runs again on the other; `bgproc render --nats` too.
  */
 
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { InvalidJobError, JobManager } from "../../mod.ts";
 import { NatsJobManager } from "../../src/nats/mod.ts";
 import { fixture } from "../_helpers.ts";
-import { startNatsServer, startWorker, type WorkerProcess } from "./_server.ts";
+import { bgprocCommand, startNatsServer, startWorker, type WorkerProcess } from "./_server.ts";
 
 const WORKER_ARGS = ["--namespace", "farm", "--workers", "1", "--mode", "fork", "--ack-wait", "2000"];
 
@@ -70,6 +70,32 @@ Deno.test("render over NATS: 24 frames in chunks of 4 on two workers, one killed
     // The chunk the victim held ran again, on the survivor.
     ok(manager.getJob(held)!.attempts >= 2, `chunk ${held} ran ${manager.getJob(held)!.attempts} time(s)`);
     equal(manager.getJobWorker(held), idOf(workers[1]!));
+
+    // The same from a terminal: `bgproc render --nats`, on the worker that is left.
+    const cliDir = join(dir, "cli-frames");
+    const cli = await bgprocCommand([
+      "render",
+      blendFile,
+      "--frames",
+      "1-4",
+      "--chunk",
+      "2",
+      "--samples",
+      "1",
+      "--output",
+      cliDir,
+      "--nats",
+      server.url,
+      "--namespace",
+      "farm",
+      "--json",
+    ]).output();
+    equal(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    const printed = JSON.parse(new TextDecoder().decode(cli.stdout)) as { frames: { path: string }[] };
+    deepStrictEqual(
+      printed.frames.map((frame) => frame.path),
+      [1, 2, 3, 4].map((n) => join(cliDir, `frame_000${n}.png`)),
+    );
     for (const worker of workers) await worker[Symbol.asyncDispose]();
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
