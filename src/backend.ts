@@ -7,7 +7,7 @@
 
 import type { CheckedJob } from "./api/checked_job.ts";
 import type { JobDroppedError } from "./errors.ts";
-import type { JobResult, ManagerHealth } from "./types.ts";
+import type { JobResult, JobState, ManagerHealth } from "./types.ts";
 
 /** What a backend tells the facade about its jobs, and about itself. */
 export type BackendEvent =
@@ -15,7 +15,8 @@ export type BackendEvent =
   | {
     readonly type: "known";
     readonly name: string;
-    readonly state: "QUEUED" | "ACTIVE";
+    /** Its state as found; an ended one's `completed` or `dropped` event follows at once. */
+    readonly state: JobState;
     readonly attempts: number;
     readonly progress: number;
   }
@@ -79,6 +80,8 @@ export interface Backend {
   readonly workRoot: string;
   /** Whether jobs read and write this host's files by their paths: local Blenders do, a cluster's workers do not. */
   readonly sharesFiles: boolean;
+  /** Whether job names are shared with other managers (a cluster's namespace), so generated names must not repeat. */
+  readonly sharedNames: boolean;
   /** Stop: a local backend kills its jobs, a cluster's go on. Nothing submitted before is lost. */
   close(): Promise<void>;
 }

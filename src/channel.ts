@@ -63,9 +63,10 @@ export class Channel<T> implements AsyncIterable<T> {
   /** The next value; `done` once closed and read, or when `signal` aborts. Throws a `close(reason)`'s reason. */
   async receive(signal?: AbortSignal): Promise<IteratorResult<T, undefined>> {
     while (true) {
+      if (signal?.aborted) return { done: true, value: undefined }; // An aborted reader reads nothing more.
       if (this.#values.length > 0) return { done: false, value: this.#values.shift()! };
       if (this.#failure !== undefined) throw this.#failure;
-      if (this.#closed || signal?.aborted) return { done: true, value: undefined };
+      if (this.#closed) return { done: true, value: undefined };
       await new Promise<void>((wake) => {
         const stop = () => wake();
         signal?.addEventListener("abort", stop, { once: true });
@@ -77,8 +78,11 @@ export class Channel<T> implements AsyncIterable<T> {
     }
   }
 
-  /** The values until the channel ends or `signal` aborts; leaving the loop closes the channel. */
+  /** The values until the channel ends or `signal` aborts (which closes it at once); leaving the loop closes it. */
   async *iterate(signal?: AbortSignal): AsyncGenerator<T, void, undefined> {
+    const onAbort = () => this.close();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) this.close();
     try {
       while (true) {
         const next = await this.receive(signal);
@@ -86,6 +90,7 @@ export class Channel<T> implements AsyncIterable<T> {
         yield next.value;
       }
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       this.close();
       this.#values = [];
     }

@@ -47,6 +47,22 @@ Deno.test("channel: close(reason) reaches a waiting reader at once; an aborted s
   setTimeout(() => controller.abort(), 10);
   deepStrictEqual(await read, [7]);
   equal(quiet.closed, true, "leaving the loop closes the channel");
+
+  // Values waiting when the signal aborts are not read.
+  const busy = new Channel<number>();
+  const stop = new AbortController();
+  const seen: number[] = [];
+  busy.send(0);
+  for await (const value of busy.iterate(stop.signal)) {
+    seen.push(value);
+    if (value === 1) {
+      busy.send(2);
+      busy.send(3);
+      stop.abort();
+    }
+    if (seen.length === 1) busy.send(1);
+  }
+  deepStrictEqual(seen, [0, 1]);
 });
 
 Deno.test("broadcast: every open channel gets every value; a closed reader is forgotten; close() ends them all", async () => {

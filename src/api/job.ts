@@ -81,7 +81,7 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
     name: string,
     kill: () => Promise<void>,
     wantLogs: () => void,
-    now: { state: "QUEUED" | "ACTIVE"; attempts: number; progress: number },
+    now: { state: JobState; attempts: number; progress: number },
   ): JobHandle<T> {
     const handle = new JobHandle<T>(name, kill, wantLogs);
     handle.#attempts = now.attempts;

@@ -202,13 +202,13 @@ export class JobManager implements AsyncDisposable {
       throw new InvalidJobError("options", "Cannot add job as its options must be an object");
     }
     options.signal?.throwIfAborted();
-    const name = options.name === undefined ? this.#generateName() : checkJobName(options.name);
+    const name = options.name === undefined ? this.#generateName("job") : checkJobName(options.name);
     const previous = this.#jobs.get(name);
     if (previous !== undefined && !previous.ended) {
       throw new InvalidJobError("name", `Cannot add job as a job named '${name}' is ${previous.state}`);
     }
     const job = checkJob(name, options, this.#defaults);
-    if (previous !== undefined) this.removeJob(name); // As the add-on did: a new job replaces an ended one.
+    if (previous !== undefined) this.#remove(name); // As the add-on did: a new job replaces an ended one.
     const handle = this.#handle<T>(name);
     this.#jobs.set(name, handle as JobHandle);
     this.#events.publish({ type: "state", name, state: "QUEUED", attempt: 0 });
@@ -302,8 +302,7 @@ export class JobManager implements AsyncDisposable {
     const into = resolve(checkFileTarget(options.into, "into"));
     if (existsSync(into)) checkPassedDataBlocks({ from: into }, "into");
     if (selection === null) return { into, names: {} };
-    let name: string;
-    do name = `append-${this.#nextName++}`; while (this.#jobs.has(name));
+    const name = this.#generateName("append");
     const job = this.addJob({
       name,
       script: join(this.#backend.jobScripts, "append_job.py"),
@@ -321,7 +320,7 @@ export class JobManager implements AsyncDisposable {
       const { pythonData } = await job.result();
       return { into, names: pythonData.names as AppendDataBlocksResult["names"] };
     } finally {
-      if (this.#jobs.get(name) === job) this.removeJob(name);
+      if (this.#jobs.get(name) === job) this.#remove(name);
     }
   }
 
@@ -353,7 +352,7 @@ export class JobManager implements AsyncDisposable {
       chunkScript: join(this.#backend.jobScripts, "render_chunk.py"),
       videoScript: join(this.#backend.jobScripts, "render_video.py"),
       rendersDir: join(this.workRoot, "renders"),
-      defaultName: `render-${this.#nextName++}`,
+      defaultName: this.#generateName("render"),
       sharesFiles: this.#backend.sharesFiles,
     }, options);
   }
@@ -466,12 +465,17 @@ export class JobManager implements AsyncDisposable {
    * @throws {Error} When the job has not ended yet.
    */
   removeJob(name: string): void {
+    this.#remove(name);
+  }
+
+  /** `removeJob` for the manager's own use: a subclass's override is not what it calls. */
+  #remove(name: string): void {
     const job = this.#job(name);
     if (job.state !== "COMPLETED" && job.state !== "DROPPED") {
       throw new Error(`Cannot remove job '${name}' as it is ${job.state}: kill it first`);
     }
     this.#jobs.delete(name);
-    this.#backend.forget(name).catch(() => {});
+    this.#backend.forget(name).catch(() => {}); // What it left is the backend's to clean up; nobody waits here.
   }
 
   /**
@@ -513,16 +517,22 @@ export class JobManager implements AsyncDisposable {
     return job;
   }
 
-  #generateName(): string {
+  /**
+   * A name no job of this manager has: `<prefix>-<n>`, or `<prefix>-<random>` where names are shared with other
+   * managers (a cluster's namespace), so two hosts never pick the same one.
+   */
+  #generateName(prefix: string): string {
     let name: string;
-    do name = `job-${this.#nextName++}`; while (this.#jobs.has(name));
+    do {
+      name = `${prefix}-${this.#backend.sharedNames ? crypto.randomUUID().slice(0, 8) : this.#nextName++}`;
+    } while (this.#jobs.has(name));
     return name;
   }
 
   /** A handle whose kill reaches its own job only, not a later job that reused the name. */
   #handle<T extends JsonObject>(
     name: string,
-    known?: { state: "QUEUED" | "ACTIVE"; attempts: number; progress: number },
+    known?: { state: JobState; attempts: number; progress: number },
   ): JobHandle<T> {
     const kill = () => this.#jobs.get(name) === handle ? this.killJob(name) : Promise.resolve();
     const wantLogs = () => this.#backend.wantLogs();
@@ -541,6 +551,8 @@ export class JobManager implements AsyncDisposable {
         if (previous !== undefined && !previous.ended) return;
         this.#jobs.delete(name); // Re-inserted: the names stay in the order jobs were added.
         this.#jobs.set(name, this.#handle(name, event));
+        // An ended job's own event follows: no QUEUED before its COMPLETED.
+        if (event.state !== "QUEUED" && event.state !== "ACTIVE") return;
         return this.#events.publish({ type: "state", name, state: event.state, attempt: event.attempts });
       }
       case "forgotten":

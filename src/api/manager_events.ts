@@ -31,7 +31,9 @@ export class ManagerEvents {
   /** A new subscription, ending when `signal` aborts, on `return()`, or at `close()`. */
   subscribe(signal?: AbortSignal): AsyncIterableIterator<ManagerEvent> {
     const channel = this.#broadcast.subscribe({ capacity: EVENT_BACKLOG, overflow: makeRoom });
+    // An abort ends the subscription at once, read or not: nothing more is kept for it.
     if (signal?.aborted) channel.close();
+    else signal?.addEventListener("abort", () => channel.close(), { once: true });
     return channel.iterate(signal);
   }
 }

@@ -27,6 +27,7 @@ export class LocalBackend implements Backend {
   readonly workRoot: string;
   readonly jobScripts: string;
   readonly sharesFiles = true;
+  readonly sharedNames = false;
   #health: ManagerHealth = { status: "ok" };
   #maxWorkers: number;
   /** The jobs whose attempt runs now. */

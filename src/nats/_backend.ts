@@ -21,6 +21,7 @@ export class NatsBackend implements Backend {
   readonly workRoot: string;
   readonly jobScripts: string;
   readonly sharesFiles = false;
+  readonly sharedNames = true;
   readonly #root: WorkRoot;
   readonly #ready: Promise<NatsHost>;
   #host: NatsHost | undefined;
@@ -133,9 +134,10 @@ export class NatsBackend implements Backend {
     await host?.killAll();
   }
 
-  async forget(name: string): Promise<void> {
-    const host = await this.#ready.catch(() => null);
-    await host?.forget(name);
+  forget(name: string): Promise<void> {
+    // Decided now (a job of the same name may be added right after); before the connection, no job of this
+    // manager is in the cluster yet.
+    return this.#host?.forget(name) ?? Promise.resolve();
   }
 
   wantLogs(): void {

@@ -10,6 +10,7 @@
 import type { Subscription } from "@nats-io/transport-node";
 import type { JobDroppedDetails } from "../errors.ts";
 import type { Cluster } from "./_connection.ts";
+import { readQueueMessage } from "./_wire.ts";
 import { decode, encode, type JobRecord, type QueueMessage } from "./_protocol.ts";
 import { ended, mutateRecord } from "./_records.ts";
 
@@ -83,12 +84,19 @@ export function listenMaxDeliveries(cluster: Cluster, onError: (error: unknown) 
   return cluster.nc.subscribe(cluster.names.maxDeliveriesAdvisory, {
     callback: (error, msg) => {
       if (error !== null) return onError(error);
-      const advisory = decode<{ stream_seq: number; deliveries: number }>(msg.data);
+      let advisory: { stream_seq: number; deliveries: number };
+      try {
+        advisory = decode(msg.data);
+      } catch (error) {
+        return onError(error); // Not JSON: not the server's advisory.
+      }
+      if (!Number.isSafeInteger(advisory?.stream_seq) || !Number.isSafeInteger(advisory?.deliveries)) return;
       void (async () => {
         const stored = await cluster.jsm.streams.getMessage(cluster.names.jobsStream, { seq: advisory.stream_seq })
           .catch(() => null);
-        if (stored === null) return;
-        await dropLost(cluster, stored.json<QueueMessage>(), advisory.deliveries);
+        const queued = stored === null ? null : readQueueMessage(stored.data);
+        if (queued === null) return;
+        await dropLost(cluster, queued, advisory.deliveries);
         await cluster.jsm.streams.deleteMessage(cluster.names.jobsStream, advisory.stream_seq).catch(() => {});
       })().catch(onError);
     },

@@ -5,15 +5,16 @@
  */
 
 import { join, normalize, relative, sep } from "node:path";
-import { keepOutputs } from "../local/job/outputs.ts";
+import { type JobOutput, keepOutputs } from "../local/job/outputs.ts";
 import { DATA_BLOCK_COLLECTIONS, type DataBlocks, type JobResult } from "../types.ts";
 import type { FileCache } from "./_files.ts";
-import { type JobRecord, type RecordedOutput, subjectToken } from "./_protocol.ts";
+import type { JobRecord, RecordedOutput } from "./_protocol.ts";
 
-/** Fetch `record`'s result; its outputs go to `outputDir`, else to `<workRoot>/outputs/<name token>`. */
+/** Fetch `record`'s result; its outputs go to `outputDir`, else (or when they clash with it) to `ownFolder`. */
 export async function fetchResult(
   record: JobRecord,
   outputDir: string | null,
+  ownFolder: string,
   downloads: FileCache,
   workRoot: string,
 ): Promise<JobResult> {
@@ -31,23 +32,27 @@ export async function fetchResult(
   if (result.overflow !== undefined) {
     inline = JSON.parse(await Deno.readTextFile(await downloads.get(result.overflow))) as typeof inline;
   }
-  const ownFolder = join(workRoot, "outputs", subjectToken(record.name));
-  const staging = await Deno.makeTempDir({ dir: workRoot, prefix: "staging-" });
-  let kept;
-  try {
-    const notes = await stage(staging, result.outputs ?? [], downloads);
-    const targets = outputDir === null ? { into: ownFolder, fallback: null } : { into: outputDir, fallback: ownFolder };
-    kept = await keepOutputs(staging, targets, []);
-    if (kept.note !== undefined) notes.push(kept.note);
-    if (notes.length > 0) inline = { ...inline, stderr: `${inline.stderr}${notes.join("\n")}\n` };
-  } finally {
-    await Deno.remove(staging, { recursive: true }).catch(() => {});
+  let outputs: JobOutput[] = [];
+  if ((result.outputs ?? []).length > 0) {
+    const staging = await Deno.makeTempDir({ dir: workRoot, prefix: "staging-" });
+    try {
+      const notes = await stage(staging, result.outputs ?? [], downloads);
+      const targets = outputDir === null
+        ? { into: ownFolder, fallback: null }
+        : { into: outputDir, fallback: ownFolder };
+      const kept = await keepOutputs(staging, targets, []);
+      outputs = kept.outputs;
+      if (kept.note !== undefined) notes.push(kept.note);
+      if (notes.length > 0) inline = { ...inline, stderr: `${inline.stderr}${notes.join("\n")}\n` };
+    } finally {
+      await Deno.remove(staging, { recursive: true }).catch(() => {});
+    }
   }
   return {
     name: record.name,
     pythonData: inline.pythonData,
     dataBlocks,
-    outputs: kept.outputs,
+    outputs,
     stdout: inline.stdout,
     stderr: inline.stderr,
     attempts: result.attempts,

@@ -7,7 +7,8 @@ import type { KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/transport-node";
 import type { ManagerHealth } from "../types.ts";
 import { type Cluster, WORKER_TTL_MS } from "./_connection.ts";
-import { decode, type WorkerInfo } from "./_protocol.ts";
+import type { WorkerInfo } from "./_protocol.ts";
+import { readWorkerInfo } from "./_wire.ts";
 
 /** How often health is looked at again (workers expire without a message). */
 const CHECK_MS = 1_000;
@@ -42,15 +43,16 @@ export class HealthWatch {
       const entry = await workers.get(name);
       if (entry === null || entry.operation !== "PUT") continue;
       // An entry the server has not expired is at most WORKER_TTL_MS old.
-      this.#workers.set(name, { info: decode<WorkerInfo>(entry.value), seenAt: Date.now() });
+      const info = readWorkerInfo(entry.value);
+      if (info !== null) this.#workers.set(name, { info, seenAt: Date.now() });
     }
     const watch = await workers.watch();
     this.#watch = watch;
     void (async () => {
       for await (const entry of watch) {
-        if (entry.operation === "PUT") {
-          this.#workers.set(entry.key, { info: decode<WorkerInfo>(entry.value), seenAt: Date.now() });
-        } else this.#workers.delete(entry.key);
+        const info = entry.operation === "PUT" ? readWorkerInfo(entry.value) : null;
+        if (info !== null) this.#workers.set(entry.key, { info, seenAt: Date.now() });
+        else this.#workers.delete(entry.key);
         this.#check();
       }
     })().catch(() => {});

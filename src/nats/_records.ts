@@ -6,7 +6,8 @@
  */
 
 import type { KV } from "@nats-io/kv";
-import { decode, encode, type JobRecord, RECORD_VERSION, subjectToken } from "./_protocol.ts";
+import { encode, type JobRecord, subjectToken } from "./_protocol.ts";
+import { readJobRecord } from "./_wire.ts";
 
 /** A record and the revision it was read at. */
 export interface Revisioned {
@@ -18,8 +19,8 @@ export interface Revisioned {
 export async function readRecord(jobs: KV, name: string): Promise<Revisioned | null> {
   const entry = await jobs.get(subjectToken(name));
   if (entry === null || entry.operation !== "PUT") return null;
-  const record = decode<JobRecord>(entry.value);
-  if (record.v !== RECORD_VERSION) return null;
+  const record = readJobRecord(entry.value);
+  if (record === null) return null;
   return { record, revision: entry.revision };
 }
 

@@ -19,6 +19,7 @@ import type { FileCache, Uploader } from "./_files.ts";
 import { encode, type JobRecord, type QueueMessage, tagSubsets, type WorkerInfo } from "./_protocol.ts";
 import { ended, mutateRecord, readRecord } from "./_records.ts";
 import { recordResult } from "./_worker_result.ts";
+import { readQueueMessage } from "./_wire.ts";
 import { join } from "node:path";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
@@ -58,6 +59,7 @@ export interface WorkerSetup {
 /** A job this worker took. */
 interface Running {
   readonly name: string;
+  readonly queued: QueueMessage;
   readonly msg: JsMsg;
   local: Job | undefined;
   cancelled: boolean;
@@ -185,13 +187,17 @@ export class WorkerLoop {
         msg.nak();
         break;
       }
-      const job: Running = {
-        name: msg.json<QueueMessage>().name,
-        msg,
-        local: undefined,
-        cancelled: false,
-        handBack: false,
-      };
+      const queued = readQueueMessage(msg.data);
+      if (queued === null) {
+        // Not a job this worker can read: another program's, or garbage. It is taken off the queue, not retried.
+        msg.term();
+        this.#setup.emit({
+          type: "error",
+          error: new Error(`a message on ${msg.subject} is not a bgproc job: dropped`),
+        });
+        continue;
+      }
+      const job: Running = { name: queued.name, queued, msg, local: undefined, cancelled: false, handBack: false };
       this.#running.add(job);
       void this.#runMessage(job);
     }
@@ -202,7 +208,7 @@ export class WorkerLoop {
     const { msg } = job;
     const { cluster, emit, id } = this.#setup;
     const attempt = msg.info.deliveryCount;
-    const queued = msg.json<QueueMessage>();
+    const { queued } = job;
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let cancels: Subscription | undefined;
     try {
@@ -305,7 +311,8 @@ export class WorkerLoop {
       passedData,
       args: [...spec.args],
       timeout: spec.timeoutMs,
-      ...spec.runOptions,
+      // Only what a record may set of how a job runs: not where its outputs go, nor its attempts.
+      ...pick(spec.runOptions ?? {}, ["factoryStartup", "addons", "progress"]),
       ...(blendFile === undefined ? {} : { blendFile }),
       ...(passedDataBlocks === undefined ? {} : { passedDataBlocks }),
     }, local.defaults);
@@ -387,4 +394,11 @@ export class WorkerLoop {
     msg.ack();
     emit({ type: "failed", name: record.name, attempt, report: error.report });
   }
+}
+
+/** The named fields of `value` that it has. */
+function pick<T extends object, K extends keyof T>(value: T, keys: readonly K[]): Pick<T, K> {
+  const picked = {} as Pick<T, K>;
+  for (const key of keys) if (value[key] !== undefined) picked[key] = value[key];
+  return picked;
 }

@@ -10,19 +10,17 @@ import type { QueuedIterator, Subscription } from "@nats-io/transport-node";
 import type { CheckedJob } from "../api/checked_job.ts";
 import type { BackendEvent, BackendSettings } from "../backend.ts";
 import { JobDroppedError } from "../errors.ts";
-import type { JobResult, LogLine, ManagerHealth } from "../types.ts";
+import type { JobResult, ManagerHealth } from "../types.ts";
 import { type Cluster, ensureConsumer, type NatsOptions, openCluster } from "./_connection.ts";
 import { listenMaxDeliveries } from "./_dead_letter.ts";
 import { FileCache, Uploader } from "./_files.ts";
 import { HealthWatch } from "./_health.ts";
 import { LogFiles } from "./_log_files.ts";
 import {
-  decode,
   encode,
   type JobRecord,
   type JobSpec,
   nameOfToken,
-  type ProgressMessage,
   type QueueMessage,
   RECORD_VERSION,
   subjectToken,
@@ -32,6 +30,7 @@ import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts"
 import { fetchResult } from "./_fetch_result.ts";
 import { killInCluster } from "./_kill.ts";
 import { jobSpec } from "./_spec.ts";
+import { readJobRecord, readLogLine, readProgress } from "./_wire.ts";
 
 /** What the host knows of one job of the namespace. */
 interface Tracked {
@@ -43,6 +42,8 @@ interface Tracked {
   submittedAt: string;
   /** This host's `outputDir` for the job, when this host added it. */
   readonly outputDir: string | null;
+  /** Whether this host added it: its result is fetched as it completes (another host's when asked for). */
+  readonly mine: boolean;
   readonly ended: PromiseWithResolvers<void>;
 }
 
@@ -65,6 +66,8 @@ export class NatsHost {
   readonly #jobs = new Map<string, Tracked>();
   readonly #submissions = new Set<Promise<void>>();
   readonly #forgetting = new Map<string, Promise<void>>();
+  /** Results of this host's jobs being fetched: `close()` waits for them. */
+  readonly #fetches = new Set<Promise<JobResult>>();
   readonly #uploader: Uploader;
   readonly #downloads: FileCache;
   readonly #consumers = new Map<string, Promise<string>>();
@@ -114,7 +117,7 @@ export class NatsHost {
     for await (const key of await jobs.keys()) {
       const name = nameOfToken(key);
       const current = name === undefined ? null : await readRecord(jobs, name);
-      if (current !== null) records.push(current.record);
+      if (current !== null && current.record.name === name) records.push(current.record);
     }
     records.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
     for (const record of records) this.#apply(record);
@@ -132,19 +135,17 @@ export class NatsHost {
           }
           continue;
         }
-        const record = decode<JobRecord>(entry.value);
-        if (record.v === RECORD_VERSION) this.#apply(record);
+        const record = readJobRecord(entry.value);
+        if (record !== null && record.name === name) this.#apply(record);
       }
     })().catch(() => {});
     await this.#health.start();
     this.#subscriptions.push(nc.subscribe(names.allJobsSubject("progress"), {
       callback: (error, msg) => {
-        if (error !== null) return;
-        const name = nameOfToken(msg.subject.split(".")[3] ?? "");
-        const tracked = name === undefined ? undefined : this.#jobs.get(name);
-        if (name === undefined || tracked === undefined || ended(tracked)) return;
-        const progress = decode<ProgressMessage>(msg.data);
-        if (progress.attempt >= tracked.attempts) this.#progress(name, tracked, progress.value);
+        const about = error === null ? this.#runningJob(msg.subject) : undefined;
+        const progress = about === undefined ? null : readProgress(msg.data);
+        if (about === undefined || progress === null) return;
+        if (progress.attempt >= about.tracked.attempts) this.#progress(about.name, about.tracked, progress.value);
       },
     }));
     this.#subscriptions.push(listenMaxDeliveries(this.#cluster, () => {}));
@@ -156,18 +157,12 @@ export class NatsHost {
     let tracked = this.#jobs.get(name);
     if (tracked === undefined || (tracked.id !== record.id && ended(tracked))) {
       // Another host's job (or one recorded before this host connected).
-      tracked = this.#track(record, null);
+      tracked = this.#track(record, null, false);
       tracked.state = record.state === "ACTIVE" ? "ACTIVE" : "QUEUED";
       tracked.attempts = record.attempts;
       tracked.worker = record.worker;
       this.#jobs.set(name, tracked);
-      this.#publish({
-        type: "known",
-        name,
-        state: tracked.state === "ACTIVE" ? "ACTIVE" : "QUEUED",
-        attempts: record.attempts,
-        progress: record.progress,
-      });
+      this.#publish({ type: "known", name, state: record.state, attempts: record.attempts, progress: record.progress });
     }
     if (tracked.id !== record.id || ended(tracked)) return;
     tracked.worker = record.worker;
@@ -186,8 +181,9 @@ export class NatsHost {
     else if (record.state === "DROPPED") this.#dropped(tracked, record);
   }
 
-  #track(record: { id: string; submittedAt: string }, outputDir: string | null): Tracked {
+  #track(record: { id: string; submittedAt: string }, outputDir: string | null, mine: boolean): Tracked {
     const tracked: Tracked = {
+      mine,
       id: record.id,
       state: "QUEUED",
       attempts: 0,
@@ -209,19 +205,49 @@ export class NatsHost {
   #completed(tracked: Tracked, record: JobRecord): void {
     tracked.state = "COMPLETED";
     tracked.attempts = record.attempts;
-    let loading: Promise<JobResult> | undefined;
-    const load = () => loading ??= fetchResult(record, tracked.outputDir, this.#downloads, this.#settings.workRoot);
-    this.#publish({ type: "completed", name: record.name, attempts: record.attempts, load });
-    this.#end(record.name, tracked);
+    const { name, attempts } = record;
+    const fetch = () =>
+      fetchResult(record, tracked.outputDir, this.#ownFolder(name, tracked), this.#downloads, this.#settings.workRoot);
+    if (!tracked.mine) {
+      // Another host's job: fetched when asked for (a failure is not kept: the next ask tries again).
+      let loading: Promise<JobResult> | undefined;
+      const load = () =>
+        loading ??= fetch().catch((error) => {
+          loading = undefined;
+          throw error;
+        });
+      this.#publish({ type: "completed", name, attempts, load });
+      return this.#end(name, tracked);
+    }
+    // This host's: its outputs are in place by the time it is seen COMPLETED, as a local job's are.
+    const fetched = fetch();
+    this.#fetches.add(fetched);
+    void fetched.then(
+      (result) => this.#publish({ type: "completed", name, attempts, load: () => Promise.resolve(result) }),
+      (error) => this.#publish({ type: "completed", name, attempts, load: () => Promise.reject(error) }),
+    ).finally(() => {
+      this.#fetches.delete(fetched);
+      this.#end(name, tracked);
+    });
   }
 
   #dropped(tracked: Tracked, record: JobRecord): void {
     tracked.state = "DROPPED";
     tracked.attempts = record.attempts;
     const { name } = record;
-    if (record.report === null) {
-      this.#publish({ type: "rejected", name, error: new Error(`Job '${name}' was dropped without a report`) });
-    } else this.#publish({ type: "dropped", name, error: new JobDroppedError(record.report) });
+    let error: JobDroppedError | undefined;
+    try {
+      error = record.report === null ? undefined : new JobDroppedError(record.report);
+    } catch {
+      // A report this bgproc cannot read (garbage, or another version's): the job is still dropped.
+    }
+    if (error === undefined) {
+      this.#publish({
+        type: "rejected",
+        name,
+        error: new Error(`Job '${name}' was dropped without a report it can read`),
+      });
+    } else this.#publish({ type: "dropped", name, error });
     this.#end(name, tracked);
   }
 
@@ -285,7 +311,7 @@ export class NatsHost {
     const id = crypto.randomUUID();
     const now = new Date().toISOString();
     const { name } = job;
-    const tracked = this.#track({ id, submittedAt: now }, job.outputDir);
+    const tracked = this.#track({ id, submittedAt: now }, job.outputDir, true);
     this.#jobs.set(name, tracked);
     this.#requires.set(name, job.requires);
     if (job.logFile !== null) {
@@ -379,20 +405,45 @@ export class NatsHost {
 
   /** Remove an ended job's record (so the name is free) and the outputs kept for it here. */
   forget(name: string): Promise<void> {
-    let forgetting = this.#forgetting.get(name);
-    if (forgetting !== undefined) return forgetting;
+    // Which submission is forgotten is decided now: a job of the same name added right after is another one.
     const tracked = this.#jobs.get(name);
+    if (tracked === undefined) return this.forgotten(name); // Never reached the cluster, or forgotten already.
     this.#jobs.delete(name);
-    forgetting = (async () => {
-      await this.#cluster.jobs.delete(subjectToken(name));
-      if (tracked?.outputDir === null) {
-        await Deno.remove(join(this.#settings.workRoot, "outputs", subjectToken(name)), { recursive: true })
-          .catch(() => {});
+    const forgetting = (async () => {
+      const key = subjectToken(name);
+      const entry = await this.#cluster.jobs.get(key);
+      const record = entry === null || entry.operation !== "PUT" ? null : readJobRecord(entry.value);
+      if (entry !== null && record?.id === tracked.id) {
+        // Only this submission's record, only as it was read: another host may have replaced it since.
+        await this.#cluster.jobs.delete(key, { previousSeq: entry.revision }).catch((error) => {
+          if (!isWrongRevision(error)) throw error;
+        });
       }
+      await Deno.remove(this.#ownFolder(name, tracked), { recursive: true }).catch(() => {});
     })();
     this.#forgetting.set(name, forgetting);
-    void forgetting.finally(() => this.#forgetting.delete(name)).catch(() => {});
+    void forgetting.finally(() => {
+      if (this.#forgetting.get(name) === forgetting) this.#forgetting.delete(name);
+    }).catch(() => {});
     return forgetting;
+  }
+
+  /** Settles once the last `forget(name)` has (at once when there is none). */
+  forgotten(name: string): Promise<void> {
+    return this.#forgetting.get(name) ?? Promise.resolve();
+  }
+
+  /** Where this host keeps a submission's outputs when it gave no `outputDir` (or they clashed with it). */
+  #ownFolder(name: string, tracked: Tracked): string {
+    return join(this.#settings.workRoot, "outputs", subjectToken(name), tracked.id);
+  }
+
+  /** The job a message on a per-job subject (`bgproc.<ns>.job.<name token>.<kind>`) is about, if it has not ended. */
+  #runningJob(subject: string): { name: string; tracked: Tracked } | undefined {
+    const name = nameOfToken(subject.split(".")[3] ?? "");
+    const tracked = name === undefined ? undefined : this.#jobs.get(name);
+    if (name === undefined || tracked === undefined || ended(tracked)) return undefined;
+    return { name, tracked };
   }
 
   /** Start receiving log lines (on the first reader, or a job with a `logFile`). */
@@ -400,11 +451,10 @@ export class NatsHost {
     if (this.#logSubscription !== undefined || this.#closing !== undefined) return;
     this.#logSubscription = this.#cluster.nc.subscribe(this.#cluster.names.allJobsSubject("log"), {
       callback: (error, msg) => {
-        if (error !== null) return;
-        const name = nameOfToken(msg.subject.split(".")[3] ?? "");
-        const tracked = name === undefined ? undefined : this.#jobs.get(name);
-        if (name === undefined || tracked === undefined || ended(tracked)) return;
-        const line = decode<LogLine>(msg.data);
+        const about = error === null ? this.#runningJob(msg.subject) : undefined;
+        const line = about === undefined ? null : readLogLine(msg.data);
+        if (about === undefined || line === null) return;
+        const { name } = about;
         this.#logFiles.write(name, line);
         this.#publish({ type: "output", name, attempt: line.attempt, stream: line.stream, line: line.line });
       },
@@ -418,6 +468,7 @@ export class NatsHost {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#submissions]);
+      await Promise.allSettled([...this.#fetches]);
       for (const watch of this.#watches) watch.stop();
       for (const subscription of this.#subscriptions) subscription.unsubscribe();
       this.#logSubscription?.unsubscribe();

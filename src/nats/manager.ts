@@ -7,6 +7,8 @@ import { checkNumber } from "../_validate.ts";
 import { BACKENDS } from "../backend.ts";
 import { JobManager } from "../api/job_manager.ts";
 import type { AddJobOptions, RetryOptions } from "../api/options.ts";
+import type { Job } from "../api/job.ts";
+import type { JsonObject } from "../types.ts";
 import type { NatsBackend } from "./_backend.ts";
 import type { NatsOptions } from "./_connection.ts";
 import { type DeadLetter, listDeadLetters } from "./_dead_letter.ts";
@@ -195,7 +197,7 @@ export class NatsJobManager extends JobManager {
    */
   override async removeJob(name: string): Promise<void> {
     super.removeJob(name);
-    await (await this.#connected()).forget(name);
+    await this.#host?.forgotten(name);
   }
 
   /**
@@ -211,6 +213,19 @@ export class NatsJobManager extends JobManager {
       await super.close();
     })();
     return this.#closing;
+  }
+
+  /**
+   * Queue a job in the cluster; see {@linkcode JobManager.addJob}.
+   *
+   * @param options The script, its data, how to run it, and the tags a worker needs.
+   * @returns The job, whose `result()` settles when it ends on some worker.
+   * @throws {InvalidJobError} When an option is wrong, or a queued or active job has the name.
+   * @throws {Error} When the manager is closing (`close({ killJobs })` kills first: no job slips in meanwhile).
+   */
+  override addJob<T extends JsonObject = JsonObject>(options: NatsAddJobOptions): Job<T> {
+    if (this.#closing !== undefined) throw new Error("Cannot add job as the JobManager is closed");
+    return super.addJob<T>(options);
   }
 
   get #backend(): NatsBackend {

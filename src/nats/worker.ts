@@ -114,7 +114,14 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
 
   const machine = hostname();
   const id = `${machine}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const local = startLocalJobs({ maxWorkers: slots, maxAttempts: 1, mode, ...options });
+  // One attempt per delivery: the cluster retries (a delivery is an attempt), never the worker's own Blenders.
+  const local = startLocalJobs({
+    maxWorkers: slots,
+    maxAttempts: 1,
+    mode,
+    ...(options.blender === undefined ? {} : { blender: options.blender }),
+    ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
+  });
   const tempCache = options.workDir === undefined
     ? await Deno.makeTempDir({ dir: tmpdir(), prefix: "bgproc-files-" })
     : undefined;

@@ -9,12 +9,13 @@
 
 import { droppedBeforeBlender } from "../_dropped.ts";
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { InvalidJobError, JobDroppedError } from "../errors.ts";
 import type { AddJobOptions } from "../api/options.ts";
 import type { Job } from "../api/job.ts";
 import type { JsonObject } from "../types.ts";
 import { type CheckedRender, checkRender, checkRenderName, defaultVideoPath } from "./_check.ts";
+import { formatFrames } from "./frames.ts";
 import { CombinedProgress, type RenderProgress } from "./_progress.ts";
 import type { RenderOptions, RenderVideoOptions } from "./options.ts";
 import { type FailedChunk, type RenderedFrame, RenderFailedError } from "./errors.ts";
@@ -101,7 +102,8 @@ export interface Render {
 export interface RenderHost {
   addJob(options: AddJobOptions): Job;
   getJob(name: string): Job | undefined;
-  removeJob(name: string): void;
+  /** `NatsJobManager`'s settles once the cluster forgot the job. */
+  removeJob(name: string): void | Promise<void>;
 }
 
 /** Where the manager keeps the render scripts and default output folders. */
@@ -213,7 +215,7 @@ class RenderHandle implements Render {
   async remove(): Promise<void> {
     if (!this.#ended) throw new Error(`Cannot remove render '${this.name}' as it has not ended: kill it first`);
     for (const job of [...this.chunks.map((chunk) => chunk.job), ...(this.#video === undefined ? [] : [this.#video])]) {
-      if (this.#host.getJob(job.name) === job) this.#host.removeJob(job.name);
+      if (this.#host.getJob(job.name) === job) void Promise.resolve(this.#host.removeJob(job.name)).catch(() => {});
     }
     if (this.#checked.outputDir === null) await Deno.remove(this.outputDir, { recursive: true }).catch(() => {});
   }
@@ -261,7 +263,24 @@ class RenderHandle implements Render {
         return;
       }
       const data = outcome.value.pythonData as unknown as { frames: { frame: number; file: string }[]; fps: number };
-      rendered.push(...data.frames.map(({ frame, file }) => ({ frame, path: join(this.outputDir, file) })));
+      // Where each frame really is: an output of the chunk (in outputDir, or where a clash sent its outputs).
+      const kept = new Map(outcome.value.outputs.map((output) => [output.path, output.path]));
+      for (const output of outcome.value.outputs) {
+        kept.set(basename(output.path), kept.get(basename(output.path)) ?? output.path);
+      }
+      const located = data.frames.map(({ frame, file }) => ({
+        frame,
+        path: kept.get(join(this.outputDir, file)) ?? kept.get(basename(file)),
+      }));
+      const lost = located.filter((frame) => frame.path === undefined).map((frame) => frame.frame);
+      if (lost.length > 0) {
+        const summary = `frames ${
+          formatFrames(lost)
+        } were rendered but not kept as outputs (the job's stderr says why)`;
+        failed.push({ name, frames, error: droppedBeforeBlender(name, "error", summary, outcome.value.attempts) });
+        return;
+      }
+      rendered.push(...located.map(({ frame, path }) => ({ frame, path: path! })));
       fps ??= data.fps;
       chunkResults.push({ name, frames, attempts: outcome.value.attempts, durationMs: outcome.value.durationMs });
     });

@@ -4,8 +4,11 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../../mod.ts";
 import { fixture, waitFor } from "../_helpers.ts";
+import { openCluster } from "../../src/nats/_connection.ts";
+import { encode, subjectToken } from "../../src/nats/_protocol.ts";
 import { startNatsServer, startWorker } from "./_server.ts";
 
 Deno.test("JobManager({ nats }) runs jobs on workers with the local API, and a new manager finds their results", async () => {
@@ -105,4 +108,97 @@ Deno.test("JobManager({ nats }): health says why jobs cannot run (no worker, no 
   // Each change is an event (after the server came back, its reconnection may pass through "no worker" first).
   assert.deepEqual(events.slice(0, 5), ["failing", "ok", "failing", "ok", "failing"]);
   await worker.stop();
+});
+
+Deno.test("JobManager({ nats }): garbage on the subjects, in the buckets and on the queue stops neither host nor worker", async () => {
+  await using server = await startNatsServer();
+  const namespace = "garbage";
+  await using worker = await startWorker(server.url, ["--namespace", namespace, "--workers", "1"]);
+  await using manager = new JobManager({ nats: { servers: server.url, namespace }, maxAttempts: 1 });
+  await manager.ready();
+  const cluster = await openCluster({ servers: server.url }, namespace);
+  try {
+    const junk = [new Uint8Array([0xff, 0xfe, 0x00]), new TextEncoder().encode('{"v":1,"name":7}'), encode([1, 2])];
+    const { names } = cluster;
+    for (const bytes of junk) {
+      cluster.nc.publish(names.jobSubject("ghost", "progress"), bytes);
+      cluster.nc.publish(names.jobSubject("ghost", "log"), bytes);
+      await cluster.jobs.put(subjectToken("ghost"), bytes);
+      await cluster.workers.put("ghost-worker", bytes);
+      await cluster.js.publish(names.queueSubject([]), bytes);
+    }
+    cluster.nc.publish(names.maxDeliveriesAdvisory, new TextEncoder().encode("not json"));
+    await cluster.nc.flush();
+    const job = manager.addJob({ name: "after-garbage", script: fixture("progress.py"), passedData: { steps: 2 } });
+    const seen: number[] = [];
+    for await (const value of job.progressUpdates()) seen.push(value);
+    assert.deepEqual((await job.result()).pythonData, { steps: 2 });
+    assert.equal(seen.at(-1), 1);
+    assert.equal(manager.getJob("ghost"), undefined, "a record that is garbage is no job");
+    assert.equal(manager.health.status, "ok");
+    await waitFor(
+      () => worker.output.some((line) => line.includes("is not a bgproc job")),
+      10_000,
+      "the worker's note",
+    );
+  } finally {
+    await cluster.nc.drain();
+  }
+});
+
+Deno.test("two hosts in one namespace: generated names differ, a rejected job's removal leaves the other's, a name reused keeps its outputDir", async () => {
+  await using server = await startNatsServer();
+  const nats = { servers: server.url, namespace: "hosts" };
+  // The worker would give a job 3 attempts: the host's 1 is what counts (the worker's Blenders never retry).
+  await using _worker = await startWorker(server.url, [
+    "--namespace",
+    "hosts",
+    "--workers",
+    "2",
+    "--max-attempts",
+    "3",
+  ]);
+  const dir = await Deno.makeTempDir({ prefix: "bgproc-nats-hosts-" });
+  try {
+    const blendFile = join(dir, "scene.blend");
+    {
+      await using local = new JobManager();
+      await local.addJob({ script: fixture("make_scene.py"), passedData: { out: blendFile } }).result();
+    }
+    await using a = new JobManager({ nats, maxAttempts: 1 });
+    await using b = new JobManager({ nats, maxAttempts: 1 });
+    await Promise.all([a.ready(), b.ready()]);
+
+    const [fromA, fromB] = [a.addJob({ script: fixture("echo.py") }), b.addJob({ script: fixture("echo.py") })];
+    assert.notEqual(fromA.name, fromB.name);
+    await Promise.all([fromA.result(), fromB.result()]);
+
+    const held = a.addJob({ name: "held", script: fixture("echo.py"), requires: ["nobody-has-this"] });
+    const late = new JobManager({ nats }); // Not connected yet: it cannot know the name is taken.
+    const clash = late.addJob({ name: "held", script: fixture("echo.py") });
+    await assert.rejects(clash.result(), /queued or active in the cluster/);
+    late.removeJob("held");
+    await late.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(a.getJobState("held"), "QUEUED");
+    assert.equal(b.getJobState("held"), "QUEUED", "the record is still in the cluster");
+    await held.kill();
+
+    const counterFile = join(dir, "attempts.json");
+    const flaky = a.addJob({ script: fixture("flaky.py"), passedData: { counter_file: counterFile, fail_times: 5 } });
+    await assert.rejects(flaky.result(), (error: JobDroppedError) => error.attempts === 1);
+    assert.equal(JSON.parse(await Deno.readTextFile(counterFile)).length, 1, "Blender ran once");
+
+    const [first, second] = [join(dir, "first"), join(dir, "second")];
+    const note = (text: string, outputDir: string) =>
+      a.addJob({ name: "note", script: fixture("write_note.py"), blendFile, passedData: { text }, outputDir });
+    await note("one", first).result();
+    const again = note("two", second);
+    // This host's job is COMPLETED once its outputs are in place, as a local one's.
+    await waitFor(() => again.state === "COMPLETED", 60_000, "the second note");
+    assert.equal(await Deno.readTextFile(join(second, "note.txt")), "two");
+    assert.equal(await Deno.readTextFile(join(first, "note.txt")), "one");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -182,7 +182,7 @@ Deno.test("a completed record's outputs land only inside the job's folder: '..',
     await manager.ready();
     const result = await manager.getJob("hostile")!.result();
     assert.deepEqual(result.outputs.map((output) => relative(manager.workRoot, output.path)), [
-      join("outputs", subjectToken("hostile"), "frames", "ok.txt"),
+      join("outputs", subjectToken("hostile"), "submission-1", "frames", "ok.txt"),
     ]);
     assert.equal(result.stderr.match(/is not a relative path; it was left/g)?.length, 4, result.stderr);
     assert.equal(existsSync(join(dir, "escape.txt")) || existsSync("/tmp/absolute.txt"), false);
