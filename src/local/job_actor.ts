@@ -1,5 +1,7 @@
 /**
  * The Job actor: owns one attempt of one job through a runner. Starts it,
+ * watches its progress (a Progress watcher actor of its own, from the
+ * attempt's start to its end, with one last look before the end is told),
  * writes its output to the job's log file, enforces the timeout with the
  * injected clock, kills on request, and once the attempt has ended and
  * everything it started is gone, tells its parent how it ended. If the
@@ -10,6 +12,7 @@
 import { type ActorRef, spawnActor, unreachable } from "../_actor.ts";
 import { errorMessage } from "./job/outcome.ts";
 import { LogFile } from "./job/log_file.ts";
+import { type ProgressWatcherMessage, startProgressWatcher } from "./progress_watcher.ts";
 import type { AttemptEvent, AttemptHandle, AttemptOutcome, AttemptPlan, KillReason, Runner } from "./runners/runner.ts";
 import type { Clock, TimerId } from "./clock.ts";
 
@@ -49,6 +52,8 @@ export function startJobActor(plan: AttemptPlan, options: JobActorOptions): Acto
   let log: LogFile | undefined;
   let logError: unknown;
   let timer: TimerId | undefined;
+  let watcher: ActorRef<ProgressWatcherMessage> | undefined;
+  let watcherError: unknown;
   /** Whether the parent has heard how the attempt ended. */
   let reported = false;
 
@@ -71,6 +76,12 @@ export function startJobActor(plan: AttemptPlan, options: JobActorOptions): Acto
       case "started":
         log?.write(`--- bgproc: job '${plan.name}', attempt ${plan.attempt}: ${event.ranOn}`);
         parent.started(event.ranOn);
+        watcher ??= startProgressWatcher({
+          dir: plan.jobDir,
+          initial: plan.progress,
+          publish: (value) => parent.progress(value),
+          onCrash: (error) => watcherError = error,
+        });
         return;
       case "output":
         log?.write(event.line);
@@ -91,16 +102,24 @@ export function startJobActor(plan: AttemptPlan, options: JobActorOptions): Acto
     }
   };
 
-  /** Stop the timer and close the log; returns why the log could not be written, if it could not. */
+  /**
+   * Stop the timer, look at the progress one last time, close the log; returns the lines the attempt's stderr gets
+   * for what failed of these, if anything did.
+   */
   const finish = async (): Promise<string | undefined> => {
     if (timer !== undefined) clock.clearTimeout(timer);
     timer = undefined;
+    await watcher?.ask<void>((reply) => ({ type: "stop", reply })).catch(() => {});
+    watcher = undefined;
     const closeError = await log?.close().then(() => undefined, (error: unknown) => error);
     log = undefined;
+    const lines: string[] = [];
+    if (watcherError !== undefined) lines.push(`bgproc: the progress watcher failed: ${errorMessage(watcherError)}`);
     const error = logError ?? closeError;
-    return error === undefined
-      ? undefined
-      : `bgproc: could not write the log file ${options.logFile}: ${errorMessage(error)}`;
+    if (error !== undefined) {
+      lines.push(`bgproc: could not write the log file ${options.logFile}: ${errorMessage(error)}`);
+    }
+    return lines.length === 0 ? undefined : lines.join("\n");
   };
 
   const self = spawnActor<JobMessage>(`job:${plan.name}#${plan.attempt}`, {

@@ -11,25 +11,16 @@ import type { CheckedJob } from "../api/checked_job.ts";
 import type { BackendEvent, BackendSettings } from "../backend.ts";
 import { JobDroppedError } from "../errors.ts";
 import type { JobResult, ManagerHealth } from "../types.ts";
-import { type Cluster, ensureConsumer, type NatsOptions, openCluster } from "./_connection.ts";
+import { type Cluster, type NatsOptions, openCluster } from "./_connection.ts";
 import { listenMaxDeliveries } from "./_dead_letter.ts";
 import { FileCache, Uploader } from "./_files.ts";
 import { HealthWatch } from "./_health.ts";
 import { LogFiles } from "./_log_files.ts";
-import {
-  encode,
-  type JobRecord,
-  type JobSpec,
-  nameOfToken,
-  type QueueMessage,
-  RECORD_VERSION,
-  subjectToken,
-  type WorkerInfo,
-} from "./_protocol.ts";
-import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
+import { type JobRecord, type JobSpec, nameOfToken, subjectToken, type WorkerInfo } from "./_protocol.ts";
+import { ended, isWrongRevision, readRecord } from "./_records.ts";
 import { fetchResult } from "./_fetch_result.ts";
 import { killInCluster } from "./_kill.ts";
-import { jobSpec } from "./_spec.ts";
+import { Submitter } from "./_submit.ts";
 import { readJobRecord, readLogLine, readProgress } from "./_wire.ts";
 
 /** What the host knows of one job of the namespace. */
@@ -70,7 +61,7 @@ export class NatsHost {
   readonly #fetches = new Set<Promise<JobResult>>();
   readonly #uploader: Uploader;
   readonly #downloads: FileCache;
-  readonly #consumers = new Map<string, Promise<string>>();
+  readonly #submitter: Submitter;
   readonly #subscriptions: Subscription[] = [];
   readonly #watches: QueuedIterator<KvWatchEntry>[] = [];
   readonly #health: HealthWatch;
@@ -85,6 +76,7 @@ export class NatsHost {
     this.#maxAttempts = settings.maxAttempts;
     this.#publish = publish;
     this.#uploader = new Uploader(cluster.files);
+    this.#submitter = new Submitter(cluster, this.#uploader, settings, () => this.#maxAttempts);
     this.#downloads = new FileCache(cluster.files, join(settings.workRoot, "files"));
     this.#health = new HealthWatch(cluster, () => this.#queuedRequirements(), (health) => {
       publish({ type: "health", health });
@@ -318,7 +310,7 @@ export class NatsHost {
       this.#logFiles.open(name, job.logFile, () => this.#jobs.get(name)?.worker ?? null);
       this.wantLogs();
     }
-    const submission = this.#put(job, id, now, job.maxAttempts ?? this.#maxAttempts).catch((error) => {
+    const submission = this.#submitter.put(job, id, now, job.maxAttempts ?? this.#maxAttempts).catch((error) => {
       if (this.#jobs.get(name) === tracked) this.#jobs.delete(name);
       this.#logFiles.end(name);
       tracked.ended.resolve();
@@ -326,57 +318,6 @@ export class NatsHost {
     });
     this.#submissions.add(submission);
     void submission.finally(() => this.#submissions.delete(submission));
-  }
-
-  async #put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<void> {
-    const { name } = job;
-    const spec = await jobSpec(job, id, this.#settings.workRoot, this.#uploader, this.#settings.retry);
-    const record: JobRecord = {
-      v: RECORD_VERSION,
-      name,
-      id,
-      state: "QUEUED",
-      worker: null,
-      attempts: 0,
-      maxAttempts,
-      progress: 0,
-      spec,
-      queueSeq: 0,
-      submittedAt: now,
-      updatedAt: now,
-      result: null,
-      report: null,
-      deadLetter: false,
-    };
-    const { jobs, js, names } = this.#cluster;
-    const existing = await readRecord(jobs, name);
-    const taken = () => new Error(`Cannot add job as a job named '${name}' is queued or active in the cluster`);
-    if (existing !== null && !ended(existing.record)) throw taken();
-    try {
-      if (existing === null) await jobs.create(subjectToken(name), encode(record));
-      else await jobs.update(subjectToken(name), encode(record), existing.revision);
-    } catch (error) {
-      // Another host took the name in between; any other failure is what it is.
-      if (isWrongRevision(error)) throw taken();
-      throw error;
-    }
-    await this.#consumer(job.requires);
-    const ack = await js.publish(names.queueSubject(job.requires), encode({ name, id } satisfies QueueMessage), {
-      msgID: id,
-    });
-    await mutateRecord(jobs, name, (current) => current.id === id ? { ...current, queueSeq: ack.seq } : null);
-  }
-
-  #consumer(requires: readonly string[]): Promise<string> {
-    const key = requires.join(",");
-    let pending = this.#consumers.get(key);
-    if (pending === undefined) {
-      const settings = { ackWaitMs: this.#settings.ackWaitMs, maxDeliver: this.#maxAttempts };
-      pending = ensureConsumer(this.#cluster, requires, settings);
-      this.#consumers.set(key, pending);
-      pending.catch(() => this.#consumers.delete(key));
-    }
-    return pending;
   }
 
   /**

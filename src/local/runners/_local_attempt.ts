@@ -1,15 +1,14 @@
 /**
- * What the process and pool runners share: one attempt on a Blender on this
- * machine, reporting through a job directory. Prepares the directory,
- * watches its progress file, keeps bounded output tails, and at the end
- * classifies the attempt from its exit and its files.
+ * What the process, pool and fork runners share: one attempt on a Blender on this
+ * machine, reporting through a job directory. Prepares the directory, keeps
+ * bounded output tails, and at the end classifies the attempt from its exit
+ * and its files. (Its progress file is the job actor's to watch.)
  */
 
 import { type DirIdentity, prepareJobDir } from "../job/dir.ts";
 import { LineTail } from "../job/lines.ts";
-import { classifyEnd, errorMessage } from "../job/outcome.ts";
+import { classifyEnd } from "../job/outcome.ts";
 import { MAX_OUTPUTS, savedPath } from "../job/outputs.ts";
-import { startProgressWatcher } from "../progress_watcher.ts";
 import { Channel } from "../../channel.ts";
 import type { AttemptEvent, AttemptPlan, KillReason } from "./runner.ts";
 import type { ExitStatus } from "./_process_group.ts";
@@ -35,7 +34,6 @@ export class LocalAttempt {
   readonly #stderr: LineTail;
   #ranOn: string;
   #startedAt = new Date();
-  #watcher: ReturnType<typeof startProgressWatcher> | undefined;
   /** The files Blender said it saved (`Saved: '…'`): outputs when they are in the folder the outputs go to. */
   readonly #saved: string[] = [];
   /** The job directory as prepared: a job that swaps it for another folder or a link gets nothing read from it. */
@@ -48,15 +46,9 @@ export class LocalAttempt {
     this.#stderr = new LineTail(plan.outputLimit);
   }
 
-  /** Make the job directory ready and start watching its progress. */
+  /** Make the job directory ready. */
   async prepare(): Promise<void> {
     this.#dir = await prepareJobDir(this.#plan.jobDir, this.#plan.specJson);
-    this.#watcher = startProgressWatcher({
-      dir: this.#plan.jobDir,
-      initial: this.#plan.progress,
-      publish: (value) => this.events.send({ type: "progress", value }),
-      onCrash: (error) => this.#stderr.push(`bgproc: the progress watcher failed: ${errorMessage(error)}`),
-    });
   }
 
   /** Blender runs the attempt now; `ranOn` says what runs it. */
@@ -74,9 +66,8 @@ export class LocalAttempt {
     this.events.send({ type: "output", stream, line });
   }
 
-  /** The attempt is over: stop watching, classify, send `ended`, end the stream. */
+  /** The attempt is over: classify, send `ended`, end the stream. */
   async end(exit: LocalExit): Promise<void> {
-    await this.#watcher?.ask<void>((reply) => ({ type: "stop", reply })).catch(() => {});
     const { status } = exit;
     const outcome = await classifyEnd(this.#plan, {
       facts: {

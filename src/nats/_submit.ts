@@ -1,0 +1,83 @@
+/** Putting a host's jobs into the cluster: files, record, queue message; and the queue consumers it needs. */
+
+import type { CheckedJob } from "../api/checked_job.ts";
+import { type Cluster, ensureConsumer } from "./_connection.ts";
+import type { Uploader } from "./_files.ts";
+import { encode, type JobRecord, type JobSpec, type QueueMessage, RECORD_VERSION, subjectToken } from "./_protocol.ts";
+import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
+import { jobSpec } from "./_spec.ts";
+
+/** What the submitter needs of the host's settings. */
+export interface SubmitSettings {
+  readonly workRoot: string;
+  readonly retry: JobSpec["retry"];
+  readonly ackWaitMs: number;
+}
+
+/** Submits one host's jobs. */
+export class Submitter {
+  readonly #cluster: Cluster;
+  readonly #uploader: Uploader;
+  readonly #settings: SubmitSettings;
+  readonly #maxAttempts: () => number;
+  readonly #consumers = new Map<string, Promise<string>>();
+
+  constructor(cluster: Cluster, uploader: Uploader, settings: SubmitSettings, maxAttempts: () => number) {
+    this.#cluster = cluster;
+    this.#uploader = uploader;
+    this.#settings = settings;
+    this.#maxAttempts = maxAttempts;
+  }
+
+  /** Upload the job's files, create its record (the name must be free in the cluster), queue its message. */
+  async put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<void> {
+    const { name } = job;
+    const spec = await jobSpec(job, id, this.#settings.workRoot, this.#uploader, this.#settings.retry);
+    const record: JobRecord = {
+      v: RECORD_VERSION,
+      name,
+      id,
+      state: "QUEUED",
+      worker: null,
+      attempts: 0,
+      maxAttempts,
+      progress: 0,
+      spec,
+      queueSeq: 0,
+      submittedAt: now,
+      updatedAt: now,
+      result: null,
+      report: null,
+      deadLetter: false,
+    };
+    const { jobs, js, names } = this.#cluster;
+    const existing = await readRecord(jobs, name);
+    const taken = () => new Error(`Cannot add job as a job named '${name}' is queued or active in the cluster`);
+    if (existing !== null && !ended(existing.record)) throw taken();
+    try {
+      if (existing === null) await jobs.create(subjectToken(name), encode(record));
+      else await jobs.update(subjectToken(name), encode(record), existing.revision);
+    } catch (error) {
+      // Another host took the name in between; any other failure is what it is.
+      if (isWrongRevision(error)) throw taken();
+      throw error;
+    }
+    await this.#consumer(job.requires);
+    const ack = await js.publish(names.queueSubject(job.requires), encode({ name, id } satisfies QueueMessage), {
+      msgID: id,
+    });
+    await mutateRecord(jobs, name, (current) => current.id === id ? { ...current, queueSeq: ack.seq } : null);
+  }
+
+  #consumer(requires: readonly string[]): Promise<string> {
+    const key = requires.join(",");
+    let pending = this.#consumers.get(key);
+    if (pending === undefined) {
+      const settings = { ackWaitMs: this.#settings.ackWaitMs, maxDeliver: this.#maxAttempts() };
+      pending = ensureConsumer(this.#cluster, requires, settings);
+      this.#consumers.set(key, pending);
+      pending.catch(() => this.#consumers.delete(key));
+    }
+    return pending;
+  }
+}
