@@ -1,8 +1,8 @@
 /** Nothing a job puts in its directory, or a log file it is given, can hang, bloat or outlive the host. */
 
-import { equal, match, ok } from "node:assert/strict";
+import { deepStrictEqual, equal, match, ok, throws } from "node:assert/strict";
 import { join } from "node:path";
-import { JobDroppedError, JobManager } from "../mod.ts";
+import { InvalidJobError, JobDroppedError, JobManager } from "../mod.ts";
 import { fixture } from "./_helpers.ts";
 
 for (const kind of ["zero", "fifo"]) {
@@ -105,3 +105,56 @@ for (const mode of ["process", "pool", "fork"] as const) {
     }
   });
 }
+
+for (const mode of ["process", "fork"] as const) {
+  Deno.test(`${mode}: inputs are copied into the job's folder (job_folder); the ones it changed come back as outputs, the others do not`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "bgproc-inputs-" });
+    try {
+      await Deno.writeTextFile(join(dir, "a.txt"), "alpha");
+      await Deno.writeTextFile(join(dir, "b.txt"), "beta");
+      await using manager = new JobManager({ mode });
+      const outputDir = join(dir, "out");
+      const job = manager.addJob({
+        script: fixture("inputs.py"),
+        inputs: [join(dir, "a.txt"), join(dir, "b.txt")],
+        outputDir,
+      });
+      const result = await job.result();
+      deepStrictEqual(result.pythonData, { a: "alpha", b: "beta", same_folder: true });
+      deepStrictEqual(result.outputs.map((output) => output.path).sort(), [
+        join(outputDir, "b.txt"),
+        join(outputDir, "out.txt"),
+      ]);
+      equal(await Deno.readTextFile(join(outputDir, "b.txt")), "changed");
+      equal(await Deno.readTextFile(join(dir, "b.txt")), "beta", "the job changed its copy, not the file");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("inputs are checked: a missing file, two of one name, a name the job's folder keeps", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bgproc-inputs-" });
+  try {
+    await Deno.mkdir(join(dir, "x"));
+    await Deno.writeTextFile(join(dir, "a.txt"), "a");
+    await Deno.writeTextFile(join(dir, "x", "a.txt"), "a");
+    await Deno.writeTextFile(join(dir, "spec.json"), "{}");
+    await using manager = new JobManager();
+    const cases: [string[], RegExp][] = [
+      [[join(dir, "none.txt")], /does not exist/],
+      [[join(dir, "a.txt"), join(dir, "x", "a.txt")], /have the same name/],
+      [[join(dir, "spec.json")], /name the job's folder keeps for itself/],
+    ];
+    for (const [inputs, message] of cases) {
+      throws(() => manager.addJob({ script: fixture("echo.py"), inputs }), (error: unknown) => {
+        ok(error instanceof InvalidJobError && error.field === "inputs", String(error));
+        match(error.message, message);
+        return true;
+      });
+    }
+    equal(manager.getJobNames().length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

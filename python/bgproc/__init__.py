@@ -1,7 +1,7 @@
 """bgproc's runtime inside Blender.
 
 A script run by bgproc gets its inputs as globals (``passed_data``, ``passed_data_blocks``,
-``source_blend_file``, ``update_job_progress``). Scripts that prefer a module can use this one::
+``source_blend_file``, ``update_job_progress``, ``job_folder``). Scripts that prefer a module can use this one::
 
     import bgproc
     bgproc.update_job_progress(0.5)
@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _context
 
-__all__ = ["passed_data", "passed_data_blocks", "source_blend_file", "update_job_progress"]
+__all__ = ["job_folder", "passed_data", "passed_data_blocks", "source_blend_file", "update_job_progress"]
 
 
 def update_job_progress(value: float) -> None:
@@ -23,6 +23,6 @@ def update_job_progress(value: float) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("passed_data", "passed_data_blocks", "source_blend_file"):
+    if name in ("passed_data", "passed_data_blocks", "source_blend_file", "job_folder"):
         return _context.current()[name]
     raise AttributeError(f"module 'bgproc' has no attribute {name!r}")

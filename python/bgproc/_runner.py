@@ -45,6 +45,7 @@ RESERVED_NAMES = frozenset(
         "update_job_progress",
         "python_data",
         "data_blocks",
+        "job_folder",
     }
 )
 
@@ -162,7 +163,13 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     module = types.ModuleType("__main__")
     globals_ = module.__dict__
     globals_.update(
-        script_globals(spec, bpy=bpy, update_job_progress=from_script, passed_data_blocks=passed_blocks)
+        script_globals(
+            spec,
+            bpy=bpy,
+            update_job_progress=from_script,
+            passed_data_blocks=passed_blocks,
+            job_folder=job_dir.path,
+        )
     )
     _context.activate(globals_)
     if not spec.keep_files:
@@ -254,7 +261,7 @@ def _exec_script(spec: JobSpec, globals_: dict[str, Any]) -> BaseException | Non
 
 
 def script_globals(
-    spec: JobSpec, *, bpy: Any, update_job_progress: Any, passed_data_blocks: list[Any]
+    spec: JobSpec, *, bpy: Any, update_job_progress: Any, passed_data_blocks: list[Any], job_folder: str
 ) -> dict[str, Any]:
     """Fresh globals for one run of the script, as ``blender -b --python script.py`` would give plus ours."""
     globals_: dict[str, Any] = {
@@ -284,6 +291,8 @@ def script_globals(
         passed_data_blocks=passed_data_blocks,
         source_blend_file=source_blend_of(spec),
         update_job_progress=update_job_progress,
+        # The job's own folder: its inputs are there, and what it writes there are its outputs.
+        job_folder=job_folder,
         # Pre-set as the add-on did (scripts do `data_blocks.append(ob)`); a script that assigns them wins.
         python_data={},
         data_blocks=[],

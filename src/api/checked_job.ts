@@ -17,7 +17,9 @@ import {
   checkProgressSource,
   checkTimeout,
 } from "../_validate.ts";
+import { basename } from "node:path";
 import { InvalidJobError } from "../errors.ts";
+import { JOB_FILES } from "../local/job/dir.ts";
 import { checkTags } from "../nats/_protocol.ts";
 import type { AddJobOptions, ProgressSource } from "./options.ts";
 
@@ -43,6 +45,8 @@ export interface CheckedJob {
   readonly requires: readonly string[];
   /** This job's attempts, or `null` for the manager's `maxAttempts` (as it is when an attempt ends). */
   readonly maxAttempts: number | null;
+  /** Files copied into the job's folder before its script runs (absolute paths, base names unique). */
+  readonly inputs: readonly string[];
 }
 
 /** The manager's defaults a job's options fall back on. */
@@ -97,6 +101,7 @@ export function checkJob(
     passedDataBlocks,
     requires,
     maxAttempts: options.maxAttempts === undefined ? null : checkMaxAttempts(options.maxAttempts),
+    inputs: options.inputs === undefined ? [] : checkInputs(options.inputs),
   };
 }
 
@@ -108,4 +113,33 @@ function checkMaxAttempts(value: unknown): number {
     );
   }
   return value;
+}
+
+/** At most this many inputs per job. */
+const MAX_INPUTS = 1000;
+
+/** The job folder's own names (and Blender's backup of the working copy): no input may take one. */
+const FOLDER_NAMES = new Set<string>([...Object.values(JOB_FILES), `${JOB_FILES.work}1`]);
+
+function checkInputs(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length > MAX_INPUTS) {
+    throw new InvalidJobError("inputs", `Cannot add job as 'inputs' must be an array of at most ${MAX_INPUTS} files`);
+  }
+  const names = new Map<string, string>();
+  return value.map((input) => {
+    const path = checkFile("inputs", input);
+    const name = basename(path);
+    if (FOLDER_NAMES.has(name) || name.startsWith(".") || name.endsWith(".tmp")) {
+      throw new InvalidJobError(
+        "inputs",
+        `Cannot add job as the input ${path} has a name the job's folder keeps for itself`,
+      );
+    }
+    const other = names.get(name);
+    if (other !== undefined) {
+      throw new InvalidJobError("inputs", `Cannot add job as the inputs ${other} and ${path} have the same name`);
+    }
+    names.set(name, path);
+    return path;
+  });
 }

@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { planAppend } from "./append.ts";
 import { checkJob, type JobDefaults } from "./checked_job.ts";
 import { ManagerEvents } from "./manager_events.ts";
 import { type Job, JobHandle } from "./job.ts";
@@ -62,8 +63,6 @@ export class JobManager implements AsyncDisposable {
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
   #closing: Promise<void> | undefined;
-  /** With a cluster: the local Blenders `appendDataBlocks` writes this host's files with. */
-  #hostBlenders: JobManager | undefined;
   #nextName = 1;
 
   /**
@@ -292,35 +291,25 @@ export class JobManager implements AsyncDisposable {
     blocks: DataBlocks | DataBlockSelection,
     options: AppendDataBlocksOptions,
   ): Promise<AppendDataBlocksResult> {
-    if (!this.#backend.sharesFiles) {
-      // The job writes `into` on this host: with a cluster it runs in a Blender here (made on first use).
-      if (this.#closing !== undefined) throw new Error("Cannot append as the JobManager is closed");
-      this.#hostBlenders ??= new JobManager({ maxWorkers: 1, workDir: this.workRoot });
-      return await this.#hostBlenders.appendDataBlocks(blocks, options);
-    }
     const selection = checkPassedDataBlocks(blocks, "blocks");
     const into = resolve(checkFileTarget(options.into, "into"));
     if (existsSync(into)) checkPassedDataBlocks({ from: into }, "into");
     if (selection === null) return { into, names: {} };
-    const name = this.#generateName("append");
-    const job = this.addJob({
-      name,
-      script: join(this.#backend.jobScripts, "append_job.py"),
-      passedData: {
-        library: selection.path,
-        blocks: selection.blocks as JsonObject,
-        into,
-        overwrite: options.overwrite ?? false,
-        link: options.link ?? false,
-      },
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
-    });
+    if (this.#closing !== undefined) throw new Error("Cannot append as the JobManager is closed");
+    const remote = this.#backend.sharesFiles ? null : { stagingRoot: this.workRoot };
+    const plan = planAppend(selection, into, options, remote);
     try {
-      const { pythonData } = await job.result();
-      return { into, names: pythonData.names as AppendDataBlocksResult["names"] };
+      const name = this.#generateName("append");
+      const job = this.addJob({ name, script: join(this.#backend.jobScripts, "append_job.py"), ...plan.job });
+      try {
+        const result = await job.result();
+        await plan.finish(result);
+        return { into, names: result.pythonData.names as AppendDataBlocksResult["names"] };
+      } finally {
+        if (this.#jobs.get(name) === job) this.#remove(name);
+      }
     } finally {
-      if (this.#jobs.get(name) === job) this.#remove(name);
+      await plan.cleanup();
     }
   }
 
@@ -329,7 +318,8 @@ export class JobManager implements AsyncDisposable {
    * frames each) that run in parallel on this manager's workers (local Blenders, or a cluster's workers), retried
    * by its `maxAttempts` policy; each chunk renders into its own job folder and its frames come back into
    * `outputDir` as its outputs. The render reports one progress and one result with every frame's file; with
-   * `video` (local Blenders only, for now), Blender's sequencer then makes a video of the frames in one more job.
+   * `video`, Blender's sequencer then makes a video of the frames in one more job (over NATS the frames travel to
+   * it as its inputs, and the video comes back).
    *
    * @param options The .blend file, the frames, the chunk size, the output folder and the overrides.
    * @returns The render: its progress, its chunk jobs, its result.
@@ -487,7 +477,6 @@ export class JobManager implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
-        await this.#hostBlenders?.close();
         await this.#backend.close();
       } finally {
         // What a cluster still runs goes on there; here its followers end.

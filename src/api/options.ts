@@ -329,6 +329,24 @@ export interface AddJobOptions {
    */
   requires?: readonly string[];
   /**
+   * Files the script needs beside it (textures, a .blend to append from, modules): each is copied into the job's
+   * folder under its own name before the script runs, and over NATS it travels to the worker with the job. The
+   * script finds them in `job_folder` (a global, and `bgproc.job_folder`). An input the job leaves as it was is not
+   * an output; one it changes or replaces is. At most 1000; their names must differ.
+   *
+   * @default {[]}
+   *
+   * @example Give a job a texture
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager();
+   * manager.addJob({ script: "./apply_texture.py", inputs: ["./textures/brick.png"] });
+   * // in apply_texture.py: os.path.join(job_folder, "brick.png")
+   * ```
+   */
+  inputs?: readonly string[];
+  /**
    * Data blocks to pass in: they are appended (with what they use) before the
    * script runs, and listed in `passed_data_blocks` in the order given, then
    * what they brought with them (meshes, materials, ...). Names the file

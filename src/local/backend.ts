@@ -112,11 +112,11 @@ export class LocalBackend implements Backend {
       `"passedDataBlocks":${JSON.stringify(job.passedDataBlocks)},"factoryStartup":${job.factoryStartup},` +
       `"addons":${JSON.stringify(job.addons)},"progress":"${job.progress}","keepFiles":${this.#keepFiles},` +
       `"passedData":${job.passedDataJson}}`;
-    const { name, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts } = job;
+    const { name, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts, inputs } = job;
     const dir = jobDirName(++this.#submitted, name);
     this.#supervisor.tell({
       type: "submit",
-      job: { name, dir, specJson, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts },
+      job: { name, dir, specJson, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts, inputs },
     });
   }
 

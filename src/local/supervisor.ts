@@ -212,6 +212,7 @@ class SupervisorState {
       resultsDir: config.resultsRoot,
       outputDir: job.outputDir ?? null,
       keepFiles: config.keepFiles,
+      inputs: job.inputs ?? [],
     }, {
       runner: config.runner,
       clock: config.clock,

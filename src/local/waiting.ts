@@ -20,6 +20,8 @@ export interface SupervisedJob {
   readonly outputDir?: string | null;
   /** This job's attempts, or `null`/absent for the manager's `maxAttempts`. */
   readonly maxAttempts?: number | null;
+  /** Files copied into the job directory before each attempt. */
+  readonly inputs?: readonly string[];
 }
 
 /** A job's next attempt. */

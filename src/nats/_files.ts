@@ -98,6 +98,7 @@ export function referencedFiles(record: JobRecord): FileRef[] {
     record.spec.blendFile,
     record.spec.passedDataFile,
     record.spec.passedDataBlocks?.file,
+    ...(record.spec.inputs ?? []),
     record.result?.dataBlocks?.file,
     record.result?.overflow,
     ...(record.result?.outputs ?? []).map((output) => output.file),

@@ -44,6 +44,8 @@ export interface JobSpec {
    * (`factoryStartup`, `addons`, `progress`), checked by the host first. Absent in records of older hosts.
    */
   readonly runOptions?: RunOptions;
+  /** `AddJobOptions.inputs`: files the worker copies into the job's folder. Absent in records of older hosts. */
+  readonly inputs?: readonly FileRef[];
 }
 
 /** The job options that travel to the worker as they are (each JSON, each checked by the host). */

@@ -42,5 +42,13 @@ export async function jobSpec(
     requires: job.requires,
     retry,
     runOptions: { factoryStartup: job.factoryStartup, addons: job.addons, progress: job.progress },
+    ...(job.inputs.length === 0 ? {} : { inputs: await uploadAll(uploader, job.inputs) }),
   };
+}
+
+/** Upload each file (once per content), in order. */
+async function uploadAll(uploader: Uploader, paths: readonly string[]): Promise<FileRef[]> {
+  const refs: FileRef[] = [];
+  for (const path of paths) refs.push(await uploader.put(path));
+  return refs;
 }

@@ -304,8 +304,11 @@ export class WorkerLoop {
     const passedData = spec.passedDataFile === undefined
       ? spec.passedData
       : JSON.parse(await Deno.readTextFile(await cache.get(spec.passedDataFile))) as JsonObject;
+    const inputs: string[] = [];
+    for (const ref of Array.isArray(spec.inputs) ? spec.inputs : []) inputs.push(await cache.get(ref));
     const name = `nats-${crypto.randomUUID().slice(0, 8)}`;
     const checked = checkJob(name, {
+      inputs,
       outputDir: this.#outputsFolder(name),
       script,
       passedData,

@@ -9,7 +9,7 @@
 
 import { droppedBeforeBlender } from "../_dropped.ts";
 import { mkdirSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { InvalidJobError, JobDroppedError } from "../errors.ts";
 import type { AddJobOptions } from "../api/options.ts";
 import type { Job } from "../api/job.ts";
@@ -128,13 +128,6 @@ export interface RenderRuntime {
  */
 export function startRender(host: RenderHost, runtime: RenderRuntime, options: RenderOptions): Render {
   const checked = checkRender(options);
-  if (checked.video !== null && !runtime.sharesFiles) {
-    throw new InvalidJobError(
-      "video",
-      "Cannot render with 'video' over NATS yet: the video job would read the frames by this host's paths on a " +
-        "worker; render the frames, then make the video with a local JobManager's render of them",
-    );
-  }
   const name = options.name === undefined ? runtime.defaultName : checkRenderName(options.name);
   options.signal?.throwIfAborted();
   return new RenderHandle(host, runtime, name, checked, options.signal);
@@ -317,14 +310,32 @@ class RenderHandle implements Render {
     if (this.#killed || this.#signal?.aborted) {
       throw droppedBeforeBlender(name, "killed", "the render was killed before its video step", 0);
     }
+    const fps = video.fps ?? sceneFps;
+    // Where jobs do not see this host's files (a cluster), the frames travel as the job's inputs and the video comes
+    // back as its output; locally the job reads and writes them in place.
+    const remote = !this.#runtime.sharesFiles;
     this.#video = this.#host.addJob({
       name,
       script: this.#runtime.videoScript,
-      passedData: { frames: frames.map((frame) => frame.path), path, fps: video.fps ?? sceneFps, codec: video.codec },
+      passedData: remote
+        ? {
+          frames: frames.map((frame) => basename(frame.path)),
+          path: basename(path),
+          fps,
+          codec: video.codec,
+          in_job_folder: true,
+        }
+        : { frames: frames.map((frame) => frame.path), path, fps, codec: video.codec },
+      ...(remote ? { inputs: frames.map((frame) => frame.path), outputDir: dirname(path) } : {}),
       ...(this.#checked.timeout === undefined ? {} : { timeout: this.#checked.timeout }),
       ...(this.#signal === undefined ? {} : { signal: this.#signal }),
     });
-    await this.#video.result();
-    return path;
+    const { outputs } = await this.#video.result();
+    if (!remote) return path;
+    const made = outputs.find((output) => basename(output.path) === basename(path));
+    if (made === undefined) {
+      throw droppedBeforeBlender(name, "error", `the video ${basename(path)} did not come back`, 1);
+    }
+    return made.path;
   }
 }

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { JobDroppedError } from "../../mod.ts";
+import { InvalidJobError, JobDroppedError, readBlendFileSync } from "../../mod.ts";
 import { NatsJobManager } from "../../src/nats/manager.ts";
 import { fixture, isAlive } from "../_helpers.ts";
 import { startNatsServer, startWorker, type WorkerProcess } from "./_server.ts";
@@ -187,8 +187,19 @@ Deno.test({
           assert.equal(manager.getJobWorker("chain-alpha"), idOf(left));
           assert.equal(manager.getJobWorker("chain-list"), idOf(right));
           assert.equal((listed.pythonData.locations as Record<string, number>).Alpha, 42);
-          const appended = await manager.appendDataBlocks(alpha.dataBlocks, { into: join(tmp, "appended.blend") });
+          // The append is a job like any other: on a worker, the file travelling there and back; the host needs no Blender.
+          const into = join(tmp, "appended.blend");
+          const appended = await manager.appendDataBlocks(alpha.dataBlocks, { into });
           assert.deepEqual(appended.names.objects, ["Alpha"]);
+          const again = await manager.appendDataBlocks(alpha.dataBlocks, { into, overwrite: true });
+          assert.deepEqual(again.names.objects, ["Alpha"]);
+          const objects = readBlendFileSync(into).ids.filter((id) => id.code === "OB").map((id) => id.name);
+          assert.deepEqual(objects, ["Alpha"], "overwrite leaves one Alpha, no Alpha.001");
+          assert.ok([left, right].some((worker) => worker.output.some((line) => / started append-/.test(line))));
+          await assert.rejects(
+            manager.appendDataBlocks(alpha.dataBlocks, { into, link: true }),
+            (error: InvalidJobError) => error instanceof InvalidJobError && error.field === "link",
+          );
         },
         ...step,
       });

@@ -1,12 +1,13 @@
 /**
  * `render()` over NATS, against a real nats-server, two real `bgproc worker` processes and real Blender: 24 frames
  * in chunks of 4, one worker SIGKILLed mid-render. Every frame comes back into the host's `outputDir`, with one
- * progress and one result, and the chunk the dead worker held runs again on the other; `bgproc render --nats` too.
+ * progress and one result, and the chunk the dead worker held runs again on the other; the video step and
+ * `bgproc render --nats` too.
  */
 
-import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { InvalidJobError, JobManager } from "../../mod.ts";
+import { JobManager } from "../../mod.ts";
 import { NatsJobManager } from "../../src/nats/mod.ts";
 import { fixture } from "../_helpers.ts";
 import { bgprocCommand, startNatsServer, startWorker, type WorkerProcess } from "./_server.ts";
@@ -31,13 +32,6 @@ Deno.test("render over NATS: 24 frames in chunks of 4 on two workers, one killed
       maxAttempts: 3,
     });
     const outputDir = join(dir, "frames");
-    // The video job would read the frames by this host's paths on a worker: refused, nothing starts.
-    throws(
-      () => manager.render({ blendFile, frames: "1-2", outputDir, video: true }),
-      (error: unknown) =>
-        error instanceof InvalidJobError && error.field === "video" && /over NATS/.test(error.message),
-    );
-    equal(manager.getJobNames().length, 0);
     const render = manager.render({ blendFile, frames: "1-24", chunk: 4, outputDir, samples: 1 });
     equal(render.chunks.length, 6);
 
@@ -70,6 +64,18 @@ Deno.test("render over NATS: 24 frames in chunks of 4 on two workers, one killed
     // The chunk the victim held ran again, on the survivor.
     ok(manager.getJob(held)!.attempts >= 2, `chunk ${held} ran ${manager.getJob(held)!.attempts} time(s)`);
     equal(manager.getJobWorker(held), idOf(workers[1]!));
+
+    // The video step: the frames travel to a worker as the video job's inputs, and the video comes back.
+    const withVideo = await manager.render({
+      blendFile,
+      frames: "1-4",
+      chunk: 2,
+      outputDir: join(dir, "video"),
+      samples: 1,
+      video: { fps: 12 },
+    }).result();
+    equal(withVideo.video, join(dir, "video", "video.mp4"));
+    ok(Deno.statSync(withVideo.video!).size > 0);
 
     // The same from a terminal: `bgproc render --nats`, on the worker that is left.
     const cliDir = join(dir, "cli-frames");

@@ -1,8 +1,8 @@
 """bgproc's own job for ``JobManager.appendDataBlocks``: append (or link) blocks from a library into a .blend file.
 
 ``passed_data``: ``library`` (path), ``blocks`` ({collection: [names]}), ``into`` (target .blend, made when missing),
-``overwrite``, ``link``. Sets ``python_data["names"]``: {collection: [name as it ended up in the target]}, in the order
-given.
+``overwrite``, ``link``; with ``in_job_folder``, ``library`` and ``into`` are names in the job's folder (its inputs).
+Sets ``python_data["names"]``: {collection: [name as it ended up in the target]}, in the order given.
 
 ``overwrite`` does what the add-on's ``retrieve_data(overwrite_data=True)`` did, for every block the append brings
 (the named ones and what they use: meshes, materials, ...): the target's local blocks of the same names are set aside
@@ -21,6 +21,10 @@ from bgproc._data_blocks import DataBlockError, added_since, append_blocks, poin
 library = passed_data["library"]
 blocks = passed_data["blocks"]
 into = passed_data["into"]
+if passed_data.get("in_job_folder"):
+    # The library and the target came as the job's inputs (from another machine): the changed target goes back.
+    library = os.path.join(job_folder, library)
+    into = os.path.join(job_folder, into)
 overwrite = bool(passed_data.get("overwrite", False))
 link = bool(passed_data.get("link", False))
 

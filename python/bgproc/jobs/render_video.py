@@ -1,6 +1,7 @@
 """bgproc's own job for the video step of ``JobManager.render``: frames to a video with Blender's sequencer.
 
-``passed_data``: ``frames`` (image paths in one folder, in video order), ``path`` (the video file; its extension
+``passed_data``: ``frames`` (image paths in one folder, in video order; with ``in_job_folder``, names of the job's
+inputs, and ``path`` a name in the job's folder too), ``path`` (the video file; its extension
 picks the container: .mp4, .mkv, .mov, .avi or .webm), ``fps`` and ``codec`` (an FFmpeg codec identifier of
 Blender's, e.g. ``H264``). Reports progress per frame written. Sets ``python_data``: ``path``, ``frames`` (count).
 """
@@ -22,6 +23,10 @@ if not bpy.app.ffmpeg.supported:
 
 frames = list(passed_data["frames"])
 path = passed_data["path"]
+if passed_data.get("in_job_folder"):
+    # The frames came as the job's inputs (from another machine): names in the job's folder, and so is the video.
+    frames = [os.path.join(job_folder, frame) for frame in frames]
+    path = os.path.join(job_folder, path)
 fps = float(passed_data["fps"])
 extension = os.path.splitext(path)[1].lower()
 if extension not in CONTAINERS:

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 /** The files of a job directory. */
 export const JOB_FILES = {
@@ -78,6 +78,8 @@ export class FileTooLargeError extends Error {
 export interface DirIdentity {
   readonly dev: number;
   readonly ino: number;
+  /** The inputs copied in, by name, as they were then. */
+  readonly inputs?: ReadonlyMap<string, InputStamp>;
 }
 
 /**
@@ -85,7 +87,11 @@ export interface DirIdentity {
  * removes it as the script starts). A `jobDir` that an earlier attempt replaced with a link or a file is removed (the
  * link, never what it points to) and made again. Returns the folder's identity for {@linkcode changedDir}.
  */
-export async function prepareJobDir(jobDir: string, specJson: string): Promise<DirIdentity> {
+export async function prepareJobDir(
+  jobDir: string,
+  specJson: string,
+  inputs: readonly string[] = [],
+): Promise<DirIdentity> {
   const before = await Deno.lstat(jobDir).catch(() => null);
   if (before !== null && !before.isDirectory) await Deno.remove(jobDir); // A link or a file: never its target.
   await Deno.mkdir(jobDir, { recursive: true });
@@ -95,8 +101,26 @@ export async function prepareJobDir(jobDir: string, specJson: string): Promise<D
     await Deno.remove(join(jobDir, entry.name), { recursive: true }).catch(() => {});
   }
   await writeAtomic(join(jobDir, JOB_FILES.spec), specJson);
+  const copied = new Map<string, InputStamp>();
+  for (const input of inputs) {
+    const target = join(jobDir, basename(input));
+    await Deno.copyFile(input, target);
+    const stat = await Deno.lstat(target);
+    copied.set(basename(input), {
+      ino: stat.ino ?? 0,
+      size: stat.size,
+      mtimeMs: Math.floor(stat.mtime?.getTime() ?? 0),
+    });
+  }
   const info = await Deno.lstat(jobDir);
-  return { dev: info.dev, ino: info.ino ?? 0 };
+  return { dev: info.dev, ino: info.ino ?? 0, inputs: copied };
+}
+
+/** An input file as copied into the job directory: while it still is, it is no output. */
+export interface InputStamp {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
 }
 
 /**

@@ -7,7 +7,7 @@
 import { constants } from "node:fs";
 import { copyFile, lstat, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, extname, isAbsolute, join, sep } from "node:path";
-import { changedDir, type DirIdentity, JOB_FILES } from "./dir.ts";
+import { changedDir, type DirIdentity, type InputStamp, JOB_FILES } from "./dir.ts";
 
 /**
  * The kinds of output file, by extension: `image` (`.png`, `.jpg`, `.exr`, ...), `video` (`.mp4`, `.mkv`, ...),
@@ -115,7 +115,7 @@ export async function keepOutputs(
 ): Promise<KeptOutputs> {
   const found: Found[] = [];
   const notes: string[] = [];
-  if (!await walk(jobDir, "", 0, found, notes)) {
+  if (!await walk(jobDir, "", 0, found, notes, identity?.inputs)) {
     notes.push(`bgproc: the job wrote more than ${MAX_OUTPUTS} files; the first ${MAX_OUTPUTS} were kept as outputs`);
   }
   const swapped = identity === undefined ? null : await changedDir(jobDir, identity);
@@ -183,7 +183,14 @@ async function firstClash(into: string, found: readonly Found[]): Promise<string
  * Collect the output files under `jobDir/sub` into `found`; what is left for being too deep or unnamable is said in
  * `notes`. Returns `false` when it stopped at {@linkcode MAX_OUTPUTS}.
  */
-async function walk(jobDir: string, sub: string, depth: number, found: Found[], notes: string[]): Promise<boolean> {
+async function walk(
+  jobDir: string,
+  sub: string,
+  depth: number,
+  found: Found[],
+  notes: string[],
+  inputs?: ReadonlyMap<string, InputStamp>,
+): Promise<boolean> {
   const entries = await readdir(join(jobDir, sub), { withFileTypes: true }).catch(() => []);
   entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   for (const entry of entries) {
@@ -192,7 +199,7 @@ async function walk(jobDir: string, sub: string, depth: number, found: Found[], 
     if (entry.isDirectory()) {
       if (depth + 1 > MAX_DEPTH) {
         notes.push(`bgproc: ${JSON.stringify(path)} is more than ${MAX_DEPTH} folders deep; nothing in it was kept`);
-      } else if (!await walk(jobDir, path, depth + 1, found, notes)) {
+      } else if (!await walk(jobDir, path, depth + 1, found, notes, inputs)) {
         return false;
       }
     } else if (entry.isFile()) {
@@ -201,7 +208,7 @@ async function walk(jobDir: string, sub: string, depth: number, found: Found[], 
       if (info === null) {
         // The name is not UTF-8 (Deno reads it with replacement characters), so no path reaches the file.
         notes.push(`bgproc: the output ${JSON.stringify(path)} has a name that is not UTF-8 and was left`);
-      } else if (info.isFile()) {
+      } else if (info.isFile() && !(sub === "" && unchanged(inputs?.get(entry.name), info))) {
         found.push({ path, links: info.nlink });
       }
     }
@@ -222,4 +229,13 @@ async function move(from: string, to: string, copy: boolean): Promise<void> {
   await rm(to, { force: true });
   await copyFile(from, to, constants.COPYFILE_EXCL);
   await rm(from, { force: true });
+}
+
+/** Whether a file is the input `stamp` describes, as it was copied in (the job did not write it). */
+function unchanged(
+  stamp: InputStamp | undefined,
+  info: { ino: number | null; size: number; mtimeMs: number },
+): boolean {
+  return stamp !== undefined && stamp.ino === (info.ino ?? 0) && stamp.size === info.size &&
+    stamp.mtimeMs === Math.floor(info.mtimeMs);
 }

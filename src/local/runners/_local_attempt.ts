@@ -48,7 +48,7 @@ export class LocalAttempt {
 
   /** Make the job directory ready. */
   async prepare(): Promise<void> {
-    this.#dir = await prepareJobDir(this.#plan.jobDir, this.#plan.specJson);
+    this.#dir = await prepareJobDir(this.#plan.jobDir, this.#plan.specJson, this.#plan.inputs ?? []);
   }
 
   /** Blender runs the attempt now; `ranOn` says what runs it. */

@@ -40,6 +40,8 @@ export interface AttemptPlan {
   readonly outputDir: string | null;
   /** `keepFiles`: the job directory keeps everything (spec, result) for debugging. */
   readonly keepFiles?: boolean;
+  /** Files copied into the job directory, under their own names, before Blender starts. */
+  readonly inputs?: readonly string[];
 }
 
 /** Why the supervisor ends an attempt. */
