@@ -109,12 +109,14 @@ export async function main(args: readonly string[]): Promise<number> {
       console.error(`bgproc: ${error.message}${error.context === "" ? "" : `\n${error.context}`}`);
       return ExitCode.usage;
     }
+    // `render` takes its .blend file as its argument, not as --blend.
+    const words = args[0] === "render" ? { ...FLAG_WORDS, blendFile: "the .blend FILE" } : FLAG_WORDS;
     if (error instanceof InvalidJobError) {
-      console.error(`bgproc: ${inUserWords(error, FLAG_WORDS)}`);
+      console.error(`bgproc: ${inUserWords(error, words)}`);
       return ExitCode.usage;
     }
     if (error instanceof BlenderNotFoundError || error instanceof EnvironmentError) {
-      console.error(`bgproc: ${inUserWords(error, FLAG_WORDS) ?? error.message.split("\n")[0]}`);
+      console.error(`bgproc: ${inUserWords(error, words) ?? error.message.split("\n")[0]}`);
       return ExitCode.environment;
     }
     throw error;

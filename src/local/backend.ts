@@ -4,15 +4,14 @@
  * and the Results actor, and turns the supervisor's events into the facade's.
  */
 
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { ActorRef } from "../_actor.ts";
 import type { CheckedJob } from "../api/checked_job.ts";
 import type { ResolvedOptions } from "../api/options.ts";
 import { type ResultsMessage, startResults } from "./results_actor.ts";
-import { materializeRuntime } from "../_runtime.ts";
-import { makeWorkRoot, markKept, type WorkRoot } from "../_work_root.ts";
+import { makeBackendRoot } from "../_backend_root.ts";
+import { markKept, type WorkRoot } from "../_work_root.ts";
 import type { Backend, BackendEvent, BackendSettings } from "../backend.ts";
-import { WorkRootError } from "../errors.ts";
 import { jobDirName } from "./job/dir.ts";
 import { ForkRunner } from "./runners/fork.ts";
 import { PoolRunner } from "./runners/pool.ts";
@@ -46,29 +45,14 @@ export class LocalBackend implements Backend {
     this.#publish = publish;
     this.#keepFiles = options.keepFiles;
     this.#maxWorkers = options.maxWorkers;
-    const workDir = options.workDir ?? "the system's temporary folder";
+    const made = makeBackendRoot(options.workDir);
+    this.#root = made.root;
+    this.workRoot = made.root.path;
+    this.jobScripts = made.jobScripts;
     try {
-      this.#root = makeWorkRoot(options.workDir);
+      this.#runner = makeRunner(options, blender, made.runtimeEntry, this.workRoot, () => this.#maxWorkers);
     } catch (error) {
-      throw new WorkRootError(workDir, error);
-    }
-    this.workRoot = this.#root.path;
-    let runtimeEntry: string;
-    const undo = () => {
-      Deno.removeSync(this.workRoot, { recursive: true });
-      this.#root.release();
-    };
-    try {
-      runtimeEntry = materializeRuntime(this.workRoot);
-    } catch (error) {
-      undo();
-      throw new WorkRootError(workDir, error);
-    }
-    this.jobScripts = join(dirname(runtimeEntry), "jobs");
-    try {
-      this.#runner = makeRunner(options, blender, runtimeEntry, this.workRoot, () => this.#maxWorkers);
-    } catch (error) {
-      undo();
+      made.undo();
       throw error;
     }
     // A Results actor that failed rejects later asks with the cause: nothing more to do here.

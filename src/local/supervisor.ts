@@ -12,6 +12,7 @@ import { droppedBeforeBlender } from "../_dropped.ts";
 import { join } from "node:path";
 import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts";
 import type { ResultsMessage } from "./results_actor.ts";
+import type { BackendEvent } from "../backend.ts";
 import { errorMessage } from "./job/outcome.ts";
 import type { AttemptOutcome, Runner } from "./runners/runner.ts";
 import { type DropReason, JobDroppedError } from "../errors.ts";
@@ -25,15 +26,7 @@ export type { SupervisedJob } from "./waiting.ts";
 
 /** What the supervisor tells the facade about jobs. */
 export type JobEvent =
-  | { readonly type: "started"; readonly name: string; readonly attempt: number }
-  | { readonly type: "progress"; readonly name: string; readonly value: number }
-  | {
-    readonly type: "output";
-    readonly name: string;
-    readonly attempt: number;
-    readonly stream: "stdout" | "stderr";
-    readonly line: string;
-  }
+  | Extract<BackendEvent, { type: "started" | "progress" | "output" }>
   | { readonly type: "retrying"; readonly name: string; readonly error: JobDroppedError; readonly delayMs: number }
   | { readonly type: "completed"; readonly name: string; readonly result: JobResult }
   | { readonly type: "dropped"; readonly name: string; readonly error: JobDroppedError };

@@ -5,13 +5,12 @@
  * connection is up are submitted once it is.
  */
 
-import { dirname, join } from "node:path";
 import type { CheckedJob } from "../api/checked_job.ts";
 import type { JobManagerNatsOptions, ResolvedOptions } from "../api/options.ts";
-import { materializeRuntime } from "../_runtime.ts";
-import { makeWorkRoot, type WorkRoot } from "../_work_root.ts";
+import { makeBackendRoot } from "../_backend_root.ts";
+import type { WorkRoot } from "../_work_root.ts";
 import type { Backend, BackendEvent, BackendSettings } from "../backend.ts";
-import { NatsBackendUnavailableError, WorkRootError } from "../errors.ts";
+import { NatsBackendUnavailableError } from "../errors.ts";
 import type { ManagerHealth } from "../types.ts";
 import { checkNamespace } from "./_protocol.ts";
 import type { NatsHost } from "./host.ts";
@@ -31,6 +30,8 @@ export class NatsBackend implements Backend {
   /** Jobs added before the connection was up, submitted once it is. */
   readonly #waiting: CheckedJob[] = [];
   #closing: Promise<void> | undefined;
+  readonly #servers: string;
+  readonly #since = new Date();
 
   constructor(nats: JobManagerNatsOptions, options: ResolvedOptions, publish: (event: BackendEvent) => void) {
     if (
@@ -45,21 +46,12 @@ export class NatsBackend implements Backend {
       );
     }
     const namespace = checkNamespace("Cannot make JobManager", nats.namespace ?? "default");
+    this.#servers = Array.isArray(nats.servers) ? nats.servers.join(", ") : nats.servers;
     this.#maxAttempts = options.maxAttempts;
-    const workDir = options.workDir ?? "the system's temporary folder";
-    try {
-      this.#root = makeWorkRoot(options.workDir);
-    } catch (error) {
-      throw new WorkRootError(workDir, error);
-    }
-    this.workRoot = this.#root.path;
-    try {
-      this.jobScripts = join(dirname(materializeRuntime(this.workRoot)), "jobs");
-    } catch (error) {
-      Deno.removeSync(this.workRoot, { recursive: true });
-      this.#root.release();
-      throw new WorkRootError(workDir, error);
-    }
+    const made = makeBackendRoot(options.workDir);
+    this.#root = made.root;
+    this.workRoot = made.root.path;
+    this.jobScripts = made.jobScripts;
     const { retry } = options;
     const settings = {
       maxAttempts: this.#maxAttempts,
@@ -110,9 +102,16 @@ export class NatsBackend implements Backend {
 
   get health(): ManagerHealth {
     if (this.#host !== undefined) return this.#host.health;
-    if (this.#failure === undefined) return { status: "ok" };
     const now = new Date();
-    return { status: "failing", reason: this.#failure.message, failures: 1, since: now, retryAt: now };
+    // Until connected no job can run: say so, and what went wrong if the connection failed.
+    const reason = this.#failure?.message ?? `connecting to the NATS server ${this.#servers}`;
+    return {
+      status: "failing",
+      reason,
+      failures: this.#failure === undefined ? 0 : 1,
+      since: this.#since,
+      retryAt: now,
+    };
   }
 
   get availableWorkers(): number {

@@ -367,6 +367,8 @@ export class WorkerLoop {
       commandLine: error.commandLine,
       ...(error.blender === undefined ? {} : { blender: error.blender }),
     };
+    // The report as the cluster sees it: the job's name (not this worker's local one) and this delivery's attempt.
+    const said = new JobDroppedError(report).report;
     const change = (next: (current: JobRecord) => JobRecord) =>
       mutateRecord(cluster.jobs, record.name, (current) => {
         return current.id !== record.id || ended(current) ? null : next(current);
@@ -382,7 +384,7 @@ export class WorkerLoop {
       await change((current) => ({ ...current, state: "ACTIVE", worker: null, report }));
       const policy = { initialDelayMs: retry.delayMs, factor: retry.factor, maxDelayMs: retry.maxDelayMs };
       msg.nak(jittered(backoffMs(policy, attempt)));
-      emit({ type: "failed", name: record.name, attempt, report: error.report });
+      emit({ type: "failed", name: record.name, attempt, report: said });
       return;
     }
     const written = await change((current) => ({
@@ -395,7 +397,7 @@ export class WorkerLoop {
     }));
     if (written !== null && reason !== "killed") await publishDeadLetter(cluster, written);
     msg.ack();
-    emit({ type: "failed", name: record.name, attempt, report: error.report });
+    emit({ type: "failed", name: record.name, attempt, report: said });
   }
 }
 

@@ -75,6 +75,8 @@ Deno.test("JobManager({ nats }): health says why jobs cannot run (no worker, no 
   const nats = { servers: server.url, namespace: "health" };
   await using manager = new JobManager({ nats });
   const health = () => manager.health;
+  const first = manager.health; // Before the connection is up no job can run.
+  assert.ok(first.status === "failing" && /connecting to the NATS server/.test(first.reason), JSON.stringify(first));
   const failing = (pattern: RegExp) => waitFor(() => health().status === "failing" && pattern.test(reason()));
   const reason = () => {
     const now = health();

@@ -36,32 +36,7 @@ Deno.test("a result recorded twice (two workers after a redelivery) is recorded 
   const cluster = await openCluster({ servers: server.url }, "records");
   try {
     const now = new Date().toISOString();
-    const record: JobRecord = {
-      v: RECORD_VERSION,
-      name: "twice",
-      id: "submission-1",
-      state: "ACTIVE",
-      worker: "w1",
-      attempts: 2,
-      maxAttempts: 3,
-      progress: 0,
-      spec: {
-        script: { sha256: "0".repeat(64), name: "s.py", size: 0 },
-        blendFile: null,
-        passedData: {},
-        args: [],
-        timeoutMs: 0,
-        passedDataBlocks: null,
-        requires: [],
-        retry: { on: [], delayMs: 0, factor: 1, maxDelayMs: 0 },
-      },
-      queueSeq: 1,
-      submittedAt: now,
-      updatedAt: now,
-      result: null,
-      report: null,
-      deadLetter: false,
-    };
+    const record = recordOf({ name: "twice", state: "ACTIVE", worker: "w1", attempts: 2, maxAttempts: 3 });
     await cluster.jobs.create("twice", encode(record));
     const complete = (worker: string) =>
       mutateRecord(cluster.jobs, "twice", (current) => {
@@ -137,28 +112,13 @@ Deno.test("a completed record's outputs land only inside the job's folder: '..',
     const now = new Date().toISOString();
     const outputs = ["../escape.txt", "/tmp/absolute.txt", "sub/../../up.txt", ".", "frames/ok.txt"]
       .map((path) => ({ file, path, bytes: 7, kind: "other" as const }));
-    const record: JobRecord = {
-      v: RECORD_VERSION,
+    const record = recordOf({
       name: "hostile",
-      id: "submission-1",
       state: "COMPLETED",
       worker: "w1",
       attempts: 1,
       maxAttempts: 1,
       progress: 1,
-      spec: {
-        script: file,
-        blendFile: null,
-        passedData: {},
-        args: [],
-        timeoutMs: 0,
-        passedDataBlocks: null,
-        requires: [],
-        retry: { on: [], delayMs: 0, factor: 1, maxDelayMs: 0 },
-      },
-      queueSeq: 1,
-      submittedAt: now,
-      updatedAt: now,
       result: {
         pythonData: {},
         dataBlocks: null,
@@ -172,9 +132,7 @@ Deno.test("a completed record's outputs land only inside the job's folder: '..',
         worker: "w1",
         outputs,
       },
-      report: null,
-      deadLetter: false,
-    };
+    });
     await cluster.jobs.create(subjectToken("hostile"), encode(record));
     const workDir = join(dir, "host");
     await Deno.mkdir(workDir);
@@ -192,3 +150,34 @@ Deno.test("a completed record's outputs land only inside the job's folder: '..',
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** A job record of submission `submission-1`, as a host would have written it, with `fields` over it. */
+function recordOf(fields: Partial<JobRecord> & Pick<JobRecord, "name">): JobRecord {
+  const now = new Date().toISOString();
+  return {
+    v: RECORD_VERSION,
+    id: "submission-1",
+    state: "QUEUED",
+    worker: null,
+    attempts: 0,
+    maxAttempts: 1,
+    progress: 0,
+    spec: {
+      script: { sha256: "0".repeat(64), name: "s.py", size: 0 },
+      blendFile: null,
+      passedData: {},
+      args: [],
+      timeoutMs: 0,
+      passedDataBlocks: null,
+      requires: [],
+      retry: { on: [], delayMs: 0, factor: 1, maxDelayMs: 0 },
+    },
+    queueSeq: 1,
+    submittedAt: now,
+    updatedAt: now,
+    result: null,
+    report: null,
+    deadLetter: false,
+    ...fields,
+  };
+}
