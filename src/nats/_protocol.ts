@@ -128,6 +128,17 @@ export interface QueueMessage {
 export interface ProgressMessage {
   readonly attempt: number;
   readonly value: number;
+  /** The submission (record id) it is about; absent from older workers. */
+  readonly id?: string;
+}
+
+/** A log line message on a job's log subject. */
+export interface LogMessage {
+  readonly attempt: number;
+  readonly stream: "stdout" | "stderr";
+  readonly line: string;
+  /** The submission (record id) it is about; absent from older workers. */
+  readonly id?: string;
 }
 
 /** A worker's advertisement in the workers bucket, refreshed every heartbeat. */

@@ -4,8 +4,7 @@
  * thrown into a loop that would then stop.
  */
 
-import type { LogLine } from "../types.ts";
-import type { JobRecord, ProgressMessage, QueueMessage, WorkerInfo } from "./_protocol.ts";
+import type { JobRecord, LogMessage, ProgressMessage, QueueMessage, WorkerInfo } from "./_protocol.ts";
 import { RECORD_VERSION } from "./_protocol.ts";
 
 const decoder = new TextDecoder();
@@ -45,15 +44,17 @@ export function readJobRecord(bytes: Uint8Array): JobRecord | null {
 export function readProgress(bytes: Uint8Array): ProgressMessage | null {
   const value = parse(bytes);
   if (!isObject(value) || !isCount(value.attempt) || !isFraction(value.value)) return null;
-  return { attempt: value.attempt as number, value: value.value as number };
+  const id = typeof value.id === "string" ? { id: value.id } : {};
+  return { attempt: value.attempt as number, value: value.value as number, ...id };
 }
 
 /** A log line message, or `null`. */
-export function readLogLine(bytes: Uint8Array): LogLine | null {
+export function readLogLine(bytes: Uint8Array): LogMessage | null {
   const value = parse(bytes);
   if (!isObject(value) || !isCount(value.attempt) || typeof value.line !== "string") return null;
   if (value.stream !== "stdout" && value.stream !== "stderr") return null;
-  return { attempt: value.attempt as number, stream: value.stream, line: value.line };
+  const id = typeof value.id === "string" ? { id: value.id } : {};
+  return { attempt: value.attempt as number, stream: value.stream, line: value.line, ...id };
 }
 
 /** A worker's advertisement, or `null`. */

@@ -16,7 +16,15 @@ import type { DataBlockSelection, JobResult, JsonObject } from "../types.ts";
 import { type Cluster, ensureConsumer, WORKER_TTL_MS } from "./_connection.ts";
 import { dropLost, listenMaxDeliveries, publishDeadLetter } from "./_dead_letter.ts";
 import type { FileCache, Uploader } from "./_files.ts";
-import { encode, type JobRecord, type QueueMessage, tagSubsets, type WorkerInfo } from "./_protocol.ts";
+import {
+  encode,
+  type JobRecord,
+  type LogMessage,
+  type ProgressMessage,
+  type QueueMessage,
+  tagSubsets,
+  type WorkerInfo,
+} from "./_protocol.ts";
 import { ended, mutateRecord, readRecord } from "./_records.ts";
 import { recordResult } from "./_worker_result.ts";
 import { readQueueMessage } from "./_wire.ts";
@@ -333,7 +341,7 @@ export class WorkerLoop {
         let lastWrite = 0;
         let writing = false;
         for await (const value of local.progressUpdates()) {
-          cluster.nc.publish(progressSubject, encode({ attempt, value }));
+          cluster.nc.publish(progressSubject, encode({ attempt, value, id: recordId } satisfies ProgressMessage));
           if (writing || Date.now() - lastWrite < PROGRESS_RECORD_MS) continue;
           writing = true;
           lastWrite = Date.now();
@@ -344,7 +352,9 @@ export class WorkerLoop {
         }
       })(),
       (async () => {
-        for await (const line of local.logs()) cluster.nc.publish(logSubject, encode({ ...line, attempt }));
+        for await (const line of local.logs()) {
+          cluster.nc.publish(logSubject, encode({ ...line, attempt, id: recordId } satisfies LogMessage));
+        }
       })(),
     ]).catch((error) => emit({ type: "error", error }));
   }

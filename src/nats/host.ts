@@ -136,7 +136,7 @@ export class NatsHost {
       callback: (error, msg) => {
         const about = error === null ? this.#runningJob(msg.subject) : undefined;
         const progress = about === undefined ? null : readProgress(msg.data);
-        if (about === undefined || progress === null) return;
+        if (about === undefined || progress === null || !ofSubmission(progress, about.tracked)) return;
         if (progress.attempt >= about.tracked.attempts) this.#progress(about.name, about.tracked, progress.value);
       },
     }));
@@ -394,7 +394,7 @@ export class NatsHost {
       callback: (error, msg) => {
         const about = error === null ? this.#runningJob(msg.subject) : undefined;
         const line = about === undefined ? null : readLogLine(msg.data);
-        if (about === undefined || line === null) return;
+        if (about === undefined || line === null || !ofSubmission(line, about.tracked)) return;
         const { name } = about;
         this.#logFiles.write(name, line);
         this.#publish({ type: "output", name, attempt: line.attempt, stream: line.stream, line: line.line });
@@ -421,4 +421,9 @@ export class NatsHost {
     })();
     return this.#closing;
   }
+}
+
+/** Whether a message is about `tracked`'s submission (an older worker's, without an id, is taken as it is). */
+function ofSubmission(message: { readonly id?: string }, tracked: Tracked): boolean {
+  return message.id === undefined || message.id === tracked.id;
 }
