@@ -13,6 +13,7 @@ import type {
   AttemptPlan,
   KillReason,
   Runner,
+  WarmExit,
 } from "../src/local/runners/runner.ts";
 import type { Clock, TimerId } from "../src/local/clock.ts";
 import type { DropReason } from "../src/errors.ts";
@@ -93,6 +94,19 @@ export class ScriptedRunner implements Runner {
   readonly attempts: ScriptedAttempt[] = [];
   onStart: ((attempt: ScriptedAttempt) => void) | undefined;
   closed = false;
+
+  /** The warm-exit listener the supervisor gave, for tests to call. */
+  warmExit: ((exit: WarmExit) => void) | undefined;
+  /** The flavours the supervisor asked to restart, in order. */
+  readonly restarts: boolean[] = [];
+
+  onWarmExit(listener: (exit: WarmExit) => void): void {
+    this.warmExit = listener;
+  }
+
+  restartWarm(factoryStartup: boolean): void {
+    this.restarts.push(factoryStartup);
+  }
 
   start(plan: AttemptPlan): AttemptHandle {
     const attempt = new ScriptedAttempt(plan);

@@ -7,8 +7,8 @@
 import { deepStrictEqual, equal, notEqual, ok } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { JobDroppedError, JobManager } from "../mod.ts";
-import { fixture, isAlive, waitFor } from "./_helpers.ts";
+import { JobDroppedError, JobManager, type ManagerHealth } from "../mod.ts";
+import { fixture, isAlive, processesMatching, waitFor } from "./_helpers.ts";
 
 type Facts = { pid: number; ppid: number; pgid: number; random: number; threads: string[] };
 
@@ -117,4 +117,21 @@ Deno.test("fork: a job cannot take over its zygote's channel: a second 'ready' i
   ]).finally(() => clearTimeout(stalled));
   deepStrictEqual(b.pythonData.passed_data, { who: "b" }, "job B's result was forged");
   equal((await a.result()).pythonData.took_over, false);
+});
+
+Deno.test("fork: a zygote that dies while idle is restarted by the supervisor; past the restart intensity it is not, and health says why", async () => {
+  await using manager = new JobManager({ mode: "fork", restartIntensity: { maxFailures: 1, periodMs: 60_000 } });
+  const zygotes = () => processesMatching(join(manager.workRoot, "fork", "zygote.sock"));
+  await manager.addJob({ script: fixture("echo.py") }).result(); // The zygote is up and idle.
+  const [first] = zygotes();
+  ok(first !== undefined);
+  Deno.kill(first, "SIGKILL");
+  await waitFor(() => zygotes().length === 1 && zygotes()[0] !== first, 30_000, "a new zygote, with no job asking");
+  equal(manager.health.status, "ok");
+  await manager.addJob({ script: fixture("echo.py") }).result();
+  Deno.kill(zygotes()[0]!, "SIGKILL");
+  await waitFor(() => manager.health.status === "failing", 30_000, "health to say failing");
+  const health = ((): ManagerHealth => manager.health)(); // Read anew: the assertions above narrowed the type.
+  ok(health.status === "failing" && /zygote \d+ exited on its own \(SIGKILL\)/.test(health.reason), health.status);
+  deepStrictEqual(zygotes(), [], "past the intensity nothing restarts it");
 });

@@ -1,6 +1,7 @@
 /** Pool mode: warm workers run many jobs, reset between them, recycle, survive crashes, and stop on close. */
 
 import { deepStrictEqual, equal, match, notEqual, ok } from "node:assert/strict";
+import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../mod.ts";
 import { fixture, processesMatching, waitFor } from "./_helpers.ts";
 
@@ -90,4 +91,16 @@ Deno.test("a pool job's report names what really ran: the worker's command line 
   match(error.commandLine, /--pool-socket .*# pool worker \d+ \(pid \d+\), job \S+$/);
   ok(!error.commandLine.includes("--job-dir"), "the report shows a process-mode command that never ran");
   match(error.report, /--- command ---\n.*--pool-socket/);
+});
+
+Deno.test("a pool worker that dies while idle is restarted by the supervisor, with no job asking", async () => {
+  await using manager = new JobManager({ mode: "pool", maxWorkers: 1 });
+  const workers = () => processesMatching(join(manager.workRoot, "pool"), Deno.pid);
+  await manager.addJob({ script: fixture("echo.py") }).result(); // The worker is up and idle.
+  const [first] = workers();
+  ok(first !== undefined);
+  Deno.kill(first, "SIGKILL");
+  await waitFor(() => workers().length === 1 && workers()[0] !== first, 30_000, "a new worker");
+  equal(manager.health.status, "ok");
+  equal((await manager.addJob({ script: fixture("echo.py") }).result()).attempts, 1);
 });

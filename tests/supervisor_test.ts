@@ -201,3 +201,23 @@ Deno.test("supervisor: close kills what runs and drops what waits", async () => 
   ok(queued?.type === "dropped");
   equal(queued.error.reason, "killed");
 });
+
+Deno.test("supervisor: a warm Blender that dies on its own is restarted by its parent, until the restart intensity", async () => {
+  const h = harness({ maxFailures: 1 });
+  const exit = { kind: "zygote" as const, id: "1", factoryStartup: true, how: "SIGKILL" };
+  h.runner.warmExit?.(exit);
+  await settle();
+  deepStrictEqual(h.runner.restarts, [true], "the first death is restarted");
+  deepStrictEqual(h.health, []);
+  h.runner.warmExit?.({ ...exit, id: "2", factoryStartup: false });
+  await settle();
+  deepStrictEqual(h.runner.restarts, [true], "past the intensity: no restart");
+  const health: ManagerHealth[] = h.health;
+  equal(health.length, 1);
+  const failing = health[0]!;
+  ok(failing.status === "failing" && failing.reason.includes("zygote 2 exited on its own (SIGKILL)"), failing.status);
+  h.submit("meanwhile");
+  await settle();
+  equal(h.endOf("meanwhile")?.type, "dropped", "jobs are not started while it is open");
+  await h.close();
+});

@@ -14,7 +14,7 @@ import { type ActorRef, type Reply, spawnActor, unreachable } from "../_actor.ts
 import type { ResultsMessage } from "./results_actor.ts";
 import type { BackendEvent } from "../backend.ts";
 import { errorMessage } from "./job/outcome.ts";
-import type { AttemptOutcome, Runner } from "./runners/runner.ts";
+import type { AttemptOutcome, Runner, WarmExit } from "./runners/runner.ts";
 import { type DropReason, JobDroppedError } from "../errors.ts";
 import type { JobResult, ManagerHealth } from "../types.ts";
 import type { Clock } from "./clock.ts";
@@ -40,6 +40,7 @@ export type SupervisorMessage =
   | { readonly type: "jobActorCrashed"; readonly name: string; readonly attempt: number; readonly error: unknown }
   | { readonly type: "retryDue"; readonly name: string }
   | { readonly type: "configure"; readonly maxWorkers?: number; readonly maxAttempts?: number }
+  | { readonly type: "warmExited"; readonly exit: WarmExit }
   | { readonly type: "kill"; readonly name: string; readonly reply: Reply<void> }
   | { readonly type: "killAll"; readonly reply: Reply<void> }
   | { readonly type: "close"; readonly reply: Reply<void> };
@@ -105,9 +106,10 @@ class SupervisorState {
     this.#circuit = new RestartCircuit(config.intensity, config.clock);
   }
 
-  /** Learn the actor's own address (before any message arrives). */
+  /** Learn the actor's own address (before any message arrives), and hear of the runner's warm Blenders. */
   attach(self: ActorRef<SupervisorMessage>): void {
     this.#self = self;
+    this.#config.runner.onWarmExit((exit) => self.tell({ type: "warmExited", exit }));
   }
 
   receive(message: SupervisorMessage): void {
@@ -137,6 +139,8 @@ class SupervisorState {
         if (message.maxWorkers !== undefined) this.#maxWorkers = message.maxWorkers;
         if (message.maxAttempts !== undefined) this.#maxAttempts = message.maxAttempts;
         return this.#startWhatFits(); // A smaller maxWorkers lets running attempts finish.
+      case "warmExited":
+        return this.#warmExited(message.exit);
       case "kill":
         return this.#kill(message.name, message.reply);
       case "killAll":
@@ -150,6 +154,17 @@ class SupervisorState {
       default:
         unreachable(message);
     }
+  }
+
+  /**
+   * A warm Blender (zygote, pool worker) died on its own while idle: a start-up failure of the kind the restart
+   * intensity bounds. Restart it while the intensity allows; past it, health says failing and nothing restarts.
+   */
+  #warmExited(exit: WarmExit): void {
+    if (this.#closeWaiters !== undefined) return;
+    const opened = this.#circuit.recordFailure(`the ${exit.kind} ${exit.id} exited on its own (${exit.how})`);
+    if (opened !== undefined) return this.#config.publishHealth(opened);
+    if (!this.#circuit.isOpen()) this.#config.runner.restartWarm(exit.factoryStartup);
   }
 
   /** The supervisor itself crashed: drop what waits, so no caller waits forever. */

@@ -25,7 +25,7 @@ import { Channel } from "../../channel.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
 import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
 import { runPrepared } from "./process.ts";
-import type { AttemptEvent, AttemptHandle, AttemptPlan, Runner } from "./runner.ts";
+import type { AttemptEvent, AttemptHandle, AttemptPlan, Runner, WarmExit } from "./runner.ts";
 
 /** The settings of a fork runner. */
 export interface ForkRunnerOptions {
@@ -101,6 +101,8 @@ export class ForkRunner implements Runner {
   #nextToken = 0;
   /** Why forking is unsafe on this Blender, per startup flavour, once a zygote of it said so. */
   readonly #unsafe = new Map<boolean, string>();
+  #warmExit: ((exit: WarmExit) => void) | undefined;
+  #closing = false;
 
   constructor(options: ForkRunnerOptions) {
     this.#options = options;
@@ -119,6 +121,15 @@ export class ForkRunner implements Runner {
   /** Start the zygote now instead of on the first attempt. */
   prewarm(): void {
     this.#liveZygote(this.#options.factoryStartup);
+  }
+
+  onWarmExit(listener: (exit: WarmExit) => void): void {
+    this.#warmExit = listener;
+  }
+
+  /** The parent's restart of a zygote that exited on its own. */
+  restartWarm(factoryStartup: boolean): void {
+    if (!this.#closing && !this.#unsafe.has(factoryStartup)) this.#liveZygote(factoryStartup);
   }
 
   start(plan: AttemptPlan): AttemptHandle {
@@ -150,6 +161,7 @@ export class ForkRunner implements Runner {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     for (const zygote of this.#zygotes) {
       for (const lease of zygote.leases.values()) if (lease.pid !== undefined) killGroup(lease.pid);
       zygote.process.kill("SIGKILL");
@@ -294,8 +306,13 @@ export class ForkRunner implements Runner {
   #onExit(zygote: Zygote, status: ExitStatus): void {
     zygote.exited = status;
     this.#zygotes.delete(zygote);
-    if (this.#current.get(zygote.factoryStartup) === zygote) this.#current.delete(zygote.factoryStartup);
+    const current = this.#current.get(zygote.factoryStartup) === zygote;
+    if (current) this.#current.delete(zygote.factoryStartup);
     const how = status.signal ?? `code ${status.code}`;
+    // Ready, idle, not retired, not closing: it died on its own. Its parent decides on a restart (never this runner).
+    if (current && !this.#closing && zygote.connection !== undefined && zygote.leases.size === 0) {
+      this.#warmExit?.({ kind: "zygote", id: zygote.id, factoryStartup: zygote.factoryStartup, how });
+    }
     const tail = zygote.tail.length === 0 ? "" : `; its last output:\n${zygote.tail.join("\n")}`;
     zygote.ready.reject(new Error(`the fork-mode zygote exited (${how}) before it was ready${tail}`));
     try {

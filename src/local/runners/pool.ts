@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { lineSplitter, shellQuote } from "../job/lines.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
 import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
-import type { AttemptHandle, AttemptPlan, Runner } from "./runner.ts";
+import type { AttemptHandle, AttemptPlan, Runner, WarmExit } from "./runner.ts";
 
 /** The settings of a pool. */
 export interface PoolRunnerOptions {
@@ -91,6 +91,7 @@ export class PoolRunner implements Runner {
   #nextWorker = 0;
   #nextToken = 0;
   #closed = false;
+  #warmExit: ((exit: WarmExit) => void) | undefined;
 
   constructor(options: PoolRunnerOptions) {
     this.#options = options;
@@ -108,6 +109,17 @@ export class PoolRunner implements Runner {
   /** Start workers until there are `count`. */
   prewarm(count: number): void {
     for (let i = this.#workers.size; i < count; i++) this.#idle.push(this.#startWorker(this.#options.factoryStartup));
+  }
+
+  onWarmExit(listener: (exit: WarmExit) => void): void {
+    this.#warmExit = listener;
+  }
+
+  /** The parent's restart of a worker that exited on its own (while there is room for it). */
+  restartWarm(factoryStartup: boolean): void {
+    if (!this.#closed && this.#workers.size < this.#options.maxWorkers()) {
+      this.#idle.push(this.#startWorker(factoryStartup));
+    }
   }
 
   start(plan: AttemptPlan): AttemptHandle {
@@ -229,6 +241,11 @@ export class PoolRunner implements Runner {
     this.#workers.delete(worker.id);
     const at = this.#idle.indexOf(worker);
     if (at >= 0) this.#idle.splice(at, 1);
+    // Ready and idle (a retired worker leaves the idle list first): it died on its own. Its parent decides on a restart.
+    if (at >= 0 && !this.#closed && worker.connection !== undefined) {
+      const how = describeStatus(status);
+      this.#warmExit?.({ kind: "pool worker", id: worker.id, factoryStartup: worker.factoryStartup, how });
+    }
     worker.ready.reject(new Error(`the pool worker exited (${describeStatus(status)}) before it was ready`));
     try {
       worker.connection?.close();

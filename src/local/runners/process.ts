@@ -27,6 +27,12 @@ export class ProcessRunner implements Runner {
     this.#options = options;
   }
 
+  /** Process mode keeps no Blender between attempts. */
+  onWarmExit(): void {}
+
+  /** Process mode keeps no Blender between attempts. */
+  restartWarm(): void {}
+
   start(plan: AttemptPlan): AttemptHandle {
     const args = blenderArgs(
       this.#options.runtimeEntry,

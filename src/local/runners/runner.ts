@@ -108,10 +108,27 @@ export interface AttemptHandle {
   readonly gone: Promise<void>;
 }
 
+/** A warm Blender (a fork-mode zygote, a pool worker) that exited while idle, when nobody asked it to. */
+export interface WarmExit {
+  readonly kind: "zygote" | "pool worker";
+  readonly id: string;
+  /** Its startup flavour (`--factory-startup` or not): what a restart starts. */
+  readonly factoryStartup: boolean;
+  /** How it ended: `code 1`, `SIGKILL`. */
+  readonly how: string;
+}
+
 /** What starts attempts. */
 export interface Runner {
   /** Start one attempt of `plan`. Never throws: a failure to start is an `ended` event. */
   start(plan: AttemptPlan): AttemptHandle;
+  /**
+   * Tell `listener` of each warm Blender that exits while idle, unasked. The runner does not restart it: its parent
+   * decides (`restartWarm`), under the restart intensity. A runner without warm Blenders never calls it.
+   */
+  onWarmExit(listener: (exit: WarmExit) => void): void;
+  /** Start a warm Blender of this flavour now: the parent's restart of one that exited. */
+  restartWarm(factoryStartup: boolean): void;
   /** Stop whatever the runner keeps between attempts (after every attempt is gone). */
   close(): Promise<void>;
 }
