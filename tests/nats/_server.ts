@@ -101,7 +101,14 @@ export async function startNatsServer(): Promise<NatsServer> {
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 /** The permissions `deno task bgproc` grants: the worker must need no more. */
-const TASK_PERMISSIONS = ["--allow-read", "--allow-write", "--allow-run", "--allow-env", "--allow-net"];
+const TASK_PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+  "--allow-env",
+  "--allow-net",
+  "--allow-sys=hostname",
+];
 
 /** A bgproc worker process. */
 export interface WorkerProcess extends AsyncDisposable {
