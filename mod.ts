@@ -53,6 +53,8 @@ export type {
   GetJobNamesOptions,
   JobManagerNatsOptions,
   JobManagerOptions,
+  NatsCredentials,
+  NatsTlsOptions,
   ProgressSource,
   RestartIntensityOptions,
   RetryOptions,

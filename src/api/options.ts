@@ -440,18 +440,59 @@ export interface GetJobNamesOptions {
   state?: JobState;
 }
 
-/** Where the NATS server is, as `JobManagerOptions.nats` takes it. */
-export interface JobManagerNatsOptions {
-  /** Server URL(s), e.g. `"nats://127.0.0.1:4222"`. */
-  servers: string | string[];
-  /** Jobs, names, workers and files are separate per namespace. @default {"default"} */
-  namespace?: string;
-  /** A user and password, when the server wants them. */
+/**
+ * How a host or a worker proves who it is to a NATS server, and checks the server: the server's own configuration says
+ * which it asks for. Files are read when connecting; none of these goes on a command line in the clear.
+ *
+ * @example A host with a credentials file, over TLS
+ * ```ts ignore
+ * import { JobManager } from "@bgproc/blender";
+ *
+ * await using manager = new JobManager({
+ *   nats: { servers: "tls://nats.studio:4222", creds: "/etc/bgproc/host.creds", tls: { ca: "/etc/bgproc/ca.pem" } },
+ * });
+ * ```
+ */
+export interface NatsCredentials {
+  /** A user, with `pass`. */
   user?: string;
   /** The password of `user`. */
   pass?: string;
-  /** A token, when the server wants one. */
+  /** A token. */
   token?: string;
+  /** A credentials file (`.creds`: a user JWT and its NKey seed, as `nsc` makes them). */
+  creds?: string;
+  /** A file holding a user NKey seed (`SU…`). */
+  nkeySeed?: string;
+  /** TLS: `{}` only requires it; `ca` checks the server's certificate, `cert` and `key` are this client's. */
+  tls?: NatsTlsOptions;
+}
+
+/**
+ * The TLS files of a NATS connection (PEM).
+ *
+ * @example
+ * ```ts ignore
+ * import type { NatsTlsOptions } from "@bgproc/blender";
+ *
+ * const tls: NatsTlsOptions = { ca: "ca.pem", cert: "worker.pem", key: "worker-key.pem" };
+ * ```
+ */
+export interface NatsTlsOptions {
+  /** The CA that signed the server's certificate. */
+  ca?: string;
+  /** This client's certificate, when the server verifies clients. */
+  cert?: string;
+  /** The key of `cert`. */
+  key?: string;
+}
+
+/** Where the NATS server is, as `JobManagerOptions.nats` takes it. */
+export interface JobManagerNatsOptions extends NatsCredentials {
+  /** Server URL(s), e.g. `"nats://127.0.0.1:4222"` (`tls://…` for TLS). */
+  servers: string | string[];
+  /** Jobs, names, workers and files are separate per namespace. @default {"default"} */
+  namespace?: string;
   /**
    * How long a job may go without its worker's heartbeat before it is redelivered, in ms (set on the queue
    * consumers this host makes).

@@ -1,5 +1,7 @@
 /** The flags every job-running command takes for its JobManager, and the output flags of run and batch. */
 
+import type { NatsCredentials } from "../api/options.ts";
+import { AUTH_FLAGS, credentialsFromFlags } from "../nats/_auth_flags.ts";
 import { JobManager } from "../api/job_manager.ts";
 import type { JobManagerOptions } from "../api/options.ts";
 import { addonsProblem } from "../_validate.ts";
@@ -41,10 +43,20 @@ export const OUTPUT_FLAGS: FlagSpecs = {
   "log-file": { type: "string", value: "FILE", help: "append each job's output, prefixed by its name, to FILE" },
 };
 
-/** `--nats`, `--namespace`: run the jobs on NATS workers instead of here. */
+/** The NATS credentials flags (see `nats/_auth_flags.ts`), as every command with `--nats` takes them. */
+export const AUTH_FLAG_SPECS: FlagSpecs = Object.fromEntries(
+  Object.entries(AUTH_FLAGS).map(([name, flag]) => [name, {
+    type: flag.value === undefined ? "boolean" : "string",
+    ...(flag.value === undefined ? {} : { value: flag.value }),
+    help: `with --nats: ${flag.help}`,
+  }]),
+) as FlagSpecs;
+
+/** `--nats`, `--namespace` and the credentials: run the jobs on NATS workers instead of here. */
 export const CLUSTER_FLAGS: FlagSpecs = {
   nats: { type: "string", value: "URL", help: "run the jobs on bgproc workers fed by this NATS server" },
   namespace: { type: "string", value: "NAME", help: "with --nats: the namespace of the jobs (default: default)" },
+  ...AUTH_FLAG_SPECS,
 };
 
 /** What run and batch need of a manager, local or over NATS. */
@@ -56,9 +68,12 @@ export type CliManager = JobManager;
  */
 export async function openManager(flags: Flags): Promise<CliManager> {
   if (typeof flags.nats !== "string") {
-    if (typeof flags.namespace === "string") throw new UsageError("--namespace goes with --nats URL");
+    for (const name of ["namespace", ...Object.keys(AUTH_FLAGS)]) {
+      if (flags[name] !== undefined) throw new UsageError(`--${name} goes with --nats URL`);
+    }
     return new JobManager(managerOptions(flags));
   }
+  const credentials = cliCredentials(flags);
   for (const name of ["workers", "mode", "blender"]) {
     if (flags[name] !== undefined) {
       throw new UsageError(`--${name} is the workers' with --nats (see 'bgproc help worker')`);
@@ -67,7 +82,11 @@ export async function openManager(flags: Flags): Promise<CliManager> {
   // --no-factory-startup, --addon and --attempts travel with each job to the workers.
   const { factoryStartup, addons, maxAttempts } = managerOptions(flags);
   const manager = new JobManager({
-    nats: { servers: flags.nats, ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}) },
+    nats: {
+      servers: flags.nats,
+      ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}),
+      ...credentials,
+    },
     ...(maxAttempts === undefined ? {} : { maxAttempts }),
     ...(factoryStartup === undefined ? {} : { factoryStartup }),
     ...(addons === undefined ? {} : { addons }),
@@ -102,4 +121,18 @@ export function managerOptions(flags: Flags): JobManagerOptions {
     // A relative path with a slash is the user's file; a bare name is looked up on PATH.
     ...(typeof blender === "string" ? { blender: blender.includes("/") ? userPath(blender) : blender } : {}),
   };
+}
+
+/** The NATS credentials of the flags, their files found where the user typed them; a bad mix is a usage error. */
+export function cliCredentials(flags: Flags): NatsCredentials {
+  const located: Flags = { ...flags };
+  for (const [name, flag] of Object.entries(AUTH_FLAGS)) {
+    const value = flags[name];
+    if (flag.value === "FILE" && typeof value === "string") located[name] = userPath(value);
+  }
+  try {
+    return credentialsFromFlags(located);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }

@@ -3,6 +3,7 @@
 import { positiveNumber } from "./_args.ts";
 import type { Command } from "./_command.ts";
 import { UsageError } from "./_errors.ts";
+import { AUTH_FLAG_SPECS as CLUSTER_FLAGS_AUTH, cliCredentials } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
 
 /** The `worker` command. */
@@ -26,6 +27,7 @@ Exit status: 0 after a graceful stop, 1 on failure (an unreachable server, ...),
     "max-attempts": { type: "string", value: "N", help: "MaxDeliver of the consumers this worker makes (default: 3)" },
     grace: { type: "string", value: "MS", help: "how long running jobs may finish after SIGTERM (default: 30000)" },
     quiet: { type: "boolean", help: "print only failures and errors" },
+    ...CLUSTER_FLAGS_AUTH,
   },
   async run({ flags, positionals }) {
     if (positionals.length > 0) throw new UsageError(`worker takes no arguments, not '${positionals[0]}'`);
@@ -40,7 +42,11 @@ Exit status: 0 after a graceful stop, 1 on failure (an unreachable server, ...),
     const specifier = new URL("../nats/worker_main.ts", import.meta.url).href;
     const { runWorkerUntilSignal } = await import(specifier) as typeof import("../nats/worker_main.ts");
     return await runWorkerUntilSignal({
-      nats: { servers: flags.nats, ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}) },
+      nats: {
+        servers: flags.nats,
+        ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}),
+        ...cliCredentials(flags),
+      },
       ...(maxWorkers === undefined ? {} : { maxWorkers }),
       ...(mode === undefined ? {} : { mode }),
       ...(typeof flags.tags === "string" ? { tags: flags.tags.split(",").filter((tag) => tag !== "") } : {}),

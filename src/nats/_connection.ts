@@ -4,7 +4,14 @@
  * buckets, the file object store, and durable pull consumers.
  */
 
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  type Authenticator,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  nkeyAuthenticator,
+  type TlsOptions,
+} from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -17,23 +24,18 @@ import {
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { type ObjectStore, Objm } from "@nats-io/obj";
+import type { NatsCredentials } from "../api/options.ts";
 import { Names } from "./_protocol.ts";
 import { NatsConnectionError } from "./errors.ts";
 
 /** How a host or worker reaches NATS. */
-export interface NatsOptions {
-  /** Server URL(s), e.g. `"nats://127.0.0.1:4222"`. */
+export interface NatsOptions extends NatsCredentials {
+  /** Server URL(s), e.g. `"nats://127.0.0.1:4222"` (`tls://…` for TLS). */
   servers: string | string[];
   /** Jobs, names, workers and files are separate per namespace. @default {"default"} */
   namespace?: string;
   /** Client name shown by the server. */
   name?: string;
-  /** A user and password, when the server wants them. */
-  user?: string;
-  /** The password of `user`. */
-  pass?: string;
-  /** A token, when the server wants one. */
-  token?: string;
 }
 
 /** An open connection with a namespace's resources. */
@@ -70,6 +72,7 @@ export const WORKER_TTL_MS = 5_000;
 export async function openCluster(options: NatsOptions, namespace: string): Promise<Cluster> {
   const url = Array.isArray(options.servers) ? options.servers.join(",") : String(options.servers);
   let nc: NatsConnection;
+  const auth = await authOptions(url, options);
   try {
     nc = await connect({
       servers: options.servers,
@@ -77,6 +80,7 @@ export async function openCluster(options: NatsOptions, namespace: string): Prom
       ...(options.user === undefined ? {} : { user: options.user }),
       ...(options.pass === undefined ? {} : { pass: options.pass }),
       ...(options.token === undefined ? {} : { token: options.token }),
+      ...auth,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
     });
@@ -164,4 +168,39 @@ export async function ensureConsumer(
     await jsm.consumers.info(names.jobsStream, name).catch(() => Promise.reject(error));
   }
   return name;
+}
+
+/** The authenticator and TLS settings the credentials' files make; a file that cannot be read is a connection error. */
+async function authOptions(
+  url: string,
+  credentials: NatsCredentials,
+): Promise<{ authenticator?: Authenticator; tls?: TlsOptions }> {
+  const read = async (what: string, path: string) => {
+    try {
+      return await Deno.readFile(path);
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new NatsConnectionError(url, `the ${what} ${path} cannot be read: ${why}`, { cause: error });
+    }
+  };
+  let authenticator: Authenticator | undefined;
+  if (credentials.creds !== undefined) {
+    authenticator = credsAuthenticator(await read("credentials file", credentials.creds));
+  }
+  if (credentials.nkeySeed !== undefined) {
+    const seed = new TextDecoder().decode(await read("NKey seed file", credentials.nkeySeed)).trim();
+    authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
+  }
+  let tls: TlsOptions | undefined;
+  if (credentials.tls !== undefined) {
+    const { ca, cert, key } = credentials.tls;
+    // Read here, so a missing file is said as such (and the client gets the contents, not paths).
+    const text = async (what: string, path: string) => new TextDecoder().decode(await read(what, path));
+    tls = {
+      ...(ca === undefined ? {} : { ca: await text("TLS CA file", ca) }),
+      ...(cert === undefined ? {} : { cert: await text("TLS certificate file", cert) }),
+      ...(key === undefined ? {} : { key: await text("TLS key file", key) }),
+    };
+  }
+  return { ...(authenticator === undefined ? {} : { authenticator }), ...(tls === undefined ? {} : { tls }) };
 }

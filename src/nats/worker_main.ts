@@ -7,6 +7,7 @@
 // deno-lint-ignore-file no-console
 
 import { parseArgs } from "node:util";
+import { AUTH_FLAGS, authUsage, credentialsFromFlags } from "./_auth_flags.ts";
 import { runWorker, type RunWorkerOptions } from "./worker.ts";
 
 /** The usage text of the worker command. */
@@ -27,6 +28,9 @@ Options:
   --max-attempts N      MaxDeliver of the consumers this worker makes (default: 3)
   --grace MS            how long running jobs may finish after SIGTERM (default: 30000)
   --quiet               print only errors
+
+Credentials (as the server asks; secrets from files or the environment, never argv):
+${authUsage(22)}
 `;
 
 /**
@@ -60,6 +64,11 @@ export async function workerMain(args: string[]): Promise<number> {
         grace: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
+        ...Object.fromEntries(
+          Object.entries(AUTH_FLAGS).map((
+            [name, flag],
+          ) => [name, { type: flag.value === undefined ? "boolean" : "string" }]),
+        ) as Record<string, { type: "string" | "boolean" }>,
       },
       strict: true,
       allowPositionals: false,
@@ -74,7 +83,11 @@ export async function workerMain(args: string[]): Promise<number> {
     }
     quiet = values.quiet === true;
     options = {
-      nats: { servers: values.nats, ...(values.namespace === undefined ? {} : { namespace: values.namespace }) },
+      nats: {
+        servers: values.nats,
+        ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
+        ...credentialsFromFlags(values),
+      },
       ...(values.workers === undefined ? {} : { maxWorkers: Number(values.workers) }),
       ...(values.mode === undefined ? {} : { mode: values.mode }),
       ...(values.tags === undefined ? {} : { tags: values.tags.split(",").filter((tag) => tag !== "") }),

@@ -1,0 +1,169 @@
+/**
+ * A nats-server that lets no one in without credentials, over TLS that verifies clients: certificates made here with
+ * `openssl`, users with passwords in files. Hosts (the API and `bgproc run`) and a `bgproc worker` connect with their
+ * own credentials; a client without them, or with a wrong password, cannot.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { JobManager } from "../../mod.ts";
+import { NatsConnectionError } from "../../src/nats/mod.ts";
+import { fixture } from "../_helpers.ts";
+import { bgprocCommand, natsServerPath, startWorker } from "./_server.ts";
+
+/** Run openssl with `args` in `dir`; throws with its stderr when it fails. */
+async function openssl(dir: string, args: string[]): Promise<void> {
+  const output = await new Deno.Command("openssl", { args, cwd: dir, stdin: "null", stdout: "null", stderr: "piped" })
+    .output();
+  if (!output.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(output.stderr)}`);
+}
+
+/** A CA, and a server and a client certificate it signed (the server's for 127.0.0.1). */
+async function makeCertificates(dir: string): Promise<void> {
+  const days = ["-days", "2"];
+  await openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca-key.pem",
+    "-out",
+    "ca.pem",
+    ...days,
+    "-subj",
+    "/CN=bgproc test CA",
+  ]);
+  for (
+    const [name, extension] of [["server", "subjectAltName=IP:127.0.0.1,DNS:localhost"], [
+      "client",
+      "extendedKeyUsage=clientAuth",
+    ]]
+  ) {
+    await openssl(dir, [
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      `${name}-key.pem`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/CN=bgproc ${name}`,
+    ]);
+    await Deno.writeTextFile(join(dir, `${name}.ext`), `${extension}\n`);
+    await openssl(dir, [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca-key.pem",
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      ...days,
+      "-extfile",
+      `${name}.ext`,
+    ]);
+  }
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+Deno.test("a secured cluster: TLS with client certificates and users; hosts and a worker get in with theirs, no one else does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bgproc-nats-secure-" });
+  let server: Deno.ChildProcess | undefined;
+  try {
+    await makeCertificates(dir);
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(dir, "nats.conf"),
+      `listen: 127.0.0.1:${port}
+jetstream { store_dir: "${join(dir, "store")}" }
+tls { cert_file: "${join(dir, "server.pem")}", key_file: "${join(dir, "server-key.pem")}", ca_file: "${
+        join(dir, "ca.pem")
+      }", verify: true, timeout: 5 }
+authorization { users: [ { user: host, password: "host-secret" }, { user: worker, password: "worker-secret" } ] }
+`,
+    );
+    await Deno.writeTextFile(join(dir, "host.pass"), "host-secret\n");
+    await Deno.writeTextFile(join(dir, "worker.pass"), "worker-secret\n");
+    server = new Deno.Command(natsServerPath(), {
+      args: ["-c", join(dir, "nats.conf")],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    for (let i = 0; i < 150; i++) { // Until it listens.
+      const connection = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null);
+      if (connection !== null) {
+        connection.close();
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const url = `tls://127.0.0.1:${port}`;
+    const tls = { ca: join(dir, "ca.pem"), cert: join(dir, "client.pem"), key: join(dir, "client-key.pem") };
+    const tlsFlags = ["--tls-ca", tls.ca, "--tls-cert", tls.cert, "--tls-key", tls.key];
+
+    // No credentials, no client certificate, or a wrong password: not in.
+    for (
+      const nats of [{ servers: url }, { servers: url, tls: { ca: tls.ca }, user: "host", pass: "host-secret" }, {
+        servers: url,
+        tls,
+        user: "host",
+        pass: "wrong",
+      }]
+    ) {
+      const stranger = new JobManager({ nats: { ...nats, namespace: "secure" } });
+      await assert.rejects(stranger.ready(), NatsConnectionError);
+      await stranger.close();
+    }
+
+    await using _worker = await startWorker(url, [
+      "--namespace",
+      "secure",
+      "--workers",
+      "1",
+      ...tlsFlags,
+      "--user",
+      "worker",
+      "--password-file",
+      join(dir, "worker.pass"),
+    ]);
+    {
+      await using host = new JobManager({
+        nats: { servers: url, namespace: "secure", tls, user: "host", pass: "host-secret" },
+      });
+      const job = host.addJob({ name: "secured", script: fixture("echo.py"), passedData: { via: "api" } });
+      assert.deepEqual((await job.result()).pythonData.passed_data, { via: "api" });
+    }
+
+    const run = (extra: string[]) =>
+      bgprocCommand(["run", fixture("echo.py"), "--nats", url, "--namespace", "secure", ...tlsFlags, ...extra], {
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const viaCli = await run(["--user", "host", "--password-file", join(dir, "host.pass")]);
+    assert.equal(viaCli.code, 0, new TextDecoder().decode(viaCli.stderr));
+    const noPassword = await run(["--user", "host"]);
+    assert.equal(noPassword.code, 2);
+    assert.match(new TextDecoder().decode(noPassword.stderr), /--user needs its password/);
+  } finally {
+    if (server !== undefined) {
+      server.kill("SIGTERM");
+      await server.status;
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
