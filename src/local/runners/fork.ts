@@ -20,10 +20,11 @@
  */
 
 import { join } from "node:path";
-import { lineSplitter, shellQuote } from "../job/lines.ts";
+import { lineSplitter } from "../job/lines.ts";
 import { Channel } from "../../channel.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
-import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
+import { WarmBlender } from "./_warm_blender.ts";
+import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup } from "./_process_group.ts";
 import { runPrepared } from "./process.ts";
 import type { AttemptEvent, AttemptHandle, AttemptPlan, Runner, WarmExit } from "./runner.ts";
 
@@ -57,27 +58,11 @@ class Lease {
 }
 
 /** One warm Blender that forks. */
-class Zygote {
-  readonly id: string;
-  /** Started with `--factory-startup`: it forks only jobs that ask for the same. */
-  readonly factoryStartup: boolean;
-  readonly commandLine: string;
-  readonly process: ProcessGroup;
-  readonly ready = Promise.withResolvers<{ connection: Deno.UnixConn; unsafe: string | null; blender: string }>();
+class Zygote extends WarmBlender<{ connection: Deno.UnixConn; unsafe: string | null; blender: string }> {
   readonly leases = new Map<string, Lease>();
-  connection: Deno.UnixConn | undefined;
   exited: ExitStatus | undefined;
   /** The last lines the zygote itself printed, for the error when it will not start. */
   readonly tail: string[] = [];
-  done: Promise<void> = Promise.resolve();
-
-  constructor(id: string, blender: string, args: string[], factoryStartup: boolean) {
-    this.id = id;
-    this.factoryStartup = factoryStartup;
-    this.commandLine = shellQuote([blender, ...args]);
-    this.process = spawnDetached(blender, args);
-    this.ready.promise.catch(() => {});
-  }
 }
 
 /**

@@ -11,9 +11,10 @@
  */
 
 import { join } from "node:path";
-import { lineSplitter, shellQuote } from "../job/lines.ts";
+import { lineSplitter } from "../job/lines.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
-import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup, spawnDetached } from "./_process_group.ts";
+import { WarmBlender } from "./_warm_blender.ts";
+import { type ExitStatus, OUTPUT_GRACE_MS } from "./_process_group.ts";
 import type { AttemptHandle, AttemptPlan, Runner, WarmExit } from "./runner.ts";
 
 /** The settings of a pool. */
@@ -48,28 +49,11 @@ interface Lease {
   readonly done: PromiseWithResolvers<ExitStatus>;
 }
 
-/** One warm Blender. */
-class Worker {
-  readonly id: string;
-  /** Started with `--factory-startup`: it runs only jobs that ask for the same. */
-  readonly factoryStartup: boolean;
-  readonly commandLine: string;
-  readonly process: ProcessGroup;
-  readonly ready = Promise.withResolvers<Deno.UnixConn>();
-  connection: Deno.UnixConn | undefined;
+/** One warm Blender that runs job after job. */
+class Worker extends WarmBlender<Deno.UnixConn> {
   jobs = 0;
   lease: Lease | undefined;
   exited = false;
-  /** Settles when the worker has exited and its output and connection are done. */
-  done: Promise<void> = Promise.resolve();
-
-  constructor(id: string, blender: string, args: string[], factoryStartup: boolean) {
-    this.id = id;
-    this.factoryStartup = factoryStartup;
-    this.commandLine = shellQuote([blender, ...args]);
-    this.process = spawnDetached(blender, args);
-    this.ready.promise.catch(() => {});
-  }
 }
 
 /**
