@@ -95,12 +95,14 @@ Deno.test("a pool job's report names what really ran: the worker's command line 
 
 Deno.test("a pool worker that dies while idle is restarted by the supervisor, with no job asking", async () => {
   await using manager = new JobManager({ mode: "pool", maxWorkers: 1 });
-  const workers = () => processesMatching(join(manager.workRoot, "pool"), Deno.pid);
-  await manager.addJob({ script: fixture("echo.py") }).result(); // The worker is up and idle.
-  const [first] = workers();
-  ok(first !== undefined);
+  // Every process of the workers (a wrapped Blender is a few), and the worker itself as its jobs see it.
+  const processes = () => processesMatching(join(manager.workRoot, "pool"));
+  const worker = async () =>
+    ((await manager.addJob({ script: fixture("fork_probe.py") }).result()).pythonData as { pid: number }).pid;
+  const first = await worker(); // Up, and idle once the job is done.
+  const before = processes();
   Deno.kill(first, "SIGKILL");
-  await waitFor(() => workers().length === 1 && workers()[0] !== first, 30_000, "a new worker");
+  await waitFor(() => processes().some((pid) => !before.includes(pid)), 30_000, "a new worker");
   equal(manager.health.status, "ok");
-  equal((await manager.addJob({ script: fixture("echo.py") }).result()).attempts, 1);
+  notEqual(await worker(), first);
 });
