@@ -61,7 +61,6 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
   readonly #ended = Promise.withResolvers<void>();
   #load: (() => Promise<JobResult>) | undefined;
   #loaded: Promise<JobResult<T>> | undefined;
-  #running = false;
   readonly #progressReaders = new Broadcast<number>();
   readonly #logReaders = new Broadcast<LogLine>();
   readonly #kill: () => Promise<void>;
@@ -88,7 +87,6 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
     handle.#progress = now.progress;
     if (now.state === "ACTIVE") {
       handle.#state = "ACTIVE";
-      handle.#running = true;
     }
     return handle;
   }
@@ -108,11 +106,6 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
 
   get attempts(): number {
     return this.#attempts;
-  }
-
-  /** Whether an attempt's Blender is running now (not queued, not waiting for a retry). */
-  get running(): boolean {
-    return this.#running;
   }
 
   /** The report of a dropped job (or why it never ran), if it was dropped. */
@@ -182,7 +175,6 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
     switch (event.type) {
       case "started":
         this.#state = "ACTIVE";
-        this.#running = true;
         this.#attempts = event.attempt;
         return;
       case "progress":
@@ -192,11 +184,9 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
         this.#logReaders.send({ attempt: event.attempt, stream: event.stream, line: event.line });
         return;
       case "retrying":
-        this.#running = false;
         return;
       case "completed":
         if (this.ended) return;
-        this.#running = false;
         this.#state = "COMPLETED";
         this.#attempts = event.attempts;
         this.#load = event.load;
@@ -205,7 +195,6 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
       case "dropped":
       case "rejected":
         if (this.ended) return;
-        this.#running = false;
         this.#state = "DROPPED";
         this.#error = event.error;
         if (event.type === "dropped") this.#attempts = event.error.attempts;

@@ -10,8 +10,8 @@
 import type { Subscription } from "@nats-io/transport-node";
 import type { JobDroppedDetails } from "../errors.ts";
 import type { Cluster } from "./_connection.ts";
-import { readQueueMessage } from "./_wire.ts";
-import { decode, encode, type JobRecord, type QueueMessage } from "./_protocol.ts";
+import { readMaxDeliveries, readQueueMessage } from "./_wire.ts";
+import { encode, type JobRecord, type QueueMessage } from "./_protocol.ts";
 import { ended, mutateRecord } from "./_records.ts";
 
 /** One job in the dead-letter stream. */
@@ -84,13 +84,8 @@ export function listenMaxDeliveries(cluster: Cluster, onError: (error: unknown) 
   return cluster.nc.subscribe(cluster.names.maxDeliveriesAdvisory, {
     callback: (error, msg) => {
       if (error !== null) return onError(error);
-      let advisory: { stream_seq: number; deliveries: number };
-      try {
-        advisory = decode(msg.data);
-      } catch (error) {
-        return onError(error); // Not JSON: not the server's advisory.
-      }
-      if (!Number.isSafeInteger(advisory?.stream_seq) || !Number.isSafeInteger(advisory?.deliveries)) return;
+      const advisory = readMaxDeliveries(msg.data);
+      if (advisory === null) return; // Not the server's advisory.
       void (async () => {
         const stored = await cluster.jsm.streams.getMessage(cluster.names.jobsStream, { seq: advisory.stream_seq })
           .catch(() => null);

@@ -292,14 +292,7 @@ export function tagSubsets(tags: readonly string[]): string[][] {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
 /** JSON to bytes. */
 export function encode(value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value));
-}
-
-/** Bytes to JSON. */
-export function decode<T>(bytes: Uint8Array): T {
-  return JSON.parse(decoder.decode(bytes)) as T;
 }

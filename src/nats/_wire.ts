@@ -72,3 +72,10 @@ export function readQueueMessage(bytes: Uint8Array): QueueMessage | null {
   if (!isObject(value) || typeof value.name !== "string" || typeof value.id !== "string") return null;
   return { name: value.name, id: value.id };
 }
+
+/** The server's max-deliveries advisory (the stream sequence of the message, its deliveries), or `null`. */
+export function readMaxDeliveries(bytes: Uint8Array): { stream_seq: number; deliveries: number } | null {
+  const value = parse(bytes);
+  if (!isObject(value) || !isCount(value.stream_seq) || !isCount(value.deliveries)) return null;
+  return { stream_seq: value.stream_seq as number, deliveries: value.deliveries as number };
+}
