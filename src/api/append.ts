@@ -85,8 +85,8 @@ function linkOrCopy(from: string, to: string): string {
 /** Put `from` at `to` in one step (a reader sees the old file or the new one), across file systems too. */
 async function replaceFile(from: string, to: string): Promise<void> {
   const temporary = `${to}.bgproc-${crypto.randomUUID().slice(0, 8)}.tmp`;
-  await Deno.copyFile(from, temporary);
   try {
+    await Deno.copyFile(from, temporary);
     await Deno.rename(temporary, to);
   } catch (error) {
     await Deno.remove(temporary).catch(() => {});

@@ -276,16 +276,15 @@ export class JobManager implements AsyncDisposable {
   /**
    * Append (or link) data blocks into a .blend file and save it, in a
    * Blender job of its own: a job's `dataBlocks`, or a selection from any
-   * .blend file. The job writes the file on this host: with `nats` it runs in
-   * a Blender here (made on first use, closed with the manager), not on a
-   * worker, so the host needs Blender for it.
+   * .blend file. With `nats` it runs on a worker: the library and the target
+   * travel as the job's inputs and the changed target comes back and replaces
+   * the file here (the host needs no Blender; `link` is refused there).
    *
    * @param blocks The blocks: a job's `dataBlocks`, or `{ from, objects?, materials?, ... }`.
    * @param options The target file, and whether to overwrite same-named blocks or link.
    * @returns The names the blocks ended up with in the target.
    * @throws {InvalidJobError} When the blocks or the target are not usable; nothing starts.
    * @throws {JobDroppedError} When the append job fails.
-   * @throws {BlenderNotFoundError} With `nats`, when this host has no Blender.
    */
   async appendDataBlocks(
     blocks: DataBlocks | DataBlockSelection,
