@@ -10,6 +10,9 @@ import { type Cluster, WORKER_TTL_MS } from "./_connection.ts";
 import type { WorkerInfo } from "./_protocol.ts";
 import { readWorkerInfo } from "./_wire.ts";
 
+/** The longest the initial listing of workers may take. */
+const LISTING_MS = 2_000;
+
 /** How often health is looked at again (workers expire without a message). */
 const CHECK_MS = 1_000;
 
@@ -39,13 +42,21 @@ export class HealthWatch {
   /** Load the workers, then follow them and the connection. */
   async start(): Promise<void> {
     const { workers, nc } = this.#cluster;
-    for await (const name of await workers.keys()) {
-      const entry = await workers.get(name);
-      if (entry === null || entry.operation !== "PUT") continue;
-      // An entry the server has not expired is at most WORKER_TTL_MS old.
-      const info = readWorkerInfo(entry.value);
-      if (info !== null) this.#workers.set(name, { info, seenAt: Date.now() });
-    }
+    // The workers known now, so `workers()` right after connecting has them. Bounded: listing a bucket whose entries
+    // expire (a worker that stopped heartbeating) can wait forever for one that expired meanwhile; the watch below
+    // brings every live worker anyway.
+    const listing = (async () => {
+      for await (const name of await workers.keys()) {
+        const entry = await workers.get(name);
+        if (entry === null || entry.operation !== "PUT") continue;
+        // An entry the server has not expired is at most WORKER_TTL_MS old.
+        const info = readWorkerInfo(entry.value);
+        if (info !== null) this.#workers.set(name, { info, seenAt: Date.now() });
+      }
+    })().catch(() => {});
+    let bound: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([listing, new Promise<void>((resolve) => bound = setTimeout(resolve, LISTING_MS))]);
+    clearTimeout(bound);
     const watch = await workers.watch();
     this.#watch = watch;
     void (async () => {
