@@ -37,6 +37,7 @@ Deno.test("a job's output cannot fake the control channel or its end marker", as
   const result = await manager.addJob({ script: fixture("pool_probe.py"), passedData: { fake: true } }).result();
   match(result.stdout, /"type": "done"/);
   ok(result.stdout.includes("\x1ebgproc-end guess"), "the fake end marker is part of the output");
+  ok(result.stdout.includes('\x1ebgproc-done guess {"exitCode": 0}'), "the fake done marker is part of the output");
   match(result.stderr, /after the fake marker/);
   equal((await probe(manager)).objects, 0);
 });
@@ -88,9 +89,9 @@ Deno.test("a pool job's report names what really ran: the worker's command line 
   await using manager = new JobManager({ mode: "pool", maxWorkers: 1 });
   const error = await manager.addJob({ script: fixture("raise.py") }).result().then(() => undefined, (e) => e);
   ok(error instanceof JobDroppedError);
-  match(error.commandLine, /--pool-socket .*# pool worker \d+ \(pid \d+\), job \S+$/);
+  match(error.commandLine, /--pool --worker-id .*# pool worker \d+ \(pid \d+\), job \S+$/);
   ok(!error.commandLine.includes("--job-dir"), "the report shows a process-mode command that never ran");
-  match(error.report, /--- command ---\n.*--pool-socket/);
+  match(error.report, /--- command ---\n.*--pool /);
 });
 
 Deno.test("a pool worker that dies while idle is restarted by the supervisor, with no job asking", async () => {

@@ -1,7 +1,8 @@
 /**
  * Work roots under the permissions the README's tasks grant (not -A): a dead
  * host's root is swept by the next manager, a live one's is not, and a
- * missing permission is one clear line that leaves no root behind.
+ * missing permission is one clear line that leaves no root behind, in every
+ * mode. (`tests/permissions_test.ts` runs the job-level suite under them.)
  */
 
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
@@ -54,23 +55,25 @@ Deno.test("a killed host's work root is swept by the next manager; a live host's
   }
 });
 
-Deno.test("pool mode without --allow-net is one line naming the flag, and leaves no work root", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...TASK_FLAGS, host, dir, "pool"],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    equal(code, 2);
-    const text = new TextDecoder().decode(stderr).trim();
-    equal(text.split("\n").length, 1, text);
-    match(text, /--allow-net/);
-    deepStrictEqual([...Deno.readDirSync(dir)], []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+for (const mode of ["fork", "process", "pool"]) {
+  Deno.test(`${mode}: without --allow-run, one line names the flag, and no work root is left`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: ["run", ...TASK_FLAGS.filter((flag) => flag !== "--allow-run"), host, dir, mode],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      equal(code, 2);
+      const text = new TextDecoder().decode(stderr).trim();
+      equal(text.split("\n").length, 1, text);
+      match(text, /needs --allow-run to start Blender/);
+      deepStrictEqual([...Deno.readDirSync(dir)], []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
 
 Deno.test("a root kept with keepFiles survives the next manager", async () => {
   const dir = await Deno.makeTempDir();

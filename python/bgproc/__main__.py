@@ -28,28 +28,28 @@ def main(argv: list[str]) -> int:
     """Run the job in ``--job-dir``, serve jobs as a pool worker, or fork them as the zygote; return the exit code."""
     parser = argparse.ArgumentParser(prog="bgproc")
     parser.add_argument("--job-dir")
-    parser.add_argument("--pool-socket")
+    parser.add_argument("--pool", action="store_true")
     parser.add_argument("--worker-id", default="0")
     parser.add_argument("--empty-blend")
-    parser.add_argument("--zygote-socket")
+    parser.add_argument("--zygote", action="store_true")
     parser.add_argument("--addons", default="")
     options = parser.parse_args(argv)
     _line_buffered_output()
-    if options.zygote_socket is not None:
-        # Before watch_host: the zygote starts no thread (it watches the host itself), so that it can fork.
+    if options.zygote:
+        # No watch_host: the zygote starts no thread (it reads the host's requests on stdin), so that it can fork.
         from bgproc._zygote import serve as serve_zygote  # noqa: PLC0415 - only for the fork-mode zygote
 
-        return serve_zygote(socket_path=options.zygote_socket, zygote_id=options.worker_id)
-    watch_host()
-    if options.pool_socket is not None:
+        return serve_zygote(zygote_id=options.worker_id)
+    if options.pool:
+        # No watch_host either: the worker's own reader of stdin takes the host's requests and sees its death.
         from bgproc._pool import serve  # noqa: PLC0415 - only for pool workers
 
         return serve(
-            socket_path=options.pool_socket,
             worker_id=options.worker_id,
             empty_blend=options.empty_blend,
             addons=[name for name in options.addons.split(",") if name],
         )
+    watch_host()
     return run_job_dir(options.job_dir)
 
 

@@ -1,8 +1,12 @@
-"""A warm worker: one Blender that runs many jobs, one at a time, told what to run over a Unix socket.
+"""A warm worker: one Blender that runs many jobs, one at a time, told what to run on its stdin.
 
-The socket is the control channel: one JSON message per line, ``ready`` / ``run`` / ``done``. A job's own output
-goes to stdout and stderr as always, and can never be taken for a message. After each job the worker prints an end
-marker with the job's token (which no script can guess) on both streams, so the host knows where its output ends.
+There is no socket (Deno counts a Unix socket as network access). The host writes one JSON message per line on the
+worker's stdin (``run``, with the job's token and folder); a thread of the worker reads them (and takes end-of-file
+as the host's death, as ``watch_host`` does), and stdin itself becomes /dev/null, so a job cannot read them. The
+worker answers with marker lines among the job's output, written straight to a private copy of the old fd 1:
+``\x1ebgproc-ready <worker id>`` once, and after each job ``\x1ebgproc-done <token> <json>`` on stdout and
+``\x1ebgproc-end <token>`` on stderr, so the host knows where the job's output ends and how it ended. The token is
+not secret from the job, which runs in this process: pool mode is for trusted scripts (see the README).
 Between jobs the worker resets Blender's data from an empty file (milliseconds); ``run_job`` restores ``sys.path``,
 the working folder, ``sys.argv`` and ``__main__``; each script runs in fresh globals.
 
@@ -12,10 +16,12 @@ only for those finds them enabled and leaves the worker clean. An add-on a job e
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
-import socket
+import queue
 import sys
+import threading
 from typing import Any
 
 from ._addons import AddonError, enable_addon
@@ -27,20 +33,73 @@ from ._runner import (
     JobSpec,
     blender_version,
     empty_scene,
+    end_for_dead_host,
     error_record,
     run_job,
     runtime_origin,
 )
 from ._worker_state import Guard
 
-END_MARKER = "\x1ebgproc-end "
+MARKER = "\x1ebgproc-"
 
 
-def serve(*, socket_path: str, worker_id: str, empty_blend: str, addons: list[str]) -> int:
-    """Enable ``addons``, connect to the host, then run jobs until it says ``quit`` or goes away."""
+class HostChannel:
+    """The host's requests (read from the old stdin by a thread) and the worker's marker lines (to the old stdout)."""
+
+    def __init__(self) -> None:
+        self._in = os.dup(0)
+        self._out = os.dup(1)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        self._requests: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, name="bgproc-host-watch", daemon=True).start()
+
+    def _read(self) -> None:
+        pending = b""
+        try:
+            while True:
+                data = os.read(self._in, 65536)
+                if not data:
+                    break
+                pending += data
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    self._requests.put(json.loads(line))
+        finally:
+            end_for_dead_host()
+
+    def next(self) -> dict[str, Any]:
+        """The host's next request (blocks; the worker ends when the host goes away)."""
+        return self._requests.get()
+
+    def send(self, line: str, *, fd: int | None = None) -> None:
+        """Write one marker line, whole, after everything the job printed (Python's and the C library's buffers)."""
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001, S110 - a stream a script closed or replaced must not stop the marker
+                pass
+        _flush_c_streams()
+        data = memoryview(f"{MARKER}{line}\n".encode("utf-8"))
+        target = self._out if fd is None else fd
+        while data:
+            data = data[os.write(target, data) :]
+
+
+def _flush_c_streams() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+def serve(*, worker_id: str, empty_blend: str, addons: list[str]) -> int:
+    """Enable ``addons``, say ``ready``, then run jobs until the host goes away."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
     become_subreaper()
+    host = HostChannel()
     empty_scene(bpy)
     bpy.ops.wm.save_as_mainfile(filepath=empty_blend, compress=False)
     for name in addons:
@@ -49,33 +108,20 @@ def serve(*, socket_path: str, worker_id: str, empty_blend: str, addons: list[st
         except AddonError as error:
             # Each job that needs it tries again and fails with this error in its own report.
             print(f"bgproc: pool worker {worker_id}: {error}", file=sys.stderr)
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.connect(socket_path)
-    channel = connection.makefile("rwb")
-
-    def send(message: dict[str, Any]) -> None:
-        channel.write(json.dumps(message).encode("utf-8") + b"\n")
-        channel.flush()
-
-    send({"type": "ready", "worker": worker_id, "pid": os.getpid()})
+    host.send(f"ready {worker_id} {os.getpid()}")
     guard = Guard()
-    for line in channel:
-        message = json.loads(line)
+    while True:
+        message = host.next()
         if message.get("type") != "run":
-            break
+            return 0
+        token = str(message["token"])
         code, causes = run_one(bpy, job_dir=message["jobDir"], empty_blend=empty_blend, guard=guard)
         if causes:
-            # Dirty: no end markers (fd 1/2 may be gone); the host ends the job when this worker has exited.
-            send({"type": "done", "token": message["token"], "exitCode": code, "retire": "; ".join(causes)})
+            # Dirty: no end marker on stderr (fd 2 may be gone); the host ends the job when this worker has exited.
+            host.send(f"done {token} {json.dumps({'exitCode': code, 'retire': '; '.join(causes)})}")
             return 0
-        marker = f"{END_MARKER}{message['token']}\n".encode("utf-8")
-        # Straight to the fds, flushed streams first: a script's replaced sys.stdout cannot swallow the marker.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.write(1, marker)
-        os.write(2, marker)
-        send({"type": "done", "token": message["token"], "exitCode": code})
-    return 0
+        host.send(f"end {token}", fd=2)
+        host.send(f"done {token} {json.dumps({'exitCode': code})}")
 
 
 def run_one(bpy: Any, *, job_dir: str, empty_blend: str, guard: Guard) -> tuple[int, list[str]]:

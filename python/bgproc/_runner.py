@@ -401,24 +401,29 @@ def empty_scene(bpy: Any) -> None:
 
 
 def watch_host() -> None:
-    """End Blender when the host goes away: the host holds our stdin open, so end-of-file means it is gone.
-
-    Nothing is written on the way out: stdout and stderr are pipes to the dead host, and a write would fail.
-    """
+    """End Blender when the host goes away: the host holds our stdin open, so end-of-file means it is gone."""
 
     def watch() -> None:
         try:
             while sys.stdin.buffer.read(65536):
                 pass
         finally:
-            # End whatever the script started: every descendant (also where a wrapper, not Blender, leads the process
-            # group, and daemons in sessions of their own), then the group when Blender leads it.
-            try:
-                end_descendants()
-                if os.getpgid(0) == os.getpid():
-                    os.killpg(os.getpid(), signal.SIGKILL)
-            finally:
-                os._exit(EXIT_HOST_GONE)
+            end_for_dead_host()
 
     if sys.stdin is not None:
         threading.Thread(target=watch, name="bgproc-host-watch", daemon=True).start()
+
+
+def end_for_dead_host() -> None:
+    """The host is gone: end everything this Blender started, and Blender, at once.
+
+    Nothing is written on the way out: stdout and stderr are pipes to the dead host, and a write would fail.
+    """
+    try:
+        # Every descendant (also where a wrapper, not Blender, leads the process group, and daemons in sessions of
+        # their own), then the group when Blender leads it.
+        end_descendants()
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+    finally:
+        os._exit(EXIT_HOST_GONE)

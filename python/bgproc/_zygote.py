@@ -1,16 +1,25 @@
 """Fork mode's zygote: a warm Blender that never runs user code and forks one child per attempt.
 
-The control channel is a Unix socket to the host, one JSON message per line, as in pool mode:
+It talks to the host over the pipes it was started with; there is no socket (Deno counts a Unix socket as network
+access) and no path a job could find:
 
-- zygote -> host: ``ready`` (pid, Blender version, native threads, ``unsafe``: why forking is unsafe here, or null),
-  ``forked`` (token, child pid), ``refused`` (token, why), ``exited`` (token, code, signal).
-- host -> zygote: ``fork`` (token, job dir), ``kill`` (token).
+- host -> zygote, on stdin: one JSON message per line, ``fork`` (id, token, job dir) and ``kill`` (id). End-of-file
+  is the host's death: the zygote ends its children and exits.
+- zygote -> host, on stdout: first Blender's own start-up lines, then a line ``\x1ebgproc-frames``, then only frames:
+  a kind byte, the attempt's id (4 bytes, big-endian), a length (4 bytes) and that many bytes. ``m`` is a JSON message
+  (``ready``, ``forked``, ``refused``, ``exited`` with code and signal), ``o``/``e`` a chunk of a child's stdout/stderr,
+  ``O``/``E`` the end of that stream. From the sync line on, whatever Blender or the zygote itself prints goes to
+  stderr (fd 1 is pointed there); the frames go to a private copy of the old fd 1.
 
-A child's stdout and stderr are two more connections to the host's socket, made by the zygote just before the fork
-(each opens with a ``output`` line naming the token and stream); the child puts them on fds 1 and 2, and the zygote
-closes its copies. So a job's output reaches the host per job, ends when the child and everything it started have
-closed it (as a pipe would), and never passes through the zygote. Deno cannot pass fds over a socket (SCM_RIGHTS), so
-the host cannot hand the zygote pipes; FIFOs or files in the job directory would need polling and leave files behind.
+Each child gets two pipes of its own for its stdout and stderr; the zygote relays them as frames, at most 64 KiB per
+stream per turn of its loop, so a child that prints 100 MB takes turns with the others and the zygote holds no more
+than one chunk; a child that prints faster than the host reads waits on its own pipe (backpressure). A stream ends
+when the child and everything it started have closed it, or one second after the child is reaped (a daemon the
+reaper could not reach may hold it).
+
+A child cannot reach the channel: it closes the zygote's descriptors (stdin becomes /dev/null), and the zygote is not
+dumpable (``PR_SET_DUMPABLE`` 0, inherited by its children), so ``/proc/<zygote>/fd`` cannot be opened by a job
+running as the same user.
 
 The zygote reaps its children through pidfds (no SIGCHLD handler, no polling) and reports each exit, signals included.
 It is the children's subreaper: when a child ends, whatever it left behind that was re-parented to the zygote (a
@@ -21,9 +30,9 @@ What forking a Blender must avoid (see the README's fork-mode section):
 
 - GPU devices: the zygote never renders, never touches Cycles' device list or preferences, never imports add-ons of
   its own. CUDA/HIP/OptiX/Metal contexts do not survive a fork; a child initialises its own.
-- Shared files and locks: the zygote opens nothing but its control socket, its epoll and its children's pidfds; the
-  child closes all of them first thing. It never writes a file a child could also write. What Blender itself holds
-  open (the ``--python`` file on 3.4, a pipe pair of 5.2's own, /dev/null) stays shared and unused by bgproc.
+- Shared files and locks: the zygote opens nothing but its children's pipes and pidfds and its epoll; the child
+  closes all of them first thing. It never writes a file a child could also write. What Blender itself holds open
+  (the ``--python`` file on 3.4, a pipe pair of 5.2's own, /dev/null) stays shared and unused by bgproc.
 - Threads: a fork copies only the forking thread. Blender itself keeps native threads (its task scheduler's TBB
   workers and, on Debian's 3.4, jemalloc's background thread) sleeping on futexes; those hold no lock while idle and
   jemalloc has fork handlers, which is why a child can still evaluate modifiers and render. The zygote forks only when
@@ -45,47 +54,75 @@ import os
 import random
 import selectors
 import signal
-import socket
-import stat
+import struct
 import sys
 import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._reaper import become_subreaper, end_descendants
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 EXIT_RUNTIME_ERROR = 4
 
 # How long a native thread that is not asleep may take to fall asleep before the zygote refuses to fork.
 SETTLE_SECONDS = 0.2
 
+# How long a reaped child's output may stay open (a daemon the reaper could not reach may hold it).
+OUTPUT_GRACE_SECONDS = 1.0
+
+# The line on stdout after which only frames follow.
+FRAMES_SYNC = b"\n\x1ebgproc-frames\n"
+
+CHUNK = 65536
+
+_HEADER = struct.Struct(">cII")
+
 
 @dataclass
 class _Child:
-    token: str
+    id: int
     pid: int
     pidfd: int
+    # Read end -> stream kind (b"o" or b"e"), while open.
+    streams: dict[int, bytes] = field(default_factory=dict)
+    # Once reaped: when its open streams are closed whatever holds them.
+    deadline: float | None = None
 
 
-def serve(*, socket_path: str, zygote_id: str) -> int:
-    """Connect to the host, report ``ready``, then fork a child per ``fork`` until the host goes away."""
+class _Host:
+    """The frames to the host, on a private copy of fd 1 (blocking: the host reads all the time)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def frame(self, kind: bytes, child_id: int, payload: bytes) -> None:
+        data = memoryview(_HEADER.pack(kind, child_id, len(payload)) + payload)
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def message(self, message: dict[str, Any]) -> None:
+        self.frame(b"m", 0, json.dumps(message).encode("utf-8"))
+
+
+def serve(*, zygote_id: str) -> int:
+    """Report ``ready`` to the host, then fork a child per ``fork`` and relay its output until the host goes away."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
+    _prctl(PR_SET_DUMPABLE, 0)  # No job (same user) may open /proc/<zygote>/fd: the channel and siblings' pipes.
     become_subreaper()
     baseline = set(_tasks())
     unsafe = _unsafe_reason()
-    control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    control.connect(socket_path)
-
-    def send(message: dict[str, Any]) -> None:
-        control.sendall(json.dumps(message).encode("utf-8") + b"\n")
-
-    send(
+    sys.stdout.flush()
+    host = _Host(os.dup(1))
+    os.dup2(2, 1)  # From now on Blender's and Python's own prints go to stderr; stdout carries frames only.
+    os.write(host.fd, FRAMES_SYNC)
+    host.message(
         {
             "type": "ready",
             "zygote": zygote_id,
@@ -95,63 +132,52 @@ def serve(*, socket_path: str, zygote_id: str) -> int:
             "unsafe": unsafe,
         }
     )
-    children: dict[str, _Child] = {}
+    children: dict[int, _Child] = {}
     selector = selectors.DefaultSelector()
-    selector.register(control, selectors.EVENT_READ, "control")
-    if stat.S_ISFIFO(os.fstat(0).st_mode):
-        selector.register(0, selectors.EVENT_READ, "stdin")  # The host holds it open: end-of-file is its death.
+    selector.register(0, selectors.EVENT_READ, None)
     pending = b""
     try:
         while True:
-            for key, _ in selector.select():
-                if key.data == "stdin":
-                    if not os.read(0, 65536):
-                        return 0  # The host is gone.
-                elif key.data == "control":
-                    data = control.recv(65536)
+            deadlines = [child.deadline for child in children.values() if child.deadline is not None]
+            timeout = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+            for key, _ in selector.select(timeout):
+                if key.data is None:
+                    data = os.read(0, CHUNK)
                     if not data:
-                        return 0
+                        return 0  # The host is gone.
                     pending += data
                     while b"\n" in pending:
                         line, pending = pending.split(b"\n", 1)
-                        _handle(
-                            json.loads(line),
-                            bpy=bpy,
-                            send=send,
-                            socket_path=socket_path,
-                            children=children,
-                            selector=selector,
-                            control=control,
-                            baseline=baseline,
-                        )
+                        _handle(json.loads(line), bpy=bpy, host=host, children=children, selector=selector,
+                                baseline=baseline)
+                elif isinstance(key.data, _Child):
+                    _reaped(key.data, host=host, children=children, selector=selector)
                 else:
-                    child: _Child = key.data
-                    selector.unregister(child.pidfd)
-                    os.close(child.pidfd)
-                    del children[child.token]
-                    code, name = _reap(child.pid, keep={other.pid for other in children.values()})
-                    send({"type": "exited", "token": child.token, "code": code, "signal": name})
+                    child, kind = key.data
+                    _relay(child, key.fd, kind, host=host, children=children, selector=selector)
+            _past_grace(children, host=host, selector=selector)
     finally:
         for child in children.values():
             _kill_group(child.pid)
         end_descendants()
 
 
-def _handle(message: dict[str, Any], *, bpy: Any, send: Any, socket_path: str, children: dict[str, _Child],
-            selector: selectors.BaseSelector, control: socket.socket, baseline: set[str]) -> None:
-    token = str(message.get("token"))
+def _handle(message: dict[str, Any], *, bpy: Any, host: _Host, children: dict[int, _Child],
+            selector: selectors.BaseSelector, baseline: set[str]) -> None:
+    child_id = int(message.get("id", 0))
     if message.get("type") == "kill":
-        child = children.get(token)
-        if child is not None:
+        child = children.get(child_id)
+        if child is not None and child.deadline is None:
             _kill_group(child.pid)  # Not reaped yet, so the group id is still this child's.
         return
     if message.get("type") != "fork":
         return
     problem = _fork_problem(baseline)
     if problem is not None:
-        send({"type": "refused", "token": token, "why": problem})
+        host.message({"type": "refused", "id": child_id, "why": problem})
         return
-    streams = [_output_connection(socket_path, token, name) for name in ("stdout", "stderr")]
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
     with warnings.catch_warnings():
@@ -162,14 +188,7 @@ def _handle(message: dict[str, Any], *, bpy: Any, send: Any, socket_path: str, c
         code = EXIT_RUNTIME_ERROR
         try:
             os.setpgid(0, 0)
-            os.dup2(streams[0].fileno(), 1)
-            os.dup2(streams[1].fileno(), 2)
-            for stream in streams:
-                stream.close()
-            for child in children.values():
-                os.close(child.pidfd)
-            selector.close()
-            control.close()
+            _child_fds(out_write, err_write, keep_none_of=[out_read, err_read, host.fd, selector, children])
             code = _run_child(bpy, job_dir=str(message["jobDir"]))
         finally:
             try:
@@ -181,18 +200,86 @@ def _handle(message: dict[str, Any], *, bpy: Any, send: Any, socket_path: str, c
         os.setpgid(pid, pid)  # Also here: a kill may come before the child has run a line.
     except OSError:
         pass  # The child did it first, or has exited already.
-    for stream in streams:
-        stream.close()
-    child = _Child(token=token, pid=pid, pidfd=os.pidfd_open(pid))
-    children[token] = child
+    os.close(out_write)
+    os.close(err_write)
+    child = _Child(id=child_id, pid=pid, pidfd=os.pidfd_open(pid), streams={out_read: b"o", err_read: b"e"})
+    children[child_id] = child
     selector.register(child.pidfd, selectors.EVENT_READ, child)
-    send({"type": "forked", "token": token, "pid": pid})
+    for fd, kind in child.streams.items():
+        selector.register(fd, selectors.EVENT_READ, (child, kind))
+    host.message({"type": "forked", "id": child_id, "pid": pid})
+
+
+def _child_fds(out_write: int, err_write: int, *, keep_none_of: list[Any]) -> None:
+    """In a new child: stdin from /dev/null, stdout and stderr to its own pipes, and none of the zygote's fds."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_write, 1)
+    os.dup2(err_write, 2)
+    for fd in (null, out_write, err_write):
+        os.close(fd)
+    out_read, err_read, host_fd, selector, children = keep_none_of
+    for fd in (out_read, err_read, host_fd):
+        os.close(fd)
+    for child in children.values():
+        os.close(child.pidfd)
+        for fd in child.streams:
+            os.close(fd)
+    selector.close()
+
+
+def _relay(child: _Child, fd: int, kind: bytes, *, host: _Host, children: dict[int, _Child],
+           selector: selectors.BaseSelector) -> None:
+    """Pass one chunk of a child's stream to the host, or its end."""
+    try:
+        data = os.read(fd, CHUNK)
+    except OSError:
+        data = b""
+    if data:
+        host.frame(kind, child.id, data)
+        return
+    _close_stream(child, fd, host=host, selector=selector)
+    _forget_if_done(child, children)
+
+
+def _close_stream(child: _Child, fd: int, *, host: _Host, selector: selectors.BaseSelector) -> None:
+    kind = child.streams.pop(fd)
+    selector.unregister(fd)
+    os.close(fd)
+    host.frame(kind.upper(), child.id, b"")
+
+
+def _reaped(child: _Child, *, host: _Host, children: dict[int, _Child], selector: selectors.BaseSelector) -> None:
+    selector.unregister(child.pidfd)
+    os.close(child.pidfd)
+    others = {other.pid for other in children.values() if other is not child and other.deadline is None}
+    code, name = _reap(child.pid, keep=others)
+    child.deadline = time.monotonic() + OUTPUT_GRACE_SECONDS
+    host.message({"type": "exited", "id": child.id, "code": code, "signal": name})
+    _forget_if_done(child, children)
+
+
+def _past_grace(children: dict[int, _Child], *, host: _Host, selector: selectors.BaseSelector) -> None:
+    """Close the streams of reaped children whose grace is over (a process out of the reaper's reach holds them)."""
+    now = time.monotonic()
+    for child in list(children.values()):
+        if child.deadline is not None and child.deadline <= now:
+            for fd in list(child.streams):
+                _close_stream(child, fd, host=host, selector=selector)
+            _forget_if_done(child, children)
+
+
+def _forget_if_done(child: _Child, children: dict[int, _Child]) -> None:
+    if child.deadline is not None and not child.streams:
+        children.pop(child.id, None)
 
 
 def _run_child(bpy: Any, *, job_dir: str) -> int:
-    """In the child: die with the zygote, reseed, open the job's .blend file, then run the job as process mode does."""
+    """In the child: die with the zygote, reseed, open the job's .blend file, then run the job as process mode does.
+
+    No host watch here (stdin is /dev/null): the zygote watches the host, and the child dies with the zygote."""
     from ._job_dir import JobDir  # noqa: PLC0415 - after the fork: the zygote stays lean
-    from ._runner import JobSpec, run_job_dir, watch_host  # noqa: PLC0415
+    from ._runner import JobSpec, run_job_dir  # noqa: PLC0415
 
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:
@@ -205,7 +292,6 @@ def _run_child(bpy: Any, *, job_dir: str) -> int:
             bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
     except Exception:  # noqa: BLE001 - run_job_dir reports a bad spec or an unreadable .blend, as process mode does
         pass
-    watch_host()
     return run_job_dir(job_dir)
 
 
@@ -220,14 +306,6 @@ def _own_temp_dir(bpy: Any, folder: str) -> None:
         bpy.context.preferences.filepaths.temporary_directory = folder
     except Exception as error:  # noqa: BLE001 - the job still runs; it is told why its temp folder is shared
         print(f"bgproc: the job's own temp folder could not be made ({error}); it shares the zygote's", file=sys.stderr)
-
-
-def _output_connection(socket_path: str, token: str, stream: str) -> socket.socket:
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.connect(socket_path)
-    connection.sendall(json.dumps({"type": "output", "token": token, "stream": stream}).encode("utf-8") + b"\n")
-    connection.shutdown(socket.SHUT_RD)
-    return connection
 
 
 def _reap(pid: int, *, keep: set[int]) -> tuple[int, str | None]:

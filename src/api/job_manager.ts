@@ -97,7 +97,7 @@ export class JobManager implements AsyncDisposable {
       this.#backend = new NatsBackend(options.nats, { ...resolved, maxAttempts: this.#maxAttempts }, publish);
     } else {
       this.blenderPath = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
-      checkPermissions(resolved.mode, this.blenderPath, resolved.workDir ?? tmpdir());
+      checkPermissions(this.blenderPath, resolved.workDir ?? tmpdir());
       this.#backend = new LocalBackend(resolved, this.blenderPath, publish);
     }
     this.workRoot = this.#backend.workRoot;

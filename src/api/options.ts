@@ -88,20 +88,19 @@ export interface JobManagerOptions {
    */
   resultLimit?: number;
   /**
-   * `"process"`: one fresh Blender per job (full isolation; a Blender
-   * start-up per job). `"pool"`: up to `maxWorkers` warm Blenders that run
-   * many jobs each, resetting Blender's data between jobs (an empty scene, or
-   * the job's .blend file) and running each script in fresh globals: the
-   * per-job overhead is milliseconds. What one script does to the Python
-   * process beyond Blender's data (modules it imported, globals of those
-   * modules) stays for the next job on that worker. `"fork"`: a warm
-   * *zygote* Blender, which never runs user code, forks a fresh child per
-   * job: the isolation of process mode (everything a job did dies with its
-   * child) at a few milliseconds per job. On a Blender where forking is
-   * unsafe, fork mode runs jobs in process mode and says so in each job's
-   * output.
+   * `"fork"` (the default): a warm *zygote* Blender, which never runs user
+   * code, forks a fresh child per job: the isolation of process mode
+   * (everything a job did dies with its child) at a few milliseconds per
+   * job. On a Blender where forking is unsafe, fork mode runs jobs in
+   * process mode and says so in each job's output. `"process"`: one fresh
+   * Blender per job (a Blender start-up per job; nothing is shared with a
+   * warm Blender). `"pool"`: up to `maxWorkers` warm Blenders that run many
+   * jobs each, resetting Blender's data between jobs (an empty scene, or the
+   * job's .blend file) and running each script in fresh globals: the fastest,
+   * for trusted scripts only (a job runs in the worker's own process). No
+   * mode needs `--allow-net`.
    *
-   * @default {"process"}
+   * @default {"fork"}
    */
   mode?: "process" | "pool" | "fork";
   /**
@@ -510,7 +509,7 @@ export const DEFAULTS = {
   keepFiles: false,
   outputLimit: 1 << 20,
   resultLimit: 64 * 1024 * 1024,
-  mode: "process",
+  mode: "fork",
   maxJobsPerWorker: 100,
   maxWorkerMemoryMiB: 2048,
   prewarm: false,
@@ -630,13 +629,12 @@ function checkBoolean(field: string, value: unknown): boolean {
  * Throw `Deno.errors.NotCapable` with one line naming the missing flag,
  * unless the permissions the manager needs are granted.
  */
-export function checkPermissions(mode: "process" | "pool" | "fork", blender: string, workDir: string): void {
+export function checkPermissions(blender: string, workDir: string): void {
   const needed: [Deno.PermissionDescriptor, string, string][] = [
     [{ name: "read", path: workDir }, "--allow-read", `to read its work root in ${workDir}`],
     [{ name: "write", path: workDir }, "--allow-write", `to write its work root in ${workDir}`],
     [{ name: "run", command: blender }, "--allow-run", `to start Blender (${blender})`],
   ];
-  if (mode !== "process") needed.push([{ name: "net" }, "--allow-net", `for ${mode} mode's Unix socket`]);
   for (const [descriptor, flag, why] of needed) {
     if (Deno.permissions.querySync(descriptor).state !== "granted") {
       throw new Deno.errors.NotCapable(`bgproc's JobManager needs ${flag} ${why}; run Deno with ${flag}`);

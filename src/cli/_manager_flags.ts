@@ -16,7 +16,7 @@ export const MANAGER_FLAGS: FlagSpecs = {
   mode: {
     type: "string",
     value: "MODE",
-    help: "process (one Blender per job, default), fork (a child of a warm Blender per job) or pool (warm Blenders)",
+    help: "fork (a child of a warm Blender per job, default), process (one Blender per job) or pool (warm Blenders)",
   },
   blender: { type: "string", value: "PATH", help: "the Blender executable (default: $BLENDER, else blender on PATH)" },
   "no-factory-startup": {

@@ -177,8 +177,7 @@ function makeRunner(
 ): Runner {
   if (options.mode === "process") return new ProcessRunner({ blender, runtimeEntry });
   if (options.mode === "fork") {
-    const dir = join(workRoot, "fork");
-    const fork = new ForkRunner({ blender, runtimeEntry, dir, factoryStartup: options.factoryStartup });
+    const fork = new ForkRunner({ blender, runtimeEntry, factoryStartup: options.factoryStartup });
     if (options.prewarm) fork.prewarm();
     return fork;
   }

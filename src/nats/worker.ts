@@ -31,7 +31,7 @@ export interface RunWorkerOptions {
   /**
    * How the local manager runs Blender.
    *
-   * @default {"process"}
+   * @default {"fork"}
    */
   mode?: "process" | "pool" | "fork";
   /**
@@ -108,7 +108,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const maxAttempts = positiveInteger(what, "maxAttempts", options.maxAttempts ?? 3);
   const ackWaitMs = positiveInteger(what, "ackWaitMs", options.ackWaitMs ?? 30_000);
   const graceMs = Math.max(0, options.graceMs ?? 30_000);
-  const mode = options.mode ?? "process";
+  const mode = options.mode ?? "fork";
   const emit = options.onEvent ?? (() => {});
   options.signal?.throwIfAborted();
 
@@ -199,7 +199,7 @@ function startLocalJobs(
     ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
   });
   const blender = findBlender(resolved.blender === undefined ? {} : { blender: resolved.blender });
-  checkPermissions(resolved.mode, blender, resolved.workDir ?? tmpdir());
+  checkPermissions(blender, resolved.workDir ?? tmpdir());
   const defaults: JobDefaults = {
     timeoutMs: resolved.timeout,
     outputDir: null,

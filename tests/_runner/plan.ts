@@ -73,6 +73,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/service_names_test.ts": { where: "default", seconds: 30 },
   "tests/service_render_test.ts": { where: "default", seconds: 60 },
   "tests/service_test.ts": { where: "default", seconds: 27 },
+  "tests/permissions_test.ts": { where: "default", seconds: 240 },
   "tests/faults/soak_test.ts": { where: "default", seconds: 420 },
   "tests/nats/cli_test.ts": { where: "default", seconds: 39 },
   "tests/nats/done_when_test.ts": { where: "default", seconds: 39 },

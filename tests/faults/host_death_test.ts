@@ -7,9 +7,11 @@ import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobManager } from "../../mod.ts";
-import { fixture, isAlive, waitFor } from "../_helpers.ts";
+import { fixture, isAlive, MODES, waitFor } from "../_helpers.ts";
 
-const CASES = [["SIGKILL", "process"], ["SIGTERM", "process"], ["SIGINT", "process"], ["SIGKILL", "fork"]] as const;
+const CASES = MODES.flatMap((mode) =>
+  (["SIGKILL", "SIGTERM", "SIGINT"] as const).map((signal) => [signal, mode] as const)
+);
 for (const [signal, mode] of CASES) {
   Deno.test(`${mode}: Blender and its children exit soon after the host gets ${signal}`, async () => {
     const dir = await Deno.makeTempDir();

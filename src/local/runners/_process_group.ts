@@ -1,7 +1,8 @@
 /**
  * A local process in a process group of its own (`Deno.Command`, never a
- * shell), as the process and pool runners start Blender. Stdin stays open:
- * the Python runtime takes its end-of-file as the host's death.
+ * shell), as every runner starts Blender. Stdin stays open: the Python
+ * runtime takes its end-of-file as the host's death (and a warm Blender
+ * reads its requests there).
  */
 
 import { openCgroup } from "./_cgroup.ts";
@@ -29,6 +30,8 @@ export interface ProcessGroup {
   readonly status: Promise<ExitStatus>;
   /** Send `signal` to the process and everything it started. Never throws. */
   kill(signal: Deno.Signal): void;
+  /** Write to the process's stdin (a warm Blender's requests). Never rejects: a dead process's exit says why. */
+  send(data: Uint8Array): Promise<void>;
   /** Close the process's stdin: the Python runtime ends Blender when it sees end-of-file. */
   closeStdin(): Promise<void>;
   /**
@@ -79,6 +82,9 @@ export function spawnDetached(command: string, args: readonly string[]): Process
     }),
     unjailed: jail.then((cgroup) => "killAll" in cgroup ? null : cgroup.why),
     kill,
+    async send(data) {
+      if (!stdinClosed) await stdin.write(data).catch(() => {});
+    },
     async closeStdin() {
       if (stdinClosed) return;
       stdinClosed = true;

@@ -10,12 +10,14 @@ export class WarmBlender<Ready> {
   readonly factoryStartup: boolean;
   readonly commandLine: string;
   readonly process: ProcessGroup;
-  /** Settles with its greeting on the runner's socket; rejects when it exits first. */
+  /** Settles with its greeting (on its stdout); rejects when it exits first. */
   readonly ready: PromiseWithResolvers<Ready> = Promise.withResolvers<Ready>();
-  /** Its control connection, once it greeted. */
-  connection: Deno.UnixConn | undefined;
-  /** Settles when it has exited and its output and connection are done. */
+  /** Whether it greeted. */
+  greeted = false;
+  /** Settles when it has exited and its output is done. */
   done: Promise<void> = Promise.resolve();
+  /** The last lines it printed outside any job, for the error when it will not start. */
+  readonly tail: string[] = [];
 
   constructor(id: string, blender: string, args: string[], factoryStartup: boolean) {
     this.id = id;
@@ -23,5 +25,16 @@ export class WarmBlender<Ready> {
     this.commandLine = shellQuote([blender, ...args]);
     this.process = spawnDetached(blender, args);
     this.ready.promise.catch(() => {});
+  }
+
+  /** Keep one of its own lines (Blender's start-up chatter, an error before it was ready). */
+  keep(line: string): void {
+    this.tail.push(line);
+    if (this.tail.length > 20) this.tail.shift();
+  }
+
+  /** Its last lines, for an error: `; its last output:` and the lines, or nothing. */
+  lastOutput(): string {
+    return this.tail.length === 0 ? "" : `; its last output:\n${this.tail.join("\n")}`;
   }
 }

@@ -4,13 +4,15 @@
  * exactly as process mode does, in a process group of its own, and exits;
  * everything the job did dies with it.
  *
- * The zygote's control channel is a Unix socket, one JSON message per line
- * (`fork`/`kill` to it; `ready`/`forked`/`refused`/`exited` from it). Each
- * child's stdout and stderr are two more connections to the same socket,
- * opened by the zygote before the fork and named by the attempt's token, so
- * a job's output reaches its attempt directly and ends when the child and
- * everything it started have closed it. Exits (signals included) come from
- * the zygote, which reaps its children.
+ * The host and the zygote talk over the zygote's own pipes, no socket: fork
+ * and kill requests as JSON lines on its stdin, and on its stdout frames
+ * (`_frames.ts`): messages (`ready`/`forked`/`refused`/`exited`) and each
+ * child's stdout and stderr, which the zygote reads from pipes of the
+ * child's own and relays in turns, so a job's output reaches its attempt and
+ * ends when the child and everything it started have closed it (or a second
+ * after the child is reaped). Exits (signals included) come from the zygote,
+ * which reaps its children. A zygote that does not end a killed child within
+ * `KILL_GRACE_MS` is killed itself.
  *
  * A zygote that dies takes its running children with it (they die with
  * their parent); the next attempt starts a new one, and a zygote that cannot
@@ -19,12 +21,12 @@
  * run in process mode, and each says so in its output and its `ranOn`.
  */
 
-import { join } from "node:path";
 import { lineSplitter } from "../job/lines.ts";
 import { Channel } from "../../channel.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
 import { WarmBlender } from "./_warm_blender.ts";
-import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup } from "./_process_group.ts";
+import type { ExitStatus, ProcessGroup } from "./_process_group.ts";
+import { readFrames } from "./_frames.ts";
 import { runPrepared } from "./process.ts";
 import type { AttemptEvent, AttemptHandle, AttemptPlan, Runner, WarmExit } from "./runner.ts";
 
@@ -32,37 +34,74 @@ import type { AttemptEvent, AttemptHandle, AttemptPlan, Runner, WarmExit } from 
 export interface ForkRunnerOptions {
   readonly blender: string;
   readonly runtimeEntry: string;
-  /** A folder for the socket. */
-  readonly dir: string;
   /** The manager's default startup (`--factory-startup` or not): the zygote `prewarm` starts. */
   readonly factoryStartup: boolean;
 }
 
+/** How long a zygote may take to end a child it was told to kill before it is killed itself (with its children). */
+const KILL_GRACE_MS = 5_000;
+
+/** One stream of one child, from the zygote's frames to its attempt's lines. */
+class ChildOutput {
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** Settles when the stream has ended and every line of it reached the attempt. */
+  readonly done: Promise<void>;
+  #ended = false;
+
+  constructor(attempt: LocalAttempt, stream: "stdout" | "stderr") {
+    const pipe = new TransformStream<Uint8Array, Uint8Array>();
+    this.#writer = pipe.writable.getWriter();
+    this.done = (async () => {
+      const lines = pipe.readable.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+      for await (const line of lines) attempt.line(stream, line);
+    })().catch(() => {});
+  }
+
+  /** Pass a chunk on; settles once it is taken (backpressure reaches the zygote's pipe). */
+  write(chunk: Uint8Array): Promise<void> {
+    return this.#ended ? Promise.resolve() : this.#writer.write(chunk).catch(() => {});
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    void this.#writer.close().catch(() => {});
+  }
+}
+
 /** One attempt on the zygote. */
 class Lease {
+  readonly id: number;
   readonly token: string;
   readonly attempt: LocalAttempt;
   readonly forked = Promise.withResolvers<number | string>();
   pid: number | undefined;
   status: ExitStatus | undefined;
-  readonly streams: Record<"stdout" | "stderr", Promise<void> | undefined> = { stdout: undefined, stderr: undefined };
   readonly exited = Promise.withResolvers<ExitStatus>();
-  /** The output connections, closed when the grace after exit runs out. */
-  readonly connections: Deno.UnixConn[] = [];
+  readonly output: Record<"stdout" | "stderr", ChildOutput>;
+  /** Kills the zygote when it does not end a killed child in time. */
+  watchdog: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(token: string, attempt: LocalAttempt) {
+  constructor(id: number, token: string, attempt: LocalAttempt) {
+    this.id = id;
     this.token = token;
     this.attempt = attempt;
     this.forked.promise.catch(() => {});
+    this.output = { stdout: new ChildOutput(attempt, "stdout"), stderr: new ChildOutput(attempt, "stderr") };
+  }
+
+  /** The child's exit, once. */
+  exit(status: ExitStatus): void {
+    clearTimeout(this.watchdog);
+    this.status ??= status;
+    this.exited.resolve(this.status);
   }
 }
 
 /** One warm Blender that forks. */
-class Zygote extends WarmBlender<{ connection: Deno.UnixConn; unsafe: string | null; blender: string }> {
-  readonly leases = new Map<string, Lease>();
+class Zygote extends WarmBlender<{ unsafe: string | null; blender: string }> {
+  readonly leases = new Map<number, Lease>();
   exited: ExitStatus | undefined;
-  /** The last lines the zygote itself printed, for the error when it will not start. */
-  readonly tail: string[] = [];
 }
 
 /**
@@ -72,10 +111,6 @@ class Zygote extends WarmBlender<{ connection: Deno.UnixConn; unsafe: string | n
  */
 export class ForkRunner implements Runner {
   readonly #options: ForkRunnerOptions;
-  readonly #socketPath: string;
-  readonly #listener: Deno.UnixListener;
-  readonly #greetings = new Set<Promise<void>>();
-  readonly #accepting: Promise<void>;
   readonly #encoder = new TextEncoder();
   /** The zygote each startup flavour forks from now (keyed by `factoryStartup`). */
   readonly #current = new Map<boolean, Zygote>();
@@ -83,7 +118,7 @@ export class ForkRunner implements Runner {
   /** Zygotes whose process or output is not done yet (an exited zygote's pipes may still be closing). */
   readonly #unfinished = new Set<Zygote>();
   #nextZygote = 0;
-  #nextToken = 0;
+  #nextLease = 0;
   /** Why forking is unsafe on this Blender, per startup flavour, once a zygote of it said so. */
   readonly #unsafe = new Map<boolean, string>();
   #warmExit: ((exit: WarmExit) => void) | undefined;
@@ -91,16 +126,6 @@ export class ForkRunner implements Runner {
 
   constructor(options: ForkRunnerOptions) {
     this.#options = options;
-    Deno.mkdirSync(options.dir, { recursive: true });
-    this.#socketPath = join(options.dir, "zygote.sock");
-    const listener = Deno.listen({ transport: "unix", path: this.#socketPath });
-    this.#listener = listener;
-    this.#accepting = (async () => {
-      for await (const connection of listener) {
-        const greeting: Promise<void> = this.#greet(connection).finally(() => this.#greetings.delete(greeting));
-        this.#greetings.add(greeting);
-      }
-    })().catch(() => {});
   }
 
   /** Start the zygote now instead of on the first attempt. */
@@ -147,14 +172,8 @@ export class ForkRunner implements Runner {
 
   async close(): Promise<void> {
     this.#closing = true;
-    for (const zygote of this.#zygotes) {
-      for (const lease of zygote.leases.values()) if (lease.pid !== undefined) killGroup(lease.pid);
-      zygote.process.kill("SIGKILL");
-    }
+    for (const zygote of this.#zygotes) zygote.process.kill("SIGKILL"); // Its children die with it (PDEATHSIG).
     await Promise.all([...this.#unfinished].map((zygote) => zygote.done));
-    this.#listener.close();
-    await this.#accepting;
-    await Promise.all(this.#greetings);
   }
 
   /** One attempt, from its job directory to its end. */
@@ -173,9 +192,10 @@ export class ForkRunner implements Runner {
     const flavour = plan.factoryStartup;
     for (let tries = 0; tries < 2 && !this.#unsafe.has(flavour); tries++) {
       if (attempt.killReason !== undefined) return await attempt.end({ status: null });
-      const zygote = this.#liveZygote(flavour);
+      let zygote: Zygote;
       let ready;
       try {
+        zygote = this.#liveZygote(flavour);
         ready = await zygote.ready.promise;
       } catch (startError) {
         return await attempt.end({ status: null, startError, blenderWouldNotStart: true });
@@ -184,28 +204,30 @@ export class ForkRunner implements Runner {
         this.#unsafe.set(flavour, `Blender ${ready.blender}: ${ready.unsafe}`);
         break;
       }
-      const token = `${Deno.pid}-${++this.#nextToken}-${crypto.randomUUID()}`;
-      const lease = new Lease(token, attempt);
-      zygote.leases.set(token, lease);
+      const lease = new Lease(++this.#nextLease, `${Deno.pid}-${this.#nextLease}-${crypto.randomUUID()}`, attempt);
+      zygote.leases.set(lease.id, lease);
       onLease(zygote, lease);
       if (zygote.exited !== undefined) this.#onExit(zygote, zygote.exited); // It died before the lease was known.
-      await this.#send(zygote, { type: "fork", token, jobDir: plan.jobDir });
+      await this.#send(zygote, { type: "fork", id: lease.id, token: lease.token, jobDir: plan.jobDir });
       const forked = await lease.forked.promise.catch((error: Error) => error);
       if (typeof forked === "string") { // Refused.
-        zygote.leases.delete(token);
+        zygote.leases.delete(lease.id);
         this.#retire(zygote);
         if (tries === 1) this.#unsafe.set(flavour, `Blender ${ready.blender}: ${forked}`);
         continue;
       }
       if (typeof forked === "number") {
         attempt.started(
-          `${zygote.commandLine}  # fork-mode zygote ${zygote.id} (pid ${zygote.process.pid}), child ${forked}, job ${token}`,
+          `${zygote.commandLine}  # fork-mode zygote ${zygote.id} (pid ${zygote.process.pid}), child ${forked}, job ${lease.token}`,
         );
         if (attempt.killReason !== undefined) this.#kill(zygote, lease);
       }
       const status = await lease.exited.promise;
-      await this.#outputDone(lease);
-      zygote.leases.delete(token);
+      await Promise.all([lease.output.stdout.done, lease.output.stderr.done]);
+      zygote.leases.delete(lease.id);
+      if (this.#current.get(zygote.factoryStartup) !== zygote && zygote.leases.size === 0) {
+        zygote.process.kill("SIGKILL"); // Retired, and its last child is done.
+      }
       return await attempt.end({ status });
     }
     attempt.line(
@@ -221,37 +243,15 @@ export class ForkRunner implements Runner {
     await runPrepared(attempt, this.#options.blender, args, plan.outputLimit, onFallback);
   }
 
-  /** Wait for both output connections to end, at most OUTPUT_GRACE_MS once the child is reaped. */
-  async #outputDone(lease: Lease): Promise<void> {
-    let grace: ReturnType<typeof setTimeout> | undefined;
-    let over = false;
-    const timeUp = new Promise<void>((resolve) => grace = setTimeout(resolve, OUTPUT_GRACE_MS));
-    const streamsDone = (async () => {
-      // The zygote connected both before the fork: they are accepted soon even if the child wrote nothing. A zygote
-      // that died first never connects them: the wait ends with the grace.
-      while ((lease.streams.stdout === undefined || lease.streams.stderr === undefined) && !over) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      await Promise.all([lease.streams.stdout, lease.streams.stderr]);
-    })();
-    await Promise.race([streamsDone, timeUp]);
-    over = true;
-    clearTimeout(grace);
-    for (const connection of lease.connections) closeQuietly(connection);
-    await streamsDone.catch(() => {});
-  }
-
   #kill(zygote: Zygote, lease: Lease): void {
-    if (lease.status !== undefined) return;
-    if (zygote.exited !== undefined) {
-      if (lease.pid !== undefined) killGroup(lease.pid);
-      return;
-    }
-    void this.#send(zygote, { type: "kill", token: lease.token });
+    if (lease.status !== undefined || lease.watchdog !== undefined) return;
+    void this.#send(zygote, { type: "kill", id: lease.id });
+    // A zygote that cannot end its child (stopped, hung) is ended itself, and its children with it.
+    lease.watchdog = setTimeout(() => zygote.process.kill("SIGKILL"), KILL_GRACE_MS);
   }
 
   async #send(zygote: Zygote, message: Record<string, unknown>): Promise<void> {
-    await zygote.connection?.write(this.#encoder.encode(JSON.stringify(message) + "\n")).catch(() => {});
+    await zygote.process.send(this.#encoder.encode(JSON.stringify(message) + "\n"));
   }
 
   #liveZygote(factoryStartup: boolean): Zygote {
@@ -261,15 +261,10 @@ export class ForkRunner implements Runner {
     const zygote = new Zygote(
       id,
       this.#options.blender,
-      blenderArgs(
-        this.#options.runtimeEntry,
-        null,
-        ["--zygote-socket", this.#socketPath, "--worker-id", id],
-        factoryStartup,
-      ),
+      blenderArgs(this.#options.runtimeEntry, null, ["--zygote", "--worker-id", id], factoryStartup),
       factoryStartup,
     );
-    const reading = (["stdout", "stderr"] as const).map((stream) => this.#readOwnOutput(zygote, stream));
+    const reading = [this.#readFrames(zygote), this.#readOwnOutput(zygote)];
     const exit = zygote.process.status.then((status) => {
       this.#onExit(zygote, status);
       return zygote.process.closeStdin();
@@ -295,73 +290,62 @@ export class ForkRunner implements Runner {
     if (current) this.#current.delete(zygote.factoryStartup);
     const how = status.signal ?? `code ${status.code}`;
     // Ready, idle, not retired, not closing: it died on its own. Its parent decides on a restart (never this runner).
-    if (current && !this.#closing && zygote.connection !== undefined && zygote.leases.size === 0) {
+    if (current && !this.#closing && zygote.greeted && zygote.leases.size === 0) {
       this.#warmExit?.({ kind: "zygote", id: zygote.id, factoryStartup: zygote.factoryStartup, how });
     }
-    const tail = zygote.tail.length === 0 ? "" : `; its last output:\n${zygote.tail.join("\n")}`;
-    zygote.ready.reject(new Error(`the fork-mode zygote exited (${how}) before it was ready${tail}`));
-    try {
-      zygote.connection?.close();
-    } catch {
-      // Closed already.
-    }
+    zygote.ready.reject(new Error(`the fork-mode zygote exited (${how}) before it was ready${zygote.lastOutput()}`));
     for (const lease of zygote.leases.values()) {
-      // Its children die with it (PR_SET_PDEATHSIG); end their groups too, and their attempts.
-      if (lease.pid !== undefined) killGroup(lease.pid);
-      lease.attempt.line("stderr", `bgproc: the fork-mode zygote (pid ${zygote.process.pid}) died (${how})`);
+      // Its children die with it (PR_SET_PDEATHSIG), and their output pipes with it.
+      if (lease.status === undefined) {
+        lease.attempt.line("stderr", `bgproc: the fork-mode zygote (pid ${zygote.process.pid}) died (${how})`);
+      }
       lease.forked.reject(new Error("the zygote died"));
-      lease.status ??= { code: 137, signal: "SIGKILL" };
-      lease.exited.resolve(lease.status);
+      lease.output.stdout.end();
+      lease.output.stderr.end();
+      lease.exit({ code: 137, signal: "SIGKILL" });
     }
   }
 
-  async #readOwnOutput(zygote: Zygote, stream: "stdout" | "stderr"): Promise<void> {
-    const lines = zygote.process[stream].pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+  /** The zygote's stdout: its start-up lines, then frames (messages, and its children's output). */
+  async #readFrames(zygote: Zygote): Promise<void> {
+    const keep = (line: string) => zygote.keep(`stdout: ${line}`);
     try {
-      for await (const line of lines) {
-        zygote.tail.push(`${stream}: ${line}`);
-        if (zygote.tail.length > 20) zygote.tail.shift();
+      for await (const frame of readFrames(zygote.process.stdout, keep)) {
+        if (frame.kind === "m") {
+          this.#onMessage(zygote, JSON.parse(new TextDecoder().decode(frame.payload)));
+          continue;
+        }
+        const output = zygote.leases.get(frame.id)?.output[frame.kind.toLowerCase() === "o" ? "stdout" : "stderr"];
+        if (output === undefined) continue;
+        if (frame.kind === "o" || frame.kind === "e") await output.write(frame.payload);
+        else output.end();
       }
+    } catch (error) {
+      // A stream that breaks the protocol: nothing more from this zygote can be trusted.
+      zygote.keep(`bgproc: ${error instanceof Error ? error.message : String(error)}`);
+      zygote.process.kill("SIGKILL");
+    }
+  }
+
+  async #readOwnOutput(zygote: Zygote): Promise<void> {
+    const lines = zygote.process.stderr.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+    try {
+      for await (const line of lines) zygote.keep(`stderr: ${line}`);
     } catch {
       // The zygote went away.
     }
   }
 
-  /** A new connection: the zygote's control channel (`ready`), or one output stream of one child (`output`). */
-  async #greet(connection: Deno.UnixConn): Promise<void> {
-    const reader = connection.readable.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter()).getReader();
-    try {
-      const first = await reader.read();
-      const hello = first.done ? undefined : JSON.parse(first.value);
-      if (hello?.type === "output") return await this.#readChildOutput(connection, reader, hello);
-      const zygote = hello?.type === "ready"
-        ? [...this.#zygotes].find((z) => z.id === String(hello.zygote))
-        : undefined;
-      // Once per zygote: a second `ready` for it comes from one of its children (a job can find the socket and the
-      // zygote's id in /proc), and taking it would send the next job's fork request to that job.
-      if (zygote === undefined || zygote.exited !== undefined || zygote.connection !== undefined) {
-        return connection.close();
-      }
-      zygote.connection = connection;
+  #onMessage(zygote: Zygote, message: Record<string, unknown>): void {
+    if (message.type === "ready" && !zygote.greeted) {
+      zygote.greeted = true;
       zygote.ready.resolve({
-        connection,
-        unsafe: typeof hello.unsafe === "string" ? hello.unsafe : null,
-        blender: String(hello.blender),
+        unsafe: typeof message.unsafe === "string" ? message.unsafe : null,
+        blender: String(message.blender),
       });
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        this.#onZygoteMessage(zygote, JSON.parse(value));
-      }
-    } catch {
-      // The zygote went away; its exit ends its attempts.
-    } finally {
-      reader.releaseLock();
+      return;
     }
-  }
-
-  #onZygoteMessage(zygote: Zygote, message: Record<string, unknown>): void {
-    const lease = zygote.leases.get(String(message.token));
+    const lease = zygote.leases.get(Number(message.id));
     if (lease === undefined) return;
     switch (message.type) {
       case "forked":
@@ -369,63 +353,13 @@ export class ForkRunner implements Runner {
         lease.forked.resolve(lease.pid);
         break;
       case "refused":
+        lease.output.stdout.end();
+        lease.output.stderr.end();
         lease.forked.resolve(String(message.why));
         break;
       case "exited":
-        lease.status = {
-          code: Number(message.code),
-          signal: typeof message.signal === "string" ? message.signal : null,
-        };
-        lease.exited.resolve(lease.status);
-        if (this.#current.get(zygote.factoryStartup) !== zygote && zygote.leases.size === 1) {
-          zygote.process.kill("SIGKILL"); // Retired.
-        }
+        lease.exit({ code: Number(message.code), signal: typeof message.signal === "string" ? message.signal : null });
         break;
     }
-  }
-
-  /** Pass one child's stream to its attempt, line by line, until the child and its descendants close it. */
-  async #readChildOutput(
-    connection: Deno.UnixConn,
-    reader: ReadableStreamDefaultReader<string>,
-    hello: { token?: unknown; stream?: unknown },
-  ): Promise<void> {
-    const stream = hello.stream === "stderr" ? "stderr" : "stdout";
-    const lease = [...this.#zygotes].map((zygote) => zygote.leases.get(String(hello.token))).find((l) =>
-      l !== undefined
-    );
-    if (lease === undefined || lease.streams[stream] !== undefined) return connection.close();
-    lease.connections.push(connection);
-    const reading = (async () => {
-      try {
-        while (true) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          lease.attempt.line(stream, value);
-        }
-      } catch {
-        // Closed after the grace, or the child went away.
-      } finally {
-        closeQuietly(connection);
-      }
-    })();
-    lease.streams[stream] = reading;
-    await reading;
-  }
-}
-
-function killGroup(pid: number): void {
-  try {
-    Deno.kill(-pid, "SIGKILL");
-  } catch {
-    // Gone already.
-  }
-}
-
-function closeQuietly(connection: Deno.UnixConn): void {
-  try {
-    connection.close();
-  } catch {
-    // Closed already.
   }
 }

@@ -1,13 +1,15 @@
 /**
  * The pool runner: warm Blender workers that run many jobs each. An attempt
  * takes an idle worker (a new one is started when none is idle; the
- * supervisor keeps attempts to `maxWorkers`), sends it the job over a Unix
- * socket, and reads the worker's output as the job's until the job's end
- * marker. Killing an attempt kills its worker (and its process group).
+ * supervisor keeps attempts to `maxWorkers`), sends it the job on its stdin,
+ * and reads the worker's output as the job's until the job's end markers.
+ * Killing an attempt kills its worker (and its process group).
  *
- * Requests and completions travel over the socket, one JSON message per
- * line; a job's `print` output goes to stdout/stderr and can never be taken
- * for one.
+ * No socket: requests are JSON lines on the worker's stdin (which the worker
+ * reads on a thread of its own and hides from jobs); the worker answers with
+ * marker lines (`\x1ebgproc-ready`, `-done <token> <json>` on stdout, `-end
+ * <token>` on stderr) among the job's output. A job runs in the worker's own
+ * process and can read its token: pool mode is for trusted scripts.
  */
 
 import { join } from "node:path";
@@ -21,7 +23,7 @@ import type { AttemptHandle, AttemptPlan, Runner, WarmExit } from "./runner.ts";
 export interface PoolRunnerOptions {
   readonly blender: string;
   readonly runtimeEntry: string;
-  /** A folder for the socket and the workers' empty scene files. */
+  /** A folder for the workers' empty scene files. */
   readonly dir: string;
   /** Retire a worker after this many jobs. */
   readonly maxJobsPerWorker: number;
@@ -35,7 +37,8 @@ export interface PoolRunnerOptions {
   readonly maxWorkers: () => number;
 }
 
-const END_MARKER = "\x1ebgproc-end ";
+/** What starts a worker's marker line (see `python/bgproc/_pool.py`). */
+const MARKER = "\x1ebgproc-";
 
 /** The job a worker runs now. */
 interface Lease {
@@ -50,7 +53,7 @@ interface Lease {
 }
 
 /** One warm Blender that runs job after job. */
-class Worker extends WarmBlender<Deno.UnixConn> {
+class Worker extends WarmBlender<void> {
   jobs = 0;
   lease: Lease | undefined;
   exited = false;
@@ -63,14 +66,10 @@ class Worker extends WarmBlender<Deno.UnixConn> {
  */
 export class PoolRunner implements Runner {
   readonly #options: PoolRunnerOptions;
-  readonly #socketPath: string;
-  readonly #listener: Deno.UnixListener;
   readonly #workers = new Map<string, Worker>();
   /** Workers whose process, output or connection is not done yet (an exited worker's pipes may still be closing). */
   readonly #unfinished = new Set<Worker>();
   readonly #idle: Worker[] = [];
-  readonly #greetings = new Set<Promise<void>>();
-  readonly #accepting: Promise<void>;
   readonly #encoder = new TextEncoder();
   #nextWorker = 0;
   #nextToken = 0;
@@ -79,15 +78,7 @@ export class PoolRunner implements Runner {
 
   constructor(options: PoolRunnerOptions) {
     this.#options = options;
-    this.#socketPath = join(options.dir, "pool.sock");
-    const listener = Deno.listen({ transport: "unix", path: this.#socketPath });
-    this.#listener = listener;
-    this.#accepting = (async () => {
-      for await (const connection of listener) {
-        const greeting: Promise<void> = this.#greet(connection).finally(() => this.#greetings.delete(greeting));
-        this.#greetings.add(greeting);
-      }
-    })().catch(() => {});
+    Deno.mkdirSync(options.dir, { recursive: true });
   }
 
   /** Start workers until there are `count`. */
@@ -117,10 +108,9 @@ export class PoolRunner implements Runner {
         return await attempt.end({ status: null, startError });
       }
       if (attempt.killReason !== undefined) return await attempt.end({ status: null });
-      worker = this.#takeWorker(plan.factoryStartup);
-      let connection: Deno.UnixConn;
       try {
-        connection = await worker.ready.promise;
+        worker = this.#takeWorker(plan.factoryStartup);
+        await worker.ready.promise;
       } catch (startError) {
         return await attempt.end({ status: null, startError, blenderWouldNotStart: true });
       }
@@ -136,8 +126,10 @@ export class PoolRunner implements Runner {
       worker.lease = lease;
       attempt.started(`${worker.commandLine}  # pool worker ${worker.id} (pid ${worker.process.pid}), job ${token}`);
       if (attempt.killReason !== undefined) worker.process.kill("SIGKILL");
-      await connection.write(this.#encoder.encode(JSON.stringify({ type: "run", token, jobDir: plan.jobDir }) + "\n"))
-        .catch(() => {}); // A dead worker ends the lease from its exit.
+      // A dead worker ends the lease from its exit.
+      await worker.process.send(
+        this.#encoder.encode(JSON.stringify({ type: "run", token, jobDir: plan.jobDir }) + "\n"),
+      );
       await attempt.end({ status: await lease.done.promise });
     })().catch(() => {});
     return {
@@ -154,9 +146,6 @@ export class PoolRunner implements Runner {
     this.#closed = true;
     for (const worker of this.#workers.values()) worker.process.kill("SIGKILL");
     await Promise.all([...this.#unfinished].map((worker) => worker.done));
-    this.#listener.close();
-    await this.#accepting;
-    await Promise.all(this.#greetings);
   }
 
   /** The most recently idle worker of the flavour (warm caches), else a new one. */
@@ -181,8 +170,7 @@ export class PoolRunner implements Runner {
       id,
       this.#options.blender,
       blenderArgs(this.#options.runtimeEntry, null, [
-        "--pool-socket",
-        this.#socketPath,
+        "--pool",
         "--worker-id",
         id,
         "--empty-blend",
@@ -226,68 +214,63 @@ export class PoolRunner implements Runner {
     const at = this.#idle.indexOf(worker);
     if (at >= 0) this.#idle.splice(at, 1);
     // Ready and idle (a retired worker leaves the idle list first): it died on its own. Its parent decides on a restart.
-    if (at >= 0 && !this.#closed && worker.connection !== undefined) {
+    if (at >= 0 && !this.#closed && worker.greeted) {
       const how = describeStatus(status);
       this.#warmExit?.({ kind: "pool worker", id: worker.id, factoryStartup: worker.factoryStartup, how });
     }
-    worker.ready.reject(new Error(`the pool worker exited (${describeStatus(status)}) before it was ready`));
-    try {
-      worker.connection?.close();
-    } catch {
-      // Closed already.
-    }
+    worker.ready.reject(
+      new Error(`the pool worker exited (${describeStatus(status)}) before it was ready${worker.lastOutput()}`),
+    );
   }
 
-  /** Read a new connection's first line (`ready` with the worker id), hand it to its worker, then read `done`s. */
-  async #greet(connection: Deno.UnixConn): Promise<void> {
-    const reader = connection.readable.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter()).getReader();
-    try {
-      const first = await reader.read();
-      const hello = first.done ? undefined : JSON.parse(first.value);
-      const worker = hello?.type === "ready" ? this.#workers.get(String(hello.worker)) : undefined;
-      if (worker === undefined || worker.exited) return connection.close();
-      worker.connection = connection;
-      worker.ready.resolve(connection);
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        const message = JSON.parse(value);
-        const lease = worker.lease;
-        if (message.type === "done" && lease !== undefined && message.token === lease.token) {
-          lease.exitCode = Number(message.exitCode);
-          if (typeof message.retire === "string") {
-            // Dirty: the job ends once the worker has exited and all its output is read.
-            lease.retiring = message.retire;
-            lease.attempt.line(
-              "stderr",
-              `bgproc: pool worker ${worker.id} is retired after this job: ${message.retire}`,
-            );
-            worker.process.kill("SIGKILL");
-          } else {
-            this.#settle(worker);
-          }
-        }
-      }
-    } catch {
-      // The worker went away; its exit ends its lease.
-    } finally {
-      reader.releaseLock();
-    }
-  }
-
-  /** Pass the worker's output lines to its current job, up to that job's end marker. */
+  /** Pass the worker's output lines to its current job, up to that job's end markers; take the worker's own markers. */
   async #readOutput(worker: Worker, stream: "stdout" | "stderr", signal: AbortSignal): Promise<void> {
     const lines = worker.process[stream].pipeThrough(new TextDecoderStream(), { signal }).pipeThrough(lineSplitter());
     for await (const line of lines) {
+      const at = line.indexOf(MARKER);
       const lease = worker.lease;
-      if (lease === undefined || lease.ended[stream]) continue; // Between jobs: Blender's own chatter.
-      if (line === END_MARKER + lease.token) {
-        lease.ended[stream] = true;
-        this.#settle(worker);
-      } else {
-        lease.attempt.line(stream, line);
-      }
+      // A job's last line without a newline runs into the marker: the text before it is the job's.
+      const text = at < 0 ? line : line.slice(0, at);
+      if (text !== "" && lease !== undefined && !lease.ended[stream]) lease.attempt.line(stream, text);
+      else if (text !== "" && !worker.greeted) worker.keep(`${stream}: ${text}`);
+      if (at < 0 || this.#onMarker(worker, stream, line.slice(at + MARKER.length))) continue;
+      if (lease !== undefined && !lease.ended[stream]) lease.attempt.line(stream, line.slice(at)); // Not the worker's.
     }
+  }
+
+  /** `ready <id> <pid>`, `done <token> <json>` (stdout), `end <token>` (stderr): whether it was the worker's. */
+  #onMarker(worker: Worker, stream: "stdout" | "stderr", marker: string): boolean {
+    const [kind, token, ...rest] = marker.split(" ");
+    if (kind === "ready" && stream === "stdout" && !worker.greeted && token === worker.id) {
+      worker.greeted = true;
+      worker.ready.resolve();
+      return true;
+    }
+    const lease = worker.lease;
+    if (lease === undefined || token !== lease.token) return false;
+    if (kind === "end" && stream === "stderr") {
+      lease.ended.stderr = true;
+      this.#settle(worker);
+      return true;
+    }
+    if (kind !== "done" || stream !== "stdout") return false;
+    let done: { exitCode?: unknown; retire?: unknown };
+    try {
+      done = JSON.parse(rest.join(" "));
+    } catch {
+      return false;
+    }
+    lease.ended.stdout = true;
+    lease.exitCode = Number(done.exitCode);
+    if (typeof done.retire === "string") {
+      // Dirty: the job ends once the worker has exited and all its output is read.
+      lease.retiring = done.retire;
+      lease.attempt.line("stderr", `bgproc: pool worker ${worker.id} is retired after this job: ${done.retire}`);
+      worker.process.kill("SIGKILL");
+    } else {
+      this.#settle(worker);
+    }
+    return true;
   }
 
   /** End the lease once the job is reported done and both streams reached its end marker. */
