@@ -4,7 +4,7 @@
  * What must not pass from one job to the next is in `isolation_test.ts`.
  */
 
-import { deepStrictEqual, equal, notEqual, ok } from "node:assert/strict";
+import { deepStrictEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobDroppedError, JobManager, type ManagerHealth } from "../mod.ts";
@@ -162,4 +162,29 @@ Deno.test("fork: a zygote that dies while idle is restarted by the supervisor; p
     [],
     "past the intensity nothing restarts it",
   );
+});
+
+Deno.test("fork: a job that kills its zygote costs the jobs beside it no attempt: they run again and complete", async () => {
+  await using manager = new JobManager({ mode: "fork", maxWorkers: 2, maxAttempts: 1 });
+  const marker = join(manager.workRoot, "killed-once");
+  const pidFile = join(manager.workRoot, "sibling.pid");
+  const sibling = manager.addJob({ script: fixture("sleep.py"), passedData: { seconds: 3, pid_file: pidFile } });
+  await waitFor(() => sibling.progress >= 0.1, 20_000, "the sibling to run");
+  const killer = manager.addJob({ script: fixture("kill_zygote.py"), passedData: { marker, delay: 0.2 } });
+  const done = await sibling.result();
+  equal(done.attempts, 2, "the sibling was not run again");
+  // The killer gets the same one spared attempt (nobody can tell which child killed the zygote); it kills only once.
+  equal((await killer.result()).attempts, 2);
+});
+
+Deno.test("fork: a job that always kills its zygote is dropped as crashed after its one spared attempt", async () => {
+  await using manager = new JobManager({ mode: "fork", maxWorkers: 1, maxAttempts: 1 });
+  const marker = join(manager.workRoot, "killed");
+  const error = await manager.addJob({ script: fixture("kill_zygote.py"), passedData: { marker, always: true } })
+    .result().then(() => undefined, (e) => e);
+  ok(error instanceof JobDroppedError);
+  equal(error.reason, "crashed");
+  equal(error.attempts, 2);
+  match(error.summary, /its fork-mode zygote died \(SIGKILL\)/);
+  equal((await manager.addJob({ script: fixture("echo.py") }).result()).attempts, 1, "the next job did not run");
 });

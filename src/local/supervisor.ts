@@ -96,6 +96,8 @@ class SupervisorState {
   readonly #removals = new Set<Promise<void>>();
   #maxWorkers: number;
   #maxAttempts: number;
+  /** Attempts of a job that did not count (see `AttemptOutcome.collateral`), by job name, while the job lives. */
+  readonly #spared = new Map<string, number>();
   #closeWaiters: Reply<void>[] | undefined;
   #self!: ActorRef<SupervisorMessage>;
 
@@ -174,6 +176,7 @@ class SupervisorState {
   }
 
   #submit(job: SupervisedJob): void {
+    this.#spared.delete(job.name);
     if (this.#closeWaiters !== undefined) return this.#dropNew(job, "killed", "the manager was closed");
     if (this.#circuit.isOpen()) return this.#dropNew(job, "start-failed", this.#circuit.summary());
     this.#waiting.enqueue(job);
@@ -258,6 +261,7 @@ class SupervisorState {
     const { facts } = outcome;
     const { dataBlocks, outputsFolder } = outcome;
     this.#config.results.tell({ type: "store", name, library: dataBlocks?.path ?? null, outputsFolder });
+    this.#spared.delete(name);
     this.#removeJobDir(job);
     this.#config.publish({
       type: "completed",
@@ -301,13 +305,19 @@ class SupervisorState {
       commandLine: facts.ranOn,
       ...(facts.blender === undefined ? {} : { blender: facts.blender }),
     }, outcome.cause === undefined ? undefined : { cause: outcome.cause });
-    const retry = this.#config.retry.on.has(reason) && attempt < (job.maxAttempts ?? this.#maxAttempts) &&
+    // An attempt that died through no act of its own (its zygote died under it) is retried once without counting.
+    const spared = this.#spared.get(job.name) ?? 0;
+    const collateral = outcome.collateral !== undefined && !entry.killed && spared < MAX_SPARED;
+    if (collateral) this.#spared.set(job.name, spared + 1);
+    const limit = (job.maxAttempts ?? this.#maxAttempts) + (this.#spared.get(job.name) ?? 0);
+    const retry = (collateral || this.#config.retry.on.has(reason)) && attempt < limit &&
       this.#closeWaiters === undefined && !this.#circuit.isOpen();
     if (!retry) {
+      this.#spared.delete(job.name);
       this.#removeJobDir(job);
       return this.#config.publish({ type: "dropped", name: job.name, error });
     }
-    const delayMs = backoffMs(this.#config.retry, attempt);
+    const delayMs = collateral ? 0 : backoffMs(this.#config.retry, attempt);
     const next = { job, attempt: attempt + 1, progress: entry.progress };
     if (delayMs <= 0) {
       this.#waiting.addDue(next);
@@ -380,6 +390,9 @@ class SupervisorState {
 }
 
 /** A crashed Job actor, as an attempt outcome: the attempt was killed and is gone. */
+/** How many attempts of one job may die through no act of their own without counting. */
+const MAX_SPARED = 1;
+
 function crashOutcome(attempt: number, error: unknown): AttemptOutcome {
   const now = new Date();
   return {

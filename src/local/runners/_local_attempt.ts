@@ -21,6 +21,8 @@ export interface LocalExit {
   readonly startError?: unknown;
   /** Whether `startError` means Blender itself would not start. */
   readonly blenderWouldNotStart?: boolean;
+  /** Why Blender died through no act of the job's (its zygote died), if it did. */
+  readonly collateral?: string;
 }
 
 /** One attempt's bookkeeping; its runner feeds it lines and the exit. */
@@ -86,7 +88,13 @@ export class LocalAttempt {
       saved: this.#saved,
       dir: this.#dir,
     });
-    this.events.send({ type: "ended", outcome });
+    const collateral = exit.collateral !== undefined && outcome.kind === "failed" && outcome.reason === "crashed";
+    this.events.send({
+      type: "ended",
+      outcome: collateral
+        ? { ...outcome, collateral: exit.collateral, summary: `${outcome.summary} (${exit.collateral})` }
+        : outcome,
+    });
     this.events.close();
   }
 }

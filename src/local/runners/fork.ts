@@ -81,6 +81,8 @@ class Lease {
   readonly output: Record<"stdout" | "stderr", ChildOutput>;
   /** Kills the zygote when it does not end a killed child in time. */
   watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** Set when the zygote died under the running child. */
+  collateral: string | undefined;
 
   constructor(id: number, token: string, attempt: LocalAttempt) {
     this.id = id;
@@ -228,7 +230,7 @@ export class ForkRunner implements Runner {
       if (this.#current.get(zygote.factoryStartup) !== zygote && zygote.leases.size === 0) {
         zygote.process.kill("SIGKILL"); // Retired, and its last child is done.
       }
-      return await attempt.end({ status });
+      return await attempt.end({ status, ...(lease.collateral === undefined ? {} : { collateral: lease.collateral }) });
     }
     attempt.line(
       "stderr",
@@ -298,6 +300,7 @@ export class ForkRunner implements Runner {
       // Its children die with it (PR_SET_PDEATHSIG), and their output pipes with it.
       if (lease.status === undefined) {
         lease.attempt.line("stderr", `bgproc: the fork-mode zygote (pid ${zygote.process.pid}) died (${how})`);
+        if (!this.#closing) lease.collateral = `its fork-mode zygote died (${how})`;
       }
       lease.forked.reject(new Error("the zygote died"));
       lease.output.stdout.end();

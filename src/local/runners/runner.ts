@@ -94,6 +94,11 @@ export type AttemptOutcome =
     readonly pythonError: PythonError | null;
     /** The attempt failed before the job's own code could run, through no fault of the job: counts towards restart intensity. */
     readonly startFailure: boolean;
+    /**
+     * Why the attempt died through no act of its own, when it did (its fork-mode zygote died under it): the
+     * supervisor retries it once without counting the attempt.
+     */
+    readonly collateral?: string;
     readonly facts: AttemptFacts;
     readonly cause?: unknown;
   };
