@@ -32,6 +32,7 @@ async function scriptsFolder(): Promise<{ dir: string; root: string }> {
 }
 
 /** A stand-in Blender that never starts a job (it sleeps until killed): jobs stay QUEUED or ACTIVE. */
+/** A stand-in Blender that only sleeps: a process-mode job on it runs until killed (no warm Blender would be ready). */
 async function sleepyBlender(root: string): Promise<string> {
   const path = join(root, "sleepy-blender");
   await Deno.writeTextFile(path, "#!/bin/sh\nexec sleep 60\n");
@@ -48,7 +49,7 @@ const jsonBody = (value: unknown) => ({ body: JSON.stringify(value), headers: { 
 Deno.test("service: hostile requests get JSON errors and start nothing", async () => {
   const { dir, root } = await scriptsFolder();
   try {
-    await using manager = new JobManager({ blender: await sleepyBlender(root), maxWorkers: 1 });
+    await using manager = new JobManager({ mode: "process", blender: await sleepyBlender(root), maxWorkers: 1 });
     await using service = createService({ manager, scriptsDir: dir, maxBodyBytes: 1024, maxQueued: 3 });
     const call = async (req: Request, info?: { remoteAddr: Deno.Addr }) => {
       const response = await service.fetch(req, info);
@@ -154,7 +155,7 @@ Deno.test("service: hostile requests get JSON errors and start nothing", async (
 Deno.test("service: a token is needed everywhere but the dashboard's files; the dashboard keeps it in a cookie", async () => {
   const { dir, root } = await scriptsFolder();
   try {
-    await using manager = new JobManager({ blender: await sleepyBlender(root) });
+    await using manager = new JobManager({ mode: "process", blender: await sleepyBlender(root) });
     await using service = createService({ manager, scriptsDir: dir, token: "s3cret-token" });
     equal((await service.fetch(request("GET", "/jobs"))).status, 401);
     equal(
@@ -297,7 +298,7 @@ function fakeEvents() {
 Deno.test("service: a stalled event client is dropped, aborting clients are forgotten, shutdown ends open streams", async () => {
   const { dir, root } = await scriptsFolder();
   try {
-    await using manager = new JobManager({ blender: await sleepyBlender(root) });
+    await using manager = new JobManager({ mode: "process", blender: await sleepyBlender(root) });
     const events = fakeEvents();
     const service = createServiceWith({ manager, scriptsDir: dir }, events.source);
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, service.fetch);
@@ -490,7 +491,7 @@ with open(os.path.join(out, "small.png"), "wb") as handle:
 Deno.test("service: event history is bounded in bytes, and a resume that would overflow a client gets a snapshot", async () => {
   const { dir, root } = await scriptsFolder();
   try {
-    await using manager = new JobManager({ blender: await sleepyBlender(root) });
+    await using manager = new JobManager({ mode: "process", blender: await sleepyBlender(root) });
     const events = fakeEvents();
     await using service = createServiceWith({ manager, scriptsDir: dir }, events.source);
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, service.fetch);
