@@ -12,6 +12,7 @@ import compat from "../python/bgproc/_compat.py" with { type: "text" };
 import context from "../python/bgproc/_context.py" with { type: "text" };
 import dataBlocks from "../python/bgproc/_data_blocks.py" with { type: "text" };
 import files from "../python/bgproc/_files.py" with { type: "text" };
+import jail from "../python/bgproc/_jail.py" with { type: "text" };
 import jobDir from "../python/bgproc/_job_dir.py" with { type: "text" };
 import pool from "../python/bgproc/_pool.py" with { type: "text" };
 import progress from "../python/bgproc/_progress.py" with { type: "text" };
@@ -33,6 +34,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_context.py": context,
   "_data_blocks.py": dataBlocks,
   "_files.py": files,
+  "_jail.py": jail,
   "_job_dir.py": jobDir,
   "_pool.py": pool,
   "_progress.py": progress,

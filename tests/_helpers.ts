@@ -51,8 +51,8 @@ function scanProcesses(needle: string, parent: number | undefined): number[] {
 
 /**
  * Fork mode's job children under the work root `root`: live processes that
- * lead their own process group and whose parent (the zygote) also runs with
- * `root` on its command line. The zygote (and a wrapper around it) has a
+ * lead their own process group (not their own session) and whose parent (the
+ * zygote) also runs with `root` on its command line. The zygote (and a wrapper around it) has a
  * parent that does not.
  */
 export function forkChildren(root: string): number[] {
@@ -60,8 +60,9 @@ export function forkChildren(root: string): number[] {
   return [...matching].filter((pid) => {
     try {
       const stat = readProc(`/proc/${pid}/stat`);
-      const [, ppid, pgid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      return Number(pgid) === pid && matching.has(Number(ppid));
+      const [, ppid, pgid, sid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // A session leader is not a job's child but a Blender's cgroup guardian (python/bgproc/_jail.py).
+      return Number(pgid) === pid && Number(sid) !== pid && matching.has(Number(ppid));
     } catch {
       return false;
     }

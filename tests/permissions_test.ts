@@ -9,8 +9,10 @@ import { fileURLToPath } from "node:url";
 
 const README_FLAGS = ["--allow-read", "--allow-write", "--allow-run", "--allow-env"];
 const SUITE = fileURLToPath(new URL("./job_manager_test.ts", import.meta.url));
+const DAEMONS = fileURLToPath(new URL("./faults/daemon_test.ts", import.meta.url));
 
-Deno.test("the job-level suite passes in fork, process and pool mode under the README's permissions alone", async () => {
+/** `deno test` on `file` under the README's flags: its output, after checking that every test passed. */
+async function testUnderReadmeFlags(file: string, filter?: string): Promise<{ passed: number; text: string }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "test",
@@ -18,9 +20,8 @@ Deno.test("the job-level suite passes in fork, process and pool mode under the R
       ...README_FLAGS,
       "--sanitize-ops",
       "--sanitize-resources",
-      "--filter",
-      "/^(fork|process|pool): /",
-      SUITE,
+      ...(filter === undefined ? [] : ["--filter", filter]),
+      file,
     ],
     env: { BGPROC_SUITE_BACKENDS: "fork,process,pool", NO_COLOR: "1" },
     stdin: "null",
@@ -30,7 +31,18 @@ Deno.test("the job-level suite passes in fork, process and pool mode under the R
   ok(summary !== null, `no summary from deno test:\n${text.slice(-3000)}`);
   equal(summary[3], "0", text.slice(text.lastIndexOf(" ERRORS ")));
   equal(code, 0, text.slice(-3000));
+  return { passed: Number(summary[2]), text };
+}
+
+Deno.test("the job-level suite passes in fork, process and pool mode under the README's permissions alone", async () => {
+  const { passed, text } = await testUnderReadmeFlags(SUITE, "/^(fork|process|pool): /");
   // Every test of the suite for each of the three modes ran (none was filtered away by a rename).
-  ok(Number(summary[2]) >= 3 * 12, `only ${summary[2]} tests ran`);
+  ok(passed >= 3 * 12, `only ${passed} tests ran`);
   match(text, /fork: passed data/);
+});
+
+Deno.test("under the README's permissions, a daemon a killed job leaves is gone too, in every mode", async () => {
+  const { passed, text } = await testUnderReadmeFlags(DAEMONS);
+  ok(!/ignored/.test(text.split("\n").filter((line) => line.includes(" ... ")).join("\n")), text);
+  ok(passed >= 3, `only ${passed} tests ran`);
 });

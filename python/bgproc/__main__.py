@@ -35,6 +35,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--addons", default="")
     options = parser.parse_args(argv)
     _line_buffered_output()
+    from bgproc import _jail  # noqa: PLC0415 - after the path above
+
+    _jail.enter_if_asked()  # First: everything Blender starts from here on is born in its cgroup.
     if options.zygote:
         # No watch_host: the zygote starts no thread (it reads the host's requests on stdin), so that it can fork.
         from bgproc._zygote import serve as serve_zygote  # noqa: PLC0415 - only for the fork-mode zygote
@@ -50,6 +53,7 @@ def main(argv: list[str]) -> int:
             addons=[name for name in options.addons.split(",") if name],
         )
     watch_host()
+    _jail.print_notice()
     return run_job_dir(options.job_dir)
 
 

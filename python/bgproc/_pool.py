@@ -25,6 +25,7 @@ import threading
 from typing import Any
 
 from ._addons import AddonError, enable_addon
+from ._jail import print_notice
 from ._job_dir import JobDir
 from ._reaper import become_subreaper, end_descendants
 from ._runner import (
@@ -87,6 +88,18 @@ class HostChannel:
             data = data[os.write(target, data) :]
 
 
+def _resident_mib() -> float:
+    """This worker's resident memory, which the host compares with ``maxWorkerMemoryMiB`` (it may not read /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
 def _flush_c_streams() -> None:
     try:
         ctypes.CDLL(None).fflush(None)
@@ -121,7 +134,7 @@ def serve(*, worker_id: str, empty_blend: str, addons: list[str]) -> int:
             host.send(f"done {token} {json.dumps({'exitCode': code, 'retire': '; '.join(causes)})}")
             return 0
         host.send(f"end {token}", fd=2)
-        host.send(f"done {token} {json.dumps({'exitCode': code})}")
+        host.send(f"done {token} {json.dumps({'exitCode': code, 'residentMiB': _resident_mib()})}")
 
 
 def run_one(bpy: Any, *, job_dir: str, empty_blend: str, guard: Guard) -> tuple[int, list[str]]:
@@ -133,6 +146,7 @@ def run_one(bpy: Any, *, job_dir: str, empty_blend: str, guard: Guard) -> tuple[
     directory = JobDir(job_dir)
     code = EXIT_RUNTIME_ERROR
     guarded = False
+    print_notice()
     try:
         directory.write_runtime(
             {"pid": os.getpid(), "pool": True, "python": sys.version.split()[0], "blender": blender_version()}

@@ -16,6 +16,14 @@ PR_SET_CHILD_SUBREAPER = 36
 # Each round kills the children we have now; their own children are then re-parented to us for the next round.
 MAX_ROUNDS = 32
 
+# Children that are not the job's: Blender's cgroup guardian (``_jail.py``).
+_spared: set[int] = set()
+
+
+def spare(pid: int) -> None:
+    """Never end this child: it is bgproc's own, not something a job started."""
+    _spared.add(pid)
+
 
 def become_subreaper() -> bool:
     """Make this process the child subreaper of its descendants; ``False`` where the kernel will not."""
@@ -42,7 +50,7 @@ def end_descendants(*, keep: frozenset[int] = frozenset()) -> int:
     """Kill and reap every descendant but ``keep`` (and theirs), round by round; returns how many were killed."""
     killed = 0
     for _ in range(MAX_ROUNDS):
-        pids = [pid for pid in children() if pid not in keep]
+        pids = [pid for pid in children() if pid not in keep and pid not in _spared]
         if not pids:
             break
         for pid in pids:

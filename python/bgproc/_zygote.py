@@ -63,6 +63,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._jail import take_notice
 from ._reaper import become_subreaper, end_descendants
 
 PR_SET_PDEATHSIG = 1
@@ -176,6 +177,7 @@ def _handle(message: dict[str, Any], *, bpy: Any, host: _Host, children: dict[in
     if problem is not None:
         host.message({"type": "refused", "id": child_id, "why": problem})
         return
+    notice = take_notice()  # The first child says it; the zygote forgets it.
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     sys.stdout.flush()
@@ -189,6 +191,8 @@ def _handle(message: dict[str, Any], *, bpy: Any, host: _Host, children: dict[in
         try:
             os.setpgid(0, 0)
             _child_fds(out_write, err_write, keep_none_of=[out_read, err_read, host.fd, selector, children])
+            if notice is not None:
+                print(notice, file=sys.stderr)
             code = _run_child(bpy, job_dir=str(message["jobDir"]))
         finally:
             try:

@@ -1,7 +1,9 @@
 /**
  * A daemon a job leaves (double fork, `setsid`, its fds on /dev/null) is gone after every abnormal end of the job:
  * a timeout, a kill, `os._exit(3)`, `os._exit(0)` without a result, the job SIGKILLing itself. Blender's own subreaper
- * dies with Blender in these cases; the host's cgroup per Blender ends the rest (issue 20, item 2).
+ * dies with Blender in these cases; the cgroup per Blender ends the rest (issue 20, item 2): the host's own under
+ * `-A`, else the one Blender makes itself, guarded (`python/bgproc/_jail.py`; tests/permissions_test.ts runs this file
+ * under the README's permissions).
  */
 
 import { equal, ok } from "node:assert/strict";
@@ -10,14 +12,29 @@ import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../../mod.ts";
 import { fixture, isAlive, waitFor } from "../_helpers.ts";
 
-/** Whether this host may make cgroups (v2) where it is: without, the host says so in each job's log instead. */
+/**
+ * Whether cgroups (v2) may be made where this host is: without, the first job's log says so instead. Under the
+ * README's permissions (tests/permissions_test.ts runs this file so) Deno reads no /proc: the probe runs in a
+ * `deno eval`, which has every permission.
+ */
 function cgroupsWritable(): boolean {
   try {
-    const mount = Deno.readTextFileSync("/proc/self/mountinfo").split("\n").map((line) => line.split(" "))
-      .find((fields) => fields[fields.indexOf("-") + 1] === "cgroup2")?.[4];
-    const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((line) => line.startsWith("0::"));
-    if (mount === undefined || own === undefined) return false;
-    const probe = join(mount, own.slice(3), `bgproc-probe-${Deno.pid}`);
+    return probeCgroups();
+  } catch {
+    const code = `console.log((${probeCgroups.toString()})())`;
+    const output = new Deno.Command(Deno.execPath(), { args: ["eval", code], stderr: "null" }).outputSync();
+    return new TextDecoder().decode(output.stdout).trim() === "true";
+  }
+}
+
+/** The probe; self-contained (it also runs in a `deno eval`); throws when Deno may not look. */
+function probeCgroups(): boolean {
+  const mount = Deno.readTextFileSync("/proc/self/mountinfo").split("\n").map((line) => line.split(" "))
+    .find((fields) => fields[fields.indexOf("-") + 1] === "cgroup2")?.[4];
+  const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n").find((line) => line.startsWith("0::"));
+  if (mount === undefined || own === undefined) return false;
+  const probe = `${mount}${own.slice(3)}/bgproc-probe-${Deno.pid}`.replace("//", "/");
+  try {
     Deno.mkdirSync(probe);
     Deno.removeSync(probe);
     return true;

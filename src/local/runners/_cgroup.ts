@@ -27,6 +27,33 @@ export function firstFallbackNotice(): boolean {
   return first;
 }
 
+let hostManages: boolean | undefined;
+
+/**
+ * Whether this host can give Blenders cgroups itself: Deno lets it read /proc and write /sys only with
+ * `--allow-all`. Without, each Blender makes its own, guarded (`python/bgproc/_jail.py`, asked by `selfJailEnv`).
+ */
+export function hostManagesCgroups(): boolean {
+  if (hostManages === undefined) {
+    try {
+      Deno.readTextFileSync("/proc/self/cgroup");
+      hostManages = true;
+    } catch (error) {
+      hostManages = !(error instanceof Deno.errors.NotCapable);
+    }
+  }
+  return hostManages;
+}
+
+/** The environment that asks a Blender to make its own cgroup (the first one asked also says if it cannot). */
+export function selfJailEnv(): Record<string, string> {
+  return {
+    BGPROC_CGROUP: "self",
+    BGPROC_HOST_PID: String(Deno.pid),
+    BGPROC_CGROUP_NOTICE: firstFallbackNotice() ? "1" : "0",
+  };
+}
+
 /** The folder this host makes its cgroups in (`<own cgroup>/bgproc-<pid>`), or why there is none. */
 function hostFolder(): Promise<string | { why: string }> {
   base ??= (async () => {

@@ -5,7 +5,7 @@
  * reads its requests there).
  */
 
-import { openCgroup } from "./_cgroup.ts";
+import { type Cgroup, hostManagesCgroups, openCgroup, selfJailEnv } from "./_cgroup.ts";
 
 /**
  * How long a Blender's output may stay open after it is reaped: a process it left behind in a session of its own
@@ -35,8 +35,9 @@ export interface ProcessGroup {
   /** Close the process's stdin: the Python runtime ends Blender when it sees end-of-file. */
   closeStdin(): Promise<void>;
   /**
-   * `null` once the process is in a cgroup of its own (so nothing it starts outlives it), else why it is not: then a
-   * process it leaves in a session of its own can outlive it when it is killed.
+   * `null` once the process is in a cgroup of the host's making (so nothing it starts outlives it), or when the host
+   * may not make one and Blender makes its own (`python/bgproc/_jail.py`, which says itself when it cannot); else why
+   * not: then a process it leaves in a session of its own can outlive it when it is killed.
    */
   readonly unjailed: Promise<string | null>;
 }
@@ -46,8 +47,10 @@ export interface ProcessGroup {
  * Once it is reaped, whatever it left in its group, and in its cgroup, is killed, so no orphan outlives it.
  */
 export function spawnDetached(command: string, args: readonly string[]): ProcessGroup {
+  const hostJails = hostManagesCgroups();
   const child = new Deno.Command(command, {
     args: [...args],
+    ...(hostJails ? {} : { env: selfJailEnv() }),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -56,8 +59,9 @@ export function spawnDetached(command: string, args: readonly string[]): Process
   const stdin = child.stdin.getWriter();
   let stdinClosed = false;
   const pid = child.pid;
-  // At once: Blender starts nothing of its own for the first second, so all it starts is born in the cgroup.
-  const jail = openCgroup(pid);
+  // At once: Blender starts nothing of its own for the first second, so all it starts is born in the cgroup. Without
+  // the permission, Blender makes its own and says so in its first job's output when it cannot.
+  const jail: Promise<Cgroup | { why: string | null }> = hostJails ? openCgroup(pid) : Promise.resolve({ why: null });
   const kill = (signal: Deno.Signal) => {
     try {
       Deno.kill(-pid, signal);

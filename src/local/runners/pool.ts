@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { lineSplitter } from "../job/lines.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
 import { WarmBlender } from "./_warm_blender.ts";
+import { firstFallbackNotice } from "./_cgroup.ts";
 import { type ExitStatus, OUTPUT_GRACE_MS } from "./_process_group.ts";
 import type { AttemptHandle, AttemptPlan, Runner, WarmExit } from "./runner.ts";
 
@@ -46,6 +47,8 @@ interface Lease {
   readonly attempt: LocalAttempt;
   readonly ended: Record<"stdout" | "stderr", boolean>;
   exitCode: number | undefined;
+  /** The worker's resident memory after the job, as it reported it. */
+  residentMiB: number;
   /** Why the worker retires after this job (what the job left that cannot be undone), once it said so. */
   retiring: string | undefined;
   /** Settles when the job is done (reported and both streams at its end marker) or the worker died. */
@@ -120,11 +123,20 @@ export class PoolRunner implements Runner {
         attempt,
         ended: { stdout: false, stderr: false },
         exitCode: undefined,
+        residentMiB: 0,
         retiring: undefined,
         done: Promise.withResolvers(),
       };
       worker.lease = lease;
       attempt.started(`${worker.commandLine}  # pool worker ${worker.id} (pid ${worker.process.pid}), job ${token}`);
+      void worker.process.unjailed.then((why) => {
+        if (why !== null && firstFallbackNotice()) {
+          attempt.line(
+            "stderr",
+            `bgproc: ${why}; a process a killed job leaves in a session of its own may outlive it`,
+          );
+        }
+      });
       if (attempt.killReason !== undefined) worker.process.kill("SIGKILL");
       // A dead worker ends the lease from its exit.
       await worker.process.send(
@@ -254,7 +266,7 @@ export class PoolRunner implements Runner {
       return true;
     }
     if (kind !== "done" || stream !== "stdout") return false;
-    let done: { exitCode?: unknown; retire?: unknown };
+    let done: { exitCode?: unknown; retire?: unknown; residentMiB?: unknown };
     try {
       done = JSON.parse(rest.join(" "));
     } catch {
@@ -262,6 +274,7 @@ export class PoolRunner implements Runner {
     }
     lease.ended.stdout = true;
     lease.exitCode = Number(done.exitCode);
+    lease.residentMiB = typeof done.residentMiB === "number" ? done.residentMiB : 0;
     if (typeof done.retire === "string") {
       // Dirty: the job ends once the worker has exited and all its output is read.
       lease.retiring = done.retire;
@@ -280,7 +293,9 @@ export class PoolRunner implements Runner {
     worker.lease = undefined;
     worker.jobs++;
     lease.done.resolve({ code: lease.exitCode, signal: null });
-    const tooBig = residentMiB(worker.process.pid) > this.#options.maxWorkerMemoryMiB;
+    // As the worker measured itself: the host may not read /proc (Deno asks -A for it), and a wrapped Blender's pid
+    // is its wrapper's.
+    const tooBig = lease.residentMiB > this.#options.maxWorkerMemoryMiB;
     if (this.#closed || worker.jobs >= this.#options.maxJobsPerWorker || tooBig) {
       worker.process.kill("SIGKILL"); // Retire it.
     } else {
@@ -291,14 +306,4 @@ export class PoolRunner implements Runner {
 
 function describeStatus(status: ExitStatus): string {
   return status.signal === null ? `code ${status.code}` : status.signal;
-}
-
-function residentMiB(pid: number): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
-    return match === null ? 0 : Number(match[1]) / 1024;
-  } catch {
-    return 0;
-  }
 }
