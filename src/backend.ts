@@ -39,6 +39,8 @@ export type BackendEvent =
     readonly load: () => Promise<JobResult>;
   }
   | { readonly type: "dropped"; readonly name: string; readonly error: JobDroppedError }
+  /** A message or record from the cluster that could not be read: skipped, and dead-lettered (told once per kind). */
+  | { readonly type: "unreadable"; readonly subject: string; readonly problem: string }
   /** The job never reached the backend (a name taken in the cluster, a server that cannot be reached). */
   | { readonly type: "rejected"; readonly name: string; readonly error: Error }
   /** An ended job was removed by someone else (another host). */

@@ -213,4 +213,10 @@ export type ManagerEvent =
     readonly stream: "stdout" | "stderr";
     readonly line: string;
   }
-  | { readonly type: "health"; readonly health: ManagerHealth };
+  | { readonly type: "health"; readonly health: ManagerHealth }
+  /**
+   * Over NATS: a message or record of the namespace that is not bgproc's (not UTF-8, not JSON, or not the protocol's
+   * shape) was skipped and dead-lettered (`NatsJobManager.unreadableMessages()`). Said once per kind of subject and
+   * problem.
+   */
+  | { readonly type: "unreadable"; readonly subject: string; readonly problem: string };

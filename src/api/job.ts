@@ -49,7 +49,7 @@ export interface Job<T extends JsonObject = JsonObject> {
 const LOG_BACKLOG = 10_000;
 
 /** The events about one job. */
-type JobEventOf = Exclude<BackendEvent, { type: "health" | "forgotten" | "known" }>;
+type JobEventOf = Exclude<BackendEvent, { type: "health" | "unreadable" | "forgotten" | "known" }>;
 
 /** One job as the facade shows it; fed by `apply(event)`. */
 export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {

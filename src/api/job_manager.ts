@@ -531,7 +531,7 @@ export class JobManager implements AsyncDisposable {
   }
 
   #onEvent(event: BackendEvent): void {
-    if (event.type === "health") return this.#events.publish(event);
+    if (event.type === "health" || event.type === "unreadable") return this.#events.publish(event);
     const { name } = event;
     switch (event.type) {
       case "known": {

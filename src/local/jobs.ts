@@ -15,7 +15,8 @@ export class LocalJobs {
 
   constructor(options: ResolvedOptions, blender: string) {
     this.backend = new LocalBackend(options, blender, (event) => {
-      if (event.type === "health" || event.type === "known" || event.type === "forgotten") return;
+      if (event.type === "health" || event.type === "unreadable" || event.type === "known") return;
+      if (event.type === "forgotten") return; // The worker's own jobs: nothing to tell about these.
       this.#jobs.get(event.name)?.apply(event);
     });
   }

@@ -10,7 +10,8 @@
 import type { Subscription } from "@nats-io/transport-node";
 import type { JobDroppedDetails } from "../errors.ts";
 import type { Cluster } from "./_connection.ts";
-import { readMaxDeliveries, readQueueMessage } from "./_wire.ts";
+import { readMaxDeliveries, readQueueMessage, Unreadable } from "./_wire.ts";
+import type { UnreadableDesk, UnreadableMessage } from "./_unreadable.ts";
 import { encode, type JobRecord, type QueueMessage } from "./_protocol.ts";
 import { ended, mutateRecord } from "./_records.ts";
 
@@ -26,6 +27,7 @@ export interface DeadLetter {
   readonly at: Date;
 }
 
+/** A job's dead letter, as published. */
 interface DeadLetterMessage {
   readonly name: string;
   readonly id: string;
@@ -80,17 +82,21 @@ export async function dropLost(cluster: Cluster, message: QueueMessage, attempts
  *
  * @returns The subscription (unsubscribe or drain it to stop).
  */
-export function listenMaxDeliveries(cluster: Cluster, onError: (error: unknown) => void): Subscription {
+export function listenMaxDeliveries(
+  cluster: Cluster,
+  unreadable: UnreadableDesk,
+  onError: (error: unknown) => void,
+): Subscription {
   return cluster.nc.subscribe(cluster.names.maxDeliveriesAdvisory, {
     callback: (error, msg) => {
       if (error !== null) return onError(error);
       const advisory = readMaxDeliveries(msg.data);
-      if (advisory === null) return; // Not the server's advisory.
+      if (advisory instanceof Unreadable) return unreadable.report(msg.subject, advisory, msg.data); // Not the server's.
       void (async () => {
         const stored = await cluster.jsm.streams.getMessage(cluster.names.jobsStream, { seq: advisory.stream_seq })
           .catch(() => null);
         const queued = stored === null ? null : readQueueMessage(stored.data);
-        if (queued === null) return;
+        if (queued === null || queued instanceof Unreadable) return; // The worker that took it reported it.
         await dropLost(cluster, queued, advisory.deliveries);
         await cluster.jsm.streams.deleteMessage(cluster.names.jobsStream, advisory.stream_seq).catch(() => {});
       })().catch(onError);
@@ -98,16 +104,50 @@ export function listenMaxDeliveries(cluster: Cluster, onError: (error: unknown) 
   });
 }
 
-/** Every job in the dead-letter stream, oldest first. */
+/** Every job in the dead-letter stream, oldest first (a message there that is not a job's dead letter is skipped). */
 export async function listDeadLetters(cluster: Cluster): Promise<DeadLetter[]> {
-  const info = await cluster.jsm.streams.info(cluster.names.deadStream);
   const letters: DeadLetter[] = [];
-  if (info.state.messages === 0) return letters;
+  for await (const { subject, value } of deadStream(cluster)) {
+    if (subject === cluster.names.unreadableSubject || !isObject(value)) continue;
+    const { name, report, attempts, at } = value;
+    if (typeof name !== "string" || !isObject(report) || typeof attempts !== "number" || typeof at !== "string") {
+      continue;
+    }
+    letters.push({ name, report: report as unknown as JobDroppedDetails, attempts, at: new Date(at) });
+  }
+  return letters;
+}
+
+/** Every unreadable message in the dead-letter stream, oldest first. */
+export async function listUnreadable(cluster: Cluster): Promise<UnreadableMessage[]> {
+  const letters: UnreadableMessage[] = [];
+  for await (const { subject, value } of deadStream(cluster)) {
+    if (subject !== cluster.names.unreadableSubject || !isObject(value)) continue;
+    const { problem, excerpt, bytes, seenBy, at } = value;
+    if (typeof value.subject !== "string" || typeof problem !== "string" || typeof excerpt !== "string") continue;
+    if (typeof bytes !== "number" || typeof seenBy !== "string" || typeof at !== "string") continue;
+    letters.push({ subject: value.subject, problem, excerpt, bytes, seenBy, at: new Date(at) });
+  }
+  return letters;
+}
+
+/** The dead-letter stream's messages, each parsed as JSON (`undefined` where it is not). */
+async function* deadStream(cluster: Cluster): AsyncGenerator<{ subject: string; value: unknown }> {
+  const info = await cluster.jsm.streams.info(cluster.names.deadStream);
+  if (info.state.messages === 0) return;
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const stored = await cluster.jsm.streams.getMessage(cluster.names.deadStream, { seq }).catch(() => null);
     if (stored === null) continue;
-    const message = stored.json<DeadLetterMessage>();
-    letters.push({ name: message.name, report: message.report, attempts: message.attempts, at: new Date(message.at) });
+    let value: unknown;
+    try {
+      value = stored.json();
+    } catch {
+      value = undefined;
+    }
+    yield { subject: stored.subject, value };
   }
-  return letters;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -8,7 +8,8 @@ import type { QueuedIterator } from "@nats-io/transport-node";
 import type { ManagerHealth } from "../types.ts";
 import { type Cluster, WORKER_TTL_MS } from "./_connection.ts";
 import type { WorkerInfo } from "./_protocol.ts";
-import { readWorkerInfo } from "./_wire.ts";
+import { readWorkerInfo, Unreadable } from "./_wire.ts";
+import type { UnreadableDesk } from "./_unreadable.ts";
 
 /** The longest the initial listing of workers may take. */
 const LISTING_MS = 2_000;
@@ -21,6 +22,7 @@ export class HealthWatch {
   readonly #cluster: Cluster;
   readonly #queued: () => Map<string, readonly string[]>;
   readonly #onChange: (health: ManagerHealth) => void;
+  readonly #unreadable: UnreadableDesk;
   /** Live workers, with when this host last heard of each (its own clock: machines' clocks may differ). */
   readonly #workers = new Map<string, { info: WorkerInfo; seenAt: number }>();
   #connected = true;
@@ -33,10 +35,12 @@ export class HealthWatch {
     cluster: Cluster,
     queued: () => Map<string, readonly string[]>,
     onChange: (health: ManagerHealth) => void,
+    unreadable: UnreadableDesk,
   ) {
     this.#cluster = cluster;
     this.#queued = queued;
     this.#onChange = onChange;
+    this.#unreadable = unreadable;
   }
 
   /** Load the workers, then follow them and the connection. */
@@ -51,7 +55,7 @@ export class HealthWatch {
         if (entry === null || entry.operation !== "PUT") continue;
         // An entry the server has not expired is at most WORKER_TTL_MS old.
         const info = readWorkerInfo(entry.value);
-        if (info !== null) this.#workers.set(name, { info, seenAt: Date.now() });
+        if (!(info instanceof Unreadable)) this.#workers.set(name, { info, seenAt: Date.now() });
       }
     })().catch(() => {});
     let bound: ReturnType<typeof setTimeout> | undefined;
@@ -62,7 +66,10 @@ export class HealthWatch {
     void (async () => {
       for await (const entry of watch) {
         const info = entry.operation === "PUT" ? readWorkerInfo(entry.value) : null;
-        if (info !== null) this.#workers.set(entry.key, { info, seenAt: Date.now() });
+        if (info instanceof Unreadable) {
+          this.#unreadable.report(`kv:${this.#cluster.names.workersBucket}/${entry.key}`, info, entry.value);
+        }
+        if (info !== null && !(info instanceof Unreadable)) this.#workers.set(entry.key, { info, seenAt: Date.now() });
         else this.#workers.delete(entry.key);
         this.#check();
       }

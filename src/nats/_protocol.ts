@@ -247,6 +247,11 @@ export class Names {
     return `bgproc.${this.namespace}.dead.${subjectToken(name)}`;
   }
 
+  /** The dead-letter subject of messages and records that were not bgproc's (`=` starts no job name's token). */
+  get unreadableSubject(): string {
+    return `bgproc.${this.namespace}.dead.=unreadable`;
+  }
+
   /** Every dead-letter subject. */
   get deadSubjects(): string {
     return `bgproc.${this.namespace}.dead.>`;

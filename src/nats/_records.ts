@@ -7,7 +7,7 @@
 
 import type { KV } from "@nats-io/kv";
 import { encode, type JobRecord, subjectToken } from "./_protocol.ts";
-import { readJobRecord } from "./_wire.ts";
+import { readJobRecord, Unreadable } from "./_wire.ts";
 
 /** A record and the revision it was read at. */
 export interface Revisioned {
@@ -20,7 +20,7 @@ export async function readRecord(jobs: KV, name: string): Promise<Revisioned | n
   const entry = await jobs.get(subjectToken(name));
   if (entry === null || entry.operation !== "PUT") return null;
   const record = readJobRecord(entry.value);
-  if (record === null) return null;
+  if (record instanceof Unreadable) return null; // The watches that saw it arrive reported it.
   return { record, revision: entry.revision };
 }
 

@@ -1,81 +1,128 @@
 /**
  * Reading what arrives over NATS: any message or KV value may be garbage (another program on the subject, an older
- * or newer bgproc, a bug), so each is parsed and its shape checked here, and one that fails is skipped, never
- * thrown into a loop that would then stop.
+ * or newer bgproc, a bug, an attacker), so each is parsed and its shape checked here. One that fails is a
+ * {@linkcode Unreadable} saying why: the caller skips it and hands it to its `UnreadableDesk`
+ * (`_unreadable.ts`), never throwing it into a loop that would then stop.
  */
 
 import type { JobRecord, LogMessage, ProgressMessage, QueueMessage, WorkerInfo } from "./_protocol.ts";
 import { RECORD_VERSION } from "./_protocol.ts";
 
-const decoder = new TextDecoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** `bytes` as JSON, or `undefined` when they are not (UTF-8) JSON. */
+/** Why a message or record is not bgproc's. */
+export class Unreadable {
+  /** One line: what is wrong with it. */
+  readonly problem: string;
+
+  constructor(problem: string) {
+    this.problem = problem;
+  }
+}
+
+/** `bytes` as JSON, or why not. */
 function parse(bytes: Uint8Array): unknown {
+  let text: string;
   try {
-    return JSON.parse(decoder.decode(bytes));
+    text = decoder.decode(bytes);
   } catch {
-    return undefined;
+    return new Unreadable("not UTF-8");
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return new Unreadable("not JSON");
   }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Unreadable);
+}
+
+/** Why `value` is unreadable: its own reason when parsing failed, else `shape`. */
+function unreadable(value: unknown, shape: string): Unreadable {
+  return value instanceof Unreadable ? value : new Unreadable(shape);
 }
 
 const STATES = new Set(["QUEUED", "ACTIVE", "COMPLETED", "DROPPED"]);
 const isCount = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 const isFraction = (value: unknown) => typeof value === "number" && value >= 0 && value <= 1;
 
-/** A job record of this version, or `null`. */
-export function readJobRecord(bytes: Uint8Array): JobRecord | null {
+/** A job record of this version, or why not. */
+export function readJobRecord(bytes: Uint8Array): JobRecord | Unreadable {
   const value = parse(bytes);
-  if (!isObject(value) || value.v !== RECORD_VERSION) return null;
+  if (!isObject(value)) return unreadable(value, "a job record must be a JSON object");
+  if (value.v !== RECORD_VERSION) return new Unreadable(`a job record of version ${value.v}, not ${RECORD_VERSION}`);
   const { name, id, state, worker, attempts, maxAttempts, progress, spec, submittedAt } = value;
-  if (typeof name !== "string" || typeof id !== "string" || !STATES.has(state as string)) return null;
-  if (worker !== null && typeof worker !== "string") return null;
-  if (!isCount(attempts) || !isCount(maxAttempts) || !isFraction(progress)) return null;
-  if (!isObject(spec) || typeof submittedAt !== "string") return null;
-  if (state === "COMPLETED" && !isObject(value.result)) return null;
-  if (state === "DROPPED" && value.report !== null && !isObject(value.report)) return null;
+  if (typeof name !== "string" || typeof id !== "string") return new Unreadable("a job record without a name or id");
+  if (!STATES.has(state as string)) return new Unreadable(`a job record in no known state (${String(state)})`);
+  if (worker !== null && typeof worker !== "string") return new Unreadable("a job record whose worker is no string");
+  if (!isCount(attempts) || !isCount(maxAttempts) || !isFraction(progress)) {
+    return new Unreadable("a job record whose attempts or progress are out of range");
+  }
+  if (!isObject(spec) || typeof submittedAt !== "string") return new Unreadable("a job record without its spec");
+  if (state === "COMPLETED" && !isObject(value.result)) {
+    return new Unreadable("a completed job record without a result");
+  }
+  if (state === "DROPPED" && value.report !== null && !isObject(value.report)) {
+    return new Unreadable("a dropped job record whose report is no object");
+  }
   return value as unknown as JobRecord;
 }
 
-/** A progress message, or `null`. */
-export function readProgress(bytes: Uint8Array): ProgressMessage | null {
+/** A progress message, or why not. */
+export function readProgress(bytes: Uint8Array): ProgressMessage | Unreadable {
   const value = parse(bytes);
-  if (!isObject(value) || !isCount(value.attempt) || !isFraction(value.value)) return null;
+  if (!isObject(value)) return unreadable(value, "a progress message must be a JSON object");
+  if (!isCount(value.attempt) || !isFraction(value.value)) {
+    return new Unreadable("a progress message needs an attempt and a value from 0 to 1");
+  }
   const id = typeof value.id === "string" ? { id: value.id } : {};
   return { attempt: value.attempt as number, value: value.value as number, ...id };
 }
 
-/** A log line message, or `null`. */
-export function readLogLine(bytes: Uint8Array): LogMessage | null {
+/** A log line message, or why not. */
+export function readLogLine(bytes: Uint8Array): LogMessage | Unreadable {
   const value = parse(bytes);
-  if (!isObject(value) || !isCount(value.attempt) || typeof value.line !== "string") return null;
-  if (value.stream !== "stdout" && value.stream !== "stderr") return null;
+  if (!isObject(value)) return unreadable(value, "a log message must be a JSON object");
+  if (!isCount(value.attempt) || typeof value.line !== "string") {
+    return new Unreadable("a log message needs an attempt and a line");
+  }
+  if (value.stream !== "stdout" && value.stream !== "stderr") return new Unreadable("a log message of no known stream");
   const id = typeof value.id === "string" ? { id: value.id } : {};
   return { attempt: value.attempt as number, stream: value.stream, line: value.line, ...id };
 }
 
-/** A worker's advertisement, or `null`. */
-export function readWorkerInfo(bytes: Uint8Array): WorkerInfo | null {
+/** A worker's advertisement, or why not. */
+export function readWorkerInfo(bytes: Uint8Array): WorkerInfo | Unreadable {
   const value = parse(bytes);
-  if (!isObject(value) || typeof value.id !== "string" || !isCount(value.slots)) return null;
-  if (!Array.isArray(value.tags) || !value.tags.every((tag) => typeof tag === "string")) return null;
-  if (!Array.isArray(value.running)) return null;
+  if (!isObject(value)) return unreadable(value, "a worker's entry must be a JSON object");
+  if (typeof value.id !== "string" || !isCount(value.slots)) {
+    return new Unreadable("a worker's entry without id or slots");
+  }
+  if (!Array.isArray(value.tags) || !value.tags.every((tag) => typeof tag === "string")) {
+    return new Unreadable("a worker's entry whose tags are not strings");
+  }
+  if (!Array.isArray(value.running)) return new Unreadable("a worker's entry without its running jobs");
   return value as unknown as WorkerInfo;
 }
 
-/** A work-queue message, or `null`. */
-export function readQueueMessage(bytes: Uint8Array): QueueMessage | null {
+/** A work-queue message, or why not. */
+export function readQueueMessage(bytes: Uint8Array): QueueMessage | Unreadable {
   const value = parse(bytes);
-  if (!isObject(value) || typeof value.name !== "string" || typeof value.id !== "string") return null;
+  if (!isObject(value)) return unreadable(value, "a queued job must be a JSON object");
+  if (typeof value.name !== "string" || typeof value.id !== "string") {
+    return new Unreadable("a queued job without a name or id");
+  }
   return { name: value.name, id: value.id };
 }
 
-/** The server's max-deliveries advisory (the stream sequence of the message, its deliveries), or `null`. */
-export function readMaxDeliveries(bytes: Uint8Array): { stream_seq: number; deliveries: number } | null {
+/** The server's max-deliveries advisory (the stream sequence of the message, its deliveries), or why not. */
+export function readMaxDeliveries(bytes: Uint8Array): { stream_seq: number; deliveries: number } | Unreadable {
   const value = parse(bytes);
-  if (!isObject(value) || !isCount(value.stream_seq) || !isCount(value.deliveries)) return null;
+  if (!isObject(value)) return unreadable(value, "an advisory must be a JSON object");
+  if (!isCount(value.stream_seq) || !isCount(value.deliveries)) {
+    return new Unreadable("an advisory without a stream sequence or deliveries");
+  }
   return { stream_seq: value.stream_seq as number, deliveries: value.deliveries as number };
 }

@@ -27,7 +27,8 @@ import {
 } from "./_protocol.ts";
 import { ended, mutateRecord, readRecord } from "./_records.ts";
 import { recordResult } from "./_worker_result.ts";
-import { readQueueMessage } from "./_wire.ts";
+import { readQueueMessage, Unreadable } from "./_wire.ts";
+import { UnreadableDesk } from "./_unreadable.ts";
 import { join } from "node:path";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
@@ -38,6 +39,8 @@ export type WorkerEvent =
   | { readonly type: "failed"; readonly name: string; readonly attempt: number; readonly report: string }
   | { readonly type: "handed-back"; readonly name: string }
   | { readonly type: "stopping" }
+  /** A message or record it could not read: skipped and dead-lettered (told once per kind of subject and problem). */
+  | { readonly type: "unreadable"; readonly subject: string; readonly problem: string }
   | { readonly type: "error"; readonly error: unknown };
 
 /** The worker's local Blenders: its jobs, their defaults, and its Blender's version. */
@@ -88,9 +91,13 @@ export class WorkerLoop {
   readonly #waiters = new Set<() => void>();
   readonly #startedAt = new Date().toISOString();
   readonly #heartbeatMs: number;
+  readonly #unreadable: UnreadableDesk;
 
   constructor(setup: WorkerSetup) {
     this.#setup = setup;
+    this.#unreadable = new UnreadableDesk(setup.cluster, `worker ${setup.id}`, (unreadable) => {
+      setup.emit({ type: "unreadable", ...unreadable });
+    });
     this.#heartbeatMs = Math.max(50, Math.floor(setup.ackWaitMs / 3));
   }
 
@@ -106,7 +113,7 @@ export class WorkerLoop {
   async run(): Promise<void> {
     const { cluster, emit } = this.#setup;
     const advertiser = setInterval(() => this.#advertise(), WORKER_TTL_MS / 5);
-    const advisories = listenMaxDeliveries(cluster, (error) => emit({ type: "error", error }));
+    const advisories = listenMaxDeliveries(cluster, this.#unreadable, (error) => emit({ type: "error", error }));
     try {
       const consumers: Consumer[] = [];
       for (const requires of tagSubsets([...this.#setup.tags])) {
@@ -196,13 +203,10 @@ export class WorkerLoop {
         break;
       }
       const queued = readQueueMessage(msg.data);
-      if (queued === null) {
+      if (queued instanceof Unreadable) {
         // Not a job this worker can read: another program's, or garbage. It is taken off the queue, not retried.
         msg.term();
-        this.#setup.emit({
-          type: "error",
-          error: new Error(`a message on ${msg.subject} is not a bgproc job: dropped`),
-        });
+        this.#unreadable.report(msg.subject, queued, msg.data);
         continue;
       }
       const job: Running = { name: queued.name, queued, msg, local: undefined, cancelled: false, handBack: false };

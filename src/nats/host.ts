@@ -21,7 +21,8 @@ import { ended, isWrongRevision, readRecord } from "./_records.ts";
 import { fetchResult } from "./_fetch_result.ts";
 import { killInCluster } from "./_kill.ts";
 import { Submitter } from "./_submit.ts";
-import { readJobRecord, readLogLine, readProgress } from "./_wire.ts";
+import { readJobRecord, readLogLine, readProgress, Unreadable } from "./_wire.ts";
+import { UnreadableDesk } from "./_unreadable.ts";
 
 /** What the host knows of one job of the namespace. */
 interface Tracked {
@@ -65,6 +66,7 @@ export class NatsHost {
   readonly #subscriptions: Subscription[] = [];
   readonly #watches: QueuedIterator<KvWatchEntry>[] = [];
   readonly #health: HealthWatch;
+  readonly #unreadable: UnreadableDesk;
   readonly #logFiles = new LogFiles();
   #logSubscription: Subscription | undefined;
   #closing: Promise<void> | undefined;
@@ -78,9 +80,12 @@ export class NatsHost {
     this.#uploader = new Uploader(cluster.files);
     this.#submitter = new Submitter(cluster, this.#uploader, settings, () => this.#maxAttempts);
     this.#downloads = new FileCache(cluster.files, join(settings.workRoot, "files"));
+    this.#unreadable = new UnreadableDesk(cluster, `host ${Deno.pid}`, (unreadable) => {
+      publish({ type: "unreadable", ...unreadable });
+    });
     this.#health = new HealthWatch(cluster, () => this.#queuedRequirements(), (health) => {
       publish({ type: "health", health });
-    });
+    }, this.#unreadable);
   }
 
   /** Connect, and make every job of the namespace known through `publish`. */
@@ -128,7 +133,9 @@ export class NatsHost {
           continue;
         }
         const record = readJobRecord(entry.value);
-        if (record !== null && record.name === name) this.#apply(record);
+        if (record instanceof Unreadable) {
+          this.#unreadable.report(`kv:${names.jobsBucket}/${entry.key}`, record, entry.value);
+        } else if (record.name === name) this.#apply(record);
       }
     })().catch(() => {});
     await this.#health.start();
@@ -136,11 +143,12 @@ export class NatsHost {
       callback: (error, msg) => {
         const about = error === null ? this.#runningJob(msg.subject) : undefined;
         const progress = about === undefined ? null : readProgress(msg.data);
+        if (progress instanceof Unreadable) return this.#unreadable.report(msg.subject, progress, msg.data);
         if (about === undefined || progress === null || !ofSubmission(progress, about.tracked)) return;
         if (progress.attempt >= about.tracked.attempts) this.#progress(about.name, about.tracked, progress.value);
       },
     }));
-    this.#subscriptions.push(listenMaxDeliveries(this.#cluster, () => {}));
+    this.#subscriptions.push(listenMaxDeliveries(this.#cluster, this.#unreadable, () => {}));
   }
 
   /** A record's new version: the events its change makes. */
@@ -354,7 +362,7 @@ export class NatsHost {
       const key = subjectToken(name);
       const entry = await this.#cluster.jobs.get(key);
       const record = entry === null || entry.operation !== "PUT" ? null : readJobRecord(entry.value);
-      if (entry !== null && record?.id === tracked.id) {
+      if (entry !== null && record !== null && !(record instanceof Unreadable) && record.id === tracked.id) {
         // Only this submission's record, only as it was read: another host may have replaced it since.
         await this.#cluster.jobs.delete(key, { previousSeq: entry.revision }).catch((error) => {
           if (!isWrongRevision(error)) throw error;
@@ -394,6 +402,7 @@ export class NatsHost {
       callback: (error, msg) => {
         const about = error === null ? this.#runningJob(msg.subject) : undefined;
         const line = about === undefined ? null : readLogLine(msg.data);
+        if (line instanceof Unreadable) return this.#unreadable.report(msg.subject, line, msg.data);
         if (about === undefined || line === null || !ofSubmission(line, about.tracked)) return;
         const { name } = about;
         this.#logFiles.write(name, line);

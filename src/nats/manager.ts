@@ -11,13 +11,14 @@ import type { Job } from "../api/job.ts";
 import type { JsonObject } from "../types.ts";
 import type { NatsBackend } from "./_backend.ts";
 import type { NatsOptions } from "./_connection.ts";
-import { type DeadLetter, listDeadLetters } from "./_dead_letter.ts";
+import { type DeadLetter, listDeadLetters, listUnreadable } from "./_dead_letter.ts";
+import type { UnreadableMessage } from "./_unreadable.ts";
 import { collectFiles, type FileStats, referencedFiles } from "./_files.ts";
 import { nameOfToken, type WorkerInfo } from "./_protocol.ts";
 import { readRecord } from "./_records.ts";
 import type { NatsHost } from "./host.ts";
 
-export type { DeadLetter, FileStats, WorkerInfo };
+export type { DeadLetter, FileStats, UnreadableMessage, WorkerInfo };
 
 /** Options of {@linkcode NatsJobManager.connect}. */
 export interface NatsJobManagerOptions {
@@ -156,6 +157,24 @@ export class NatsJobManager extends JobManager {
    */
   async deadLetters(): Promise<DeadLetter[]> {
     return await listDeadLetters((await this.#connected()).cluster);
+  }
+
+  /**
+   * The messages and records of the namespace that no host or worker could read (not UTF-8, not JSON, or not the
+   * protocol's shape), from the dead-letter stream: each was skipped where it arrived, and its reader said so once
+   * (a manager event `unreadable`, a worker event). One host or worker dead-letters at most 60 a minute.
+   *
+   * @example
+   * ```ts ignore
+   * for (const message of await manager.unreadableMessages()) {
+   *   console.log(message.subject, message.problem, message.seenBy);
+   * }
+   * ```
+   *
+   * @returns Each one with where it came from, why it was unreadable and its first characters, oldest first.
+   */
+  async unreadableMessages(): Promise<UnreadableMessage[]> {
+    return await listUnreadable((await this.#connected()).cluster);
   }
 
   /** How many files this host uploaded, and how many the object store already had. */

@@ -30,6 +30,7 @@ export {
   type NatsCloseOptions,
   NatsJobManager,
   type NatsJobManagerOptions,
+  type UnreadableMessage,
   type WorkerInfo,
 } from "./manager.ts";
 export { runWorker, type RunWorkerOptions, type WorkerEvent } from "./worker.ts";

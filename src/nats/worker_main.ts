@@ -153,6 +153,9 @@ export async function runWorkerUntilSignal(
           case "handed-back":
             console.log(`${stamp} handed back ${event.name}`);
             return;
+          case "unreadable":
+            console.error(`${stamp} unreadable: ${event.subject}: ${event.problem} (skipped, dead-lettered)`);
+            return;
           case "stopping":
             if (!quiet) console.log(`${stamp} stopping: no new jobs; running jobs may finish`);
             return;

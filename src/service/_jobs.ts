@@ -129,7 +129,7 @@ export class JobRecords {
 
   /** Update the records from one event. */
   apply(event: ManagerEvent): void {
-    if (event.type === "health") return;
+    if (event.type === "health" || event.type === "unreadable") return;
     const record = this.get(event.name);
     if (record === undefined) return;
     switch (event.type) {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../../mod.ts";
 import { fixture, waitFor } from "../_helpers.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
+import { NatsJobManager } from "../../src/nats/mod.ts";
 import { encode, subjectToken } from "../../src/nats/_protocol.ts";
 import { startNatsServer, startWorker } from "./_server.ts";
 
@@ -112,12 +113,20 @@ Deno.test("JobManager({ nats }): health says why jobs cannot run (no worker, no 
   await worker.stop();
 });
 
-Deno.test("JobManager({ nats }): garbage on the subjects, in the buckets and on the queue stops neither host nor worker", async () => {
+Deno.test("JobManager({ nats }): garbage on the subjects, in the buckets and on the queue stops neither host nor worker, and each is dead-lettered with why", async () => {
   await using server = await startNatsServer();
   const namespace = "garbage";
   await using worker = await startWorker(server.url, ["--namespace", namespace, "--workers", "1"]);
-  await using manager = new JobManager({ nats: { servers: server.url, namespace }, maxAttempts: 1 });
-  await manager.ready();
+  await using manager = await NatsJobManager.connect({ nats: { servers: server.url, namespace }, maxAttempts: 1 });
+  const told: string[] = [];
+  const listening = new AbortController();
+  const following = (async () => {
+    for await (const event of manager.events({ signal: listening.signal })) {
+      if (event.type === "unreadable") told.push(`${event.subject}: ${event.problem}`);
+    }
+  })();
+  // A job's lines read to the end: this host now follows log lines too.
+  for await (const _ of manager.addJob({ script: fixture("echo.py") }).logs()) { /* read them all */ }
   const cluster = await openCluster({ servers: server.url }, namespace);
   try {
     const junk = [new Uint8Array([0xff, 0xfe, 0x00]), new TextEncoder().encode('{"v":1,"name":7}'), encode([1, 2])];
@@ -130,20 +139,72 @@ Deno.test("JobManager({ nats }): garbage on the subjects, in the buckets and on 
       await cluster.js.publish(names.queueSubject([]), bytes);
     }
     cluster.nc.publish(names.maxDeliveriesAdvisory, new TextEncoder().encode("not json"));
+    await cluster.js.publish(names.deadSubject("junk"), new TextEncoder().encode("not a dead letter")); // Skipped too.
     await cluster.nc.flush();
-    const job = manager.addJob({ name: "after-garbage", script: fixture("progress.py"), passedData: { steps: 2 } });
+    const job = manager.addJob({
+      name: "after-garbage",
+      script: fixture("progress.py"),
+      passedData: { steps: 4, pause: 0.4 },
+    });
     const seen: number[] = [];
-    for await (const value of job.progressUpdates()) seen.push(value);
-    assert.deepEqual((await job.result()).pythonData, { steps: 2 });
+    for await (const value of job.progressUpdates()) {
+      if (seen.length === 0) {
+        // A running job's own subjects: its host reads these (messages about jobs it does not follow it ignores).
+        for (const bytes of junk) {
+          cluster.nc.publish(names.jobSubject("after-garbage", "progress"), bytes);
+          cluster.nc.publish(names.jobSubject("after-garbage", "log"), bytes);
+        }
+      }
+      seen.push(value);
+    }
+    assert.deepEqual((await job.result()).pythonData, { steps: 4 });
     assert.equal(seen.at(-1), 1);
     assert.equal(manager.getJob("ghost"), undefined, "a record that is garbage is no job");
     assert.equal(manager.health.status, "ok");
     await waitFor(
-      () => worker.output.some((line) => line.includes("is not a bgproc job")),
+      () => worker.output.some((line) => line.includes("unreadable: bgproc.garbage.q.any: not UTF-8")),
       10_000,
       "the worker's note",
     );
+    // Each kind, with its reason, in the dead-letter stream; the dead letters of jobs are not confused with them.
+    const expected = [
+      ["bgproc.garbage.job.after-garbage.progress", "not UTF-8"],
+      ["bgproc.garbage.job.after-garbage.progress", "a progress message must be a JSON object"],
+      ["bgproc.garbage.job.after-garbage.log", "a log message needs an attempt and a line"],
+      [`kv:${names.jobsBucket}/ghost`, "a job record without a name or id"],
+      [`kv:${names.workersBucket}/ghost-worker`, "a worker's entry must be a JSON object"],
+      ["bgproc.garbage.q.any", "a queued job must be a JSON object"],
+      [names.maxDeliveriesAdvisory, "not JSON"],
+    ];
+    const complete = (letters: { subject: string; problem: string }[]) =>
+      expected.every(([subject, problem]) => letters.some((l) => l.subject === subject && l.problem === problem));
+    let letters = await manager.unreadableMessages();
+    for (let i = 0; i < 100 && !complete(letters); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      letters = await manager.unreadableMessages();
+    }
+    for (const [subject, problem] of expected) {
+      assert.ok(
+        letters.some((letter) => letter.subject === subject && letter.problem === problem),
+        `no dead letter for ${subject}: ${problem} in ${JSON.stringify(letters.map((l) => [l.subject, l.problem]))}`,
+      );
+    }
+    assert.ok(
+      letters.some((letter) => letter.seenBy.startsWith("worker ")) &&
+        letters.some((l) => l.seenBy.startsWith("host ")),
+    );
+    assert.deepEqual(await manager.deadLetters(), []);
+    // The host said so once per kind of subject and problem (the same garbage again says nothing new).
+    assert.ok(told.includes("bgproc.garbage.job.after-garbage.progress: not UTF-8"), told.join("\n"));
+    assert.equal(told.filter((line) => line.endsWith("ghost: not UTF-8")).length, 1, told.join("\n"));
+    const before = told.length;
+    await cluster.jobs.put(subjectToken("ghost"), junk[0]!);
+    await cluster.nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(told.length, before, "the same kind of garbage was told twice");
   } finally {
+    listening.abort();
+    await following;
     await cluster.nc.drain();
   }
 });

@@ -6,7 +6,9 @@ import { join, relative } from "node:path";
 import { JobManager } from "../../mod.ts";
 import { FileCache, Uploader } from "../../src/nats/_files.ts";
 import { checkTags, nameOfToken, Names, subjectToken, tagSubsets } from "../../src/nats/_protocol.ts";
-import { openCluster } from "../../src/nats/_connection.ts";
+import { type Cluster, openCluster } from "../../src/nats/_connection.ts";
+import { UNREADABLE_PER_MINUTE, UnreadableDesk } from "../../src/nats/_unreadable.ts";
+import { readJobRecord, readProgress, type Unreadable } from "../../src/nats/_wire.ts";
 import { ended, mutateRecord, readRecord } from "../../src/nats/_records.ts";
 import type { JobRecord } from "../../src/nats/_protocol.ts";
 import { encode, RECORD_VERSION } from "../../src/nats/_protocol.ts";
@@ -181,3 +183,37 @@ function recordOf(fields: Partial<JobRecord> & Pick<JobRecord, "name">): JobReco
     ...fields,
   };
 }
+
+Deno.test("an unreadable message is told once per kind and problem, and a flood is dead-lettered at most 60 a minute", () => {
+  // A stand-in for the cluster: only what the desk uses (the real dead letters: tests/nats/job_manager_test.ts).
+  const published: unknown[] = [];
+  const cluster = {
+    names: new Names("flood"),
+    js: {
+      publish: (_subject: string, data: Uint8Array) =>
+        Promise.resolve(published.push(JSON.parse(new TextDecoder().decode(data)))),
+    },
+  } as unknown as Cluster;
+  const told: string[] = [];
+  const desk = new UnreadableDesk(cluster, "host 1", ({ subject, problem }) => told.push(`${subject}: ${problem}`));
+  for (let i = 0; i < 500; i++) {
+    const subject = `bgproc.flood.job.job-${i}.progress`;
+    desk.report(subject, readProgress(new Uint8Array([0xff])) as Unreadable, new Uint8Array([0xff]));
+  }
+  desk.report("kv:bgproc_flood_jobs/x", readJobRecord(new TextEncoder().encode("[]")) as Unreadable, new Uint8Array(2));
+  assert.deepEqual(told, [
+    "bgproc.flood.job.job-0.progress: not UTF-8",
+    "kv:bgproc_flood_jobs/x: a job record must be a JSON object",
+  ]);
+  assert.equal(published.length, UNREADABLE_PER_MINUTE);
+  assert.equal(desk.uncounted, 501 - UNREADABLE_PER_MINUTE);
+  assert.deepEqual(Object.keys(published[0] as object).sort(), [
+    "at",
+    "bytes",
+    "excerpt",
+    "kind",
+    "problem",
+    "seenBy",
+    "subject",
+  ]);
+});
