@@ -54,6 +54,7 @@ export type {
   JobManagerNatsOptions,
   JobManagerOptions,
   NatsCredentials,
+  NatsSigningOptions,
   NatsTlsOptions,
   ProgressSource,
   RestartIntensityOptions,

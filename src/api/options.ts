@@ -486,8 +486,32 @@ export interface NatsTlsOptions {
   key?: string;
 }
 
+/**
+ * Signed jobs and results over NATS: key files as `bgproc keygen NAME` writes them (`NAME.key`, `NAME.pub`). A host
+ * signs each job it submits with `key`, and with `trust` takes a completed job's result only when one of those
+ * worker keys signed it. A worker signs each result with `key`, and with `trust` runs a job only when one of those
+ * host keys signed it (an unsigned or badly signed job is dropped and dead-lettered with the reason, never run).
+ *
+ * @example
+ * ```ts ignore
+ * import { JobManager } from "@bgproc/blender";
+ *
+ * const manager = new JobManager({
+ *   nats: { servers: "tls://farm:4222", signing: { key: "host.key", trust: ["worker-a.pub", "worker-b.pub"] } },
+ * });
+ * ```
+ */
+export interface NatsSigningOptions {
+  /** This side's private key file (`.key`). */
+  key?: string;
+  /** The other side's public key files (`.pub`) to trust. */
+  trust?: string[];
+}
+
 /** Where the NATS server is, as `JobManagerOptions.nats` takes it. */
 export interface JobManagerNatsOptions extends NatsCredentials {
+  /** Sign this host's jobs, and require signed results: see {@linkcode NatsSigningOptions}. */
+  signing?: NatsSigningOptions;
   /** Server URL(s), e.g. `"nats://127.0.0.1:4222"` (`tls://…` for TLS). */
   servers: string | string[];
   /** Jobs, names, workers and files are separate per namespace. @default {"default"} */

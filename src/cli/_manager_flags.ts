@@ -1,6 +1,6 @@
 /** The flags every job-running command takes for its JobManager, and the output flags of run and batch. */
 
-import type { NatsCredentials } from "../api/options.ts";
+import type { NatsCredentials, NatsSigningOptions } from "../api/options.ts";
 import { AUTH_FLAGS, credentialsFromFlags } from "../nats/_auth_flags.ts";
 import { JobManager } from "../api/job_manager.ts";
 import type { JobManagerOptions } from "../api/options.ts";
@@ -52,12 +52,40 @@ export const AUTH_FLAG_SPECS: FlagSpecs = Object.fromEntries(
   }]),
 ) as FlagSpecs;
 
-/** `--nats`, `--namespace` and the credentials: run the jobs on NATS workers instead of here. */
+/** `--signing-key` and `--trust`: signed jobs and results (`bgproc keygen` makes the key files). */
+export function signingFlagSpecs(side: "host" | "worker"): FlagSpecs {
+  const [signs, trusts] = side === "host" ? ["jobs", "results of"] : ["results", "jobs signed by"];
+  const prefix = side === "host" ? "with --nats: " : "";
+  return {
+    "signing-key": {
+      type: "string",
+      value: "FILE",
+      help: `${prefix}sign this ${side}'s ${signs} with this private key`,
+    },
+    trust: {
+      type: "string",
+      value: "FILE",
+      multiple: true,
+      help: `${prefix}take only ${trusts} the ${side === "host" ? "worker" : "host"} with this public key`,
+    },
+  };
+}
+
+/** `--nats`, `--namespace`, the credentials and signing: run the jobs on NATS workers instead of here. */
 export const CLUSTER_FLAGS: FlagSpecs = {
   nats: { type: "string", value: "URL", help: "run the jobs on bgproc workers fed by this NATS server" },
   namespace: { type: "string", value: "NAME", help: "with --nats: the namespace of the jobs (default: default)" },
   ...AUTH_FLAG_SPECS,
+  ...signingFlagSpecs("host"),
 };
+
+/** The key files of `--signing-key` and `--trust`, where the user typed them, or `undefined` without either. */
+export function cliSigning(flags: Flags): NatsSigningOptions | undefined {
+  const key = typeof flags["signing-key"] === "string" ? userPath(flags["signing-key"]) : undefined;
+  const trust = Array.isArray(flags.trust) ? flags.trust.map((path) => userPath(String(path))) : [];
+  if (key === undefined && trust.length === 0) return undefined;
+  return { ...(key === undefined ? {} : { key }), ...(trust.length === 0 ? {} : { trust }) };
+}
 
 /** What run and batch need of a manager, local or over NATS. */
 export type CliManager = JobManager;
@@ -68,12 +96,13 @@ export type CliManager = JobManager;
  */
 export async function openManager(flags: Flags): Promise<CliManager> {
   if (typeof flags.nats !== "string") {
-    for (const name of ["namespace", ...Object.keys(AUTH_FLAGS)]) {
+    for (const name of ["namespace", "signing-key", "trust", ...Object.keys(AUTH_FLAGS)]) {
       if (flags[name] !== undefined) throw new UsageError(`--${name} goes with --nats URL`);
     }
     return new JobManager(managerOptions(flags));
   }
   const credentials = cliCredentials(flags);
+  const signing = cliSigning(flags);
   for (const name of ["workers", "mode", "blender"]) {
     if (flags[name] !== undefined) {
       throw new UsageError(`--${name} is the workers' with --nats (see 'bgproc help worker')`);
@@ -86,6 +115,7 @@ export async function openManager(flags: Flags): Promise<CliManager> {
       servers: flags.nats,
       ...(typeof flags.namespace === "string" ? { namespace: flags.namespace } : {}),
       ...credentials,
+      ...(signing === undefined ? {} : { signing }),
     },
     ...(maxAttempts === undefined ? {} : { maxAttempts }),
     ...(factoryStartup === undefined ? {} : { factoryStartup }),

@@ -3,7 +3,12 @@
 import { positiveNumber } from "./_args.ts";
 import type { Command } from "./_command.ts";
 import { UsageError } from "./_errors.ts";
-import { AUTH_FLAG_SPECS as CLUSTER_FLAGS_AUTH, cliCredentials } from "./_manager_flags.ts";
+import {
+  AUTH_FLAG_SPECS as CLUSTER_FLAGS_AUTH,
+  cliCredentials,
+  cliSigning,
+  signingFlagSpecs,
+} from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
 
 /** The `worker` command. */
@@ -28,6 +33,7 @@ Exit status: 0 after a graceful stop, 1 on failure (an unreachable server, ...),
     grace: { type: "string", value: "MS", help: "how long running jobs may finish after SIGTERM (default: 30000)" },
     quiet: { type: "boolean", help: "print only failures and errors" },
     ...CLUSTER_FLAGS_AUTH,
+    ...signingFlagSpecs("worker"),
   },
   async run({ flags, positionals }) {
     if (positionals.length > 0) throw new UsageError(`worker takes no arguments, not '${positionals[0]}'`);
@@ -39,6 +45,7 @@ Exit status: 0 after a graceful stop, 1 on failure (an unreachable server, ...),
     const number = (name: string) => positiveNumber(flags, name, true);
     const [maxWorkers, ackWaitMs, maxAttempts, graceMs] = ["workers", "ack-wait", "max-attempts", "grace"].map(number);
     // Loaded only here, and by a specifier Deno cannot read ahead, so the other commands never fetch the NATS client.
+    const signing = cliSigning(flags);
     const specifier = new URL("../nats/worker_main.ts", import.meta.url).href;
     const { runWorkerUntilSignal } = await import(specifier) as typeof import("../nats/worker_main.ts");
     return await runWorkerUntilSignal({
@@ -55,6 +62,7 @@ Exit status: 0 after a graceful stop, 1 on failure (an unreachable server, ...),
       ...(ackWaitMs === undefined ? {} : { ackWaitMs }),
       ...(maxAttempts === undefined ? {} : { maxAttempts }),
       ...(graceMs === undefined ? {} : { graceMs }),
+      ...(signing === undefined ? {} : { signing }),
     }, { quiet: flags.quiet === true });
   },
 };

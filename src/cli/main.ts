@@ -23,6 +23,7 @@ import { batchCommand } from "./_batch.ts";
 import type { Command } from "./_command.ts";
 import { EnvironmentError, ExitCode, UsageError } from "./_errors.ts";
 import { infoCommand } from "./_info.ts";
+import { keygenCommand } from "./_keygen.ts";
 import { renderCommand } from "./_render.ts";
 import { runCommand } from "./_run.ts";
 import { serveCommand } from "./_serve.ts";
@@ -37,6 +38,7 @@ const COMMANDS: readonly Command[] = [
   serveCommand,
   workerCommand,
   infoCommand,
+  keygenCommand,
 ];
 
 /** The version of this package. */

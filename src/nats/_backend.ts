@@ -69,8 +69,8 @@ export class NatsBackend implements Backend {
       } catch (error) {
         throw new NatsBackendUnavailableError(error);
       }
-      const { ackWaitMs: _, namespace: __, ...connection } = nats;
-      return await module.NatsHost.connect(connection, namespace, settings, publish);
+      const { ackWaitMs: _, namespace: __, signing, ...connection } = nats;
+      return await module.NatsHost.connect(connection, namespace, { ...settings, signing }, publish);
     })();
     this.#ready.then((host) => {
       this.#host = host;

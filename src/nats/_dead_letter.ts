@@ -77,6 +77,33 @@ export async function dropLost(cluster: Cluster, message: QueueMessage, attempts
   if (written !== null) await publishDeadLetter(cluster, written);
 }
 
+/** Drop a job no trusted host signed (it never ran), and dead-letter it with why (once, whoever calls). */
+export async function dropUntrusted(
+  cluster: Cluster,
+  record: JobRecord,
+  why: string,
+  attempt: number,
+  worker: string,
+): Promise<void> {
+  const report: JobDroppedDetails = {
+    jobName: record.name,
+    reason: "start-failed",
+    summary: `it was not run: ${why}`,
+    attempts: attempt,
+    exitCode: null,
+    signal: null,
+    pythonError: null,
+    stderrTail: "",
+    stdoutTail: "",
+    commandLine: "",
+  };
+  const written = await mutateRecord(cluster.jobs, record.name, (current) => {
+    if (current.id !== record.id || ended(current)) return null;
+    return { ...current, state: "DROPPED", worker, attempts: attempt, report, deadLetter: true };
+  });
+  if (written !== null) await publishDeadLetter(cluster, written);
+}
+
 /**
  * Listen for the server's max-deliveries advisories of the work queue.
  *

@@ -4,6 +4,7 @@
  * per-job subjects. Hosts and workers of one namespace must agree on it.
  */
 
+import type { Signature } from "./_signing.ts";
 import { nameOfToken as nameOfNameToken, nameToken } from "../_name_token.ts";
 import { createHash } from "node:crypto";
 import type { JobDroppedDetails } from "../errors.ts";
@@ -116,6 +117,10 @@ export interface JobRecord {
   readonly report: JobDroppedDetails | null;
   /** Whether the job went to the dead-letter subject. */
   readonly deadLetter: boolean;
+  /** The submitting host's signature of what runs (`_signing.ts`), when it signs jobs. */
+  readonly jobSignature?: Signature;
+  /** The worker's signature of a completed job's end (`_signing.ts`), when it signs results. */
+  readonly endSignature?: Signature;
 }
 
 /** The work-queue message: the record is the truth, this only points at it. */

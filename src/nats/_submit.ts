@@ -6,6 +6,7 @@ import type { Uploader } from "./_files.ts";
 import { encode, type JobRecord, type JobSpec, type QueueMessage, RECORD_VERSION, subjectToken } from "./_protocol.ts";
 import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
 import { jobSpec } from "./_spec.ts";
+import { sign, signedJob, type SigningKey } from "./_signing.ts";
 
 /** What the submitter needs of the host's settings. */
 export interface SubmitSettings {
@@ -21,9 +22,17 @@ export class Submitter {
   readonly #settings: SubmitSettings;
   readonly #maxAttempts: () => number;
   readonly #consumers = new Map<string, Promise<string>>();
+  readonly #key: SigningKey | undefined;
 
-  constructor(cluster: Cluster, uploader: Uploader, settings: SubmitSettings, maxAttempts: () => number) {
+  constructor(
+    cluster: Cluster,
+    uploader: Uploader,
+    settings: SubmitSettings,
+    maxAttempts: () => number,
+    key: SigningKey | undefined,
+  ) {
     this.#cluster = cluster;
+    this.#key = key;
     this.#uploader = uploader;
     this.#settings = settings;
     this.#maxAttempts = maxAttempts;
@@ -33,7 +42,7 @@ export class Submitter {
   async put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<void> {
     const { name } = job;
     const spec = await jobSpec(job, id, this.#settings.workRoot, this.#uploader, this.#settings.retry);
-    const record: JobRecord = {
+    const unsigned: JobRecord = {
       v: RECORD_VERSION,
       name,
       id,
@@ -50,6 +59,9 @@ export class Submitter {
       report: null,
       deadLetter: false,
     };
+    const record = this.#key === undefined
+      ? unsigned
+      : { ...unsigned, jobSignature: await sign(this.#key, signedJob(unsigned)) };
     const { jobs, js, names } = this.#cluster;
     const existing = await readRecord(jobs, name);
     const taken = () => new Error(`Cannot add job as a job named '${name}' is queued or active in the cluster`);

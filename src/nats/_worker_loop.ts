@@ -14,7 +14,7 @@ import type { LocalJobs } from "../local/jobs.ts";
 import { backoffMs, jittered } from "../local/policy.ts";
 import type { DataBlockSelection, JobResult, JsonObject } from "../types.ts";
 import { type Cluster, ensureConsumer, WORKER_TTL_MS } from "./_connection.ts";
-import { dropLost, listenMaxDeliveries, publishDeadLetter } from "./_dead_letter.ts";
+import { dropLost, dropUntrusted, listenMaxDeliveries, publishDeadLetter } from "./_dead_letter.ts";
 import type { FileCache, Uploader } from "./_files.ts";
 import {
   encode,
@@ -29,6 +29,7 @@ import { ended, mutateRecord, readRecord } from "./_records.ts";
 import { recordResult } from "./_worker_result.ts";
 import { readQueueMessage, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
+import { sign, signedEnd, signedJob, type Signing, whyUntrusted } from "./_signing.ts";
 import { join } from "node:path";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
@@ -64,6 +65,8 @@ export interface WorkerSetup {
   readonly ackWaitMs: number;
   readonly maxAttempts: number;
   readonly graceMs: number;
+  /** Its key (results are signed with it) and the host keys it trusts (only jobs they signed run). */
+  readonly signing: Signing;
   readonly emit: (event: WorkerEvent) => void;
 }
 
@@ -230,6 +233,13 @@ export class WorkerLoop {
         await dropLost(cluster, queued, attempt - 1);
         return msg.ack();
       }
+      const untrusted = await this.#untrusted(current.record);
+      if (untrusted !== null) {
+        // Jobs are code: one no trusted host signed never runs here. Dropped (not retried) and dead-lettered.
+        await dropUntrusted(cluster, current.record, untrusted, attempt, id);
+        emit({ type: "failed", name: queued.name, attempt, report: untrusted });
+        return msg.term();
+      }
       heartbeat = setInterval(() => msg.working(), this.#heartbeatMs);
       cancels = cluster.nc.subscribe(cluster.names.jobSubject(queued.name, "cancel"), {
         callback: (_error, request) => {
@@ -290,12 +300,31 @@ export class WorkerLoop {
     }
     const place = { uploader, workRoot: blenders.jobs.backend.workRoot, worker: id };
     const recorded = await recordResult(place, result, attempt, this.#outputsFolder(local.name));
+    const end = { name: mine.name, id: mine.id, attempts: attempt, worker: id, result: recorded };
+    const { key } = this.#setup.signing;
+    const endSignature = key === undefined ? undefined : await sign(key, signedEnd(end));
     const written = await mutateRecord(cluster.jobs, mine.name, (record) => {
       if (record.id !== mine.id || ended(record)) return null;
-      return { ...record, state: "COMPLETED", worker: id, attempts: attempt, progress: 1, result: recorded };
+      const completed: JobRecord = {
+        ...record,
+        state: "COMPLETED",
+        worker: id,
+        attempts: attempt,
+        progress: 1,
+        result: recorded,
+      };
+      return endSignature === undefined ? completed : { ...completed, endSignature };
     });
     job.msg.ack();
     if (written !== null) emit({ type: "completed", name: mine.name, attempt });
+  }
+
+  /** Why this worker must not run `record` (no trusted host signed it), or `null` when it may. */
+  async #untrusted(record: JobRecord): Promise<string | null> {
+    const { trusted } = this.#setup.signing;
+    if (trusted === undefined) return null;
+    const why = await whyUntrusted(trusted, signedJob(record), record.jobSignature);
+    return why === null ? null : `worker ${this.#setup.id} runs only jobs signed by a host it trusts, and ${why}`;
   }
 
   /** Where the local backend keeps a local job's outputs until they are uploaded. */

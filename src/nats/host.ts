@@ -16,13 +16,15 @@ import { listenMaxDeliveries } from "./_dead_letter.ts";
 import { FileCache, Uploader } from "./_files.ts";
 import { HealthWatch } from "./_health.ts";
 import { LogFiles } from "./_log_files.ts";
-import { type JobRecord, type JobSpec, nameOfToken, subjectToken, type WorkerInfo } from "./_protocol.ts";
-import { ended, isWrongRevision, readRecord } from "./_records.ts";
+import { encode, type JobRecord, type JobSpec, nameOfToken, subjectToken, type WorkerInfo } from "./_protocol.ts";
+import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
 import { fetchResult } from "./_fetch_result.ts";
 import { killInCluster } from "./_kill.ts";
 import { Submitter } from "./_submit.ts";
 import { readJobRecord, readLogLine, readProgress, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
+import { loadSigning, signedEnd, type Signing, whyUntrusted } from "./_signing.ts";
+import type { NatsSigningOptions } from "../api/options.ts";
 
 /** What the host knows of one job of the namespace. */
 interface Tracked {
@@ -46,6 +48,8 @@ export interface NatsHostSettings {
   readonly ackWaitMs: number;
   /** This host's folder (made by the caller, removed by it). */
   readonly workRoot: string;
+  /** Its key files: jobs signed with `key`; results taken only when signed by a key in `trust`. */
+  readonly signing?: NatsSigningOptions | undefined;
 }
 
 /** A host of one namespace: submits jobs, follows every job's record, fetches results. */
@@ -67,18 +71,25 @@ export class NatsHost {
   readonly #watches: QueuedIterator<KvWatchEntry>[] = [];
   readonly #health: HealthWatch;
   readonly #unreadable: UnreadableDesk;
+  readonly #signing: Signing;
   readonly #logFiles = new LogFiles();
   #logSubscription: Subscription | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(cluster: Cluster, settings: NatsHostSettings, publish: (event: BackendEvent) => void) {
+  private constructor(
+    cluster: Cluster,
+    settings: NatsHostSettings,
+    signing: Signing,
+    publish: (event: BackendEvent) => void,
+  ) {
     this.#cluster = cluster;
+    this.#signing = signing;
     this.namespace = cluster.names.namespace;
     this.#settings = settings;
     this.#maxAttempts = settings.maxAttempts;
     this.#publish = publish;
     this.#uploader = new Uploader(cluster.files);
-    this.#submitter = new Submitter(cluster, this.#uploader, settings, () => this.#maxAttempts);
+    this.#submitter = new Submitter(cluster, this.#uploader, settings, () => this.#maxAttempts, signing.key);
     this.#downloads = new FileCache(cluster.files, join(settings.workRoot, "files"));
     this.#unreadable = new UnreadableDesk(cluster, `host ${Deno.pid}`, (unreadable) => {
       publish({ type: "unreadable", ...unreadable });
@@ -95,8 +106,9 @@ export class NatsHost {
     settings: NatsHostSettings,
     publish: (event: BackendEvent) => void,
   ): Promise<NatsHost> {
+    const signing = await loadSigning(settings.signing); // A bad key file fails here, before connecting.
     const cluster = await openCluster({ name: "bgproc-host", ...options }, namespace);
-    const host = new NatsHost(cluster, settings, publish);
+    const host = new NatsHost(cluster, settings, signing, publish);
     try {
       await host.#start();
     } catch (error) {
@@ -117,7 +129,7 @@ export class NatsHost {
       if (current !== null && current.record.name === name) records.push(current.record);
     }
     records.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
-    for (const record of records) this.#apply(record);
+    for (const record of records) if (await this.#trusted(record, `kv:${names.jobsBucket}`)) this.#apply(record);
     const jobWatch = await jobs.watch();
     this.#watches.push(jobWatch);
     void (async () => {
@@ -135,7 +147,9 @@ export class NatsHost {
         const record = readJobRecord(entry.value);
         if (record instanceof Unreadable) {
           this.#unreadable.report(`kv:${names.jobsBucket}/${entry.key}`, record, entry.value);
-        } else if (record.name === name) this.#apply(record);
+        } else if (record.name === name && await this.#trusted(record, `kv:${names.jobsBucket}/${entry.key}`)) {
+          this.#apply(record);
+        }
       }
     })().catch(() => {});
     await this.#health.start();
@@ -149,6 +163,42 @@ export class NatsHost {
       },
     }));
     this.#subscriptions.push(listenMaxDeliveries(this.#cluster, this.#unreadable, () => {}));
+  }
+
+  /**
+   * Whether a record may be taken: with trusted worker keys, a completed one only when one of them signed its end
+   * (else it is reported as unreadable and skipped: the job does not complete). Queued, active and dropped records
+   * change nothing a forger could use, and hosts write some of them (a kill, a lost worker).
+   */
+  async #trusted(record: JobRecord, where: string): Promise<boolean> {
+    const { trusted } = this.#signing;
+    if (trusted === undefined || record.state !== "COMPLETED") return true;
+    const why = await whyUntrusted(trusted, signedEnd(record), record.endSignature);
+    if (why === null) return true;
+    const bytes = encode(record);
+    this.#unreadable.report(
+      where.includes("/") ? where : `${where}/${subjectToken(record.name)}`,
+      new Unreadable(`a completed job record not signed by a trusted worker: ${why}`),
+      bytes,
+    );
+    void this.#restore(record);
+    return false;
+  }
+
+  /**
+   * Put back the record of a job that a forged completion ended, as this host last knew it (queued, or active on its
+   * worker), so that its real end can still be written: else the worker would find it ended and the job would never
+   * end here. Only while the record is still that forged one.
+   */
+  async #restore(forged: JobRecord): Promise<void> {
+    const tracked = this.#jobs.get(forged.name);
+    if (tracked === undefined || tracked.id !== forged.id || ended(tracked)) return;
+    await mutateRecord(this.#cluster.jobs, forged.name, (current) => {
+      if (current.id !== forged.id || current.state !== "COMPLETED") return null;
+      if (current.endSignature?.sig !== forged.endSignature?.sig) return null;
+      const { endSignature: _, ...rest } = current;
+      return { ...rest, state: tracked.state === "ACTIVE" ? "ACTIVE" : "QUEUED", worker: tracked.worker, result: null };
+    }).catch(() => {});
   }
 
   /** A record's new version: the events its change makes. */

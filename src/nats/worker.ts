@@ -8,7 +8,8 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JobDefaults } from "../api/checked_job.ts";
-import { checkPermissions, resolveOptions } from "../api/options.ts";
+import { checkPermissions, type NatsSigningOptions, resolveOptions } from "../api/options.ts";
+import { loadSigning } from "./_signing.ts";
 import { blenderVersion, findBlender } from "../blender.ts";
 import { LocalJobs } from "../local/jobs.ts";
 import { type Cluster, type NatsOptions, openCluster } from "./_connection.ts";
@@ -75,6 +76,11 @@ export interface RunWorkerOptions {
    * @default {30000}
    */
   graceMs?: number;
+  /**
+   * Signed jobs and results: this worker signs each result with `key`, and with `trust` runs a job only when one of
+   * those host keys signed it (see `NatsSigningOptions`).
+   */
+  signing?: NatsSigningOptions;
   /** Called with what the worker does, for a CLI to print. */
   onEvent?: (event: WorkerEvent) => void;
 }
@@ -111,6 +117,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const mode = options.mode ?? "fork";
   const emit = options.onEvent ?? (() => {});
   options.signal?.throwIfAborted();
+  const signing = await loadSigning(options.signing); // A bad key file fails here, before anything starts.
 
   const machine = hostname();
   const id = `${machine}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
@@ -148,6 +155,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     ackWaitMs,
     maxAttempts,
     graceMs,
+    signing,
     emit,
   });
   const onAbort = () => loop.stop();

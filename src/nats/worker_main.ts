@@ -20,7 +20,7 @@ Options:
   --nats URL            the NATS server (required), e.g. nats://127.0.0.1:4222
   --namespace NAME      jobs, names and files are separate per namespace (default: default)
   --workers N           jobs at once (default: 2)
-  --mode MODE           process, pool or fork (default: process)
+  --mode MODE           fork, process or pool (default: fork)
   --tags A,B            this worker's tags; jobs may require them
   --blender PATH        the Blender executable (default: $BLENDER, else blender on PATH)
   --work-dir DIR        work root and file cache folder (default: the temporary folder)
@@ -28,6 +28,8 @@ Options:
   --max-attempts N      MaxDeliver of the consumers this worker makes (default: 3)
   --grace MS            how long running jobs may finish after SIGTERM (default: 30000)
   --quiet               print only errors
+  --signing-key FILE    sign this worker's results with this private key (bgproc keygen NAME makes NAME.key)
+  --trust FILE          run only jobs signed by the host with this public key (NAME.pub); repeatable
 
 Credentials (as the server asks; secrets from files or the environment, never argv):
 ${authUsage(22)}
@@ -63,6 +65,8 @@ export async function workerMain(args: string[]): Promise<number> {
         "max-attempts": { type: "string" },
         grace: { type: "string" },
         quiet: { type: "boolean" },
+        "signing-key": { type: "string" },
+        trust: { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         ...Object.fromEntries(
           Object.entries(AUTH_FLAGS).map((
@@ -96,6 +100,12 @@ export async function workerMain(args: string[]): Promise<number> {
       ...(values["ack-wait"] === undefined ? {} : { ackWaitMs: Number(values["ack-wait"]) }),
       ...(values["max-attempts"] === undefined ? {} : { maxAttempts: Number(values["max-attempts"]) }),
       ...(values.grace === undefined ? {} : { graceMs: Number(values.grace) }),
+      ...(values["signing-key"] === undefined && values.trust === undefined ? {} : {
+        signing: {
+          ...(values["signing-key"] === undefined ? {} : { key: values["signing-key"] }),
+          ...(values.trust === undefined ? {} : { trust: values.trust }),
+        },
+      }),
     };
   } catch (error) {
     console.error(`bgproc worker: ${error instanceof Error ? error.message : String(error)}\n\n${WORKER_USAGE}`);

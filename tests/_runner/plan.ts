@@ -79,6 +79,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/nats/done_when_test.ts": { where: "default", seconds: 39 },
   "tests/nats/host_kill_test.ts": { where: "default", seconds: 29 },
   "tests/nats/service_test.ts": { where: "default", seconds: 22 },
+  "tests/nats/signing_test.ts": { where: "default", seconds: 30 },
   "tests/nats/secure_test.ts": { where: "default", seconds: 15 },
   // No Blender at all.
   "tests/blend_file_fuzz_test.ts": { where: "none", seconds: 46 },
