@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 from ._reaper import spare
 
@@ -63,11 +64,21 @@ def enter(host_pid: int) -> str | None:
         return f"no cgroup could be made ({error.strerror or error})"
     except LookupError as error:
         return str(error)
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # Looked up before the fork: no dlopen in the child.
+    except (OSError, AttributeError) as error:
+        _remove(path)
+        return f"no guardian can watch a cgroup here ({error})"
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as error:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        _remove(path)
+        return f"no guardian could be started ({error.strerror or error})"
     if pid == 0:
-        _guard(path, parent)  # Never returns.
+        _guard(path, parent, prctl)  # Never returns.
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     spare(pid)  # Blender's own reaper must not end its guardian.
     try:
@@ -79,7 +90,7 @@ def enter(host_pid: int) -> str | None:
     return None
 
 
-def _guard(path: str, parent: int) -> None:
+def _guard(path: str, parent: int, prctl: Any) -> None:
     """In the guardian: wait for Blender's death, then end everything in its cgroup and remove it."""
     code = 0
     try:
@@ -87,9 +98,13 @@ def _guard(path: str, parent: int) -> None:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        os.closerange(3, _max_fd())  # Not even Blender's pipes to the host: its output ends with it.
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        for fd in [int(name) for name in os.listdir("/proc/self/fd")]:  # Not even Blender's pipes to the host.
+            if fd > 2:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass  # The listing's own fd, closed already.
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() == parent:
             signal.sigwait({signal.SIGTERM})
         _kill_all(path)
@@ -165,10 +180,15 @@ def _sweep_dead_hosts(parent: str) -> None:
             continue
         for child in children:
             _kill_all(os.path.join(folder, child))
+        try:
+            os.rmdir(folder)  # Also when it had no Blender's cgroup left.
+        except OSError:
+            pass
 
 
-def _max_fd() -> int:
-    try:
-        return os.sysconf("SC_OPEN_MAX")
-    except (ValueError, OSError):
-        return 1024
+def _remove(path: str) -> None:
+    for folder in (path, os.path.dirname(path)):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass

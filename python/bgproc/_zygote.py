@@ -63,7 +63,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._jail import take_notice
+from ._jail import print_notice, take_notice
 from ._reaper import become_subreaper, end_descendants
 
 PR_SET_PDEATHSIG = 1
@@ -119,7 +119,7 @@ def serve(*, zygote_id: str) -> int:
     become_subreaper()
     baseline = set(_tasks())
     unsafe = _unsafe_reason()
-    sys.stdout.flush()
+    _flush_all()
     host = _Host(os.dup(1))
     os.dup2(2, 1)  # From now on Blender's and Python's own prints go to stderr; stdout carries frames only.
     os.write(host.fd, FRAMES_SYNC)
@@ -159,7 +159,8 @@ def serve(*, zygote_id: str) -> int:
             _past_grace(children, host=host, selector=selector)
     finally:
         for child in children.values():
-            _kill_group(child.pid)
+            if child.deadline is None:  # A reaped child's group id may be another's by now.
+                _kill_group(child.pid)
         end_descendants()
 
 
@@ -177,41 +178,69 @@ def _handle(message: dict[str, Any], *, bpy: Any, host: _Host, children: dict[in
     if problem is not None:
         host.message({"type": "refused", "id": child_id, "why": problem})
         return
-    notice = take_notice()  # The first child says it; the zygote forgets it.
+    try:
+        child = _fork(bpy, child_id, str(message["jobDir"]), host=host, children=children, selector=selector)
+    except OSError as error:  # No pipe or no process (ENOMEM, EAGAIN): this attempt fails; the zygote goes on.
+        host.message({"type": "failed", "id": child_id, "why": f"the zygote could not fork: {error}"})
+        return
+    children[child_id] = child
+    selector.register(child.pidfd, selectors.EVENT_READ, child)
+    for fd, kind in child.streams.items():
+        selector.register(fd, selectors.EVENT_READ, (child, kind))
+    host.message({"type": "forked", "id": child_id, "pid": child.pid})
+
+
+def _fork(bpy: Any, child_id: int, job_dir: str, *, host: _Host, children: dict[int, _Child],
+          selector: selectors.BaseSelector) -> _Child:
+    """Fork the child that runs the job in ``job_dir``, with pipes of its own for stdout and stderr."""
     out_read, out_write = os.pipe()
-    err_read, err_write = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns that Blender's (sleeping) native threads exist: see the module's notes.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    try:
+        err_read, err_write = os.pipe()
+    except OSError:
+        for fd in (out_read, out_write):
+            os.close(fd)
+        raise
+    zygote = os.getpid()
+    _flush_all()
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that Blender's (sleeping) native threads exist: see the module's notes.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:
+        for fd in (out_read, out_write, err_read, err_write):
+            os.close(fd)
+        raise
     if pid == 0:
         code = EXIT_RUNTIME_ERROR
         try:
             os.setpgid(0, 0)
             _child_fds(out_write, err_write, keep_none_of=[out_read, err_read, host.fd, selector, children])
-            if notice is not None:
-                print(notice, file=sys.stderr)
-            code = _run_child(bpy, job_dir=str(message["jobDir"]))
+            code = _run_child(bpy, job_dir=job_dir, zygote=zygote)
         finally:
             try:
                 sys.stdout.flush()
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+    take_notice()  # The first child says it; the zygote forgets it.
     try:
         os.setpgid(pid, pid)  # Also here: a kill may come before the child has run a line.
     except OSError:
         pass  # The child did it first, or has exited already.
     os.close(out_write)
     os.close(err_write)
-    child = _Child(id=child_id, pid=pid, pidfd=os.pidfd_open(pid), streams={out_read: b"o", err_read: b"e"})
-    children[child_id] = child
-    selector.register(child.pidfd, selectors.EVENT_READ, child)
-    for fd, kind in child.streams.items():
-        selector.register(fd, selectors.EVENT_READ, (child, kind))
-    host.message({"type": "forked", "id": child_id, "pid": pid})
+    return _Child(id=child_id, pid=pid, pidfd=os.pidfd_open(pid), streams={out_read: b"o", err_read: b"e"})
+
+
+def _flush_all() -> None:
+    """Flush Python's and the C library's output buffers, or their contents would be written again by each child."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
 
 
 def _child_fds(out_write: int, err_write: int, *, keep_none_of: list[Any]) -> None:
@@ -226,7 +255,8 @@ def _child_fds(out_write: int, err_write: int, *, keep_none_of: list[Any]) -> No
     for fd in (out_read, err_read, host_fd):
         os.close(fd)
     for child in children.values():
-        os.close(child.pidfd)
+        if child.pidfd >= 0:
+            os.close(child.pidfd)
         for fd in child.streams:
             os.close(fd)
     selector.close()
@@ -256,6 +286,7 @@ def _close_stream(child: _Child, fd: int, *, host: _Host, selector: selectors.Ba
 def _reaped(child: _Child, *, host: _Host, children: dict[int, _Child], selector: selectors.BaseSelector) -> None:
     selector.unregister(child.pidfd)
     os.close(child.pidfd)
+    child.pidfd = -1  # Closed: a child forked later must not close that number again (it may be reused by then).
     others = {other.pid for other in children.values() if other is not child and other.deadline is None}
     code, name = _reap(child.pid, keep=others)
     child.deadline = time.monotonic() + OUTPUT_GRACE_SECONDS
@@ -278,7 +309,7 @@ def _forget_if_done(child: _Child, children: dict[int, _Child]) -> None:
         children.pop(child.id, None)
 
 
-def _run_child(bpy: Any, *, job_dir: str) -> int:
+def _run_child(bpy: Any, *, job_dir: str, zygote: int) -> int:
     """In the child: die with the zygote, reseed, open the job's .blend file, then run the job as process mode does.
 
     No host watch here (stdin is /dev/null): the zygote watches the host, and the child dies with the zygote."""
@@ -286,8 +317,9 @@ def _run_child(bpy: Any, *, job_dir: str) -> int:
     from ._runner import JobSpec, run_job_dir  # noqa: PLC0415
 
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:
-        return EXIT_RUNTIME_ERROR  # The zygote died before the line above.
+    if os.getppid() != zygote:
+        return EXIT_RUNTIME_ERROR  # The zygote died before the line above (we were re-parented, maybe not to init).
+    print_notice()
     random.seed()
     _own_temp_dir(bpy, JobDir(job_dir).file("temp"))
     try:

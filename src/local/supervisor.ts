@@ -63,6 +63,9 @@ export interface SupervisorConfig {
   readonly publishHealth: (health: ManagerHealth) => void;
 }
 
+/** How many attempts of one job may die through no act of their own without counting. */
+const MAX_SPARED = 1;
+
 interface Running {
   readonly job: SupervisedJob;
   readonly attempt: number;
@@ -342,6 +345,7 @@ class SupervisorState {
     const taken = this.#waiting.take(name);
     if (taken === undefined) return false;
     if (taken.timer !== undefined) this.#config.clock.clearTimeout(taken.timer);
+    this.#spared.delete(name);
     if (taken.attempts > 0) this.#removeJobDir(taken.job);
     this.#config.publish({
       type: "dropped",
@@ -390,9 +394,6 @@ class SupervisorState {
 }
 
 /** A crashed Job actor, as an attempt outcome: the attempt was killed and is gone. */
-/** How many attempts of one job may die through no act of their own without counting. */
-const MAX_SPARED = 1;
-
 function crashOutcome(attempt: number, error: unknown): AttemptOutcome {
   const now = new Date();
   return {

@@ -25,7 +25,7 @@ import { lineSplitter } from "../job/lines.ts";
 import { Channel } from "../../channel.ts";
 import { blenderArgs, LocalAttempt } from "./_local_attempt.ts";
 import { WarmBlender } from "./_warm_blender.ts";
-import type { ExitStatus, ProcessGroup } from "./_process_group.ts";
+import { type ExitStatus, OUTPUT_GRACE_MS, type ProcessGroup } from "./_process_group.ts";
 import { readFrames } from "./_frames.ts";
 import { runPrepared } from "./process.ts";
 import type { AttemptEvent, AttemptHandle, AttemptPlan, Runner, WarmExit } from "./runner.ts";
@@ -68,6 +68,9 @@ class ChildOutput {
     void this.#writer.close().catch(() => {});
   }
 }
+
+/** The zygote could not fork this attempt's child (no memory, no process left): it failed to start. */
+class ForkFailed extends Error {}
 
 /** One attempt on the zygote. */
 class Lease {
@@ -212,6 +215,10 @@ export class ForkRunner implements Runner {
       if (zygote.exited !== undefined) this.#onExit(zygote, zygote.exited); // It died before the lease was known.
       await this.#send(zygote, { type: "fork", id: lease.id, token: lease.token, jobDir: plan.jobDir });
       const forked = await lease.forked.promise.catch((error: Error) => error);
+      if (forked instanceof ForkFailed) {
+        zygote.leases.delete(lease.id);
+        return await attempt.end({ status: null, startError: forked });
+      }
       if (typeof forked === "string") { // Refused.
         zygote.leases.delete(lease.id);
         this.#retire(zygote);
@@ -266,8 +273,14 @@ export class ForkRunner implements Runner {
       blenderArgs(this.#options.runtimeEntry, null, ["--zygote", "--worker-id", id], factoryStartup),
       factoryStartup,
     );
-    const reading = [this.#readFrames(zygote), this.#readOwnOutput(zygote)];
-    const exit = zygote.process.status.then((status) => {
+    const frames = this.#readFrames(zygote);
+    const reading = [frames, this.#readOwnOutput(zygote)];
+    const exit = zygote.process.status.then(async (status) => {
+      // What the zygote wrote before it died (a child's exit, its last lines) is read first; the pipe is the
+      // zygote's alone, so it ends with it (the bound is for a child caught between its fork and closing it).
+      let grace: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([frames, new Promise((resolve) => grace = setTimeout(resolve, OUTPUT_GRACE_MS))]);
+      clearTimeout(grace);
       this.#onExit(zygote, status);
       return zygote.process.closeStdin();
     });
@@ -356,9 +369,12 @@ export class ForkRunner implements Runner {
         lease.forked.resolve(lease.pid);
         break;
       case "refused":
+      case "failed":
+        clearTimeout(lease.watchdog); // No child to kill.
         lease.output.stdout.end();
         lease.output.stderr.end();
-        lease.forked.resolve(String(message.why));
+        if (message.type === "refused") lease.forked.resolve(String(message.why));
+        else lease.forked.reject(new ForkFailed(String(message.why)));
         break;
       case "exited":
         lease.exit({ code: Number(message.code), signal: typeof message.signal === "string" ? message.signal : null });

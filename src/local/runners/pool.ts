@@ -239,7 +239,7 @@ export class PoolRunner implements Runner {
   async #readOutput(worker: Worker, stream: "stdout" | "stderr", signal: AbortSignal): Promise<void> {
     const lines = worker.process[stream].pipeThrough(new TextDecoderStream(), { signal }).pipeThrough(lineSplitter());
     for await (const line of lines) {
-      const at = line.indexOf(MARKER);
+      const at = line.lastIndexOf(MARKER); // The worker's own marker comes last on its line.
       const lease = worker.lease;
       // A job's last line without a newline runs into the marker: the text before it is the job's.
       const text = at < 0 ? line : line.slice(0, at);
