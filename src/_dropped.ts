@@ -1,16 +1,15 @@
 /** A job dropped before any Blender ran it: the one way to say so, for the supervisor, renders and NATS workers. */
 
-import { type DropReason, JobDroppedError } from "./errors.ts";
+import { type DropReason, type JobDroppedDetails, JobDroppedError } from "./errors.ts";
 
-/** A `JobDroppedError` for a job no Blender ran: no exit, signal, Python error, output or command line. */
-export function droppedBeforeBlender(
+/** The report of a job no Blender ran: no exit, signal, Python error, output or command line. */
+export function detailsBeforeBlender(
   jobName: string,
   reason: DropReason,
   summary: string,
   attempts: number,
-  options?: ErrorOptions,
-): JobDroppedError {
-  return new JobDroppedError({
+): JobDroppedDetails {
+  return {
     jobName,
     reason,
     summary,
@@ -21,5 +20,16 @@ export function droppedBeforeBlender(
     stderrTail: "",
     stdoutTail: "",
     commandLine: "",
-  }, options);
+  };
+}
+
+/** A `JobDroppedError` for a job no Blender ran (see {@linkcode detailsBeforeBlender}). */
+export function droppedBeforeBlender(
+  jobName: string,
+  reason: DropReason,
+  summary: string,
+  attempts: number,
+  options?: ErrorOptions,
+): JobDroppedError {
+  return new JobDroppedError(detailsBeforeBlender(jobName, reason, summary, attempts), options);
 }

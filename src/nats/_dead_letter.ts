@@ -9,6 +9,7 @@
 
 import type { Subscription } from "@nats-io/transport-node";
 import type { JobDroppedDetails } from "../errors.ts";
+import { detailsBeforeBlender } from "../_dropped.ts";
 import type { Cluster } from "./_connection.ts";
 import { readMaxDeliveries, readQueueMessage, Unreadable } from "./_wire.ts";
 import type { UnreadableDesk, UnreadableMessage } from "./_unreadable.ts";
@@ -85,18 +86,7 @@ export async function dropUntrusted(
   attempt: number,
   worker: string,
 ): Promise<void> {
-  const report: JobDroppedDetails = {
-    jobName: record.name,
-    reason: "start-failed",
-    summary: `it was not run: ${why}`,
-    attempts: attempt,
-    exitCode: null,
-    signal: null,
-    pythonError: null,
-    stderrTail: "",
-    stdoutTail: "",
-    commandLine: "",
-  };
+  const report = detailsBeforeBlender(record.name, "start-failed", `it was not run: ${why}`, attempt);
   const written = await mutateRecord(cluster.jobs, record.name, (current) => {
     if (current.id !== record.id || ended(current)) return null;
     return { ...current, state: "DROPPED", worker, attempts: attempt, report, deadLetter: true };
