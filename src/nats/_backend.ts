@@ -58,6 +58,7 @@ export class NatsBackend implements Backend {
       retry: { on: [...retry.on], delayMs: retry.initialDelayMs, factor: retry.factor, maxDelayMs: retry.maxDelayMs },
       ackWaitMs,
       workRoot: this.workRoot,
+      resultLimit: options.resultLimit,
     };
     this.#ready = (async () => {
       let module: typeof import("./host.ts");

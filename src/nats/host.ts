@@ -23,6 +23,7 @@ import { killInCluster } from "./_kill.ts";
 import { Submitter } from "./_submit.ts";
 import { readJobRecord, readLogLine, readProgress, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
+import { detailsBeforeBlender } from "../_dropped.ts";
 import { loadSigning, signedEnd, type Signing, whyUntrusted } from "./_signing.ts";
 import type { NatsSigningOptions } from "../api/options.ts";
 
@@ -48,6 +49,8 @@ export interface NatsHostSettings {
   readonly ackWaitMs: number;
   /** This host's folder (made by the caller, removed by it). */
   readonly workRoot: string;
+  /** The largest result (its python data, or the spilled file holding it) this host reads, in bytes. */
+  readonly resultLimit: number;
   /** Its key files: jobs signed with `key`; results taken only when signed by a key in `trust`. */
   readonly signing?: NatsSigningOptions | undefined;
 }
@@ -253,6 +256,16 @@ export class NatsHost {
   }
 
   #completed(tracked: Tracked, record: JobRecord): void {
+    const size = resultSize(record);
+    if (size > this.#settings.resultLimit) {
+      // As a local job's: never read, the job dropped (its record stays as the worker wrote it).
+      const summary =
+        `the job's result is ${size} bytes, more than the manager's resultLimit of ${this.#settings.resultLimit}`;
+      return this.#dropped(tracked, {
+        ...record,
+        report: detailsBeforeBlender(record.name, "result-too-large", summary, record.attempts),
+      });
+    }
     tracked.state = "COMPLETED";
     tracked.attempts = record.attempts;
     const { name, attempts } = record;
@@ -485,4 +498,12 @@ export class NatsHost {
 /** Whether a message is about `tracked`'s submission (an older worker's, without an id, is taken as it is). */
 function ofSubmission(message: { readonly id?: string }, tracked: Tracked): boolean {
   return message.id === undefined || message.id === tracked.id;
+}
+
+/** How large a completed record's result is, as `resultLimit` counts it: the spilled file, or the python data's JSON. */
+function resultSize(record: JobRecord): number {
+  const result = record.result;
+  if (result === null) return 0;
+  if (result.overflow !== undefined) return result.overflow.size;
+  return new TextEncoder().encode(JSON.stringify(result.pythonData)).length;
 }

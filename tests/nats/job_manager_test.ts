@@ -265,3 +265,25 @@ Deno.test("two hosts in one namespace: generated names differ, a rejected job's 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("JobManager({ nats }): resultLimit holds over NATS: a larger result (inline or spilled) is never read, the job drops", async () => {
+  await using server = await startNatsServer();
+  const namespace = "limits";
+  await using _worker = await startWorker(server.url, ["--namespace", namespace, "--workers", "2"]);
+  await using manager = new JobManager({
+    nats: { servers: server.url, namespace },
+    maxAttempts: 1,
+    resultLimit: 100_000,
+  });
+  await manager.ready();
+  const small = await manager.addJob({ script: fixture("echo.py"), passedData: { text: "x".repeat(1_000) } }).result();
+  assert.equal((small.pythonData.passed_data as { text: string }).text.length, 1_000);
+  // 150 KB stays in the record; 400 KB spills into the object store: both are over the limit.
+  for (const size of [150_000, 400_000]) {
+    const error = await manager.addJob({ script: fixture("echo.py"), passedData: { text: "x".repeat(size) } }).result()
+      .then(() => undefined, (e) => e);
+    assert.ok(error instanceof JobDroppedError, String(error));
+    assert.equal(error.reason, "result-too-large");
+    assert.match(error.summary, /more than the manager's resultLimit of 100000/);
+  }
+});
