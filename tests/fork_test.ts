@@ -204,3 +204,21 @@ Deno.test("fork: a job that always kills its zygote is dropped as crashed after 
   match(error.summary, /its fork-mode zygote died \(SIGKILL\)/);
   equal((await manager.addJob({ script: fixture("echo.py") }).result()).attempts, 1, "the next job did not run");
 });
+
+Deno.test("fork: a zygote that cannot end a killed child (stopped) is killed itself, and the kill still ends the job", async () => {
+  await using manager = new JobManager({ mode: "fork", maxWorkers: 1 });
+  const pidFile = join(manager.workRoot, "probe.json");
+  const job = manager.addJob({ script: fixture("fork_probe.py"), passedData: { pid_file: pidFile, seconds: 600 } });
+  await waitFor(() => job.progress >= 0.1, 20_000, "the job to start");
+  const facts = JSON.parse(await Deno.readTextFile(pidFile)) as Facts;
+  Deno.kill(facts.ppid, "SIGSTOP"); // A job (same user) can stop its zygote; the zygote then reads no kill request.
+  try {
+    await job.kill(); // Settles once the job has ended: 5 s later, when the host has killed the zygote itself.
+    equal(job.state, "DROPPED");
+    await waitFor(() => !isAlive(facts.ppid) && !isAlive(facts.pid), 5_000, "the zygote and its child to be gone");
+  } finally {
+    if (isAlive(facts.ppid)) Deno.kill(facts.ppid, "SIGKILL");
+  }
+  const next = (await manager.addJob({ script: fixture("fork_probe.py") }).result()).pythonData as Facts;
+  notEqual(next.ppid, facts.ppid, "the next job ran on a new zygote");
+});

@@ -23,6 +23,7 @@ import { killInCluster } from "./_kill.ts";
 import { Submitter } from "./_submit.ts";
 import { readJobRecord, readLogLine, readProgress, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
+import { AbandonedWatch } from "./_abandoned.ts";
 import { detailsBeforeBlender } from "../_dropped.ts";
 import { loadSigning, signedEnd, type Signing, whyUntrusted } from "./_signing.ts";
 import type { NatsSigningOptions } from "../api/options.ts";
@@ -75,6 +76,7 @@ export class NatsHost {
   readonly #health: HealthWatch;
   readonly #unreadable: UnreadableDesk;
   readonly #signing: Signing;
+  readonly #abandoned: AbandonedWatch;
   readonly #logFiles = new LogFiles();
   #logSubscription: Subscription | undefined;
   #closing: Promise<void> | undefined;
@@ -97,6 +99,7 @@ export class NatsHost {
     this.#unreadable = new UnreadableDesk(cluster, `host ${Deno.pid}`, (unreadable) => {
       publish({ type: "unreadable", ...unreadable });
     });
+    this.#abandoned = new AbandonedWatch(cluster, () => this.#ownQueued());
     this.#health = new HealthWatch(cluster, () => this.#queuedRequirements(), (health) => {
       publish({ type: "health", health });
     }, this.#unreadable);
@@ -166,6 +169,13 @@ export class NatsHost {
       },
     }));
     this.#subscriptions.push(listenMaxDeliveries(this.#cluster, this.#unreadable, () => {}));
+    this.#abandoned.start(this.#settings.ackWaitMs);
+  }
+
+  /** This host's queued jobs, oldest first. */
+  #ownQueued(): string[] {
+    return [...this.#jobs].filter(([, tracked]) => tracked.mine && tracked.state === "QUEUED")
+      .sort(([, a], [, b]) => a.submittedAt.localeCompare(b.submittedAt)).map(([name]) => name);
   }
 
   /**
@@ -486,6 +496,7 @@ export class NatsHost {
       for (const subscription of this.#subscriptions) subscription.unsubscribe();
       this.#logSubscription?.unsubscribe();
       this.#health.stop();
+      await this.#abandoned.stop();
       for (const tracked of this.#jobs.values()) tracked.ended.resolve();
       await this.#logFiles.close();
       await this.#downloads.close();

@@ -70,7 +70,7 @@ for (const mode of ["process", "fork", "pool"] as const) {
     equal(existsSync(workRoot), false, "the work root outlived close()");
     deepStrictEqual(processesMatching(workRoot), [], "a Blender of this manager outlived close()");
     // The manager's own lock on its work root is held until close(), by design; a warm mode's channels to its
-    // Blenders (sockets, pipes) were opened before `fdsBefore` and are closed by close().
+    // Blenders (their pipes) were opened before `fdsBefore` and are closed by close().
     const open = openFds().sort();
     const expected = fdsBefore.filter((fd) => !fd.startsWith(workRoot) && open.includes(fd)).sort();
     deepStrictEqual(open, expected, "file descriptors leaked");

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../../mod.ts";
 import { fixture, waitFor } from "../_helpers.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
+import { readRecord } from "../../src/nats/_records.ts";
 import { NatsJobManager } from "../../src/nats/mod.ts";
 import { encode, subjectToken } from "../../src/nats/_protocol.ts";
 import { startNatsServer, startWorker } from "./_server.ts";
@@ -285,5 +286,34 @@ Deno.test("JobManager({ nats }): resultLimit holds over NATS: a larger result (i
     assert.ok(error instanceof JobDroppedError, String(error));
     assert.equal(error.reason, "result-too-large");
     assert.match(error.summary, /more than the manager's resultLimit of 100000/);
+  }
+});
+
+Deno.test("JobManager({ nats }): a job whose queue message a client took and acked without running it is queued again, and runs", async () => {
+  await using server = await startNatsServer();
+  const namespace = "abandoned";
+  await using manager = new JobManager({ nats: { servers: server.url, namespace, ackWaitMs: 1_000 }, maxAttempts: 1 });
+  await manager.ready();
+  const job = manager.addJob({ script: fixture("echo.py"), passedData: { who: "abandoned" } });
+  const cluster = await openCluster({ servers: server.url }, namespace);
+  try {
+    // No worker yet: a rogue client takes the message and acks it at once.
+    for (let i = 0; i < 200 && ((await readRecord(cluster.jobs, job.name))?.record.queueSeq ?? 0) === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50)); // Its message is on the queue once queueSeq is set.
+    }
+    const consumer = await cluster.js.consumers.get(cluster.names.jobsStream, cluster.names.consumerName([]));
+    let taken = null;
+    for (let i = 0; i < 20 && taken === null; i++) taken = await consumer.next({ expires: 1_000 });
+    assert.ok(taken !== null, "the rogue client got no message");
+    await taken.ackAck();
+    await using _worker = await startWorker(server.url, ["--namespace", namespace, "--workers", "1"]);
+    let stalled: ReturnType<typeof setTimeout> | undefined;
+    const result = await Promise.race([
+      job.result(),
+      new Promise<never>((_, reject) => stalled = setTimeout(() => reject(new Error("the job never ran")), 60_000)),
+    ]).finally(() => clearTimeout(stalled));
+    assert.deepEqual(result.pythonData.passed_data, { who: "abandoned" });
+  } finally {
+    await cluster.nc.drain();
   }
 });
