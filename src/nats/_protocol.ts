@@ -4,7 +4,6 @@
  * per-job subjects. Hosts and workers of one namespace must agree on it.
  */
 
-import type { Signature } from "./_signing.ts";
 import { nameOfToken as nameOfNameToken, nameToken } from "../_name_token.ts";
 import { createHash } from "node:crypto";
 import type { JobDroppedDetails } from "../errors.ts";
@@ -93,6 +92,12 @@ export const RECORD_INLINE_LIMIT = 256 * 1024;
 
 /** The state a job is in, as recorded: the local states. */
 export type RecordState = "QUEUED" | "ACTIVE" | "COMPLETED" | "DROPPED";
+
+/** A signature in a record (`_signing.ts`): which key (its id) and the signature itself, both base64. */
+export interface Signature {
+  readonly key: string;
+  readonly sig: string;
+}
 
 /** One job, as the jobs bucket holds it under its name: the source of truth. */
 export interface JobRecord {

@@ -8,14 +8,8 @@
  */
 
 import { basename } from "node:path";
-import type { JobRecord } from "./_protocol.ts";
+import type { JobRecord, Signature } from "./_protocol.ts";
 import type { NatsSigningOptions } from "../api/options.ts";
-
-/** A signature in a record: which key (its id) and the signature itself, both base64. */
-export interface Signature {
-  readonly key: string;
-  readonly sig: string;
-}
 
 /** A private key to sign with, and its id. */
 export interface SigningKey {
