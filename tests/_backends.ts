@@ -67,16 +67,9 @@ async function launch(): Promise<SharedCluster> {
   }).spawn();
   server.unref();
   const args = ["worker", "--nats", url, "--namespace", NAMESPACE, "--workers", "2", "--mode", "fork"];
-  // Its output goes nowhere: read through this process's ops, a test's sanitizers would see it.
-  const worker = bgprocCommand([...args, "--work-dir", dir, "--ack-wait", "5000"], {
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  worker.unref();
+  const workers: Deno.ChildProcess[] = [];
   globalThis.addEventListener("unload", () => {
-    for (const pid of [-worker.pid, server.pid]) {
+    for (const pid of [...workers.map((worker) => -worker.pid), server.pid]) {
       try {
         Deno.kill(pid, "SIGKILL");
       } catch {
@@ -97,8 +90,27 @@ async function launch(): Promise<SharedCluster> {
     await tooLate("nats-server takes no connection");
     manager = new JobManager({ nats: { servers: url, namespace: NAMESPACE } });
   }
+  // Only now the worker: one started before the server listens gives up at once (it cannot connect).
+  let exited: string | undefined;
+  const startWorker = () => {
+    // Its output goes nowhere: read through this process's ops, a test's sanitizers would see it.
+    const worker = bgprocCommand([...args, "--work-dir", dir, "--ack-wait", "5000"], {
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    }).spawn();
+    worker.unref();
+    exited = undefined;
+    void worker.status.then((status) => exited = `the worker exited with code ${status.code}`);
+    workers.push(worker);
+  };
+  startWorker();
   try {
-    while (manager.health.status !== "ok") await tooLate(JSON.stringify(manager.health));
+    for (let restarts = 0; manager.health.status !== "ok";) {
+      if (exited !== undefined && restarts++ < 2) startWorker(); // Once more, for a start that met a busy machine.
+      await tooLate(`${exited ?? "the worker runs"}; ${JSON.stringify(manager.health)}`);
+    }
   } finally {
     await manager.close();
   }
