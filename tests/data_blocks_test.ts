@@ -2,6 +2,7 @@
 
 import { deepStrictEqual, equal, match, ok, rejects, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   DATA_BLOCK_COLLECTIONS,
@@ -12,7 +13,7 @@ import {
   readBlendFile,
 } from "../mod.ts";
 import { collectionOf } from "../src/blend/ids.ts";
-import { fixture } from "./_helpers.ts";
+import { fixture, waitFor } from "./_helpers.ts";
 
 async function makeScene(manager: JobManager, name: string, compress = false): Promise<string> {
   const out = join(manager.workRoot, name);
@@ -79,9 +80,10 @@ Deno.test("an object with its mesh and material round-trips through a job, and j
   deepStrictEqual(second.dataBlocks?.meshes, [{ name: "AlphaMesh", type: "MESH", returned: false }]);
 });
 
-Deno.test("a returned mesh's shape keys are listed with it, and an empty data_blocks list returns nothing", async () => {
+Deno.test("a returned mesh's shape keys are listed with it, an empty data_blocks list returns nothing; removeJob deletes the library", async () => {
   await using manager = new JobManager();
-  const keyed = (await manager.addJob({ script: fixture("make_keyed.py") }).result()).dataBlocks;
+  const keyedJob = manager.addJob({ script: fixture("make_keyed.py") });
+  const keyed = (await keyedJob.result()).dataBlocks;
   ok(keyed !== null);
   deepStrictEqual(keyed.objects, [{ name: "Keyed", type: "MESH", returned: true }]);
   deepStrictEqual(keyed.meshes, [{ name: "KeyedMesh", type: "MESH", returned: false }]);
@@ -94,6 +96,8 @@ Deno.test("a returned mesh's shape keys are listed with it, and an empty data_bl
   );
   const none = await manager.addJob({ script: fixture("echo.py") }).result();
   equal(none.dataBlocks, null, "the pre-set empty data_blocks means no data blocks");
+  manager.removeJob(keyedJob.name);
+  await waitFor(() => !existsSync(keyed.path), 10_000, "removeJob to delete the job's library");
 });
 
 Deno.test("appendDataBlocks appends with .001 naming, or overwrites and remaps users; Blender and readBlendFile agree", async () => {

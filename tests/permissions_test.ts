@@ -5,6 +5,8 @@
  */
 
 import { equal, match, ok } from "node:assert/strict";
+import { join } from "node:path";
+import { fixture } from "./_helpers.ts";
 import { fileURLToPath } from "node:url";
 
 const README_FLAGS = ["--allow-read", "--allow-write", "--allow-run", "--allow-env"];
@@ -45,4 +47,47 @@ Deno.test("under the README's permissions, a daemon a killed job leaves is gone 
   const { passed, text } = await testUnderReadmeFlags(DAEMONS);
   ok(!/ignored/.test(text.split("\n").filter((line) => line.includes(" ... ")).join("\n")), text);
   ok(passed >= 3, `only ${passed} tests ran`);
+});
+
+Deno.test("under the README's permissions, where no cgroup can be made, the first job's stderr says so and jobs run", async () => {
+  // A Blender that sees no cgroup2 file system (as in a sandbox): it cannot make its cgroup. .ci/setup installs bwrap.
+  const dir = await Deno.makeTempDir();
+  try {
+    const blender = join(dir, "blender");
+    await Deno.writeTextFile(
+      blender,
+      `#!/bin/sh\nexec bwrap --bind / / --dev-bind /dev /dev --proc /proc --tmpfs /sys/fs/cgroup ${
+        JSON.stringify(Deno.env.get("BLENDER") ?? "blender")
+      } "$@"\n`,
+    );
+    await Deno.chmod(blender, 0o755);
+    const host = join(dir, "host.ts");
+    await Deno.writeTextFile(
+      host,
+      `import { JobManager } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+const stderr = [];
+for (const mode of ["process", "fork", "pool"]) {
+  await using manager = new JobManager({ mode, blender: ${JSON.stringify(blender)}, workDir: ${JSON.stringify(dir)} });
+  for (let i = 0; i < 2; i++) {
+    stderr.push((await manager.addJob({ script: ${JSON.stringify(fixture("echo.py"))} }).result()).stderr);
+  }
+}
+console.log(JSON.stringify(stderr));
+`,
+    );
+    const { success, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...README_FLAGS, host],
+      stdin: "null",
+    }).output();
+    ok(success, new TextDecoder().decode(stderr));
+    const said = (JSON.parse(new TextDecoder().decode(stdout)) as string[]).map((text) =>
+      /bgproc: no cgroup could be made \([^)]*\); a process a killed job leaves in a session of its own may outlive it/
+        .test(text)
+    );
+    // Once per host process (its first Blender's first job), not on every job.
+    equal(said.filter(Boolean).length, 1, JSON.stringify(said));
+    equal(said[0], true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -208,6 +208,26 @@ Deno.test("render: a dropped chunk fails the render with its frames named, and t
   }
 });
 
+Deno.test("render: kill() kills every chunk, running and queued; the render fails with every chunk killed", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using manager = new JobManager({ maxWorkers: 1 });
+    const blendFile = await makeScene(manager, dir);
+    const render = manager.render({ blendFile, frames: "1-6", chunk: 2, outputDir: join(dir, "frames"), samples: 1 });
+    await waitFor(() => render.chunks[0]!.job.state === "ACTIVE", 60_000, "the first chunk to start");
+    await render.kill();
+    const error = await render.result().then(() => undefined, (error: unknown) => error);
+    ok(error instanceof RenderFailedError, String(error));
+    // The running chunk is killed (unless it finished in that moment), the queued ones never start.
+    ok(["DROPPED", "COMPLETED"].includes(render.chunks[0]!.job.state), render.chunks[0]!.job.state);
+    for (const chunk of render.chunks.slice(1)) equal(chunk.job.state, "DROPPED");
+    deepStrictEqual(error.failedChunks.slice(-2).map((chunk) => chunk.error.reason), ["killed", "killed"]);
+    equal(manager.counts.active + manager.counts.queued, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("render: without outputDir the frames are in the work root until remove(); the video step", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -63,7 +63,11 @@ def enter(host_pid: int) -> str | None:
     except OSError as error:
         return f"no cgroup could be made ({error.strerror or error})"
     except LookupError as error:
-        return str(error)
+        return f"no cgroup could be made ({error})"
+    if not os.path.exists(os.path.join(path, "cgroup.procs")):
+        # Not a cgroup: the mount is hidden (a sandbox's own /sys), and the folder was made in whatever is there.
+        _remove(path)
+        return "no cgroup could be made (the cgroup2 file system is not visible here)"
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl  # Looked up before the fork: no dlopen in the child.
     except (OSError, AttributeError) as error:

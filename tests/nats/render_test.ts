@@ -17,13 +17,14 @@ const WORKER_ARGS = ["--namespace", "farm", "--workers", "1", "--mode", "fork", 
 Deno.test("render over NATS: 24 frames in chunks of 4 on two workers, one killed mid-render, all in outputDir", async () => {
   await using server = await startNatsServer();
   const dir = await Deno.makeTempDir({ prefix: "bgproc-nats-render-" });
+  const workers: WorkerProcess[] = [];
   try {
     const blendFile = join(dir, "shot.blend");
     {
       await using local = new JobManager();
       await local.addJob({ script: fixture("render_scene.py"), passedData: { out: blendFile } }).result();
     }
-    const workers: WorkerProcess[] = [await startWorker(server.url, WORKER_ARGS)];
+    workers.push(await startWorker(server.url, WORKER_ARGS));
     workers.push(await startWorker(server.url, WORKER_ARGS));
     const idOf = (worker: WorkerProcess) => worker.output.find((line) => line.includes(" ready "))!.split(" ")[2]!;
     await using manager = await NatsJobManager.connect({
@@ -111,8 +112,8 @@ Deno.test("render over NATS: 24 frames in chunks of 4 on two workers, one killed
       printed.frames.map((frame) => frame.path),
       [1, 2, 3, 4].map((n) => join(cliDir, `frame_000${n}.png`)),
     );
-    for (const worker of workers) await worker[Symbol.asyncDispose]();
   } finally {
+    for (const worker of workers) await worker[Symbol.asyncDispose](); // Also when an assertion failed.
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
