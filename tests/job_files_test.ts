@@ -106,25 +106,29 @@ for (const mode of ["process", "pool", "fork"] as const) {
   });
 }
 
-for (const mode of ["process", "fork"] as const) {
-  Deno.test(`${mode}: inputs are copied into the job's folder (job_folder); the ones it changed come back as outputs, the others do not`, async () => {
+for (const mode of ["process", "fork", "pool"] as const) {
+  Deno.test(`${mode}: inputs are copied into the job's folder (job_folder); the ones it changed or replaced come back as outputs, the others do not`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "bgproc-inputs-" });
     try {
       await Deno.writeTextFile(join(dir, "a.txt"), "alpha");
       await Deno.writeTextFile(join(dir, "b.txt"), "beta");
+      await Deno.writeTextFile(join(dir, "c.txt"), "gamma");
       await using manager = new JobManager({ mode });
       const outputDir = join(dir, "out");
       const job = manager.addJob({
         script: fixture("inputs.py"),
-        inputs: [join(dir, "a.txt"), join(dir, "b.txt")],
+        inputs: [join(dir, "a.txt"), join(dir, "b.txt"), join(dir, "c.txt")],
         outputDir,
       });
       const result = await job.result();
       deepStrictEqual(result.pythonData, { a: "alpha", b: "beta", same_folder: true });
       deepStrictEqual(result.outputs.map((output) => output.path).sort(), [
         join(outputDir, "b.txt"),
+        join(outputDir, "c.txt"),
         join(outputDir, "out.txt"),
       ]);
+      equal(await Deno.readTextFile(join(outputDir, "c.txt")), "replaced");
+      equal(await Deno.readTextFile(join(dir, "c.txt")), "gamma", "the job replaced its copy, not the file");
       equal(await Deno.readTextFile(join(outputDir, "b.txt")), "changed");
       equal(await Deno.readTextFile(join(dir, "b.txt")), "beta", "the job changed its copy, not the file");
     } finally {
