@@ -14,6 +14,7 @@ import dataBlocks from "../python/bgproc/_data_blocks.py" with { type: "text" };
 import files from "../python/bgproc/_files.py" with { type: "text" };
 import jail from "../python/bgproc/_jail.py" with { type: "text" };
 import jobDir from "../python/bgproc/_job_dir.py" with { type: "text" };
+import libc from "../python/bgproc/_libc.py" with { type: "text" };
 import pool from "../python/bgproc/_pool.py" with { type: "text" };
 import progress from "../python/bgproc/_progress.py" with { type: "text" };
 import renderProgress from "../python/bgproc/_render_progress.py" with { type: "text" };
@@ -36,6 +37,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_files.py": files,
   "_jail.py": jail,
   "_job_dir.py": jobDir,
+  "_libc.py": libc,
   "_pool.py": pool,
   "_progress.py": progress,
   "_render_progress.py": renderProgress,

@@ -13,14 +13,13 @@ cgroup2 mount, no right to write there, a read-only ``/sys`` in a sandbox), noth
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import signal
 import sys
 import time
-from typing import Any
 
+from ._libc import libc, prctl
 from ._reaper import spare
 
 PR_SET_PDEATHSIG = 1
@@ -68,11 +67,9 @@ def enter(host_pid: int) -> str | None:
         # Not a cgroup: the mount is hidden (a sandbox's own /sys), and the folder was made in whatever is there.
         _remove(path)
         return "no cgroup could be made (the cgroup2 file system is not visible here)"
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # Looked up before the fork: no dlopen in the child.
-    except (OSError, AttributeError) as error:
+    if libc() is None:  # Loaded before the fork: no dlopen in the child.
         _remove(path)
-        return f"no guardian can watch a cgroup here ({error})"
+        return "no guardian can watch a cgroup here (the C library cannot be loaded)"
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     parent = os.getpid()
     try:
@@ -82,7 +79,7 @@ def enter(host_pid: int) -> str | None:
         _remove(path)
         return f"no guardian could be started ({error.strerror or error})"
     if pid == 0:
-        _guard(path, parent, prctl)  # Never returns.
+        _guard(path, parent)  # Never returns.
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     spare(pid)  # Blender's own reaper must not end its guardian.
     try:
@@ -94,7 +91,7 @@ def enter(host_pid: int) -> str | None:
     return None
 
 
-def _guard(path: str, parent: int, prctl: Any) -> None:
+def _guard(path: str, parent: int) -> None:
     """In the guardian: wait for Blender's death, then end everything in its cgroup and remove it."""
     code = 0
     try:
@@ -108,7 +105,7 @@ def _guard(path: str, parent: int, prctl: Any) -> None:
                     os.close(fd)
                 except OSError:
                     pass  # The listing's own fd, closed already.
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() == parent:
             signal.sigwait({signal.SIGTERM})
         _kill_all(path)

@@ -16,7 +16,6 @@ only for those finds them enabled and leaves the worker clean. An add-on a job e
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import queue
@@ -26,6 +25,7 @@ from typing import Any
 
 from ._addons import AddonError, enable_addon
 from ._jail import print_notice
+from ._libc import flush_output
 from ._job_dir import JobDir
 from ._reaper import become_subreaper, end_descendants
 from ._runner import (
@@ -76,12 +76,7 @@ class HostChannel:
 
     def send(self, line: str, *, fd: int | None = None) -> None:
         """Write one marker line, whole, after everything the job printed (Python's and the C library's buffers)."""
-        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001, S110 - a stream a script closed or replaced must not stop the marker
-                pass
-        _flush_c_streams()
+        flush_output()  # A script's replaced sys.stdout, or C stdio, must not hold output past the marker.
         data = memoryview(f"{MARKER}{line}\n".encode("utf-8"))
         target = self._out if fd is None else fd
         while data:
@@ -98,13 +93,6 @@ def _resident_mib() -> float:
     except (OSError, ValueError, IndexError):
         pass
     return 0.0
-
-
-def _flush_c_streams() -> None:
-    try:
-        ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):
-        pass
 
 
 def serve(*, worker_id: str, empty_blend: str, addons: list[str]) -> int:

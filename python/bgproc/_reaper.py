@@ -7,9 +7,10 @@ re-parented to Blender instead of to init, so Blender's children are, at the end
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
+
+from ._libc import prctl
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -27,11 +28,7 @@ def spare(pid: int) -> None:
 
 def become_subreaper() -> bool:
     """Make this process the child subreaper of its descendants; ``False`` where the kernel will not."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    return prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def children() -> list[int]:

@@ -48,7 +48,6 @@ What forking a Blender must avoid (see the README's fork-mode section):
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import random
@@ -64,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._jail import print_notice, take_notice
+from ._libc import flush_output, prctl
 from ._reaper import become_subreaper, end_descendants
 
 PR_SET_PDEATHSIG = 1
@@ -115,11 +115,11 @@ def serve(*, zygote_id: str) -> int:
     """Report ``ready`` to the host, then fork a child per ``fork`` and relay its output until the host goes away."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
-    _prctl(PR_SET_DUMPABLE, 0)  # No job (same user) may open /proc/<zygote>/fd: the channel and siblings' pipes.
+    prctl(PR_SET_DUMPABLE, 0)  # No job (same user) may open /proc/<zygote>/fd: the channel and siblings' pipes.
     become_subreaper()
     baseline = set(_tasks())
     unsafe = _unsafe_reason()
-    _flush_all()
+    flush_output()
     host = _Host(os.dup(1))
     os.dup2(2, 1)  # From now on Blender's and Python's own prints go to stderr; stdout carries frames only.
     os.write(host.fd, FRAMES_SYNC)
@@ -201,7 +201,7 @@ def _fork(bpy: Any, child_id: int, job_dir: str, *, host: _Host, children: dict[
             os.close(fd)
         raise
     zygote = os.getpid()
-    _flush_all()
+    flush_output()
     try:
         with warnings.catch_warnings():
             # Python 3.12+ warns that Blender's (sleeping) native threads exist: see the module's notes.
@@ -231,16 +231,6 @@ def _fork(bpy: Any, child_id: int, job_dir: str, *, host: _Host, children: dict[
     os.close(out_write)
     os.close(err_write)
     return _Child(id=child_id, pid=pid, pidfd=os.pidfd_open(pid), streams={out_read: b"o", err_read: b"e"})
-
-
-def _flush_all() -> None:
-    """Flush Python's and the C library's output buffers, or their contents would be written again by each child."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):
-        pass
 
 
 def _child_fds(out_write: int, err_write: int, *, keep_none_of: list[Any]) -> None:
@@ -316,7 +306,7 @@ def _run_child(bpy: Any, *, job_dir: str, zygote: int) -> int:
     from ._job_dir import JobDir  # noqa: PLC0415 - after the fork: the zygote stays lean
     from ._runner import JobSpec, run_job_dir  # noqa: PLC0415
 
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != zygote:
         return EXIT_RUNTIME_ERROR  # The zygote died before the line above (we were re-parented, maybe not to init).
     print_notice()
@@ -420,11 +410,3 @@ def _unsafe_reason() -> str | None:
     if sys.platform != "linux":
         return f"fork mode needs Linux, not {sys.platform}"
     return None
-
-
-def _prctl(option: int, value: int) -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(option, value, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass

@@ -1,9 +1,10 @@
 /**
  * Runners: the one seam between supervision and execution. The supervisor
  * starts *attempts* through a {@linkcode Runner}; it never sees a process or
- * a command line. Each runner owns how Blender is reached: `process.ts` (a
- * fresh Blender per attempt), `pool.ts` (warm workers), and later fork mode
- * and NATS. Nothing here assumes a local process.
+ * a command line. Each runner owns how Blender is reached: `fork.ts` (a
+ * child of a warm zygote per attempt, the default), `process.ts` (a fresh
+ * Blender per attempt) and `pool.ts` (warm workers); NATS is a backend of
+ * its own (`src/nats/`), not a runner. Nothing here assumes a local process.
  *
  * @module
  */
