@@ -27,6 +27,7 @@ import { type ObjectStore, Objm } from "@nats-io/obj";
 import type { NatsCredentials } from "../api/options.ts";
 import { Names } from "./_protocol.ts";
 import { NatsConnectionError } from "./errors.ts";
+import { type TlsMaterial, tlsRefusal } from "./_tls_probe.ts";
 
 /** How a host or worker reaches NATS. */
 export interface NatsOptions extends NatsCredentials {
@@ -73,6 +74,10 @@ export async function openCluster(options: NatsOptions, namespace: string): Prom
   const url = Array.isArray(options.servers) ? options.servers.join(",") : String(options.servers);
   let nc: NatsConnection;
   const auth = await authOptions(url, options);
+  for (const server of Array.isArray(options.servers) ? options.servers : [options.servers]) {
+    const refusal = await tlsRefusal(String(server), auth.tls ?? {});
+    if (refusal !== null) throw new NatsConnectionError(url, tlsAdvice(refusal, auth.tls), {});
+  }
   try {
     nc = await connect({
       servers: options.servers,
@@ -168,6 +173,18 @@ export async function ensureConsumer(
     await jsm.consumers.info(names.jobsStream, name).catch(() => Promise.reject(error));
   }
   return name;
+}
+
+/** What to say when TLS between this client and the server failed. */
+function tlsAdvice(refusal: string, tls: TlsMaterial | undefined): string {
+  if (/alert/i.test(refusal)) { // The server said no.
+    return tls?.cert === undefined
+      ? `the server wants a client certificate (tls.cert and tls.key; --tls-cert and --tls-key): ${refusal}`
+      : `the server refused this client's certificate: ${refusal}`;
+  }
+  return tls?.ca === undefined
+    ? `this client does not trust the server's certificate; give the CA that signed it (tls.ca; --tls-ca): ${refusal}`
+    : `this client does not trust the server's certificate: ${refusal}`;
 }
 
 /** The authenticator and TLS settings the credentials' files make; a file that cannot be read is a connection error. */
