@@ -543,9 +543,14 @@ export class JobManager implements AsyncDisposable {
         if (event.state !== "QUEUED" && event.state !== "ACTIVE") return;
         return this.#events.publish({ type: "state", name, state: event.state, attempt: event.attempts });
       }
-      case "forgotten":
-        if (this.#jobs.get(name)?.ended) this.#jobs.delete(name);
+      case "forgotten": {
+        const job = this.#jobs.get(name);
+        if (job === undefined) return;
+        this.#jobs.delete(name);
+        // Another host's job whose record went before it was queued: whoever follows it is told.
+        if (!job.ended) job.apply({ type: "rejected", name, error: new Error(`Job '${name}' was never queued`) });
         return;
+      }
       default: {
         const job = this.#jobs.get(name);
         if (job === undefined) return;

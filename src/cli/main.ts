@@ -24,6 +24,7 @@ import type { Command } from "./_command.ts";
 import { EnvironmentError, ExitCode, UsageError } from "./_errors.ts";
 import { infoCommand } from "./_info.ts";
 import { keygenCommand } from "./_keygen.ts";
+import { natsConfigCommand } from "./_nats_config.ts";
 import { renderCommand } from "./_render.ts";
 import { runCommand } from "./_run.ts";
 import { serveCommand } from "./_serve.ts";
@@ -39,6 +40,7 @@ const COMMANDS: readonly Command[] = [
   workerCommand,
   infoCommand,
   keygenCommand,
+  natsConfigCommand,
 ];
 
 /** The version of this package. */

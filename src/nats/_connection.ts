@@ -115,8 +115,32 @@ export async function openCluster(options: NatsOptions, namespace: string): Prom
     return { nc, js, jsm, names, jobs, workers, files, url };
   } catch (error) {
     await nc.close().catch(() => {});
-    throw new NatsConnectionError(url, error instanceof Error ? error.message : String(error), { cause: error });
+    const message = error instanceof Error ? error.message : String(error);
+    const denied = /Permissions Violation for Publish to "\$JS\.API\.STREAM\.(CREATE|INFO)\./.test(message);
+    throw new NatsConnectionError(
+      url,
+      denied
+        ? `the namespace "${namespace}" is not made yet, and these credentials may not make it (a worker's may not: ` +
+          `start a host of the namespace first): ${message}`
+        : message,
+      { cause: error },
+    );
   }
+}
+
+/**
+ * Say what a role was refused, when `error` is the server refusing a subject
+ * (its `Permissions Violation`), as a `NatsConnectionError`.
+ *
+ * @param url The server URL(s).
+ * @param error What the client threw.
+ * @param doing What these credentials were used for, e.g. `"add jobs"`.
+ * @returns The explained error, or `error` itself when it is not a refusal.
+ */
+export function explainRefusal(url: string, error: unknown, doing: string): unknown {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/Permissions Violation/.test(message)) return error;
+  return new NatsConnectionError(url, `these credentials may not ${doing}: ${message}`, { cause: error });
 }
 
 async function ensureStream(

@@ -97,12 +97,14 @@ export async function dropUntrusted(
 /**
  * Listen for the server's max-deliveries advisories of the work queue.
  *
+ * @param removes Whether to remove the given-up message from the queue too (hosts do; a worker's role may not).
  * @returns The subscription (unsubscribe or drain it to stop).
  */
 export function listenMaxDeliveries(
   cluster: Cluster,
   unreadable: UnreadableDesk,
   onError: (error: unknown) => void,
+  removes: boolean,
 ): Subscription {
   return cluster.nc.subscribe(cluster.names.maxDeliveriesAdvisory, {
     callback: (error, msg) => {
@@ -115,7 +117,9 @@ export function listenMaxDeliveries(
         const queued = stored === null ? null : readQueueMessage(stored.data);
         if (queued === null || queued instanceof Unreadable) return; // The worker that took it reported it.
         await dropLost(cluster, queued, advisory.deliveries);
-        await cluster.jsm.streams.deleteMessage(cluster.names.jobsStream, advisory.stream_seq).catch(() => {});
+        if (removes) {
+          await cluster.jsm.streams.deleteMessage(cluster.names.jobsStream, advisory.stream_seq).catch(() => {});
+        }
       })().catch(onError);
     },
   });

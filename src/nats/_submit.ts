@@ -66,18 +66,27 @@ export class Submitter {
     const existing = await readRecord(jobs, name);
     const taken = () => new Error(`Cannot add job as a job named '${name}' is queued or active in the cluster`);
     if (existing !== null && !ended(existing.record)) throw taken();
+    let revision: number;
     try {
-      if (existing === null) await jobs.create(subjectToken(name), encode(record));
-      else await jobs.update(subjectToken(name), encode(record), existing.revision);
+      revision = existing === null
+        ? await jobs.create(subjectToken(name), encode(record))
+        : await jobs.update(subjectToken(name), encode(record), existing.revision);
     } catch (error) {
       // Another host took the name in between; any other failure is what it is.
       if (isWrongRevision(error)) throw taken();
       throw error;
     }
-    await this.#consumer(job.requires);
-    const ack = await js.publish(names.queueSubject(job.requires), encode({ name, id } satisfies QueueMessage), {
-      msgID: id,
-    });
+    let ack: { seq: number };
+    try {
+      await this.#consumer(job.requires);
+      ack = await js.publish(names.queueSubject(job.requires), encode({ name, id } satisfies QueueMessage), {
+        msgID: id,
+      });
+    } catch (error) {
+      // Not queued (the server refused it, or the connection went): free the name, or it would stay QUEUED forever.
+      await jobs.delete(subjectToken(name), { previousSeq: revision }).catch(() => {});
+      throw error;
+    }
     await mutateRecord(jobs, name, (current) => current.id === id ? { ...current, queueSeq: ack.seq } : null);
   }
 

@@ -116,7 +116,7 @@ export class WorkerLoop {
   async run(): Promise<void> {
     const { cluster, emit } = this.#setup;
     const advertiser = setInterval(() => this.#advertise(), WORKER_TTL_MS / 5);
-    const advisories = listenMaxDeliveries(cluster, this.#unreadable, (error) => emit({ type: "error", error }));
+    const advisories = listenMaxDeliveries(cluster, this.#unreadable, (error) => emit({ type: "error", error }), false);
     try {
       const consumers: Consumer[] = [];
       for (const requires of tagSubsets([...this.#setup.tags])) {

@@ -11,7 +11,7 @@ import type { CheckedJob } from "../api/checked_job.ts";
 import type { BackendEvent, BackendSettings } from "../backend.ts";
 import { JobDroppedError } from "../errors.ts";
 import type { JobResult, ManagerHealth } from "../types.ts";
-import { type Cluster, type NatsOptions, openCluster } from "./_connection.ts";
+import { type Cluster, explainRefusal, type NatsOptions, openCluster } from "./_connection.ts";
 import { listenMaxDeliveries } from "./_dead_letter.ts";
 import { FileCache, Uploader } from "./_files.ts";
 import { HealthWatch } from "./_health.ts";
@@ -144,7 +144,8 @@ export class NatsHost {
         if (name === undefined) continue;
         if (entry.operation !== "PUT") {
           const tracked = this.#jobs.get(name);
-          if (tracked !== undefined && ended(tracked)) {
+          // An ended job removed, or another host's job that never got queued (its host freed the name).
+          if (tracked !== undefined && (ended(tracked) || (!tracked.mine && tracked.state === "QUEUED"))) {
             this.#jobs.delete(name);
             this.#publish({ type: "forgotten", name });
           }
@@ -168,7 +169,7 @@ export class NatsHost {
         if (progress.attempt >= about.tracked.attempts) this.#progress(about.name, about.tracked, progress.value);
       },
     }));
-    this.#subscriptions.push(listenMaxDeliveries(this.#cluster, this.#unreadable, () => {}));
+    this.#subscriptions.push(listenMaxDeliveries(this.#cluster, this.#unreadable, () => {}, true));
     this.#abandoned.start(this.#settings.ackWaitMs);
   }
 
@@ -395,7 +396,8 @@ export class NatsHost {
       if (this.#jobs.get(name) === tracked) this.#jobs.delete(name);
       this.#logFiles.end(name);
       tracked.ended.resolve();
-      this.#publish({ type: "rejected", name, error: error instanceof Error ? error : new Error(String(error)) });
+      const refused = explainRefusal(this.#cluster.url, error, "add jobs (are they a worker's?)");
+      this.#publish({ type: "rejected", name, error: refused instanceof Error ? refused : new Error(String(refused)) });
     });
     this.#submissions.add(submission);
     void submission.finally(() => this.#submissions.delete(submission));

@@ -12,7 +12,7 @@ import { checkPermissions, type NatsSigningOptions, resolveOptions } from "../ap
 import { loadSigning } from "./_signing.ts";
 import { blenderVersion, findBlender } from "../blender.ts";
 import { LocalJobs } from "../local/jobs.ts";
-import { type Cluster, type NatsOptions, openCluster } from "./_connection.ts";
+import { type Cluster, explainRefusal, type NatsOptions, openCluster } from "./_connection.ts";
 import { FileCache, Uploader } from "./_files.ts";
 import { checkNamespace, checkTags } from "./_protocol.ts";
 import { type WorkerEvent, WorkerLoop } from "./_worker_loop.ts";
@@ -161,7 +161,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const onAbort = () => loop.stop();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    await loop.run();
+    await loop.run().catch((error) =>
+      Promise.reject(explainRefusal(cluster.url, error, "run a worker (are they a host's?)"))
+    );
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
     await local.jobs.close();

@@ -10,75 +10,7 @@ import { JobManager } from "../../mod.ts";
 import { NatsConnectionError } from "../../src/nats/mod.ts";
 import { fixture } from "../_helpers.ts";
 import { bgprocCommand, natsServerPath, startWorker } from "./_server.ts";
-
-/** Run openssl with `args` in `dir`; throws with its stderr when it fails. */
-async function openssl(dir: string, args: string[]): Promise<void> {
-  const output = await new Deno.Command("openssl", { args, cwd: dir, stdin: "null", stdout: "null", stderr: "piped" })
-    .output();
-  if (!output.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(output.stderr)}`);
-}
-
-/** A CA, and a server and a client certificate it signed (the server's for 127.0.0.1). */
-async function makeCertificates(dir: string): Promise<void> {
-  const days = ["-days", "2"];
-  await openssl(dir, [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "ca-key.pem",
-    "-out",
-    "ca.pem",
-    ...days,
-    "-subj",
-    "/CN=bgproc test CA",
-  ]);
-  for (
-    const [name, extension] of [["server", "subjectAltName=IP:127.0.0.1,DNS:localhost"], [
-      "client",
-      "extendedKeyUsage=clientAuth",
-    ]]
-  ) {
-    await openssl(dir, [
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      `${name}-key.pem`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/CN=bgproc ${name}`,
-    ]);
-    await Deno.writeTextFile(join(dir, `${name}.ext`), `${extension}\n`);
-    await openssl(dir, [
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca-key.pem",
-      "-CAcreateserial",
-      "-out",
-      `${name}.pem`,
-      ...days,
-      "-extfile",
-      `${name}.ext`,
-    ]);
-  }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
+import { freePort, makeCertificates, waitForPort } from "./_tls.ts";
 
 Deno.test("a secured cluster: TLS with client certificates and users; hosts and a worker get in with theirs, no one else does", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bgproc-nats-secure-" });
@@ -104,14 +36,7 @@ authorization { users: [ { user: host, password: "host-secret" }, { user: worker
       stdout: "null",
       stderr: "null",
     }).spawn();
-    for (let i = 0; i < 150; i++) { // Until it listens.
-      const connection = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null);
-      if (connection !== null) {
-        connection.close();
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitForPort(port);
     const url = `tls://127.0.0.1:${port}`;
     const tls = { ca: join(dir, "ca.pem"), cert: join(dir, "client.pem"), key: join(dir, "client-key.pem") };
     const tlsFlags = ["--tls-ca", tls.ca, "--tls-cert", tls.cert, "--tls-key", tls.key];
