@@ -132,6 +132,8 @@ export interface JobRecord {
 export interface QueueMessage {
   readonly name: string;
   readonly id: string;
+  /** Attempts spent before this message: a job queued again after its host ended an overdue attempt. */
+  readonly spent?: number;
 }
 
 /** A progress message on a job's progress subject. */

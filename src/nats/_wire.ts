@@ -114,7 +114,10 @@ export function readQueueMessage(bytes: Uint8Array): QueueMessage | Unreadable {
   if (typeof value.name !== "string" || typeof value.id !== "string") {
     return new Unreadable("a queued job without a name or id");
   }
-  return { name: value.name, id: value.id };
+  if (value.spent !== undefined && !isCount(value.spent)) {
+    return new Unreadable("a queued job whose 'spent' is not a count");
+  }
+  return { name: value.name, id: value.id, ...(value.spent === undefined ? {} : { spent: value.spent as number }) };
 }
 
 /** The server's max-deliveries advisory (the stream sequence of the message, its deliveries), or why not. */

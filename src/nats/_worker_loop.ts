@@ -222,8 +222,9 @@ export class WorkerLoop {
   async #runMessage(job: Running): Promise<void> {
     const { msg } = job;
     const { cluster, emit, id } = this.#setup;
-    const attempt = msg.info.deliveryCount;
     const { queued } = job;
+    // A job its host queued again after an overdue attempt carries the attempts it spent before.
+    const attempt = (queued.spent ?? 0) + msg.info.deliveryCount;
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let cancels: Subscription | undefined;
     try {
@@ -304,7 +305,7 @@ export class WorkerLoop {
     const { key } = this.#setup.signing;
     const endSignature = key === undefined ? undefined : await sign(key, signedEnd(end));
     const written = await mutateRecord(cluster.jobs, mine.name, (record) => {
-      if (record.id !== mine.id || ended(record)) return null;
+      if (!stillMine(record, mine, id, attempt)) return null;
       const completed: JobRecord = {
         ...record,
         state: "COMPLETED",
@@ -414,7 +415,7 @@ export class WorkerLoop {
     const said = new JobDroppedError(report).report;
     const change = (next: (current: JobRecord) => JobRecord) =>
       mutateRecord(cluster.jobs, record.name, (current) => {
-        return current.id !== record.id || ended(current) ? null : next(current);
+        return stillMine(current, record, id, attempt) ? next(current) : null;
       });
     if (job.handBack && !job.cancelled) {
       await change((current) => ({ ...current, state: "QUEUED", worker: null }));
@@ -442,6 +443,15 @@ export class WorkerLoop {
     msg.ack();
     emit({ type: "failed", name: record.name, attempt, report: said });
   }
+}
+
+/**
+ * Whether `current` is still this worker's running attempt of the job it claimed (`claimed`): the same submission,
+ * not ended, the same attempt on this worker. Not so once its host took an overdue attempt back.
+ */
+function stillMine(current: JobRecord, claimed: JobRecord, worker: string, attempt: number): boolean {
+  return current.id === claimed.id && current.state === "ACTIVE" && current.worker === worker &&
+    current.attempts === attempt;
 }
 
 /** The named fields of `value` that it has. */

@@ -13,6 +13,7 @@ import { JobDroppedError } from "../errors.ts";
 import type { JobResult, ManagerHealth } from "../types.ts";
 import { type Cluster, explainRefusal, type NatsOptions, openCluster } from "./_connection.ts";
 import { listenMaxDeliveries } from "./_dead_letter.ts";
+import { OverdueWatch } from "./_overdue.ts";
 import { FileCache, Uploader } from "./_files.ts";
 import { HealthWatch } from "./_health.ts";
 import { LogFiles } from "./_log_files.ts";
@@ -77,6 +78,7 @@ export class NatsHost {
   readonly #unreadable: UnreadableDesk;
   readonly #signing: Signing;
   readonly #abandoned: AbandonedWatch;
+  readonly #overdue: OverdueWatch;
   readonly #logFiles = new LogFiles();
   #logSubscription: Subscription | undefined;
   #closing: Promise<void> | undefined;
@@ -100,6 +102,8 @@ export class NatsHost {
       publish({ type: "unreadable", ...unreadable });
     });
     this.#abandoned = new AbandonedWatch(cluster, () => this.#ownQueued());
+    // A worker ends its own attempts at their timeout; this host ends one the worker did not, well after.
+    this.#overdue = new OverdueWatch(cluster, 2 * settings.ackWaitMs + 5_000, () => {});
     this.#health = new HealthWatch(cluster, () => this.#queuedRequirements(), (health) => {
       publish({ type: "health", health });
     }, this.#unreadable);
@@ -229,6 +233,7 @@ export class NatsHost {
       this.#publish({ type: "known", name, state: record.state, attempts: record.attempts, progress: record.progress });
     }
     if (tracked.id !== record.id || ended(tracked)) return;
+    if (tracked.mine) this.#overdue.see(record);
     tracked.worker = record.worker;
     tracked.submittedAt = record.submittedAt;
     if (record.state === "ACTIVE" && (tracked.state !== "ACTIVE" || record.attempts > tracked.attempts)) {
@@ -326,6 +331,7 @@ export class NatsHost {
   }
 
   #end(name: string, tracked: Tracked): void {
+    this.#overdue.forget(name);
     tracked.ended.resolve();
     this.#logFiles.end(name);
   }
@@ -499,6 +505,7 @@ export class NatsHost {
       this.#logSubscription?.unsubscribe();
       this.#health.stop();
       await this.#abandoned.stop();
+      await this.#overdue.close();
       for (const tracked of this.#jobs.values()) tracked.ended.resolve();
       await this.#logFiles.close();
       await this.#downloads.close();

@@ -82,6 +82,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/nats/signing_test.ts": { where: "default", seconds: 30 },
   "tests/nats/secure_test.ts": { where: "default", seconds: 15 },
   "tests/nats/roles_test.ts": { where: "default", seconds: 30 },
+  "tests/nats/overdue_test.ts": { where: "default", seconds: 30 },
   // No Blender at all.
   "tests/blend_file_fuzz_test.ts": { where: "none", seconds: 46 },
   "tests/kernel_test.ts": { where: "none", seconds: 2 },

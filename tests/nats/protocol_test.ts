@@ -8,7 +8,7 @@ import { FileCache, Uploader } from "../../src/nats/_files.ts";
 import { checkTags, nameOfToken, Names, subjectToken, tagSubsets } from "../../src/nats/_protocol.ts";
 import { type Cluster, openCluster } from "../../src/nats/_connection.ts";
 import { UNREADABLE_PER_MINUTE, UnreadableDesk } from "../../src/nats/_unreadable.ts";
-import { readJobRecord, readProgress, type Unreadable } from "../../src/nats/_wire.ts";
+import { readJobRecord, readProgress, readQueueMessage, Unreadable } from "../../src/nats/_wire.ts";
 import { ended, mutateRecord, readRecord } from "../../src/nats/_records.ts";
 import type { JobRecord } from "../../src/nats/_protocol.ts";
 import { encode, RECORD_VERSION } from "../../src/nats/_protocol.ts";
@@ -25,6 +25,16 @@ Deno.test("job names map to one subject token (and KV key) and back; a key no na
   assert.equal(names.queueSubject([]), "bgproc.default.q.any");
   assert.equal(names.queueSubject(["blender-5", "gpu"]), "bgproc.default.q.t.blender-5.gpu");
   assert.notEqual(names.consumerName(["a_b"]), names.consumerName(["a", "b"]));
+});
+
+Deno.test("a queue message may carry the attempts spent before it (a job its host queued again), and only a count", () => {
+  const read = (value: unknown) => readQueueMessage(encode(value));
+  assert.deepEqual(read({ name: "a", id: "1" }), { name: "a", id: "1" });
+  assert.deepEqual(read({ name: "a", id: "1", spent: 2 }), { name: "a", id: "1", spent: 2 });
+  for (const spent of [-1, 1.5, "2", null]) {
+    const unreadable = read({ name: "a", id: "1", spent });
+    assert.ok(unreadable instanceof Unreadable && /spent/.test(unreadable.problem), `spent ${spent}`);
+  }
 });
 
 Deno.test("a worker's tags satisfy every subset of them; tags are checked and sorted", () => {
