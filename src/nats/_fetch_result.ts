@@ -5,10 +5,10 @@
  */
 
 import { join, normalize, relative, sep } from "node:path";
-import { type JobOutput, keepOutputs } from "../local/job/outputs.ts";
+import { type JobOutput, keepOutputs, MAX_OUTPUTS } from "../local/job/outputs.ts";
 import { DATA_BLOCK_COLLECTIONS, type DataBlocks, type JobResult } from "../types.ts";
 import type { FileCache } from "./_files.ts";
-import type { JobRecord, RecordedOutput } from "./_protocol.ts";
+import { type JobRecord, OUTPUTS_FILE_LIMIT, type RecordedOutput } from "./_protocol.ts";
 
 /** Fetch `record`'s result; its outputs go to `outputDir`, else (or when they clash with it) to `ownFolder`. */
 export async function fetchResult(
@@ -32,11 +32,24 @@ export async function fetchResult(
   if (result.overflow !== undefined) {
     inline = JSON.parse(await Deno.readTextFile(await downloads.get(result.overflow))) as typeof inline;
   }
+  let recorded = result.outputs ?? [];
+  if (result.outputsFile !== undefined) {
+    if (result.outputsFile.size > OUTPUTS_FILE_LIMIT) {
+      throw new Error(`Job '${record.name}' lists its outputs in a file of more than ${OUTPUTS_FILE_LIMIT} bytes`);
+    }
+    const listed: unknown = JSON.parse(await Deno.readTextFile(await downloads.get(result.outputsFile)));
+    if (!Array.isArray(listed)) throw new Error(`Job '${record.name}' lists its outputs in a file that is no list`);
+    recorded = listed as RecordedOutput[];
+  }
   let outputs: JobOutput[] = [];
-  if ((result.outputs ?? []).length > 0) {
+  if (recorded.length > 0) {
     const staging = await Deno.makeTempDir({ dir: workRoot, prefix: "staging-" });
     try {
-      const notes = await stage(staging, result.outputs ?? [], downloads);
+      // As a local job keeps: at most MAX_OUTPUTS (a worker never records more; a record that lists more is forged).
+      const notes = recorded.length > MAX_OUTPUTS
+        ? [`bgproc: the job's record lists ${recorded.length} outputs; the first ${MAX_OUTPUTS} were fetched`]
+        : [];
+      notes.push(...await stage(staging, recorded.slice(0, MAX_OUTPUTS), downloads));
       const targets = outputDir === null
         ? { into: ownFolder, fallback: null }
         : { into: outputDir, fallback: ownFolder };

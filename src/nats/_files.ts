@@ -127,7 +127,7 @@ export class FileCache {
 
   /** The local path of the file, downloaded when not cached yet (`<dir>/<sha256>/<name>`). */
   get(ref: FileRef): Promise<string> {
-    const key = `${ref.sha256}/${ref.name}`;
+    const key = `${ref.sha256}/${ref.name}/${ref.size}`;
     let pending = this.#pending.get(key);
     if (pending === undefined) {
       pending = this.#download(ref);
@@ -157,6 +157,14 @@ export class FileCache {
     this.#checkOpen(ref);
     const result = await this.#store.get(ref.sha256);
     if (result === null) throw new Error(`Cannot fetch file '${ref.name}' (${ref.sha256}): not in the object store`);
+    if (result.info.size !== ref.size) {
+      // Not the file the record means (its size is part of the reference): not read at all.
+      await result.data.cancel().catch(() => {});
+      Promise.resolve(result.error).catch(() => {});
+      throw new Error(
+        `Cannot fetch file '${ref.name}' (${ref.sha256}): it is ${result.info.size} bytes, not the ${ref.size} recorded`,
+      );
+    }
     const temp = `${path}.part-${crypto.randomUUID()}`;
     let file: Deno.FsFile;
     try {
@@ -170,7 +178,8 @@ export class FileCache {
       throw error;
     }
     try {
-      await result.data.pipeTo(file.writable, { signal: this.#closing.signal });
+      // At most the recorded size is written, whatever the store's chunks hold.
+      await result.data.pipeThrough(atMost(ref.size)).pipeTo(file.writable, { signal: this.#closing.signal });
     } catch (error) {
       Promise.resolve(result.error).catch(() => {}); // Rejects too when the read failed: said below.
       await Deno.remove(temp).catch(() => {});
@@ -199,6 +208,18 @@ export class FileCache {
     this.#closing.abort(new Error("the NATS connection is closing"));
     await Promise.allSettled([...this.#pending.values()]);
   }
+}
+
+/** A stream that errors once more than `limit` bytes went through it. */
+function atMost(limit: number): TransformStream<Uint8Array, Uint8Array> {
+  let seen = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      seen += chunk.byteLength;
+      if (seen > limit) throw new Error(`it holds more than the ${limit} bytes recorded`);
+      controller.enqueue(chunk);
+    },
+  });
 }
 
 function errorText(error: unknown): string {

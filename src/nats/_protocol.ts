@@ -85,10 +85,15 @@ export interface RecordedResult {
    * the JSON file holding them in the object store (they are empty here then).
    */
   readonly overflow?: FileRef;
+  /** When the `outputs`' list was too large for a KV value: it, as a JSON file in the object store. */
+  readonly outputsFile?: FileRef;
 }
 
 /** Above this many bytes of JSON, a result's data travels through the object store, not the record. */
 export const RECORD_INLINE_LIMIT = 256 * 1024;
+
+/** The largest `outputsFile` a host reads: 10,000 outputs with paths of a few kilobytes each. */
+export const OUTPUTS_FILE_LIMIT = 64 * 1024 * 1024;
 
 /** The state a job is in, as recorded: the local states. */
 export type RecordState = "QUEUED" | "ACTIVE" | "COMPLETED" | "DROPPED";

@@ -47,24 +47,26 @@ export async function recordResult(
   const { uploader } = place;
   const dataBlocks = await recordDataBlocks(uploader, result);
   let inline = { pythonData: result.pythonData as JsonObject, stdout: result.stdout, stderr: result.stderr };
+  let outputs = await recordOutputs(uploader, result, folder);
   let overflow: FileRef | undefined;
-  const json = JSON.stringify(inline);
-  if (json.length > RECORD_INLINE_LIMIT / 4 && encode(inline).length > RECORD_INLINE_LIMIT) {
-    // Too large for a KV value (the server's max payload): the data goes through the object store.
-    const file = join(place.workRoot, `result-${crypto.randomUUID()}.json`);
-    await Deno.writeTextFile(file, json);
-    try {
-      overflow = await uploader.put(file, "result.json");
-    } finally {
-      await Deno.remove(file).catch(() => {});
-    }
+  let outputsFile: FileRef | undefined;
+  const tooLarge = (value: unknown) =>
+    JSON.stringify(value).length > RECORD_INLINE_LIMIT / 4 && encode(value).length > RECORD_INLINE_LIMIT;
+  // Too large for a KV value (the server's max payload): the data, or the outputs' list (a job that wrote more than
+  // about 1,500 files), goes through the object store.
+  if (tooLarge(inline)) {
+    overflow = await spill(place, inline, "result.json");
     inline = { pythonData: {}, stdout: "", stderr: "" };
   }
-  const outputs = await recordOutputs(uploader, result, folder);
+  if (tooLarge(outputs)) {
+    outputsFile = await spill(place, outputs, "outputs.json");
+    outputs = [];
+  }
   return {
     ...inline,
     ...(overflow === undefined ? {} : { overflow }),
     ...(outputs.length === 0 ? {} : { outputs }),
+    ...(outputsFile === undefined ? {} : { outputsFile }),
     dataBlocks,
     attempts: attempt,
     startedAt: result.startedAt.toISOString(),
@@ -73,4 +75,15 @@ export async function recordResult(
     commandLine: result.commandLine,
     worker: place.worker,
   };
+}
+
+/** `value` as a JSON file in the object store. */
+async function spill(place: ResultPlace, value: unknown, name: string): Promise<FileRef> {
+  const file = join(place.workRoot, `${name}-${crypto.randomUUID()}`);
+  await Deno.writeTextFile(file, JSON.stringify(value));
+  try {
+    return await place.uploader.put(file, name);
+  } finally {
+    await Deno.remove(file).catch(() => {});
+  }
 }

@@ -8,9 +8,10 @@ import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../../mod.ts";
 import { fixture, waitFor } from "../_helpers.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
-import { readRecord } from "../../src/nats/_records.ts";
+import { mutateRecord, readRecord } from "../../src/nats/_records.ts";
 import { NatsJobManager } from "../../src/nats/mod.ts";
-import { encode, subjectToken } from "../../src/nats/_protocol.ts";
+import { encode, type RecordedOutput, type RecordedResult, subjectToken } from "../../src/nats/_protocol.ts";
+import { FileCache, Uploader } from "../../src/nats/_files.ts";
 import { startNatsServer, startWorker } from "./_server.ts";
 
 Deno.test("JobManager({ nats }) runs jobs on workers with the local API, and a new manager finds their results", async () => {
@@ -286,6 +287,78 @@ Deno.test("JobManager({ nats }): resultLimit holds over NATS: a larger result (i
     assert.ok(error instanceof JobDroppedError, String(error));
     assert.equal(error.reason, "result-too-large");
     assert.match(error.summary, /more than the manager's resultLimit of 100000/);
+  }
+});
+
+Deno.test("JobManager({ nats }): 2,000 outputs come back (their list spills to the object store); a forged list keeps 10,000, a file larger than recorded is not read", async () => {
+  await using server = await startNatsServer();
+  const namespace = "many-outputs";
+  const dir = await Deno.makeTempDir({ prefix: "bgproc-nats-outputs-" });
+  await using manager = new JobManager({ nats: { servers: server.url, namespace }, maxAttempts: 1 });
+  const cluster = await openCluster({ servers: server.url }, namespace);
+  try {
+    let template: RecordedResult;
+    {
+      await using _worker = await startWorker(server.url, ["--namespace", namespace, "--workers", "1"]);
+      const blendFile = join(dir, "scene.blend");
+      {
+        await using local = new JobManager();
+        await local.addJob({ script: fixture("make_scene.py"), passedData: { out: blendFile } }).result();
+      }
+      // About 350 KB of list: more than a record holds inline (before, the record could not be written at ~5,000).
+      const paths = Array.from({ length: 2_000 }, (_, i) => `frames/frame_${String(i).padStart(5, "0")}.txt`);
+      const many = manager.addJob({
+        script: fixture("tamper_outputs.py"),
+        blendFile,
+        passedData: { how: "file", paths },
+        outputDir: join(dir, "real"),
+      });
+      const result = await many.result();
+      assert.equal(result.outputs.length, 2_000);
+      assert.equal(await Deno.readTextFile(join(dir, "real", "frames", "frame_01999.txt")), "x");
+      template = (await readRecord(cluster.jobs, many.name))!.record.result!;
+      assert.ok(template.outputsFile !== undefined && template.outputs === undefined, "the list was spilled");
+    }
+    const cache = new FileCache(cluster.files, join(dir, "cache"));
+    const listed = JSON.parse(await Deno.readTextFile(await cache.get(template.outputsFile!))) as RecordedOutput[];
+    await cache.close();
+    const output = listed[0]!;
+    // No worker now: a client with queue and KV access takes each job and completes its record itself.
+    const forge = async (result: RecordedResult) => {
+      const job = manager.addJob({ script: fixture("echo.py"), outputDir: join(dir, `forged-${crypto.randomUUID()}`) });
+      for (let i = 0; i < 200 && ((await readRecord(cluster.jobs, job.name))?.record.queueSeq ?? 0) === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50)); // Its message is on the queue once queueSeq is set.
+      }
+      const consumer = await cluster.js.consumers.get(cluster.names.jobsStream, cluster.names.consumerName([]));
+      const taken = await consumer.next({ expires: 5_000 });
+      assert.ok(taken !== null, "no message");
+      await mutateRecord(cluster.jobs, job.name, (record) => ({
+        ...record,
+        state: "COMPLETED",
+        worker: "forger",
+        attempts: 1,
+        result,
+      }));
+      taken.ack();
+      return await job.result().then((value) => value, (error) => error);
+    };
+    const list = join(dir, "list.json");
+    await Deno.writeTextFile(
+      list,
+      JSON.stringify(Array.from({ length: 10_001 }, (_, i) => ({ ...output, path: `f${i}` }))),
+    );
+    const tooMany = await forge({
+      ...template,
+      outputsFile: await new Uploader(cluster.files).put(list, "outputs.json"),
+    });
+    assert.equal(tooMany.outputs?.length, 10_000, String(tooMany));
+    assert.match(tooMany.stderr, /lists 10001 outputs; the first 10000 were fetched/);
+    const { outputsFile: _, ...inline } = template;
+    const larger = await forge({ ...inline, outputs: [{ ...output, file: { ...output.file, size: 0 } }] });
+    assert.match(String(larger), /it is 1 bytes, not the 0 recorded/, `the size is checked before reading: ${larger}`);
+  } finally {
+    await cluster.nc.drain();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
