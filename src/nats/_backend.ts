@@ -13,6 +13,7 @@ import type { Backend, BackendEvent, BackendSettings } from "../backend.ts";
 import { NatsBackendUnavailableError } from "../errors.ts";
 import type { ManagerHealth } from "../types.ts";
 import { checkNamespace } from "./_protocol.ts";
+import { checkNatsOptions } from "./_check_options.ts";
 import type { NatsHost } from "./host.ts";
 
 /** The NATS cluster behind a `JobManager`, reached once its client is loaded and connected. */
@@ -46,6 +47,7 @@ export class NatsBackend implements Backend {
       );
     }
     const namespace = checkNamespace("Cannot make JobManager", nats.namespace ?? "default");
+    checkNatsOptions("Cannot make JobManager", nats, "nats.");
     this.#servers = Array.isArray(nats.servers) ? nats.servers.join(", ") : nats.servers;
     this.#maxAttempts = options.maxAttempts;
     const made = makeBackendRoot(options.workDir);

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { JobDefaults } from "../api/checked_job.ts";
 import { checkPermissions, type NatsSigningOptions, resolveOptions } from "../api/options.ts";
 import { loadSigning } from "./_signing.ts";
+import { checkNatsOptions } from "./_check_options.ts";
 import { blenderVersion, findBlender } from "../blender.ts";
 import { LocalJobs } from "../local/jobs.ts";
 import { type Cluster, explainRefusal, type NatsOptions, openCluster } from "./_connection.ts";
@@ -106,6 +107,12 @@ export interface RunWorkerOptions {
 export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const what = "Cannot run worker";
   const namespace = checkNamespace(what, options.nats.namespace ?? "default");
+  checkNatsOptions(
+    what,
+    { ...options.nats, ...(options.signing === undefined ? {} : { signing: options.signing }) },
+    "nats.",
+    "",
+  );
   const tags = checkTags(what, "tags", options.tags ?? []);
   if (tags.length > 6) {
     throw new RangeError(`${what} as 'tags' may hold at most 6 tags: current count is ${tags.length}`);

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { JobDroppedError } from "../../mod.ts";
-import { NatsJobManager } from "../../src/nats/mod.ts";
+import { JobDroppedError, JobManager } from "../../mod.ts";
+import { NatsJobManager, runWorker } from "../../src/nats/mod.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
 import { mutateRecord } from "../../src/nats/_records.ts";
 import { fixture, waitFor } from "../_helpers.ts";
@@ -104,4 +104,24 @@ Deno.test("signed jobs: only jobs a trusted host signed run; a result no trusted
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a misspelt or mistyped signing or TLS option is a TypeError, never signing turned off", async () => {
+  const servers = "nats://127.0.0.1:1";
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ signing: { keys: "host.key" } }, /'nats\.signing' has no option 'keys' \(it takes 'key', 'trust'\)/],
+    [{ signing: { trust: "worker.pub" } }, /'nats\.signing\.trust' must be a list of paths/],
+    [{ signing: "host.key" }, /'nats\.signing' must be an object/],
+    [{ tls: { ca: 1 } }, /'nats\.tls\.ca' must be a path/],
+    [{ pass: 1234 }, /'nats\.pass' must be a string/],
+  ];
+  for (const [options, why] of bad) {
+    assert.throws(() => new JobManager({ nats: { servers, ...options } as never }), (error) => {
+      return error instanceof TypeError && why.test(error.message);
+    });
+  }
+  await assert.rejects(
+    runWorker({ nats: { servers }, signing: { trusts: ["host.pub"] } as never }),
+    (error) => error instanceof TypeError && /'signing' has no option 'trusts'/.test(error.message),
+  );
 });
