@@ -85,6 +85,24 @@ Deno.test("prewarm starts the workers at once, and close() stops every one", asy
   deepStrictEqual(processesMatching(root), []);
 });
 
+Deno.test("prewarm keeps the workers warm: one killed with its job is replaced at once, not by the next job", async () => {
+  await using manager = new JobManager({ mode: "pool", maxWorkers: 1, prewarm: true });
+  const root = manager.workRoot;
+  await waitFor(() => processesMatching(root, Deno.pid).length === 1, 20_000, "a warm worker");
+  const [first] = processesMatching(root, Deno.pid);
+  const job = manager.addJob({ script: fixture("sleep.py"), passedData: { seconds: 60 } });
+  for await (const progress of job.progressUpdates()) if (progress > 0) break; // Running.
+  await job.kill();
+  await waitFor(
+    () => {
+      const workers = processesMatching(root, Deno.pid);
+      return workers.length === 1 && workers[0] !== first;
+    },
+    20_000,
+    "a new warm worker with no job asking",
+  );
+});
+
 Deno.test("a pool job's report names what really ran: the worker's command line and the job on it", async () => {
   await using manager = new JobManager({ mode: "pool", maxWorkers: 1 });
   const error = await manager.addJob({ script: fixture("raise.py") }).result().then(() => undefined, (e) => e);

@@ -212,6 +212,8 @@ function startLocalJobs(
     maxWorkers: options.maxWorkers,
     maxAttempts: options.maxAttempts,
     mode: options.mode,
+    // A worker is there to run jobs: its Blenders are warm before the first one, and stay so after a kill.
+    prewarm: true,
     ...(options.blender === undefined ? {} : { blender: options.blender }),
     ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
   });

@@ -78,15 +78,25 @@ export class PoolRunner implements Runner {
   #nextToken = 0;
   #closed = false;
   #warmExit: ((exit: WarmExit) => void) | undefined;
+  /** How many warm workers `prewarm` asked for: one that ends with its job (killed, retired) is replaced at once. */
+  #keepWarm = 0;
 
   constructor(options: PoolRunnerOptions) {
     this.#options = options;
     Deno.mkdirSync(options.dir, { recursive: true });
   }
 
-  /** Start workers until there are `count`. */
+  /** Start workers until there are `count`, and keep that many warm: one that ends with its job is replaced. */
   prewarm(count: number): void {
-    for (let i = this.#workers.size; i < count; i++) this.#idle.push(this.#startWorker(this.#options.factoryStartup));
+    this.#keepWarm = count;
+    this.#refill();
+  }
+
+  #refill(): void {
+    const count = Math.min(this.#keepWarm, this.#options.maxWorkers());
+    for (let i = this.#workers.size; i < count && !this.#closed; i++) {
+      this.#idle.push(this.#startWorker(this.#options.factoryStartup));
+    }
   }
 
   onWarmExit(listener: (exit: WarmExit) => void): void {
@@ -233,6 +243,9 @@ export class PoolRunner implements Runner {
     worker.ready.reject(
       new Error(`the pool worker exited (${describeStatus(status)}) before it was ready${worker.lastOutput()}`),
     );
+    // One that ended with its job (killed, timed out, retired): its successor starts now, not with the next job.
+    // (A ready idle one that died is its parent's to restart, within the restart intensity.)
+    if (at < 0 && worker.greeted) this.#refill();
   }
 
   /** Pass the worker's output lines to its current job, up to that job's end markers; take the worker's own markers. */
