@@ -63,6 +63,16 @@ export interface RecordedOutput {
   readonly kind: "image" | "video" | "blend" | "other";
 }
 
+/** A worker's times of one attempt, epoch milliseconds with fractions (`performance.timeOrigin + now()`). */
+export interface WorkerTimes {
+  /** The job's queue message arrived. */
+  readonly received: number;
+  /** Its record said ACTIVE on this worker (files not fetched yet). */
+  readonly claimed: number;
+  /** Its result was ready to be written (outputs uploaded). */
+  readonly recorded: number;
+}
+
 /** A completed job's result, as recorded. */
 export interface RecordedResult {
   readonly pythonData: JsonObject;
@@ -75,6 +85,8 @@ export interface RecordedResult {
   readonly durationMs: number;
   readonly commandLine: string;
   readonly worker: string;
+  /** When the worker got the job's message, claimed its record and had its result ready (epoch ms, fractional). */
+  readonly times?: WorkerTimes;
   /**
    * The files the job wrote (`JobResult.outputs`), in the object store: `path` relative to the job's outputs
    * folder on the worker (a file Blender saved elsewhere is `saved/<its name>`). Absent in older records.

@@ -28,15 +28,17 @@ export async function readRecord(jobs: KV, name: string): Promise<Revisioned | n
  * Change a record: `change` gets the current record and returns the new one,
  * or `null` to leave it as it is. Retried on a concurrent change.
  *
+ * @param known The record as just read, to try first (saves a read; a stale one only costs a retry).
  * @returns The record written, or `null` when `change` declined (or there is no record).
  */
 export async function mutateRecord(
   jobs: KV,
   name: string,
   change: (record: JobRecord) => JobRecord | null,
+  known?: Revisioned,
 ): Promise<JobRecord | null> {
   for (let tries = 0; tries < 20; tries++) {
-    const current = await readRecord(jobs, name);
+    const current = tries === 0 && known !== undefined ? known : await readRecord(jobs, name);
     if (current === null) return null;
     const next = change(current.record);
     if (next === null) return null;

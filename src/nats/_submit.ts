@@ -8,6 +8,9 @@ import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts"
 import { jobSpec } from "./_spec.ts";
 import { sign, signedJob, type SigningKey } from "./_signing.ts";
 
+/** How long after queueing a job its host writes the message's place into a record still queued, ms. */
+const QUEUE_SEQ_DELAY_MS = 50;
+
 /** What the submitter needs of the host's settings. */
 export interface SubmitSettings {
   readonly workRoot: string;
@@ -38,8 +41,12 @@ export class Submitter {
     this.#maxAttempts = maxAttempts;
   }
 
-  /** Upload the job's files, create its record (the name must be free in the cluster), queue its message. */
-  async put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<void> {
+  /**
+   * Upload the job's files, create its record (the name must be free in the cluster), queue its message.
+   *
+   * @returns The message's sequence in the queue's stream (for {@linkcode Submitter.notePlace}).
+   */
+  async put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<number> {
     const { name } = job;
     const spec = await jobSpec(job, id, this.#settings.workRoot, this.#uploader, this.#settings.retry);
     const unsigned: JobRecord = {
@@ -63,18 +70,25 @@ export class Submitter {
       ? unsigned
       : { ...unsigned, jobSignature: await sign(this.#key, signedJob(unsigned)) };
     const { jobs, js, names } = this.#cluster;
-    const existing = await readRecord(jobs, name);
     const taken = () => new Error(`Cannot add job as a job named '${name}' is queued or active in the cluster`);
-    if (existing !== null && !ended(existing.record)) throw taken();
+    const token = subjectToken(name);
     let revision: number;
     try {
-      revision = existing === null
-        ? await jobs.create(subjectToken(name), encode(record))
-        : await jobs.update(subjectToken(name), encode(record), existing.revision);
+      revision = await jobs.create(token, encode(record)); // A new name: one round trip.
     } catch (error) {
-      // Another host took the name in between; any other failure is what it is.
-      if (isWrongRevision(error)) throw taken();
-      throw error;
+      if (!isWrongRevision(error)) throw error;
+      // The name has a record: an ended job's is replaced; a queued or active one's is taken.
+      const existing = await readRecord(jobs, name);
+      if (existing !== null && !ended(existing.record)) throw taken();
+      try {
+        revision = existing === null
+          ? await jobs.create(token, encode(record))
+          : await jobs.update(token, encode(record), existing.revision);
+      } catch (again) {
+        // Another host took the name in between; any other failure is what it is.
+        if (isWrongRevision(again)) throw taken();
+        throw again;
+      }
     }
     let ack: { seq: number };
     try {
@@ -87,7 +101,21 @@ export class Submitter {
       await jobs.delete(subjectToken(name), { previousSeq: revision }).catch(() => {});
       throw error;
     }
-    await mutateRecord(jobs, name, (current) => current.id === id ? { ...current, queueSeq: ack.seq } : null);
+    return ack.seq;
+  }
+
+  /**
+   * Write the place of the job's message (`seq`) into its record, for a kill while queued and the abandoned-message
+   * check. A free worker writes it when it claims the job, so this waits a moment first and writes only into a record
+   * still queued: the two writes do not collide on the pickup's path.
+   */
+  async notePlace(name: string, id: string, seq: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, QUEUE_SEQ_DELAY_MS));
+    await mutateRecord(this.#cluster.jobs, name, (current) => {
+      return current.id === id && current.state === "QUEUED" && current.queueSeq === 0
+        ? { ...current, queueSeq: seq }
+        : null;
+    });
   }
 
   #consumer(requires: readonly string[]): Promise<string> {

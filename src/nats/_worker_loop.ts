@@ -75,9 +75,14 @@ interface Running {
   readonly name: string;
   readonly queued: QueueMessage;
   readonly msg: JsMsg;
+  /** When its message arrived; when its record was claimed (epoch ms, fractional). */
+  readonly received: number;
+  claimed: number;
   local: Job | undefined;
   cancelled: boolean;
   handBack: boolean;
+  /** Its slot was given back (its Blender is done). */
+  released: boolean;
 }
 
 /** How often a running job's progress is written into its record, at most, in ms. */
@@ -90,6 +95,8 @@ const TAIL_LIMIT = 64 * 1024;
 export class WorkerLoop {
   readonly #setup: WorkerSetup;
   readonly #running = new Set<Running>();
+  /** Slots taken: a job's slot is free again once its Blender is done, before its result is recorded. */
+  #busy = 0;
   readonly #stop = new AbortController();
   readonly #waiters = new Set<() => void>();
   readonly #startedAt = new Date().toISOString();
@@ -188,7 +195,7 @@ export class WorkerLoop {
 
   async #pullLoop(consumer: Consumer): Promise<void> {
     while (!this.#stop.signal.aborted) {
-      if (this.#running.size >= this.#setup.slots) {
+      if (this.#busy >= this.#setup.slots) {
         await this.#changed();
         continue;
       }
@@ -212,8 +219,19 @@ export class WorkerLoop {
         this.#unreadable.report(msg.subject, queued, msg.data);
         continue;
       }
-      const job: Running = { name: queued.name, queued, msg, local: undefined, cancelled: false, handBack: false };
+      const job: Running = {
+        name: queued.name,
+        queued,
+        msg,
+        received: epochMs(),
+        claimed: 0,
+        local: undefined,
+        cancelled: false,
+        handBack: false,
+        released: false,
+      };
       this.#running.add(job);
+      this.#busy++;
       void this.#runMessage(job);
     }
   }
@@ -251,9 +269,17 @@ export class WorkerLoop {
       });
       const mine = await mutateRecord(cluster.jobs, queued.name, (record) => {
         if (record.id !== queued.id || ended(record)) return null;
-        return { ...record, state: "ACTIVE", worker: id, attempts: attempt, progress: 0 };
-      });
+        return {
+          ...record,
+          state: "ACTIVE",
+          worker: id,
+          attempts: attempt,
+          progress: 0,
+          queueSeq: msg.info.streamSequence,
+        };
+      }, current);
       if (mine === null) return msg.ack();
+      job.claimed = epochMs();
       emit({ type: "started", name: queued.name, attempt });
       this.#advertise();
       await this.#execute(job, mine, attempt);
@@ -266,13 +292,23 @@ export class WorkerLoop {
       cancels?.unsubscribe();
       if (job.local !== undefined) {
         await job.local.result().catch(() => {});
+        this.#release(job);
         await this.#setup.local.jobs.remove(job.local.name);
         await Deno.remove(this.#outputsFolder(job.local.name), { recursive: true }).catch(() => {});
       }
+      this.#release(job);
       this.#running.delete(job);
       this.#advertise();
       this.#wake();
     }
+  }
+
+  /** Give the job's slot back (once): its Blender is done, so the next job may start while this one is recorded. */
+  #release(job: Running): void {
+    if (job.released) return;
+    job.released = true;
+    this.#busy--;
+    this.#wake();
   }
 
   /** Run the claimed job on the local backend and record its result (or its report). */
@@ -296,11 +332,16 @@ export class WorkerLoop {
       result = await local.result();
     } catch (error) {
       if (!(error instanceof JobDroppedError)) throw error;
+      this.#release(job);
       await this.#failed(job, mine, attempt, error);
       return;
     }
+    this.#release(job);
     const place = { uploader, workRoot: blenders.jobs.backend.workRoot, worker: id };
-    const recorded = await recordResult(place, result, attempt, this.#outputsFolder(local.name));
+    const recorded = {
+      ...await recordResult(place, result, attempt, this.#outputsFolder(local.name)),
+      times: { received: job.received, claimed: job.claimed, recorded: epochMs() },
+    };
     const end = { name: mine.name, id: mine.id, attempts: attempt, worker: id, result: recorded };
     const { key } = this.#setup.signing;
     const endSignature = key === undefined ? undefined : await sign(key, signedEnd(end));
@@ -443,6 +484,11 @@ export class WorkerLoop {
     msg.ack();
     emit({ type: "failed", name: record.name, attempt, report: said });
   }
+}
+
+/** Now, in epoch milliseconds with fractions. */
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /**

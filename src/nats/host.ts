@@ -66,6 +66,8 @@ export class NatsHost {
   readonly #publish: (event: BackendEvent) => void;
   readonly #jobs = new Map<string, Tracked>();
   readonly #submissions = new Set<Promise<void>>();
+  /** Records getting their message's place (see `Submitter.notePlace`). */
+  readonly #noting = new Set<Promise<void>>();
   readonly #forgetting = new Map<string, Promise<void>>();
   /** Results of this host's jobs being fetched: `close()` waits for them. */
   readonly #fetches = new Set<Promise<JobResult>>();
@@ -398,7 +400,12 @@ export class NatsHost {
       this.#logFiles.open(name, job.logFile, () => this.#jobs.get(name)?.worker ?? null);
       this.wantLogs();
     }
-    const submission = this.#submitter.put(job, id, now, job.maxAttempts ?? this.#maxAttempts).catch((error) => {
+    const submission = this.#submitter.put(job, id, now, job.maxAttempts ?? this.#maxAttempts).then((seq) => {
+      // Off the submission's path (a kill waits for submissions): close() waits for it.
+      const noting = this.#submitter.notePlace(name, id, seq).catch(() => {});
+      this.#noting.add(noting);
+      void noting.finally(() => this.#noting.delete(noting));
+    }, (error) => {
       if (this.#jobs.get(name) === tracked) this.#jobs.delete(name);
       this.#logFiles.end(name);
       tracked.ended.resolve();
@@ -499,6 +506,7 @@ export class NatsHost {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#submissions]);
+      await Promise.allSettled([...this.#noting]);
       await Promise.allSettled([...this.#fetches]);
       for (const watch of this.#watches) watch.stop();
       for (const subscription of this.#subscriptions) subscription.unsubscribe();
