@@ -159,6 +159,9 @@ export interface ProgressMessage {
   readonly value: number;
   /** The submission (record id) it is about; absent from older workers. */
   readonly id?: string;
+  /** The worker that says it, and its signature of `signedProgress` (when it has a signing key). */
+  readonly worker?: string;
+  readonly sig?: Signature;
 }
 
 /** A log line message on a job's log subject. */
@@ -168,6 +171,9 @@ export interface LogMessage {
   readonly line: string;
   /** The submission (record id) it is about; absent from older workers. */
   readonly id?: string;
+  /** The worker that says it, and its signature of `signedProgress` (when it has a signing key). */
+  readonly worker?: string;
+  readonly sig?: Signature;
 }
 
 /** A worker's advertisement in the workers bucket, refreshed every heartbeat. */

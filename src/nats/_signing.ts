@@ -70,6 +70,19 @@ export function signedEnd(record: Pick<JobRecord, "name" | "id" | "attempts" | "
   return { name: record.name, id: record.id, attempts: record.attempts, worker: record.worker, result: record.result };
 }
 
+/** What a worker signs of a progress value: the value bound to the job, the submission, the attempt and itself. */
+export function signedProgress(
+  progress: { name: string; id: string; attempt: number; value: number; worker: string },
+): unknown {
+  return {
+    progress: progress.value,
+    name: progress.name,
+    id: progress.id,
+    attempt: progress.attempt,
+    worker: progress.worker,
+  };
+}
+
 /** The loaded keys of one side. */
 export interface Signing {
   readonly key: SigningKey | undefined;

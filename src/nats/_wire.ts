@@ -5,7 +5,7 @@
  * (`_unreadable.ts`), never throwing it into a loop that would then stop.
  */
 
-import type { JobRecord, LogMessage, ProgressMessage, QueueMessage, WorkerInfo } from "./_protocol.ts";
+import type { JobRecord, LogMessage, ProgressMessage, QueueMessage, Signature, WorkerInfo } from "./_protocol.ts";
 import { RECORD_VERSION } from "./_protocol.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -78,7 +78,9 @@ export function readProgress(bytes: Uint8Array): ProgressMessage | Unreadable {
     return new Unreadable("a progress message needs an attempt and a value from 0 to 1");
   }
   const id = typeof value.id === "string" ? { id: value.id } : {};
-  return { attempt: value.attempt as number, value: value.value as number, ...id };
+  const sig = isObject(value.sig) ? { sig: value.sig as unknown as Signature } : {};
+  const worker = typeof value.worker === "string" ? { worker: value.worker } : {};
+  return { attempt: value.attempt as number, value: value.value as number, ...id, ...worker, ...sig };
 }
 
 /** A log line message, or why not. */

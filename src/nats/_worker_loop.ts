@@ -29,7 +29,7 @@ import { ended, mutateRecord, readRecord } from "./_records.ts";
 import { recordResult } from "./_worker_result.ts";
 import { readQueueMessage, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
-import { sign, signedEnd, signedJob, type Signing, whyUntrusted } from "./_signing.ts";
+import { sign, signedEnd, signedJob, signedProgress, type Signing, whyUntrusted } from "./_signing.ts";
 import { join } from "node:path";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
@@ -415,8 +415,19 @@ export class WorkerLoop {
         // Every value on the job's subject; into the record at most every PROGRESS_RECORD_MS, for hosts that join later.
         let lastWrite = 0;
         let writing = false;
+        const { key } = this.#setup.signing;
         for await (const value of local.progressUpdates()) {
-          cluster.nc.publish(progressSubject, encode({ attempt, value, id: recordId } satisfies ProgressMessage));
+          // With a key, each value is signed: a host that trusts the workers takes no progress a stranger said.
+          const sig = key === undefined
+            ? undefined
+            : await sign(key, signedProgress({ name, id: recordId, attempt, value, worker: id }));
+          const message: ProgressMessage = {
+            attempt,
+            value,
+            id: recordId,
+            ...(sig === undefined ? {} : { worker: id, sig }),
+          };
+          cluster.nc.publish(progressSubject, encode(message));
           if (writing || Date.now() - lastWrite < PROGRESS_RECORD_MS) continue;
           writing = true;
           lastWrite = Date.now();

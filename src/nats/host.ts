@@ -26,7 +26,7 @@ import { readJobRecord, readLogLine, readProgress, Unreadable } from "./_wire.ts
 import { UnreadableDesk } from "./_unreadable.ts";
 import { AbandonedWatch } from "./_abandoned.ts";
 import { detailsBeforeBlender } from "../_dropped.ts";
-import { loadSigning, signedEnd, type Signing, whyUntrusted } from "./_signing.ts";
+import { loadSigning, signedEnd, signedProgress, type Signing, whyUntrusted } from "./_signing.ts";
 import type { NatsSigningOptions } from "../api/options.ts";
 
 /** What the host knows of one job of the namespace. */
@@ -172,7 +172,23 @@ export class NatsHost {
         const progress = about === undefined ? null : readProgress(msg.data);
         if (progress instanceof Unreadable) return this.#unreadable.report(msg.subject, progress, msg.data);
         if (about === undefined || progress === null || !ofSubmission(progress, about.tracked)) return;
-        if (progress.attempt >= about.tracked.attempts) this.#progress(about.name, about.tracked, progress.value);
+        if (progress.attempt < about.tracked.attempts) return;
+        const { trusted } = this.#signing;
+        if (trusted === undefined) return this.#progress(about.name, about.tracked, progress.value);
+        // Taken only when a trusted worker signed it, for this job, submission and attempt.
+        const { name, tracked } = about;
+        const signed = signedProgress({
+          name,
+          id: tracked.id,
+          attempt: progress.attempt,
+          value: progress.value,
+          worker: progress.worker ?? "",
+        });
+        void whyUntrusted(trusted, signed, progress.sig).then((why) => {
+          if (why === null) return this.#progress(name, tracked, progress.value);
+          const problem = new Unreadable(`a progress value no trusted worker signed: ${why}`);
+          this.#unreadable.report(msg.subject, problem, msg.data);
+        });
       },
     }));
     this.#subscriptions.push(listenMaxDeliveries(this.#cluster, this.#unreadable, () => {}, true));
@@ -247,7 +263,10 @@ export class NatsHost {
       tracked.state = "QUEUED";
       this.#publish({ type: "retrying", name });
     }
-    if (record.state === "ACTIVE") this.#progress(name, tracked, record.progress);
+    // A record's progress is nobody's signature: with trusted workers, only their signed messages count.
+    if (record.state === "ACTIVE" && this.#signing.trusted === undefined) {
+      this.#progress(name, tracked, record.progress);
+    }
     if (record.state === "COMPLETED") this.#completed(tracked, record);
     else if (record.state === "DROPPED") this.#dropped(tracked, record);
   }

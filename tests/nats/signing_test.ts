@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { JobDroppedError, JobManager } from "../../mod.ts";
 import { NatsJobManager, runWorker } from "../../src/nats/mod.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
-import { mutateRecord } from "../../src/nats/_records.ts";
+import { mutateRecord, readRecord } from "../../src/nats/_records.ts";
+import { encode } from "../../src/nats/_protocol.ts";
 import { fixture, waitFor } from "../_helpers.ts";
 import { bgprocCommand, startNatsServer, startWorker } from "./_server.ts";
 
@@ -85,6 +86,15 @@ Deno.test("signed jobs: only jobs a trusted host signed run; a result no trusted
     await waitFor(() => long.state === "ACTIVE", 30_000, "the long job to start");
     const cluster = await openCluster({ servers: server.url }, namespace);
     try {
+      // Its worker's signed progress is taken (the fixture says 0.1 at once); a forger's 0.99 is not.
+      await waitFor(() => long.progress >= 0.1, 30_000, "the worker's signed progress");
+      const { id } = (await readRecord(cluster.jobs, "long"))!.record;
+      cluster.nc.publish(
+        cluster.names.jobSubject("long", "progress"),
+        encode({ attempt: 1, value: 0.99, id, worker: "rogue" }),
+      );
+      await waitFor(() => told.some((problem) => /progress value no trusted worker signed/.test(problem)), 10_000);
+      assert.ok(long.progress < 0.99, "a forged progress value was taken");
       await mutateRecord(cluster.jobs, "long", (record) => ({
         ...record,
         state: "COMPLETED",
