@@ -15,6 +15,7 @@ import {
 import {
   AckPolicy,
   DeliverPolicy,
+  DiscardPolicy,
   jetstream,
   type JetStreamClient,
   type JetStreamManager,
@@ -58,6 +59,9 @@ export interface QueueSettings {
   /** Deliveries before the server gives a job up (then the max-deliveries advisory). */
   readonly maxDeliver: number;
 }
+
+/** The most the dead-letter stream holds; the oldest letters go first. */
+export const DEAD_LETTER_BYTES = 256 * 1024 * 1024;
 
 /** How long a worker's advertisement lives without a refresh. */
 export const WORKER_TTL_MS = 5_000;
@@ -107,6 +111,9 @@ export async function openCluster(options: NatsOptions, namespace: string): Prom
       subjects: [names.deadSubjects],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
+      // Bounded: a flood of dead letters (a hostile client with publish rights) pushes out the oldest, never the disk.
+      max_bytes: DEAD_LETTER_BYTES,
+      discard: DiscardPolicy.Old,
     });
     const kvm = new Kvm(js);
     const jobs = await kvm.create(names.jobsBucket, { history: 1 });

@@ -6,7 +6,7 @@ import { join, relative } from "node:path";
 import { JobManager } from "../../mod.ts";
 import { FileCache, Uploader } from "../../src/nats/_files.ts";
 import { checkTags, nameOfToken, Names, subjectToken, tagSubsets } from "../../src/nats/_protocol.ts";
-import { type Cluster, openCluster } from "../../src/nats/_connection.ts";
+import { type Cluster, DEAD_LETTER_BYTES, openCluster } from "../../src/nats/_connection.ts";
 import { UNREADABLE_PER_MINUTE, UnreadableDesk } from "../../src/nats/_unreadable.ts";
 import { readJobRecord, readProgress, readQueueMessage, Unreadable } from "../../src/nats/_wire.ts";
 import { ended, mutateRecord, readRecord } from "../../src/nats/_records.ts";
@@ -226,4 +226,16 @@ Deno.test("an unreadable message is told once per kind and problem, and a flood 
     "seenBy",
     "subject",
   ]);
+});
+
+Deno.test("the dead-letter stream is bounded: the newest 256 MiB stay, a flood pushes out the oldest", async () => {
+  await using server = await startNatsServer();
+  const cluster = await openCluster({ servers: server.url }, "bounded");
+  try {
+    const { config } = await cluster.jsm.streams.info(cluster.names.deadStream);
+    assert.equal(config.max_bytes, DEAD_LETTER_BYTES);
+    assert.equal(config.discard, "old");
+  } finally {
+    await cluster.nc.drain();
+  }
 });
