@@ -1,6 +1,7 @@
 /** TLS material for the NATS tests, made with `openssl` (from apt): a CA and the certificates it signed. */
 
 import { join } from "node:path";
+import { natsServerPath } from "./_server.ts";
 
 /** Run openssl with `args` in `dir`; throws with its stderr when it fails. */
 async function openssl(dir: string, args: string[]): Promise<void> {
@@ -86,4 +87,35 @@ export async function waitForPort(port: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`nothing listens on 127.0.0.1:${port}`);
+}
+
+/** The client's TLS files `makeCertificates` made in `dir`. */
+export function clientTls(dir: string): { ca: string; cert: string; key: string } {
+  return { ca: join(dir, "ca.pem"), cert: join(dir, "client.pem"), key: join(dir, "client-key.pem") };
+}
+
+/**
+ * Start nats-server with `dir`/nats.conf (its `listen` on loopback `port`), the environment `env`, its log in `log`
+ * when given; settles once it listens. The caller stops it (SIGTERM, then its status).
+ */
+export async function startConfiguredServer(
+  dir: string,
+  port: number,
+  options: { env?: Record<string, string>; log?: string } = {},
+): Promise<Deno.ChildProcess> {
+  const server = new Deno.Command(natsServerPath(), {
+    args: ["-c", join(dir, "nats.conf"), ...(options.log === undefined ? [] : ["-l", options.log])],
+    ...(options.env === undefined ? {} : { env: options.env }),
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitForPort(port);
+  } catch (error) {
+    server.kill("SIGKILL");
+    await server.status;
+    throw error;
+  }
+  return server;
 }

@@ -11,8 +11,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { JobManager } from "../../mod.ts";
 import { NatsConnectionError, runWorker } from "../../src/nats/mod.ts";
 import { fixture } from "../_helpers.ts";
-import { bgprocCommand, natsServerPath, startWorker } from "./_server.ts";
-import { freePort, makeCertificates, waitForPort } from "./_tls.ts";
+import { bgprocCommand, startWorker } from "./_server.ts";
+import { clientTls, freePort, makeCertificates, startConfiguredServer } from "./_tls.ts";
 
 /** Whether the server refuses `subject` to `nc` (a request to it fails with a permissions violation). */
 async function refused(nc: NatsConnection, subject: string): Promise<boolean> {
@@ -55,16 +55,12 @@ Deno.test("nats-config's roles: host and worker do all a job needs and nothing o
     await Deno.writeTextFile(join(dir, "nats.conf"), config);
     await Deno.writeTextFile(join(dir, "worker.pass"), "worker-secret\n");
     const log = join(dir, "nats.log");
-    server = new Deno.Command(natsServerPath(), {
-      args: ["-c", join(dir, "nats.conf"), "-l", log],
+    server = await startConfiguredServer(dir, port, {
       env: { BGPROC_HOST_PASSWORD: "host-secret", BGPROC_WORKER_PASSWORD: "worker-secret" },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    await waitForPort(port);
+      log,
+    });
     const url = `tls://127.0.0.1:${port}`;
-    const tls = { ca: join(dir, "ca.pem"), cert: join(dir, "client.pem"), key: join(dir, "client-key.pem") };
+    const tls = clientTls(dir);
     const asHost = { servers: url, namespace: "roles", tls, user: "host", pass: "host-secret" };
     const asWorker = { ...asHost, user: "worker", pass: "worker-secret" };
     const violations = async () => (await Deno.readTextFile(log)).split("\n").filter((line) => /Violation/.test(line));

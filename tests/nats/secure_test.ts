@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { JobManager } from "../../mod.ts";
 import { NatsConnectionError } from "../../src/nats/mod.ts";
 import { fixture } from "../_helpers.ts";
-import { bgprocCommand, natsServerPath, startWorker } from "./_server.ts";
-import { freePort, makeCertificates, waitForPort } from "./_tls.ts";
+import { bgprocCommand, startWorker } from "./_server.ts";
+import { clientTls, freePort, makeCertificates, startConfiguredServer } from "./_tls.ts";
 
 Deno.test("a secured cluster: TLS with client certificates and users; hosts and a worker get in with theirs, no one else does", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bgproc-nats-secure-" });
@@ -30,15 +30,9 @@ authorization { users: [ { user: host, password: "host-secret" }, { user: worker
     );
     await Deno.writeTextFile(join(dir, "host.pass"), "host-secret\n");
     await Deno.writeTextFile(join(dir, "worker.pass"), "worker-secret\n");
-    server = new Deno.Command(natsServerPath(), {
-      args: ["-c", join(dir, "nats.conf")],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    await waitForPort(port);
+    server = await startConfiguredServer(dir, port);
     const url = `tls://127.0.0.1:${port}`;
-    const tls = { ca: join(dir, "ca.pem"), cert: join(dir, "client.pem"), key: join(dir, "client-key.pem") };
+    const tls = clientTls(dir);
     const tlsFlags = ["--tls-ca", tls.ca, "--tls-cert", tls.cert, "--tls-key", tls.key];
 
     // Not trusting the server's CA, no client certificate, or a wrong password: not in, and told why at once (the
