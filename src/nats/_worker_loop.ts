@@ -29,7 +29,7 @@ import { ended, mutateRecord, readRecord } from "./_records.ts";
 import { recordResult } from "./_worker_result.ts";
 import { readQueueMessage, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
-import { sign, signedEnd, signedJob, signedProgress, type Signing, whyUntrusted } from "./_signing.ts";
+import { canonicalJson, sign, signedEnd, signedJob, signedProgress, type Signing, whyUntrusted } from "./_signing.ts";
 import { join } from "node:path";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
@@ -81,8 +81,8 @@ interface Running {
   local: Job | undefined;
   cancelled: boolean;
   handBack: boolean;
-  /** Its slot was given back (its Blender is done). */
-  released: boolean;
+  /** Its slot: not taken yet, taken (claimed, running), or given back (its Blender is done). */
+  slot: "waiting" | "taken" | "released";
 }
 
 /** How often a running job's progress is written into its record, at most, in ms. */
@@ -195,7 +195,9 @@ export class WorkerLoop {
 
   async #pullLoop(consumer: Consumer): Promise<void> {
     while (!this.#stop.signal.aborted) {
-      if (this.#busy >= this.#setup.slots) {
+      // One pull per free slot and consumer: a worker with several tags may hold a message or two more than its
+      // slots; those wait (heartbeated, not claimed) for a slot in #runMessage.
+      if (this.#running.size >= this.#setup.slots) {
         await this.#changed();
         continue;
       }
@@ -228,10 +230,9 @@ export class WorkerLoop {
         local: undefined,
         cancelled: false,
         handBack: false,
-        released: false,
+        slot: "waiting",
       };
       this.#running.add(job);
-      this.#busy++;
       void this.#runMessage(job);
     }
   }
@@ -260,6 +261,11 @@ export class WorkerLoop {
         return msg.term();
       }
       heartbeat = setInterval(() => msg.working(), this.#heartbeatMs);
+      // A slot first (a worker with several tags may hold more messages than slots): claimed only once it runs.
+      while (this.#busy >= this.#setup.slots && !this.#stop.signal.aborted) await this.#changed();
+      if (this.#stop.signal.aborted) return msg.nak(); // Never claimed: another worker takes it.
+      this.#busy++;
+      job.slot = "taken";
       cancels = cluster.nc.subscribe(cluster.names.jobSubject(queued.name, "cancel"), {
         callback: (_error, request) => {
           job.cancelled = true;
@@ -267,8 +273,12 @@ export class WorkerLoop {
           request.respond(encode({ worker: id }));
         },
       });
+      // What was checked is what runs: a record whose signed part changed since (a retried claim reads it again)
+      // is not claimed.
+      const checked = canonicalJson(signedJob(current.record));
       const mine = await mutateRecord(cluster.jobs, queued.name, (record) => {
         if (record.id !== queued.id || ended(record)) return null;
+        if (canonicalJson(signedJob(record)) !== checked) return null;
         return {
           ...record,
           state: "ACTIVE",
@@ -305,8 +315,8 @@ export class WorkerLoop {
 
   /** Give the job's slot back (once): its Blender is done, so the next job may start while this one is recorded. */
   #release(job: Running): void {
-    if (job.released) return;
-    job.released = true;
+    if (job.slot !== "taken") return;
+    job.slot = "released";
     this.#busy--;
     this.#wake();
   }
@@ -357,7 +367,7 @@ export class WorkerLoop {
       };
       return endSignature === undefined ? completed : { ...completed, endSignature };
     });
-    job.msg.ack();
+    if (written !== null || await this.#maySettle(mine)) job.msg.ack();
     if (written !== null) emit({ type: "completed", name: mine.name, attempt });
   }
 
@@ -470,16 +480,18 @@ export class WorkerLoop {
         return stillMine(current, record, id, attempt) ? next(current) : null;
       });
     if (job.handBack && !job.cancelled) {
-      await change((current) => ({ ...current, state: "QUEUED", worker: null }));
-      msg.nak();
+      const handed = await change((current) => ({ ...current, state: "QUEUED", worker: null }));
+      if (handed !== null) msg.nak();
+      else if (await this.#maySettle(record)) msg.ack();
       emit({ type: "handed-back", name: record.name });
       return;
     }
     const { retry } = record.spec;
     if (reason !== "killed" && retry.on.includes(reason) && attempt < record.maxAttempts) {
-      await change((current) => ({ ...current, state: "ACTIVE", worker: null, report }));
+      const retried = await change((current) => ({ ...current, state: "ACTIVE", worker: null, report }));
       const policy = { initialDelayMs: retry.delayMs, factor: retry.factor, maxDelayMs: retry.maxDelayMs };
-      msg.nak(jittered(backoffMs(policy, attempt)));
+      if (retried !== null) msg.nak(jittered(backoffMs(policy, attempt)));
+      else if (await this.#maySettle(record)) msg.ack();
       emit({ type: "failed", name: record.name, attempt, report: said });
       return;
     }
@@ -492,8 +504,18 @@ export class WorkerLoop {
       deadLetter: reason !== "killed",
     }));
     if (written !== null && reason !== "killed") await publishDeadLetter(cluster, written);
-    msg.ack();
+    if (written !== null || await this.#maySettle(record)) msg.ack();
     emit({ type: "failed", name: record.name, attempt, report: said });
+  }
+
+  /**
+   * After this delivery's write was refused: whether it may still ack its message. Not while another attempt of the
+   * same submission is live (a redelivery's, or its host's requeue): an ack is by stream sequence, so it would take
+   * the message from under that attempt.
+   */
+  async #maySettle(record: JobRecord): Promise<boolean> {
+    const now = await readRecord(this.#setup.cluster.jobs, record.name).catch(() => null);
+    return now === null || now.record.id !== record.id || ended(now.record);
   }
 }
 
