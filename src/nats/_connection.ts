@@ -115,6 +115,12 @@ export async function openCluster(options: NatsOptions, namespace: string): Prom
       max_bytes: DEAD_LETTER_BYTES,
       discard: DiscardPolicy.Old,
     });
+    // A namespace made before the bound: bounded now (a host may; a worker's role may not, and leaves it to one).
+    const dead = await jsm.streams.info(names.deadStream);
+    if (dead.config.max_bytes !== DEAD_LETTER_BYTES) {
+      await jsm.streams.update(names.deadStream, { max_bytes: DEAD_LETTER_BYTES, discard: DiscardPolicy.Old })
+        .catch(() => {});
+    }
     const kvm = new Kvm(js);
     const jobs = await kvm.create(names.jobsBucket, { history: 1 });
     const workers = await kvm.create(names.workersBucket, { history: 1, ttl: WORKER_TTL_MS });

@@ -101,6 +101,7 @@ export function referencedFiles(record: JobRecord): FileRef[] {
     ...(record.spec.inputs ?? []),
     record.result?.dataBlocks?.file,
     record.result?.overflow,
+    record.result?.outputsFile,
     ...(record.result?.outputs ?? []).map((output) => output.file),
   ];
   return refs.filter((ref): ref is FileRef => ref !== null && ref !== undefined);

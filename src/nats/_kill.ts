@@ -9,15 +9,24 @@ import type { Cluster } from "./_connection.ts";
 import { encode, type JobRecord } from "./_protocol.ts";
 import { ended, mutateRecord, readRecord } from "./_records.ts";
 
-/** Kill submission `id` of job `name`; returns the record this host wrote, if it wrote one (else the worker will). */
-export async function killInCluster(cluster: Cluster, name: string, id: string): Promise<JobRecord | null> {
+/**
+ * Kill submission `id` of job `name`; returns the record this host wrote, if it wrote one (else the worker will).
+ * `knownSeq`: where this host queued it, for a record that does not say yet.
+ */
+export async function killInCluster(
+  cluster: Cluster,
+  name: string,
+  id: string,
+  knownSeq = 0,
+): Promise<JobRecord | null> {
   const { jobs, jsm, nc, names } = cluster;
   const removed = await mutateRecord(jobs, name, (record) => {
     if (record.id !== id || record.state !== "QUEUED") return null;
     return { ...record, state: "DROPPED", report: killReport(record, "killed while queued") };
   });
   if (removed !== null) {
-    if (removed.queueSeq > 0) await jsm.streams.deleteMessage(names.jobsStream, removed.queueSeq).catch(() => {});
+    const seq = removed.queueSeq > 0 ? removed.queueSeq : knownSeq;
+    if (seq > 0) await jsm.streams.deleteMessage(names.jobsStream, seq).catch(() => {});
     return removed;
   }
   const current = await readRecord(jobs, name);

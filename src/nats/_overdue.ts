@@ -13,6 +13,9 @@ import { publishDeadLetter } from "./_dead_letter.ts";
 import { encode, type JobRecord, type QueueMessage } from "./_protocol.ts";
 import { mutateRecord } from "./_records.ts";
 
+/** The longest delay a timer takes (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** One attempt being timed: the record's id, attempt and worker when it was seen running. */
 interface Timed {
   readonly key: string;
@@ -47,13 +50,19 @@ export class OverdueWatch {
     if (timed !== undefined) clearTimeout(timed.timer);
     this.#timed.delete(name);
     if (state !== "ACTIVE" || worker === null || spec.timeoutMs <= 0) return;
+    this.#arm(record, key, Date.now() + spec.timeoutMs + this.#graceMs);
+  }
+
+  /** Wait until `deadline` (in steps a timer can take: it fires at once past about 24.8 days), then expire. */
+  #arm(record: JobRecord, key: string, deadline: number): void {
     const timer = setTimeout(() => {
-      this.#timed.delete(name);
+      this.#timed.delete(record.name);
+      if (Date.now() < deadline) return this.#arm(record, key, deadline);
       const expiring = this.#expire(record).catch(this.#onError);
       this.#expiring.add(expiring);
       void expiring.finally(() => this.#expiring.delete(expiring));
-    }, spec.timeoutMs + this.#graceMs);
-    this.#timed.set(name, { key, timer });
+    }, Math.min(deadline - Date.now(), MAX_TIMER_MS));
+    this.#timed.set(record.name, { key, timer });
   }
 
   /** Stop timing the job `name` (it ended, or was forgotten). */

@@ -67,6 +67,7 @@ export function hostSubjects(namespace: string): RoleSubjects {
     publish: [
       ...readerSubjects(names),
       ...made.map((stream) => `$JS.API.STREAM.CREATE.${stream}`),
+      `$JS.API.STREAM.UPDATE.${names.deadStream}`,
       `$JS.API.STREAM.MSG.GET.${names.deadStream}`,
       `$JS.API.STREAM.MSG.DELETE.${names.jobsStream}`,
       `$JS.API.CONSUMER.UPDATE.${names.jobsStream}.*`,

@@ -41,6 +41,8 @@ interface Tracked {
   readonly outputDir: string | null;
   /** Whether this host added it: its result is fetched as it completes (another host's when asked for). */
   readonly mine: boolean;
+  /** Where this host queued its message (0 until then, or when another host added it). */
+  queueSeq: number;
   readonly ended: PromiseWithResolvers<void>;
 }
 
@@ -274,6 +276,7 @@ export class NatsHost {
   #track(record: { id: string; submittedAt: string }, outputDir: string | null, mine: boolean): Tracked {
     const tracked: Tracked = {
       mine,
+      queueSeq: 0,
       id: record.id,
       state: "QUEUED",
       attempts: 0,
@@ -420,6 +423,7 @@ export class NatsHost {
       this.wantLogs();
     }
     const submission = this.#submitter.put(job, id, now, job.maxAttempts ?? this.#maxAttempts).then((seq) => {
+      tracked.queueSeq = seq;
       // Off the submission's path (a kill waits for submissions): close() waits for it.
       const noting = this.#submitter.notePlace(name, id, seq).catch(() => {});
       this.#noting.add(noting);
@@ -443,7 +447,7 @@ export class NatsHost {
     await Promise.allSettled([...this.#submissions]);
     const tracked = this.#jobs.get(name);
     if (tracked === undefined || ended(tracked)) return;
-    const written = await killInCluster(this.#cluster, name, tracked.id);
+    const written = await killInCluster(this.#cluster, name, tracked.id, tracked.queueSeq);
     if (written !== null) this.#apply(written);
     await this.#whenEnded(tracked);
   }

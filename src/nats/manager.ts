@@ -14,7 +14,8 @@ import type { NatsOptions } from "./_connection.ts";
 import { type DeadLetter, listDeadLetters, listUnreadable } from "./_dead_letter.ts";
 import type { UnreadableMessage } from "./_unreadable.ts";
 import { collectFiles, type FileStats, referencedFiles } from "./_files.ts";
-import { nameOfToken, type WorkerInfo } from "./_protocol.ts";
+import { type FileRef, nameOfToken, OUTPUTS_FILE_LIMIT, type WorkerInfo } from "./_protocol.ts";
+import type { ObjectStore } from "@nats-io/obj";
 import { readRecord } from "./_records.ts";
 import type { NatsHost } from "./host.ts";
 
@@ -202,6 +203,11 @@ export class NatsJobManager extends JobManager {
       const current = name === undefined ? null : await readRecord(cluster.jobs, name);
       if (current === null) continue;
       for (const ref of referencedFiles(current.record)) referenced.add(ref.sha256);
+      // A list of outputs too long for the record is a file: the outputs it lists are referenced too.
+      const listed = current.record.result?.outputsFile;
+      if (listed !== undefined) {
+        for (const sha256 of await listedOutputs(cluster.files, listed)) referenced.add(sha256);
+      }
     }
     return await collectFiles(cluster.files, referenced, olderThanMs);
   }
@@ -258,4 +264,18 @@ export class NatsJobManager extends JobManager {
   #connected(): Promise<NatsHost> {
     return this.#backend.host();
   }
+}
+
+/**
+ * The SHA-256s of the outputs a spilled list (`outputsFile`) names. A list that cannot be read or is too large keeps
+ * nothing listed safe: collecting then stops, rather than remove files a record may still mean.
+ */
+async function listedOutputs(store: ObjectStore, file: FileRef): Promise<string[]> {
+  if (file.size > OUTPUTS_FILE_LIMIT) throw new Error(`Cannot collect files: an outputs list of ${file.size} bytes`);
+  const got = await store.getBlob(file.sha256);
+  if (got === null) return [];
+  const listed: unknown = JSON.parse(new TextDecoder().decode(got));
+  if (!Array.isArray(listed)) return [];
+  return listed.map((output) => (output as { file?: { sha256?: unknown } })?.file?.sha256)
+    .filter((sha256): sha256 is string => typeof sha256 === "string");
 }

@@ -107,6 +107,9 @@ export interface RunWorkerOptions {
 export async function runWorker(options: RunWorkerOptions): Promise<void> {
   const what = "Cannot run worker";
   const namespace = checkNamespace(what, options.nats.namespace ?? "default");
+  if ((options.nats as { signing?: unknown }).signing !== undefined) {
+    throw new TypeError(`${what} as 'nats.signing' is a host's option: a worker's keys go in 'signing', beside 'nats'`);
+  }
   checkNatsOptions(
     what,
     { ...options.nats, ...(options.signing === undefined ? {} : { signing: options.signing }) },

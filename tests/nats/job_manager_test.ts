@@ -353,6 +353,14 @@ Deno.test("JobManager({ nats }): 2,000 outputs come back (their list spills to t
     });
     assert.equal(tooMany.outputs?.length, 10_000, String(tooMany));
     assert.match(tooMany.stderr, /lists 10001 outputs; the first 10000 were fetched/);
+    // Collecting files keeps the spilled list and every file it lists.
+    {
+      await using collector = await NatsJobManager.connect({ nats: { servers: server.url, namespace } });
+      await collector.collectFiles({ olderThanMs: 0 });
+      for (const sha256 of [template.outputsFile!.sha256, output.file.sha256]) {
+        assert.ok((await cluster.files.info(sha256))?.deleted === false, `collected ${sha256}`);
+      }
+    }
     const { outputsFile: _, ...inline } = template;
     const larger = await forge({ ...inline, outputs: [{ ...output, file: { ...output.file, size: 0 } }] });
     assert.match(String(larger), /it is 1 bytes, not the 0 recorded/, `the size is checked before reading: ${larger}`);
@@ -360,6 +368,42 @@ Deno.test("JobManager({ nats }): 2,000 outputs come back (their list spills to t
     await cluster.nc.drain();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("JobManager({ nats }): a job killed the moment it was added leaves no message on the queue", async () => {
+  await using server = await startNatsServer();
+  const namespace = "kill-at-once";
+  await using manager = new JobManager({ nats: { servers: server.url, namespace } });
+  await manager.ready();
+  const cluster = await openCluster({ servers: server.url }, namespace);
+  try {
+    const job = manager.addJob({ script: fixture("echo.py"), requires: ["nobody-has-this"] });
+    await job.kill();
+    assert.equal(job.state, "DROPPED");
+    assert.equal((await cluster.jsm.streams.info(cluster.names.jobsStream)).state.messages, 0);
+  } finally {
+    await cluster.nc.drain();
+  }
+});
+
+Deno.test("JobManager({ nats }): a worker with two tags and one slot holds one job at a time", async () => {
+  await using server = await startNatsServer();
+  const namespace = "one-slot";
+  await using _worker = await startWorker(server.url, ["--namespace", namespace, "--workers", "1", "--tags", "a,b"]);
+  await using manager = new JobManager({ nats: { servers: server.url, namespace } });
+  const jobs = [[], ["a"], ["b"], ["a", "b"]].map((requires) =>
+    manager.addJob({ script: fixture("sleep.py"), passedData: { seconds: 0.4 }, requires })
+  );
+  let most = 0;
+  const watching = setInterval(() => {
+    most = Math.max(most, jobs.filter((job) => job.state === "ACTIVE").length);
+  }, 5);
+  try {
+    await Promise.all(jobs.map((job) => job.result()));
+  } finally {
+    clearInterval(watching);
+  }
+  assert.equal(most, 1, "the worker held more jobs than its one slot");
 });
 
 Deno.test("JobManager({ nats }): a job whose queue message a client took and acked without running it is queued again, and runs", async () => {

@@ -8,6 +8,7 @@ import { FileCache, Uploader } from "../../src/nats/_files.ts";
 import { checkTags, nameOfToken, Names, subjectToken, tagSubsets } from "../../src/nats/_protocol.ts";
 import { type Cluster, DEAD_LETTER_BYTES, openCluster } from "../../src/nats/_connection.ts";
 import { UNREADABLE_PER_MINUTE, UnreadableDesk } from "../../src/nats/_unreadable.ts";
+import { OverdueWatch } from "../../src/nats/_overdue.ts";
 import { readJobRecord, readProgress, readQueueMessage, Unreadable } from "../../src/nats/_wire.ts";
 import { ended, mutateRecord, readRecord } from "../../src/nats/_records.ts";
 import type { JobRecord } from "../../src/nats/_protocol.ts";
@@ -238,4 +239,22 @@ Deno.test("the dead-letter stream is bounded: the newest 256 MiB stay, a flood p
   } finally {
     await cluster.nc.drain();
   }
+});
+
+Deno.test("a host times a long timeout in steps: a timeout past a timer's 24.8 days does not end the attempt at once", async () => {
+  const watch = new OverdueWatch(null as unknown as Cluster, 1_000, () => {});
+  const record = {
+    name: "long",
+    id: "1",
+    attempts: 1,
+    worker: "w",
+    state: "ACTIVE",
+    maxAttempts: 1,
+    queueSeq: 1,
+    spec: { timeoutMs: 2 ** 31 - 1, retry: { on: [] }, requires: [] },
+  } as unknown as JobRecord;
+  watch.see(record);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(watch.expired, 0);
+  await watch.close();
 });

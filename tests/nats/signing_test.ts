@@ -134,4 +134,9 @@ Deno.test("a misspelt or mistyped signing or TLS option is a TypeError, never si
     runWorker({ nats: { servers }, signing: { trusts: ["host.pub"] } as never }),
     (error) => error instanceof TypeError && /'signing' has no option 'trusts'/.test(error.message),
   );
+  // A worker's keys go beside 'nats': the host's place for them is an error, not signing off.
+  await assert.rejects(
+    runWorker({ nats: { servers, signing: { trust: ["host.pub"] } } as never }),
+    (error) => error instanceof TypeError && /'nats\.signing' is a host's option/.test(error.message),
+  );
 });
