@@ -97,7 +97,7 @@ async function timed(manager: JobManager, cluster: Cluster, job: AddJobOptions):
   };
 }
 
-/** How long each slot stood idle between a job's result and its next message (per worker, in order). */
+/** How long each slot stood idle between a job's end in Blender and its next message (per worker, in order). */
 function idleGaps(all: JobTimes[], slotsPerWorker: number): number[] {
   const gaps: number[] = [];
   const byWorker = Map.groupBy(all, (times) => times.worker);
@@ -105,7 +105,7 @@ function idleGaps(all: JobTimes[], slotsPerWorker: number): number[] {
     const sorted = [...times].sort((a, b) => a.received - b.received);
     // With several slots, job i's slot frees for job i + slots.
     for (let i = slotsPerWorker; i < sorted.length; i++) {
-      gaps.push(Math.max(0, sorted[i]!.received - sorted[i - slotsPerWorker]!.recorded));
+      gaps.push(Math.max(0, sorted[i]!.received - sorted[i - slotsPerWorker]!.ended));
     }
   }
   return gaps;
@@ -270,7 +270,7 @@ export function natsRows(bench: NatsBench): string[][] {
     phase("per job: message → Blender starts the job, p50 / p99", bench.phases.pickupToStart),
     phase("per job: script ends → result ready to write, p50 / p99", bench.phases.endToRecorded),
     phase("per job: result ready → host's result(), p50 / p99", bench.phases.recordedToHost),
-    phase("per slot: idle between a result and the next message, p50 / p99", bench.phases.slotIdle),
+    phase("per slot: idle between a job's end and the next message, p50 / p99", bench.phases.slotIdle),
   ];
 }
 
