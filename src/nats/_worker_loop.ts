@@ -197,7 +197,7 @@ export class WorkerLoop {
     while (!this.#stop.signal.aborted) {
       // One pull per free slot and consumer: a worker with several tags may hold a message or two more than its
       // slots; those wait (heartbeated, not claimed) for a slot in #runMessage.
-      if (this.#running.size >= this.#setup.slots) {
+      if (this.#holding() >= this.#setup.slots) {
         await this.#changed();
         continue;
       }
@@ -311,6 +311,13 @@ export class WorkerLoop {
       this.#advertise();
       this.#wake();
     }
+  }
+
+  /** The jobs that hold a slot or wait for one (not those only recording their result). */
+  #holding(): number {
+    let holding = 0;
+    for (const job of this.#running) if (job.slot !== "released") holding++;
+    return holding;
   }
 
   /** Give the job's slot back (once): its Blender is done, so the next job may start while this one is recorded. */
