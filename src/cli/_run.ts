@@ -6,7 +6,7 @@ import type { DataBlocks, JsonObject } from "../types.ts";
 import { type Flags, positiveNumber } from "./_args.ts";
 import { dataEntry } from "./_batch_file.ts";
 import type { Command } from "./_command.ts";
-import { ExitCode, UsageError } from "./_errors.ts";
+import { EnvironmentError, ExitCode, UsageError } from "./_errors.ts";
 import { watch } from "./_jobs.ts";
 import { CLUSTER_FLAGS, MANAGER_FLAGS, openManager, OUTPUT_FLAGS } from "./_manager_flags.ts";
 import { userPath } from "./_paths.ts";
@@ -126,6 +126,8 @@ Exit status: 0 completed, 1 dropped (the report goes to stderr), 2 bad usage, 3 
       }
       return ExitCode.ok;
     } catch (error) {
+      // The cluster refused the job before it ran (a role that may not add jobs): said as the connection's trouble.
+      if (error instanceof Error && error.name === "NatsConnectionError") throw new EnvironmentError(error.message);
       if (!(error instanceof JobDroppedError)) throw error;
       if (!interrupted) console.error(dropReport(error, flags.verbose === true));
       await logReports(flags, [error]);

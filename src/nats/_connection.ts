@@ -94,7 +94,12 @@ export async function openCluster(options: NatsOptions, namespace: string): Prom
       reconnectTimeWait: 250,
     });
   } catch (error) {
-    throw new NatsConnectionError(url, error instanceof Error ? error.message : String(error), { cause: error });
+    const message = error instanceof Error ? error.message : String(error);
+    const hint = /Authorization Violation/i.test(message)
+      ? " (the server refused these credentials: check the user and its password, or the token, creds or NKey " +
+        "file: --user with --password-file or $BGPROC_NATS_PASSWORD, --token-file, --creds, --nkey-seed)"
+      : "";
+    throw new NatsConnectionError(url, `${message}${hint}`, { cause: error });
   }
   try {
     const names = new Names(namespace);

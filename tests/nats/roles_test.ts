@@ -147,6 +147,29 @@ Deno.test("nats-config's roles: host and worker do all a job needs and nothing o
       { ok: 1 },
       "the name is free",
     );
+    // The same from a terminal: one line saying so, exit 3 (it was an uncaught error with a stack trace).
+    const fromCli = await bgprocCommand([
+      "run",
+      fixture("echo.py"),
+      "--nats",
+      url,
+      "--namespace",
+      "roles",
+      "--tls-ca",
+      tls.ca,
+      "--tls-cert",
+      tls.cert,
+      "--tls-key",
+      tls.key,
+      "--user",
+      "worker",
+      "--password-file",
+      join(dir, "worker.pass"),
+    ], { stdout: "piped", stderr: "piped" }).output();
+    const said = new TextDecoder().decode(fromCli.stderr);
+    assert.equal(fromCli.code, 3, said);
+    assert.match(said, /^bgproc: .*these credentials may not add jobs/m);
+    assert.doesNotMatch(said, /Uncaught|\n\s+at /);
     // A host's credentials cannot run a worker.
     await assert.rejects(
       runWorker({ nats: asHost, maxWorkers: 1 }),

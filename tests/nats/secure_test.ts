@@ -40,7 +40,10 @@ authorization { users: [ { user: host, password: "host-secret" }, { user: worker
     const strangers: [Record<string, unknown>, RegExp][] = [
       [{ servers: url }, /does not trust the server's certificate; give the CA/],
       [{ servers: url, tls: { ca: tls.ca }, user: "host", pass: "host-secret" }, /wants a client certificate/],
-      [{ servers: url, tls, user: "host", pass: "wrong" }, /[Aa]uthorization/],
+      [
+        { servers: url, tls, user: "host", pass: "wrong" },
+        /Authorization Violation \(the server refused these credentials: check the user/,
+      ],
     ];
     for (const [nats, why] of strangers) {
       for (let i = 0; i < 5; i++) { // A race lived here: try it more than once.
