@@ -63,6 +63,19 @@ Deno.test("nats-config's roles: host and worker do all a job needs and nothing o
     const tls = clientTls(dir);
     const asHost = { servers: url, namespace: "roles", tls, user: "host", pass: "host-secret" };
     const asWorker = { ...asHost, user: "worker", pass: "worker-secret" };
+    // A worker's credentials on the command line (`bgproc worker`, and `bgproc run` trying them as a host's).
+    const workerFlags = [
+      "--tls-ca",
+      tls.ca,
+      "--tls-cert",
+      tls.cert,
+      "--tls-key",
+      tls.key,
+      "--user",
+      "worker",
+      "--password-file",
+      join(dir, "worker.pass"),
+    ];
     const violations = async () => (await Deno.readTextFile(log)).split("\n").filter((line) => /Violation/.test(line));
 
     // A worker cannot make the namespace: a host must come first.
@@ -79,16 +92,7 @@ Deno.test("nats-config's roles: host and worker do all a job needs and nothing o
       "roles",
       "--workers",
       "1",
-      "--tls-ca",
-      tls.ca,
-      "--tls-cert",
-      tls.cert,
-      "--tls-key",
-      tls.key,
-      "--user",
-      "worker",
-      "--password-file",
-      join(dir, "worker.pass"),
+      ...workerFlags,
     ]);
     // Files both ways (a .blend and a script in, an output back), progress, log lines, a kill.
     const blendFile = join(dir, "scene.blend");
@@ -155,16 +159,7 @@ Deno.test("nats-config's roles: host and worker do all a job needs and nothing o
       url,
       "--namespace",
       "roles",
-      "--tls-ca",
-      tls.ca,
-      "--tls-cert",
-      tls.cert,
-      "--tls-key",
-      tls.key,
-      "--user",
-      "worker",
-      "--password-file",
-      join(dir, "worker.pass"),
+      ...workerFlags,
     ], { stdout: "piped", stderr: "piped" }).output();
     const said = new TextDecoder().decode(fromCli.stderr);
     assert.equal(fromCli.code, 3, said);
