@@ -70,7 +70,6 @@ export function hostSubjects(namespace: string): RoleSubjects {
       `$JS.API.STREAM.UPDATE.${names.deadStream}`,
       `$JS.API.STREAM.MSG.GET.${names.deadStream}`,
       `$JS.API.STREAM.MSG.DELETE.${names.jobsStream}`,
-      `$JS.API.CONSUMER.UPDATE.${names.jobsStream}.*`,
       `$JS.API.STREAM.PURGE.OBJ_${names.filesBucket}`,
       names.queueSubjects,
       names.allJobsSubject("cancel"),
