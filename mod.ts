@@ -61,6 +61,7 @@ export type {
   RetryOptions,
 } from "./src/api/options.ts";
 export type { JobOutput, OutputKind } from "./src/local/job/outputs.ts";
+export type { AttemptTiming, JobPhase, JobTimings, PhaseTiming } from "./src/timings.ts";
 export { chunkFrames, formatFrames, MAX_FRAME, parseFrames } from "./src/render/frames.ts";
 export {
   type FailedChunk,

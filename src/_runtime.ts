@@ -15,6 +15,7 @@ import files from "../python/bgproc/_files.py" with { type: "text" };
 import jail from "../python/bgproc/_jail.py" with { type: "text" };
 import jobDir from "../python/bgproc/_job_dir.py" with { type: "text" };
 import libc from "../python/bgproc/_libc.py" with { type: "text" };
+import phases from "../python/bgproc/_phases.py" with { type: "text" };
 import pool from "../python/bgproc/_pool.py" with { type: "text" };
 import progress from "../python/bgproc/_progress.py" with { type: "text" };
 import renderProgress from "../python/bgproc/_render_progress.py" with { type: "text" };
@@ -38,6 +39,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_jail.py": jail,
   "_job_dir.py": jobDir,
   "_libc.py": libc,
+  "_phases.py": phases,
   "_pool.py": pool,
   "_progress.py": progress,
   "_render_progress.py": renderProgress,

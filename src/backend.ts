@@ -8,6 +8,7 @@
 import type { CheckedJob } from "./api/checked_job.ts";
 import type { JobDroppedError } from "./errors.ts";
 import type { JobResult, JobState, ManagerHealth } from "./types.ts";
+import type { JobTimings } from "./timings.ts";
 
 /** What a backend tells the facade about its jobs, and about itself. */
 export type BackendEvent =
@@ -36,9 +37,17 @@ export type BackendEvent =
     readonly type: "completed";
     readonly name: string;
     readonly attempts: number;
+    /** Where its time went, when the backend knows without loading the result. */
+    readonly timings?: JobTimings;
     readonly load: () => Promise<JobResult>;
   }
-  | { readonly type: "dropped"; readonly name: string; readonly error: JobDroppedError }
+  | {
+    readonly type: "dropped";
+    readonly name: string;
+    readonly error: JobDroppedError;
+    /** Where its time went, when the backend knows. */
+    readonly timings?: JobTimings;
+  }
   /** A message or record from the cluster that could not be read: skipped, and dead-lettered (told once per kind). */
   | { readonly type: "unreadable"; readonly subject: string; readonly problem: string }
   /** The job never reached the backend (a name taken in the cluster, a server that cannot be reached). */

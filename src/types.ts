@@ -2,6 +2,7 @@
 
 import type { DropReason } from "./errors.ts";
 import type { JobOutput } from "./local/job/outputs.ts";
+import type { JobTimings } from "./timings.ts";
 
 /** A value JSON can carry. */
 export type JsonValue =
@@ -47,6 +48,8 @@ export interface JobResult<T extends JsonObject = JsonObject> {
   readonly durationMs: number;
   /** The successful attempt's command line, quoted for a POSIX shell. */
   readonly commandLine: string;
+  /** Where the job's time went: its queue wait, each attempt, and the phases of each (see {@linkcode JobTimings}). */
+  readonly timings: JobTimings;
 }
 
 /** Counts of the manager's jobs by state, and its free workers. */

@@ -27,6 +27,7 @@ function harness(options: { maxWorkers?: number; maxAttempts?: number; maxFailur
   const health: ManagerHealth[] = [];
   const results = startResults(() => {});
   const supervisor = startSupervisor({
+    mode: "test",
     maxWorkers: options.maxWorkers ?? 1,
     maxAttempts: options.maxAttempts ?? 1,
     retry: { on: new Set(RETRYABLE_REASONS), initialDelayMs: 1_000, factor: 2, maxDelayMs: 60_000 },

@@ -27,6 +27,7 @@ from ._addons import AddonError, enable_addon
 from ._jail import print_notice
 from ._libc import flush_output
 from ._job_dir import JobDir
+from ._phases import Phases, now_ms
 from ._reaper import become_subreaper, end_descendants
 from ._runner import (
     EXIT_RUNTIME_ERROR,
@@ -134,24 +135,32 @@ def run_one(bpy: Any, *, job_dir: str, empty_blend: str, guard: Guard) -> tuple[
     directory = JobDir(job_dir)
     code = EXIT_RUNTIME_ERROR
     guarded = False
+    phases = Phases()
     print_notice()
     try:
         directory.write_runtime(
-            {"pid": os.getpid(), "pool": True, "python": sys.version.split()[0], "blender": blender_version()}
+            {
+                "pid": os.getpid(),
+                "pool": True,
+                "python": sys.version.split()[0],
+                "blender": blender_version(),
+                "at": now_ms(),
+            }
         )
         spec = JobSpec.load(directory.file("spec"))
-        if spec.blend_file is None:
-            bpy.ops.wm.read_homefile(filepath=empty_blend, load_ui=False)
-        else:
-            try:
-                bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
-            except RuntimeError as error:  # Blender's own words: "Failed to read blend file '…', not a blend file"
-                raise BlendFileOpenError(spec.blend_file, str(error).strip()) from None
+        with phases.timed("blend"):
+            if spec.blend_file is None:
+                bpy.ops.wm.read_homefile(filepath=empty_blend, load_ui=False)
+            else:
+                try:
+                    bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
+                except RuntimeError as error:  # Blender's own words: "Failed to read blend file '…', not a blend file"
+                    raise BlendFileOpenError(spec.blend_file, str(error).strip()) from None
         guard.before_job(bpy)
         guarded = True
-        code = run_job(spec, job_dir=directory)
+        code = run_job(spec, job_dir=directory, phases=phases)
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
-        directory.write_error(error_record(error, origin=runtime_origin(error)))
+        directory.write_error({**error_record(error, origin=runtime_origin(error)), "phases": phases.snapshot()})
         code = EXIT_RUNTIME_ERROR
     finally:
         end_descendants()  # What the job started (a forked child, a setsid daemon) ends with it.

@@ -23,6 +23,7 @@ from . import _context
 from ._addons import AddonError, enable_addons
 from ._data_blocks import DataBlockError, added_since, append_blocks, pointers, with_dependencies, write_blocks
 from ._job_dir import JobDir
+from ._phases import Phases, now_ms
 from ._progress import ProgressReporter
 from ._render_progress import RenderProgress, progress_sources
 from ._reaper import become_subreaper, end_descendants
@@ -109,51 +110,68 @@ class JobSpec:
         )
 
 
-def run_job_dir(path: str) -> int:
-    """Run the job in the job directory ``path`` (process mode, and a fork-mode child); return the exit code."""
+def run_job_dir(path: str, *, reached_at: float | None = None, phases: Phases | None = None) -> int:
+    """Run the job in the job directory ``path`` (process mode, and a fork-mode child); return the exit code.
+
+    ``reached_at`` is when the runtime got the job (a fork-mode child's start), ``phases`` what it timed before."""
+    reached = now_ms() if reached_at is None else reached_at
+    phases = Phases() if phases is None else phases
     become_subreaper()
     job_dir = JobDir(path)
-    job_dir.write_runtime({"pid": os.getpid(), "python": sys.version.split()[0], "blender": blender_version()})
+    job_dir.write_runtime(
+        {"pid": os.getpid(), "python": sys.version.split()[0], "blender": blender_version(), "at": reached}
+    )
     try:
         spec = JobSpec.load(job_dir.file("spec"))
-        return run_job(spec, job_dir=job_dir)
+        return run_job(spec, job_dir=job_dir, phases=phases)
     except BaseException as error:  # noqa: BLE001 - the runtime itself failed: report it, never pass as success
-        job_dir.write_error(error_record(error, origin=runtime_origin(error)))
+        job_dir.write_error({**error_record(error, origin=runtime_origin(error)), "phases": phases.snapshot()})
         return EXIT_RUNTIME_ERROR
     finally:
         end_descendants()  # What the job started, daemons in sessions of their own included, ends with it.
 
 
-def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
-    """Prepare Blender's data, run the script in fresh globals, write result.json or error.json."""
+def run_job(spec: JobSpec, *, job_dir: JobDir, phases: Phases) -> int:
+    """Prepare Blender's data, run the script in fresh globals, write result.json or error.json (with ``phases``)."""
     import bpy  # noqa: PLC0415 - only inside Blender
 
     # The end of the job goes through these references, taken before the script runs: a script that patches the
     # runtime's attributes cannot forge or swallow its own result.
     check_data, write_library, finish, record = checked_python_data, write_blocks, _finish, error_record
-    write_error, write_result = job_dir.write_error, job_dir.write_result
+    timed, snapshot = phases.timed, phases.snapshot
     escape_names = job_dir.escape_undecodable_names
-    if spec.blend_file is None:
-        empty_scene(bpy)
-    else:
-        if os.path.realpath(bpy.data.filepath or ".") != os.path.realpath(spec.blend_file):
-            raise BlendFileOpenError(spec.blend_file, "Blender could not open it as a .blend file")
-        # The job works on a private copy; relative paths are remapped so they still find their files.
-        copy = job_dir.file("work")
-        bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)
+    write_result, write_error_file = job_dir.write_result, job_dir.write_error
 
+    def write_error(error_record_: dict[str, Any]) -> None:
+        write_error_file({**error_record_, "phases": snapshot()})
+
+    with timed("blend"):
+        if spec.blend_file is None:
+            empty_scene(bpy)
+        else:
+            if os.path.realpath(bpy.data.filepath or ".") != os.path.realpath(spec.blend_file):
+                raise BlendFileOpenError(spec.blend_file, "Blender could not open it as a .blend file")
+            # The job works on a private copy; relative paths are remapped so they still find their files.
+            copy = job_dir.file("work")
+            bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)
+
+    addons_start = now_ms()
     try:
-        enable_addons(bpy, spec_path=job_dir.file("spec"))
+        enabled = enable_addons(bpy, spec_path=job_dir.file("spec"))
     except AddonError as error:
-        job_dir.write_error(error_record(error, origin="addons"))
+        phases.add("addons", addons_start, now_ms())
+        write_error(error_record(error, origin="addons"))
         return EXIT_SCRIPT_ERROR
+    if enabled:
+        phases.add("addons", addons_start, now_ms())
 
     passed_blocks: list[Any] = []
     if spec.passed_data_blocks is not None:
         try:
-            passed_blocks = receive_data_blocks(bpy, spec.passed_data_blocks)
+            with timed("data-blocks"):
+                passed_blocks = receive_data_blocks(bpy, spec.passed_data_blocks)
         except DataBlockError as error:
-            job_dir.write_error(error_record(error, origin="data-blocks"))
+            write_error(error_record(error, origin="data-blocks"))
             return EXIT_SCRIPT_ERROR
 
     reporter = ProgressReporter(job_dir.file("progress"), warn=warn, folder_id=job_dir.folder_id)
@@ -177,7 +195,7 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
     if render_progress is not None:
         render_progress.install()
     try:
-        with process_state():
+        with process_state(), timed("script"):
             sys.modules["__main__"] = module
             sys.argv = [sys.argv[0], "--background", "--python", spec.script, "--", *spec.args]
             failure = _exec_script(spec, globals_)
@@ -190,13 +208,16 @@ def run_job(spec: JobSpec, *, job_dir: JobDir) -> int:
         write_error(record(failure, origin="script"))
         return EXIT_SCRIPT_ERROR
     try:
-        python_data = check_data(globals_.get("python_data", {}))
-        data_blocks = write_library(bpy, globals_.get("data_blocks"), path=job_dir.file("dataBlocks"))
+        with timed("results"):
+            python_data = check_data(globals_.get("python_data", {}))
+            data_blocks = write_library(bpy, globals_.get("data_blocks"), path=job_dir.file("dataBlocks"))
+            escape_names(warn)
     except (PythonDataError, DataBlockError) as error:
         write_error(record(error, origin="result"))
         return EXIT_SCRIPT_ERROR
-    escape_names(warn)
-    write_result({"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks})
+    write_result(
+        {"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks, "phases": snapshot()}
+    )
     return EXIT_OK
 
 

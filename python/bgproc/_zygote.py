@@ -304,7 +304,11 @@ def _run_child(bpy: Any, *, job_dir: str, zygote: int) -> int:
 
     No host watch here (stdin is /dev/null): the zygote watches the host, and the child dies with the zygote."""
     from ._job_dir import JobDir  # noqa: PLC0415 - after the fork: the zygote stays lean
+    from ._phases import Phases, now_ms  # noqa: PLC0415
     from ._runner import JobSpec, run_job_dir  # noqa: PLC0415
+
+    reached_at = now_ms()
+    phases = Phases()
 
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != zygote:
@@ -315,10 +319,11 @@ def _run_child(bpy: Any, *, job_dir: str, zygote: int) -> int:
     try:
         spec = JobSpec.load(JobDir(job_dir).file("spec"))
         if spec.blend_file is not None:
-            bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
+            with phases.timed("blend"):
+                bpy.ops.wm.open_mainfile(filepath=spec.blend_file, load_ui=False)
     except Exception:  # noqa: BLE001 - run_job_dir reports a bad spec or an unreadable .blend, as process mode does
         pass
-    return run_job_dir(job_dir)
+    return run_job_dir(job_dir, reached_at=reached_at, phases=phases)
 
 
 def _own_temp_dir(bpy: Any, folder: str) -> None:

@@ -22,6 +22,7 @@ import { InvalidJobError } from "../errors.ts";
 import { JOB_FILES } from "../local/job/dir.ts";
 import { checkTags } from "../nats/_protocol.ts";
 import type { AddJobOptions, ProgressSource } from "./options.ts";
+import type { TraceCarrier } from "../_telemetry.ts";
 
 /** A job whose every option is checked and defaulted: what a backend runs. */
 export interface CheckedJob {
@@ -47,6 +48,10 @@ export interface CheckedJob {
   readonly maxAttempts: number | null;
   /** Files copied into the job's folder before its script runs (absolute paths, base names unique). */
   readonly inputs: readonly string[];
+  /** When the job was added (epoch milliseconds): its timings start there. */
+  readonly addedMs: number;
+  /** The job's span, parent of its attempts' spans; `null` without telemetry (or when the caller traces itself). */
+  readonly trace: TraceCarrier | null;
 }
 
 /** The manager's defaults a job's options fall back on. */
@@ -102,6 +107,8 @@ export function checkJob(
     requires,
     maxAttempts: options.maxAttempts === undefined ? null : checkMaxAttempts(options.maxAttempts),
     inputs: options.inputs === undefined ? [] : checkInputs(options.inputs),
+    addedMs: Date.now(),
+    trace: null,
   };
 }
 

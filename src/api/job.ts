@@ -8,6 +8,7 @@ import type { BackendEvent } from "../backend.ts";
 import { Broadcast } from "../channel.ts";
 import { JobDroppedError } from "../errors.ts";
 import type { JobResult, JobState, JsonObject, LogLine } from "../types.ts";
+import type { JobTimings } from "../timings.ts";
 
 /**
  * One job, as {@linkcode JobManager.addJob} returns it: its live state and
@@ -22,6 +23,11 @@ export interface Job<T extends JsonObject = JsonObject> {
   readonly progress: number;
   /** How many attempts have been started. */
   readonly attempts: number;
+  /**
+   * Where the job's time went (queue wait, attempts, their phases), once it has ended; `undefined` before, and for a
+   * job that never reached its backend. A completed job's is also its result's `timings`.
+   */
+  readonly timings: JobTimings | undefined;
   /**
    * The job's progress values as they arrive, rising, ending when the job
    * ends (with 1 when it completes). Starts with the current value if it is
@@ -58,6 +64,7 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
   #progress = 0;
   #attempts = 0;
   #error: Error | undefined;
+  #timings: JobTimings | undefined;
   readonly #ended = Promise.withResolvers<void>();
   #load: (() => Promise<JobResult>) | undefined;
   #loaded: Promise<JobResult<T>> | undefined;
@@ -106,6 +113,10 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
 
   get attempts(): number {
     return this.#attempts;
+  }
+
+  get timings(): JobTimings | undefined {
+    return this.#timings;
   }
 
   /** The report of a dropped job (or why it never ran), if it was dropped. */
@@ -189,6 +200,7 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
         if (this.ended) return;
         this.#state = "COMPLETED";
         this.#attempts = event.attempts;
+        this.#timings = event.timings;
         this.#load = event.load;
         this.#setProgress(1);
         return this.#end();
@@ -197,7 +209,10 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
         if (this.ended) return;
         this.#state = "DROPPED";
         this.#error = event.error;
-        if (event.type === "dropped") this.#attempts = event.error.attempts;
+        if (event.type === "dropped") {
+          this.#attempts = event.error.attempts;
+          this.#timings = event.timings;
+        }
         return this.#end();
     }
   }

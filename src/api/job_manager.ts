@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { planAppend } from "./append.ts";
 import { checkJob, type JobDefaults } from "./checked_job.ts";
 import { ManagerEvents } from "./manager_events.ts";
+import { JobSpans } from "./_job_spans.ts";
 import { type Job, JobHandle } from "./job.ts";
 import {
   type AddJobOptions,
@@ -62,6 +63,7 @@ export class JobManager implements AsyncDisposable {
   readonly #defaults: JobDefaults;
   readonly #jobs = new Map<string, JobHandle>();
   readonly #events = new ManagerEvents();
+  readonly #spans: JobSpans;
   #closing: Promise<void> | undefined;
   #nextName = 1;
 
@@ -102,6 +104,8 @@ export class JobManager implements AsyncDisposable {
     }
     this.workRoot = this.#backend.workRoot;
     BACKENDS.set(this, this.#backend);
+    const backend = options.nats === undefined ? "local" : "nats";
+    this.#spans = new JobSpans({ "bgproc.mode": this.mode, "bgproc.backend": backend }, () => this.counts);
   }
 
   /**
@@ -206,7 +210,8 @@ export class JobManager implements AsyncDisposable {
     if (previous !== undefined && !previous.ended) {
       throw new InvalidJobError("name", `Cannot add job as a job named '${name}' is ${previous.state}`);
     }
-    const job = checkJob(name, options, this.#defaults);
+    const checked = checkJob(name, options, this.#defaults);
+    const job = { ...checked, trace: this.#spans.start(name, checked.script) };
     if (previous !== undefined) this.#remove(name); // As the add-on did: a new job replaces an ended one.
     const handle = this.#handle<T>(name);
     this.#jobs.set(name, handle as JobHandle);
@@ -480,10 +485,22 @@ export class JobManager implements AsyncDisposable {
       } finally {
         // What a cluster still runs goes on there; here its followers end.
         for (const job of this.#jobs.values()) job.close();
+        this.#spans.close();
         this.#events.close();
       }
     })();
     return this.#closing;
+  }
+
+  /** A job ended: its span and metrics. */
+  #ended(job: JobHandle, event: BackendEvent): void {
+    const error = event.type === "dropped" || event.type === "rejected" ? event.error : undefined;
+    this.#spans.ended(job.name, {
+      state: job.state,
+      attempts: job.attempts,
+      timings: job.timings,
+      ...(error === undefined ? {} : { error }),
+    });
   }
 
   /** Same as {@linkcode JobManager.close}, for `await using`. */
@@ -559,6 +576,7 @@ export class JobManager implements AsyncDisposable {
         if (!wasEnded) {
           const managerEvent = toManagerEvent(event, job);
           if (managerEvent !== undefined) this.#events.publish(managerEvent);
+          if (job.ended) this.#ended(job, event);
         }
       }
     }

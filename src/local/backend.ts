@@ -63,6 +63,7 @@ export class LocalBackend implements Backend {
       retry: options.retry,
       intensity: options.intensity,
       clock: systemClock,
+      mode: options.mode,
       jobsRoot: join(this.workRoot, "jobs"),
       resultsRoot: join(this.workRoot, "results"),
       outputLimit: options.outputLimit,
@@ -96,11 +97,24 @@ export class LocalBackend implements Backend {
       `"passedDataBlocks":${JSON.stringify(job.passedDataBlocks)},"factoryStartup":${job.factoryStartup},` +
       `"addons":${JSON.stringify(job.addons)},"progress":"${job.progress}","keepFiles":${this.#keepFiles},` +
       `"passedData":${job.passedDataJson}}`;
-    const { name, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts, inputs } = job;
+    const { name, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts, inputs, addedMs, trace } = job;
     const dir = jobDirName(++this.#submitted, name);
     this.#supervisor.tell({
       type: "submit",
-      job: { name, dir, specJson, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts, inputs },
+      job: {
+        name,
+        dir,
+        specJson,
+        blendFile,
+        timeoutMs,
+        logFile,
+        factoryStartup,
+        outputDir,
+        maxAttempts,
+        inputs,
+        addedMs,
+        trace,
+      },
     });
   }
 
@@ -155,6 +169,7 @@ export class LocalBackend implements Backend {
           type: "completed",
           name,
           attempts: result.attempts,
+          timings: result.timings,
           load: () => Promise.resolve(result),
         });
       }

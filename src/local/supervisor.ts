@@ -17,6 +17,8 @@ import { errorMessage } from "./job/outcome.ts";
 import type { AttemptOutcome, Runner, WarmExit } from "./runners/runner.ts";
 import { type DropReason, JobDroppedError } from "../errors.ts";
 import type { JobResult, ManagerHealth } from "../types.ts";
+import { type AttemptTiming, type JobTimings, jobTimings } from "../timings.ts";
+import { contextOf, meters, safely, traceAttempt } from "../_telemetry.ts";
 import type { Clock } from "./clock.ts";
 import { type JobMessage, startJobActor } from "./job_actor.ts";
 import { backoffMs, RestartCircuit, type RestartIntensity, type RetryPolicy } from "./policy.ts";
@@ -29,7 +31,7 @@ export type JobEvent =
   | Extract<BackendEvent, { type: "started" | "progress" | "output" }>
   | { readonly type: "retrying"; readonly name: string; readonly error: JobDroppedError; readonly delayMs: number }
   | { readonly type: "completed"; readonly name: string; readonly result: JobResult }
-  | { readonly type: "dropped"; readonly name: string; readonly error: JobDroppedError };
+  | { readonly type: "dropped"; readonly name: string; readonly error: JobDroppedError; readonly timings: JobTimings };
 
 /** Messages of the Supervisor. */
 export type SupervisorMessage =
@@ -47,6 +49,8 @@ export type SupervisorMessage =
 
 /** The supervisor's settings. */
 export interface SupervisorConfig {
+  /** How the runner runs Blender, for telemetry. */
+  readonly mode: string;
   readonly maxWorkers: number;
   readonly maxAttempts: number;
   readonly retry: RetryPolicy;
@@ -69,6 +73,8 @@ const MAX_SPARED = 1;
 interface Running {
   readonly job: SupervisedJob;
   readonly attempt: number;
+  /** Which of the `maxWorkers` slots it runs in (0 for the first), for its trace. */
+  readonly slot: number;
   readonly actor: ActorRef<JobMessage>;
   readonly killWaiters: Reply<void>[];
   progress: number;
@@ -101,6 +107,8 @@ class SupervisorState {
   #maxAttempts: number;
   /** Attempts of a job that did not count (see `AttemptOutcome.collateral`), by job name, while the job lives. */
   readonly #spared = new Map<string, number>();
+  /** The ended attempts of each job that has not ended, and when it was submitted. */
+  readonly #timings = new Map<string, { addedMs: number; attempts: AttemptTiming[] }>();
   #closeWaiters: Reply<void>[] | undefined;
   #self!: ActorRef<SupervisorMessage>;
 
@@ -169,7 +177,9 @@ class SupervisorState {
     if (this.#closeWaiters !== undefined) return;
     const opened = this.#circuit.recordFailure(`the ${exit.kind} ${exit.id} exited on its own (${exit.how})`);
     if (opened !== undefined) return this.#config.publishHealth(opened);
-    if (!this.#circuit.isOpen()) this.#config.runner.restartWarm(exit.factoryStartup);
+    if (this.#circuit.isOpen()) return;
+    meters().warmRestarts.add(1, { "bgproc.blender.kind": exit.kind });
+    this.#config.runner.restartWarm(exit.factoryStartup);
   }
 
   /** The supervisor itself crashed: drop what waits, so no caller waits forever. */
@@ -180,6 +190,7 @@ class SupervisorState {
 
   #submit(job: SupervisedJob): void {
     this.#spared.delete(job.name);
+    this.#timings.set(job.name, { addedMs: job.addedMs ?? Date.now(), attempts: [] });
     if (this.#closeWaiters !== undefined) return this.#dropNew(job, "killed", "the manager was closed");
     if (this.#circuit.isOpen()) return this.#dropNew(job, "start-failed", this.#circuit.summary());
     this.#waiting.enqueue(job);
@@ -239,7 +250,10 @@ class SupervisorState {
         crashed: (error) => self.tell({ type: "jobActorCrashed", name, attempt, error }),
       },
     });
-    this.#running.set(name, { job, attempt, actor, killWaiters: [], progress, killed: false });
+    let slot = 0;
+    const taken = new Set([...this.#running.values()].map((entry) => entry.slot));
+    while (taken.has(slot)) slot++;
+    this.#running.set(name, { job, attempt, slot, actor, killWaiters: [], progress, killed: false });
     actor.tell({ type: "start" });
   }
 
@@ -253,10 +267,51 @@ class SupervisorState {
       const health = this.#circuit.recordSuccess();
       if (health !== undefined) this.#config.publishHealth(health);
     }
+    this.#recordAttempt(entry, outcome);
     if (outcome.kind === "completed") this.#completed(entry, outcome);
     else this.#failed(entry, outcome);
     for (const waiter of entry.killWaiters) waiter.resolve();
     this.#startWhatFits();
+  }
+
+  /** Keep an ended attempt's timing for the job's; its spans and metrics. */
+  #recordAttempt({ job, attempt, killed, slot }: Running, outcome: AttemptOutcome): void {
+    const { facts } = outcome;
+    const phases = facts.phases ?? [];
+    const timing: AttemptTiming = {
+      attempt,
+      startMs: facts.startedAt.getTime(),
+      endMs: Math.max(facts.endedAt.getTime(), phases.at(-1)?.endMs ?? 0),
+      outcome: outcome.kind === "completed" ? "completed" : killed ? "killed" : outcome.reason,
+      ranOn: facts.ranOn,
+      ...(facts.blender === undefined ? {} : { blender: facts.blender }),
+      phases,
+    };
+    this.#timings.get(job.name)?.attempts.push(timing);
+    const mode = { "bgproc.mode": this.#config.mode };
+    safely(() => {
+      const { attemptDuration, blenderStartup } = meters();
+      attemptDuration.record((timing.endMs - timing.startMs) / 1000, {
+        ...mode,
+        "bgproc.attempt.outcome": timing.outcome,
+      });
+      const start = phases.find((phase) => phase.phase === "start");
+      if (start !== undefined) blenderStartup.record((start.endMs - start.startMs) / 1000, mode);
+    });
+    const exit = facts.signal !== null
+      ? { "bgproc.signal": facts.signal }
+      : facts.exitCode === null
+      ? {}
+      : { "process.exit.code": facts.exitCode };
+    traceAttempt(contextOf(job.trace), timing, { "bgproc.job.name": job.name, "bgproc.slot": slot, ...mode, ...exit });
+  }
+
+  /** The timings of a job that ends now; forgets them. */
+  #endTimings(name: string): JobTimings {
+    const kept = this.#timings.get(name);
+    this.#timings.delete(name);
+    const now = Date.now();
+    return jobTimings(kept?.addedMs ?? now, kept?.attempts ?? [], now);
   }
 
   #completed({ job, attempt }: Running, outcome: AttemptOutcome & { kind: "completed" }): void {
@@ -281,6 +336,7 @@ class SupervisorState {
         endedAt: facts.endedAt,
         durationMs: facts.endedAt.getTime() - facts.startedAt.getTime(),
         commandLine: facts.ranOn,
+        timings: this.#endTimings(name),
       },
     });
   }
@@ -318,7 +374,7 @@ class SupervisorState {
     if (!retry) {
       this.#spared.delete(job.name);
       this.#removeJobDir(job);
-      return this.#config.publish({ type: "dropped", name: job.name, error });
+      return this.#config.publish({ type: "dropped", name: job.name, error, timings: this.#endTimings(job.name) });
     }
     const delayMs = collateral ? 0 : backoffMs(this.#config.retry, attempt);
     const next = { job, attempt: attempt + 1, progress: entry.progress };
@@ -351,6 +407,7 @@ class SupervisorState {
       type: "dropped",
       name,
       error: droppedBeforeBlender(taken.job.name, reason, summary, taken.attempts),
+      timings: this.#endTimings(name),
     });
     return true;
   }
@@ -360,6 +417,7 @@ class SupervisorState {
       type: "dropped",
       name: job.name,
       error: droppedBeforeBlender(job.name, reason, summary, 0),
+      timings: this.#endTimings(job.name),
     });
   }
 

@@ -4,6 +4,7 @@
  */
 
 import type { TimerId } from "./clock.ts";
+import type { TraceCarrier } from "../_telemetry.ts";
 
 /** A job as the supervisor keeps it until it ends. */
 export interface SupervisedJob {
@@ -22,6 +23,10 @@ export interface SupervisedJob {
   readonly maxAttempts?: number | null;
   /** Files copied into the job directory before each attempt. */
   readonly inputs?: readonly string[];
+  /** When the job was added (epoch milliseconds). @default {when the supervisor got it} */
+  readonly addedMs?: number;
+  /** The job's span, the parent of its attempts' spans; `null`/absent: its attempts make none. */
+  readonly trace?: TraceCarrier | null;
 }
 
 /** A job's next attempt. */

@@ -4,6 +4,7 @@
  * clash with `outputDir` sends them to this host's own folder for the job, with a note in `stderr`).
  */
 
+import { recordTimings } from "./_timings.ts";
 import { join, normalize, relative, sep } from "node:path";
 import { type JobOutput, keepOutputs, MAX_OUTPUTS } from "../local/job/outputs.ts";
 import { DATA_BLOCK_COLLECTIONS, type DataBlocks, type JobResult } from "../types.ts";
@@ -73,6 +74,7 @@ export async function fetchResult(
     endedAt: new Date(result.endedAt),
     durationMs: result.durationMs,
     commandLine: result.commandLine,
+    timings: recordTimings(record),
   };
 }
 

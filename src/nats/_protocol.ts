@@ -8,6 +8,8 @@ import { nameOfToken as nameOfNameToken, nameToken } from "../_name_token.ts";
 import { createHash } from "node:crypto";
 import type { JobDroppedDetails } from "../errors.ts";
 import type { DataBlockInfo, JsonObject } from "../types.ts";
+import type { TraceCarrier } from "../_telemetry.ts";
+import type { AttemptTiming } from "../timings.ts";
 
 /** Version of the job record; a reader rejects records of another version. */
 export const RECORD_VERSION = 1;
@@ -143,7 +145,17 @@ export interface JobRecord {
   readonly jobSignature?: Signature;
   /** The worker's signature of a completed job's end (`_signing.ts`), when it signs results. */
   readonly endSignature?: Signature;
+  /**
+   * The job's span on its host (W3C Trace Context), the parent of its attempts' spans wherever they run; absent
+   * without telemetry. Its queue message carries it too (header `traceparent`); a requeued message does not.
+   */
+  readonly trace?: TraceCarrier;
+  /** The attempts that ended, as their workers timed them (at most {@linkcode MAX_RECORDED_TIMINGS}, the last kept). */
+  readonly timings?: readonly AttemptTiming[];
 }
+
+/** The most attempt timings a record keeps. */
+export const MAX_RECORDED_TIMINGS = 16;
 
 /** The work-queue message: the record is the truth, this only points at it. */
 export interface QueueMessage {

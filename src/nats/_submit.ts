@@ -1,5 +1,6 @@
 /** Putting a host's jobs into the cluster: files, record, queue message; and the queue consumers it needs. */
 
+import { headers } from "@nats-io/transport-node";
 import type { CheckedJob } from "../api/checked_job.ts";
 import { type Cluster, ensureConsumer } from "./_connection.ts";
 import type { Uploader } from "./_files.ts";
@@ -65,6 +66,7 @@ export class Submitter {
       result: null,
       report: null,
       deadLetter: false,
+      ...(job.trace === null ? {} : { trace: job.trace }),
     };
     const record = this.#key === undefined
       ? unsigned
@@ -95,6 +97,7 @@ export class Submitter {
       await this.#consumer(job.requires);
       ack = await js.publish(names.queueSubject(job.requires), encode({ name, id } satisfies QueueMessage), {
         msgID: id,
+        ...(job.trace === null ? {} : { headers: traceHeaders(job.trace) }),
       });
     } catch (error) {
       // Not queued (the server refused it, or the connection went): free the name, or it would stay QUEUED forever.
@@ -129,4 +132,12 @@ export class Submitter {
     }
     return pending;
   }
+}
+
+/** The message headers that carry a job's trace context (W3C Trace Context). */
+function traceHeaders(carrier: NonNullable<CheckedJob["trace"]>): ReturnType<typeof headers> {
+  const set = headers();
+  set.set("traceparent", carrier.traceparent);
+  if (carrier.tracestate !== undefined) set.set("tracestate", carrier.tracestate);
+  return set;
 }

@@ -31,6 +31,10 @@ import { readQueueMessage, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
 import { canonicalJson, sign, signedEnd, signedJob, signedProgress, type Signing, whyUntrusted } from "./_signing.ts";
 import { join } from "node:path";
+import type { Context } from "@opentelemetry/api";
+import { contextOf, meters, traceAttempt } from "../_telemetry.ts";
+import type { AttemptTiming, JobTimings, PhaseTiming } from "../timings.ts";
+import { withTiming } from "./_timings.ts";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
 export type WorkerEvent =
@@ -83,6 +87,12 @@ interface Running {
   handBack: boolean;
   /** Its slot: not taken yet, taken (claimed, running), or given back (its Blender is done). */
   slot: "waiting" | "taken" | "released";
+  /** Which of the worker's slots it took (0 for the first), for its trace. */
+  slotNumber: number;
+  /** The job's span on its host: from the message's `traceparent` header, else from its record. */
+  trace: Context | undefined;
+  /** When its files were fetched (epoch ms), once they were. */
+  fetch: PhaseTiming | undefined;
 }
 
 /** How often a running job's progress is written into its record, at most, in ms. */
@@ -95,6 +105,8 @@ const TAIL_LIMIT = 64 * 1024;
 export class WorkerLoop {
   readonly #setup: WorkerSetup;
   readonly #running = new Set<Running>();
+  /** The slot numbers taken now. */
+  readonly #slotNumbers = new Set<number>();
   /** Slots taken: a job's slot is free again once its Blender is done, before its result is recorded. */
   #busy = 0;
   readonly #stop = new AbortController();
@@ -231,6 +243,9 @@ export class WorkerLoop {
         cancelled: false,
         handBack: false,
         slot: "waiting",
+        slotNumber: -1,
+        trace: contextOf({ traceparent: msg.headers?.get("traceparent") }),
+        fetch: undefined,
       };
       this.#running.add(job);
       void this.#runMessage(job);
@@ -260,12 +275,16 @@ export class WorkerLoop {
         emit({ type: "failed", name: queued.name, attempt, report: untrusted });
         return msg.term();
       }
-      heartbeat = setInterval(() => msg.working(), this.#heartbeatMs);
+      heartbeat = setInterval(() => {
+        msg.working();
+        meters().heartbeats.add(1);
+      }, this.#heartbeatMs);
       // A slot first (a worker with several tags may hold more messages than slots): claimed only once it runs.
       while (this.#busy >= this.#setup.slots && !this.#stop.signal.aborted) await this.#changed();
       if (this.#stop.signal.aborted) return msg.nak(); // Never claimed: another worker takes it.
       this.#busy++;
       job.slot = "taken";
+      job.slotNumber = this.#takeSlotNumber();
       cancels = cluster.nc.subscribe(cluster.names.jobSubject(queued.name, "cancel"), {
         callback: (_error, request) => {
           job.cancelled = true;
@@ -290,6 +309,10 @@ export class WorkerLoop {
       }, current);
       if (mine === null) return msg.ack();
       job.claimed = epochMs();
+      job.trace ??= contextOf(mine.trace);
+      meters().pickup.record(Math.max(0, job.claimed - msg.info.timestampNanos / 1e6) / 1000, {
+        "bgproc.mode": this.#setup.mode,
+      });
       emit({ type: "started", name: queued.name, attempt });
       this.#advertise();
       await this.#execute(job, mine, attempt);
@@ -324,8 +347,45 @@ export class WorkerLoop {
   #release(job: Running): void {
     if (job.slot !== "taken") return;
     job.slot = "released";
+    this.#slotNumbers.delete(job.slotNumber);
     this.#busy--;
     this.#wake();
+  }
+
+  /** The lowest slot number no running job holds. */
+  #takeSlotNumber(): number {
+    let number = 0;
+    while (this.#slotNumbers.has(number)) number++;
+    this.#slotNumbers.add(number);
+    return number;
+  }
+
+  /**
+   * This attempt's timing (from its claim to `endMs`): the files' fetch, what the local backend timed, the upload;
+   * and its spans under the job's span on its host (made here, at their real times).
+   */
+  #timed(job: Running, attempt: number, end: AttemptEnd): AttemptTiming {
+    const { id, mode } = this.#setup;
+    const ran = end.local?.attempts.at(-1);
+    const phases = [...(job.fetch === undefined ? [] : [job.fetch]), ...(ran?.phases ?? [])];
+    if (end.upload !== undefined) phases.push(end.upload);
+    const timing: AttemptTiming = {
+      attempt,
+      startMs: job.claimed,
+      endMs: end.endMs,
+      outcome: end.outcome,
+      ranOn: ran === undefined ? `worker ${id}` : `worker ${id}: ${ran.ranOn}`,
+      ...(ran?.blender === undefined ? {} : { blender: ran.blender }),
+      phases,
+    };
+    traceAttempt(job.trace, timing, {
+      "bgproc.job.name": job.name,
+      "bgproc.mode": mode,
+      "bgproc.worker": id,
+      "bgproc.slot": job.slotNumber,
+      ...end.exit,
+    });
+    return timing;
   }
 
   /** Run the claimed job on the local backend and record its result (or its report). */
@@ -334,6 +394,7 @@ export class WorkerLoop {
     let local: Job;
     try {
       local = await this.#startLocal(mine);
+      job.fetch = { phase: "fetch", startMs: job.claimed, endMs: epochMs() };
     } catch (error) {
       // Its files cannot be fetched, or its spec is bad: the job's failure, not the worker's.
       const summary = `it cannot start on worker ${id}: ${error instanceof Error ? error.message : String(error)}`;
@@ -355,10 +416,18 @@ export class WorkerLoop {
     }
     this.#release(job);
     const place = { uploader, workRoot: blenders.jobs.backend.workRoot, worker: id };
+    const uploadStart = epochMs();
     const recorded = {
       ...await recordResult(place, result, attempt, this.#outputsFolder(local.name)),
       times: { received: job.received, claimed: job.claimed, recorded: epochMs() },
     };
+    const timing = this.#timed(job, attempt, {
+      endMs: recorded.times.recorded,
+      outcome: "completed",
+      local: result.timings,
+      upload: { phase: "upload", startMs: uploadStart, endMs: recorded.times.recorded },
+      exit: { "process.exit.code": 0 },
+    });
     const end = { name: mine.name, id: mine.id, attempts: attempt, worker: id, result: recorded };
     const { key } = this.#setup.signing;
     const endSignature = key === undefined ? undefined : await sign(key, signedEnd(end));
@@ -371,6 +440,7 @@ export class WorkerLoop {
         attempts: attempt,
         progress: 1,
         result: recorded,
+        timings: withTiming(record.timings, timing),
       };
       return endSignature === undefined ? completed : { ...completed, endSignature };
     });
@@ -482,9 +552,17 @@ export class WorkerLoop {
     };
     // The report as the cluster sees it: the job's name (not this worker's local one) and this delivery's attempt.
     const said = new JobDroppedError(report).report;
+    const timing = this.#timed(job, attempt, {
+      endMs: epochMs(),
+      outcome: reason,
+      local: job.local?.timings,
+      exit: exitAttributes(error),
+    });
     const change = (next: (current: JobRecord) => JobRecord) =>
       mutateRecord(cluster.jobs, record.name, (current) => {
-        return stillMine(current, record, id, attempt) ? next(current) : null;
+        return stillMine(current, record, id, attempt)
+          ? { ...next(current), timings: withTiming(current.timings, timing) }
+          : null;
       });
     if (job.handBack && !job.cancelled) {
       const handed = await change((current) => ({ ...current, state: "QUEUED", worker: null }));
@@ -524,6 +602,23 @@ export class WorkerLoop {
     const now = await readRecord(this.#setup.cluster.jobs, record.name).catch(() => null);
     return now === null || now.record.id !== record.id || ended(now.record);
   }
+}
+
+/** How an attempt ended, for its timing. */
+interface AttemptEnd {
+  readonly endMs: number;
+  readonly outcome: AttemptTiming["outcome"];
+  /** What the local backend timed, when the job reached it. */
+  readonly local: JobTimings | undefined;
+  readonly upload?: PhaseTiming;
+  /** The exit code (`process.exit.code`) or signal (`bgproc.signal`) of its Blender, for its span. */
+  readonly exit: Record<string, string | number>;
+}
+
+/** A dropped attempt's Blender exit code or signal, as span attributes. */
+function exitAttributes(error: JobDroppedError): Record<string, string | number> {
+  if (error.signal !== null) return { "bgproc.signal": error.signal };
+  return error.exitCode === null ? {} : { "process.exit.code": error.exitCode };
 }
 
 /** Now, in epoch milliseconds with fractions. */

@@ -20,6 +20,7 @@ import { LogFiles } from "./_log_files.ts";
 import { encode, type JobRecord, type JobSpec, nameOfToken, subjectToken, type WorkerInfo } from "./_protocol.ts";
 import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
 import { fetchResult } from "./_fetch_result.ts";
+import { recordTimings } from "./_timings.ts";
 import { killInCluster } from "./_kill.ts";
 import { Submitter } from "./_submit.ts";
 import { readJobRecord, readLogLine, readProgress, Unreadable } from "./_wire.ts";
@@ -309,6 +310,7 @@ export class NatsHost {
     tracked.state = "COMPLETED";
     tracked.attempts = record.attempts;
     const { name, attempts } = record;
+    const timings = recordTimings(record);
     const fetch = () =>
       fetchResult(record, tracked.outputDir, this.#ownFolder(name, tracked), this.#downloads, this.#settings.workRoot);
     if (!tracked.mine) {
@@ -319,15 +321,15 @@ export class NatsHost {
           loading = undefined;
           throw error;
         });
-      this.#publish({ type: "completed", name, attempts, load });
+      this.#publish({ type: "completed", name, attempts, timings, load });
       return this.#end(name, tracked);
     }
     // This host's: its outputs are in place by the time it is seen COMPLETED, as a local job's are.
     const fetched = fetch();
     this.#fetches.add(fetched);
     void fetched.then(
-      (result) => this.#publish({ type: "completed", name, attempts, load: () => Promise.resolve(result) }),
-      (error) => this.#publish({ type: "completed", name, attempts, load: () => Promise.reject(error) }),
+      (result) => this.#publish({ type: "completed", name, attempts, timings, load: () => Promise.resolve(result) }),
+      (error) => this.#publish({ type: "completed", name, attempts, timings, load: () => Promise.reject(error) }),
     ).finally(() => {
       this.#fetches.delete(fetched);
       this.#end(name, tracked);
@@ -350,7 +352,7 @@ export class NatsHost {
         name,
         error: new Error(`Job '${name}' was dropped without a report it can read`),
       });
-    } else this.#publish({ type: "dropped", name, error });
+    } else this.#publish({ type: "dropped", name, error, timings: recordTimings(record) });
     this.#end(name, tracked);
   }
 

@@ -10,6 +10,7 @@ import { DATA_BLOCK_COLLECTIONS, type DataBlockInfo, type DataBlocks, type JsonO
 import { readBlendFile } from "../../blend/read.ts";
 import { changedDir, type DirIdentity, FileTooLargeError, JOB_FILES, reachedRuntime, readJobJson } from "./dir.ts";
 import { keepOutputs } from "./outputs.ts";
+import { attemptPhases, withPhase } from "./phases.ts";
 
 /** How an attempt on a local Blender ended, before its files are read. */
 export interface LocalEnd {
@@ -28,8 +29,8 @@ export interface LocalEnd {
 /** Classify a local attempt's end from its facts and its job directory. */
 export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<AttemptOutcome> {
   const { killReason, startError } = end;
-  const blender = await runtimeVersions(plan.jobDir);
-  const facts = blender === undefined ? end.facts : { ...end.facts, blender };
+  const runtime = await runtimeInfo(plan.jobDir);
+  let facts = runtime.blender === undefined ? end.facts : { ...end.facts, blender: runtime.blender };
   const ranBlender = facts.exitCode !== null || facts.signal !== null;
   const runtimeReached = await reachedRuntime(plan.jobDir);
   // Blender itself failing to start: it would not run, or died before bgproc's runtime with nothing of the
@@ -74,6 +75,10 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
     }
     return failed("crashed", `the job's files could not be read: ${errorMessage(readError)}`, null, readError);
   }
+  const reported = (result as { phases?: unknown } | undefined)?.phases ??
+    (error as { phases?: unknown } | undefined)?.phases;
+  const phases = attemptPhases(facts.startedAt.getTime(), facts.endedAt.getTime(), runtime.at, reported);
+  facts = { ...facts, phases };
   if (facts.exitCode === 0 && isResult(result) && error === undefined) {
     // A kill or timeout that came after the job finished does not undo its result.
     let dataBlocks: DataBlocks | null;
@@ -87,8 +92,11 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
       const targets = plan.outputDir === null
         ? { into: ownFolder, fallback: null }
         : { into: plan.outputDir, fallback: ownFolder };
+      const keepStart = Date.now();
       const kept = await keepOutputs(plan.jobDir, targets, end.saved, end.dir);
-      const noted = kept.note === undefined ? facts : { ...facts, stderr: `${facts.stderr}${kept.note}\n` };
+      const outputs = { phase: "outputs", startMs: keepStart, endMs: Date.now() } as const;
+      const timed = { ...facts, phases: withPhase(phases, outputs) };
+      const noted = kept.note === undefined ? timed : { ...timed, stderr: `${facts.stderr}${kept.note}\n` };
       const inOwnFolder = plan.outputDir === null || kept.intoFallback;
       const folder = kept.outputs.length === 0 || !inOwnFolder ? null : ownFolder;
       return {
@@ -188,15 +196,21 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The Blender and Python versions the runtime wrote to `runtime.json`, e.g. `"5.2.2 LTS (Python 3.14.0)"`. */
-async function runtimeVersions(jobDir: string): Promise<string | undefined> {
+/**
+ * What the runtime wrote to `runtime.json`: the Blender and Python versions (`"5.2.2 LTS (Python 3.14.0)"`) and
+ * when it took the job (`at`, epoch milliseconds).
+ */
+async function runtimeInfo(jobDir: string): Promise<{ blender?: string; at?: unknown }> {
   try {
     const runtime = await readJobJson(join(jobDir, JOB_FILES.runtime), 64 * 1024) as
       | Record<string, unknown>
       | undefined;
-    if (typeof runtime?.blender !== "string" || runtime.blender === "") return undefined;
-    return typeof runtime.python === "string" ? `${runtime.blender} (Python ${runtime.python})` : runtime.blender;
+    if (typeof runtime?.blender !== "string" || runtime.blender === "") return { at: runtime?.at };
+    const blender = typeof runtime.python === "string"
+      ? `${runtime.blender} (Python ${runtime.python})`
+      : runtime.blender;
+    return { blender, at: runtime.at };
   } catch {
-    return undefined; // Unreadable or tampered with: the report goes without it.
+    return {}; // Unreadable or tampered with: the report goes without it.
   }
 }

@@ -2,6 +2,7 @@
 
 import { shellQuote } from "../job/lines.ts";
 import { type ProcessGroup, spawnDetached } from "./_process_group.ts";
+import { meters } from "../../_telemetry.ts";
 
 /** A Blender kept running between attempts (a fork-mode zygote, a pool worker), started at once. */
 export class WarmBlender<Ready> {
@@ -26,6 +27,23 @@ export class WarmBlender<Ready> {
     this.process = spawnDetached(blender, args);
     this.ready.promise.catch(() => {});
   }
+
+  /** It said it is ready: counted among the warm Blenders (a metric) until {@linkcode WarmBlender.gone}. */
+  greet(kind: "zygote" | "pool worker"): void {
+    if (this.greeted) return;
+    this.greeted = true;
+    this.#counted = kind;
+    meters().warmBlenders.add(1, { "bgproc.blender.kind": kind });
+  }
+
+  /** It exited (said once, however often). */
+  gone(): void {
+    if (this.#counted === undefined) return;
+    meters().warmBlenders.add(-1, { "bgproc.blender.kind": this.#counted });
+    this.#counted = undefined;
+  }
+
+  #counted: "zygote" | "pool worker" | undefined;
 
   /** Keep one of its own lines (Blender's start-up chatter, an error before it was ready). */
   keep(line: string): void {

@@ -300,6 +300,7 @@ export class ForkRunner implements Runner {
 
   #onExit(zygote: Zygote, status: ExitStatus): void {
     zygote.exited = status;
+    zygote.gone();
     this.#zygotes.delete(zygote);
     const current = this.#current.get(zygote.factoryStartup) === zygote;
     if (current) this.#current.delete(zygote.factoryStartup);
@@ -354,7 +355,7 @@ export class ForkRunner implements Runner {
 
   #onMessage(zygote: Zygote, message: Record<string, unknown>): void {
     if (message.type === "ready" && !zygote.greeted) {
-      zygote.greeted = true;
+      zygote.greet("zygote");
       zygote.ready.resolve({
         unsafe: typeof message.unsafe === "string" ? message.unsafe : null,
         blender: String(message.blender),

@@ -232,6 +232,7 @@ export class PoolRunner implements Runner {
 
   #onExit(worker: Worker, status: ExitStatus): void {
     worker.exited = true;
+    worker.gone();
     this.#workers.delete(worker.id);
     const at = this.#idle.indexOf(worker);
     if (at >= 0) this.#idle.splice(at, 1);
@@ -267,7 +268,7 @@ export class PoolRunner implements Runner {
   #onMarker(worker: Worker, stream: "stdout" | "stderr", marker: string): boolean {
     const [kind, token, ...rest] = marker.split(" ");
     if (kind === "ready" && stream === "stdout" && !worker.greeted && token === worker.id) {
-      worker.greeted = true;
+      worker.greet("pool worker");
       worker.ready.resolve();
       return true;
     }

@@ -12,6 +12,7 @@
 import type { JobOutput } from "../job/outputs.ts";
 import type { DropReason, PythonError } from "../../errors.ts";
 import type { DataBlocks, JsonObject } from "../../types.ts";
+import type { PhaseTiming } from "../../timings.ts";
 
 /** Everything one attempt of one job needs. */
 export interface AttemptPlan {
@@ -74,6 +75,8 @@ export interface AttemptFacts {
   readonly stderr: string;
   /** The Blender and Python versions the attempt ran in (`"5.2.2 LTS (Python 3.14.0)"`), once its runtime said so. */
   readonly blender?: string;
+  /** Its phases (see `JobPhase`), once its files were read. */
+  readonly phases?: readonly PhaseTiming[];
 }
 
 /** What an attempt came to. */
