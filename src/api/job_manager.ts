@@ -104,8 +104,11 @@ export class JobManager implements AsyncDisposable {
     }
     this.workRoot = this.#backend.workRoot;
     BACKENDS.set(this, this.#backend);
-    const backend = options.nats === undefined ? "local" : "nats";
-    this.#spans = new JobSpans({ "bgproc.mode": this.mode, "bgproc.backend": backend }, () => this.counts);
+    // Over NATS the mode is each worker's, on its attempts' spans.
+    const attributes = options.nats === undefined
+      ? { "bgproc.backend": "local", "bgproc.mode": this.mode }
+      : { "bgproc.backend": "nats" };
+    this.#spans = new JobSpans(attributes, () => this.counts);
   }
 
   /**

@@ -393,8 +393,7 @@ export class WorkerLoop {
     const { cluster, emit, id, uploader, local: blenders } = this.#setup;
     let local: Job;
     try {
-      local = await this.#startLocal(mine);
-      job.fetch = { phase: "fetch", startMs: job.claimed, endMs: epochMs() };
+      local = await this.#startLocal(mine, job);
     } catch (error) {
       // Its files cannot be fetched, or its spec is bad: the job's failure, not the worker's.
       const summary = `it cannot start on worker ${id}: ${error instanceof Error ? error.message : String(error)}`;
@@ -461,8 +460,8 @@ export class WorkerLoop {
     return join(this.#setup.local.jobs.backend.workRoot, "nats-outputs", localName);
   }
 
-  /** The job's files fetched, its spec checked (it came over the network), and run on the local backend. */
-  async #startLocal(record: JobRecord): Promise<Job> {
+  /** The job's files fetched (timed as `job.fetch`), its spec checked (it came over the network), and run locally. */
+  async #startLocal(record: JobRecord, job: Running): Promise<Job> {
     const { spec } = record;
     const { cache, local } = this.#setup;
     const script = await cache.get(spec.script);
@@ -489,6 +488,7 @@ export class WorkerLoop {
       ...(blendFile === undefined ? {} : { blendFile }),
       ...(passedDataBlocks === undefined ? {} : { passedDataBlocks }),
     }, local.defaults);
+    job.fetch = { phase: "fetch", startMs: job.claimed, endMs: epochMs() };
     return local.jobs.run(checked);
   }
 

@@ -124,11 +124,19 @@ export interface WorkerProcess extends AsyncDisposable {
   printed(text: string, timeoutMs?: number): Promise<void>;
 }
 
-/** Start `bgproc worker` (the real command line) with its own work root, in its own process group. */
-export async function startWorker(url: string, args: string[] = []): Promise<WorkerProcess> {
+/**
+ * Start `bgproc worker` (the real command line) with its own work root, in its own process group; `env` is added to
+ * this process's environment.
+ */
+export async function startWorker(
+  url: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<WorkerProcess> {
   const workDir = await Deno.makeTempDir({ prefix: "bgproc-nats-worker-" });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...TASK_PERMISSIONS, CLI, "worker", "--nats", url, "--work-dir", workDir, ...args],
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
