@@ -4,6 +4,7 @@
  */
 
 import type { DropReason, JobDroppedError, JobManager, JobState, JsonObject } from "../../mod.ts";
+import type { JobTimings } from "../timings.ts";
 import type { ManagerEvent } from "./_events.ts";
 import { listOutputs, THUMBNAIL_MAX_BYTES } from "./_outputs.ts";
 
@@ -71,6 +72,15 @@ function where(error: JobDroppedError): string {
 /** Absolute paths in `text`, cut to their last part: reports never show where things are on the server. */
 export function redact(text: string): string {
   return text.replace(/(?<![\w.~-])(?:\/[^\s/'"():,;]+)+\//g, "");
+}
+
+/**
+ * A job's timings as the service tells them, or `null` before it ends: each attempt's `ranOn` (a command line) with
+ * its server paths cut by {@linkcode redact}.
+ */
+export function shownTimings(timings: JobTimings | undefined): JobTimings | null {
+  if (timings === undefined) return null;
+  return { ...timings, attempts: timings.attempts.map((attempt) => ({ ...attempt, ranOn: redact(attempt.ranOn) })) };
 }
 
 /** Every job's record, kept in step with the manager by {@linkcode JobRecords.apply}. */
@@ -191,6 +201,8 @@ export class JobRecords {
       timeout: record.timeout ?? null,
       factoryStartup: record.startup.factoryStartup ?? null,
       addons: record.startup.addons ?? [],
+      // Where its time went (queue wait, attempts, their phases), once it has ended.
+      timings: shownTimings(job.timings),
     };
     const log = record.log;
     const images = record.outputDir === undefined ? [] : await listOutputs(record.outputDir);
@@ -207,6 +219,7 @@ export class JobRecords {
         startedAt: result.startedAt.toISOString(),
         endedAt: result.endedAt.toISOString(),
         durationMs: result.durationMs,
+        timings: shownTimings(job.timings ?? result.timings),
         pythonData: result.pythonData,
         dataBlocks,
         outputs,

@@ -280,6 +280,8 @@ function renderFacts(detail = lastDetail) {
   fact(list, "Ended", job.endedAt ? new Date(job.endedAt).toLocaleTimeString() : "–");
   fact(list, "Time", elapsed(job) || "–");
   if (detail?.timeout) fact(list, "Timeout", `${detail.timeout / 1000} s`);
+  // Run again (a retry): the last run's timeline goes until this run ends.
+  if (!ENDED.has(job.state)) $("#detail-timeline").hidden = true;
 }
 
 function renderLog() {
@@ -287,6 +289,185 @@ function renderLog() {
   const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
   pre.textContent = detailLog.map((entry) => (entry.stream === "stderr" ? "! " : "  ") + entry.line).join("\n");
   if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+// --- the timeline: where an ended job's time went, on one time axis from when it was added to when it ended ---
+/** How each attempt's outcome colours its bar. */
+const OUTCOME_TONE = {
+  completed: "ok",
+  error: "bad",
+  crashed: "bad",
+  "start-failed": "bad",
+  "result-too-large": "bad",
+  "timed-out": "warn",
+  killed: "off",
+};
+
+/** "1,414 ms", "0.3 ms": a duration, in milliseconds. */
+function ms(value) {
+  return `${value.toLocaleString("en", { maximumFractionDigits: value < 10 ? 1 : 0 })} ms`;
+}
+
+/** Where `timeMs` is on the axis, in percent of its width. */
+function percent(axis, timeMs) {
+  return Math.min(100, Math.max(0, (timeMs - axis.from) / axis.span * 100));
+}
+
+/** A tick at `timeMs`: a grid line, or the label under it. */
+function tick(axis, timeMs) {
+  const span = document.createElement("span");
+  span.className = "tl-tick";
+  span.style.left = `${percent(axis, timeMs)}%`;
+  return span;
+}
+
+/** A span placed on the axis from `startMs` to `endMs`: always at least a sliver, so a short one can be hovered. */
+function placed(className, axis, startMs, endMs) {
+  const span = document.createElement("span");
+  span.className = className;
+  const left = percent(axis, startMs);
+  span.style.left = `min(${left}%, calc(100% - 3px))`;
+  span.style.width = `${Math.max(0, percent(axis, endMs) - left)}%`;
+  return span;
+}
+
+/** A bar on the axis with its text inside (hidden by CSS when it does not fit) and all of it in its tooltip. */
+function bar(className, axis, startMs, endMs, text, title) {
+  const span = placed(className, axis, startMs, endMs);
+  span.title = title;
+  const inner = document.createElement("span");
+  inner.className = "tl-text";
+  inner.textContent = text;
+  span.append(inner);
+  return span;
+}
+
+function track(label, ...bars) {
+  const div = document.createElement("div");
+  div.className = "tl-track";
+  div.setAttribute("aria-label", label);
+  div.append(...bars);
+  return div;
+}
+
+function timelineRow(className, label, ...tracks) {
+  const li = document.createElement("li");
+  li.className = `tl-row ${className}`;
+  const name = document.createElement("span");
+  name.className = "tl-label";
+  name.textContent = label;
+  li.append(name, ...tracks);
+  return li;
+}
+
+/** One attempt's row: its bar, coloured by how it ended, and under it its phases at their real times. */
+function attemptRow(attempt, axis) {
+  const took = attempt.endMs - attempt.startMs;
+  const label = `attempt ${attempt.attempt}: ${attempt.outcome}`;
+  const about = [`${label}, ${ms(took)}`, attempt.blender ? `Blender ${attempt.blender}` : "", attempt.ranOn];
+  const whole = bar("tl-bar", axis, attempt.startMs, attempt.endMs, ms(took), about.filter(Boolean).join("\n"));
+  const phases = attempt.phases.map((phase) => {
+    const text = `${phase.phase} ${ms(phase.endMs - phase.startMs)}`;
+    const segment = bar("tl-seg", axis, phase.startMs, phase.endMs, text, `${text} (attempt ${attempt.attempt})`);
+    segment.dataset.phase = phase.phase;
+    return segment;
+  });
+  const row = timelineRow(
+    `attempt ${OUTCOME_TONE[attempt.outcome] ?? "off"}`,
+    `${label} · ${ms(took)}`,
+    track(label, whole),
+    track(`phases of attempt ${attempt.attempt}`, ...phases),
+  );
+  row.dataset.outcome = attempt.outcome;
+  return row;
+}
+
+/** Ticks at a round step (1, 2 or 5 × 10ⁿ ms), four or so across the axis. */
+function renderAxis(axis) {
+  const raw = Math.max(axis.span / 4, 0.001);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((factor) => factor * power).find((candidate) => candidate >= raw);
+  const grid = [];
+  const labels = [];
+  for (let at = 0; at <= axis.span + step / 1000; at += step) {
+    grid.push(tick(axis, axis.from + at));
+    const label = tick(axis, axis.from + at);
+    const value = Number(at.toPrecision(6));
+    label.textContent = value >= 10_000 ? `${(value / 1000).toLocaleString("en")} s` : ms(value);
+    if (at === 0) label.classList.add("start");
+    else if (at / axis.span > 0.8) label.classList.add("end");
+    labels.push(label);
+  }
+  $("#detail-timeline .tl-grid").replaceChildren(...grid);
+  $("#detail-timeline .tl-axis").replaceChildren(...labels);
+}
+
+/** Every phase the attempts went through, in the order they ran (an attempt may skip some). */
+function phaseOrder(attempts) {
+  const order = [];
+  for (const attempt of attempts) {
+    let at = 0;
+    for (const { phase } of attempt.phases) {
+      const index = order.indexOf(phase);
+      if (index === -1) order.splice(at++, 0, phase);
+      else at = index + 1;
+    }
+  }
+  return order;
+}
+
+function cells(tag, texts) {
+  return texts.map((text) => {
+    const cell = document.createElement(tag);
+    cell.textContent = text;
+    return cell;
+  });
+}
+
+/** The phase durations: a row per phase (its colour swatch is the chart's legend), a column per attempt. */
+function renderPhaseTable(attempts) {
+  const table = $("#detail-timeline .tl-table");
+  table.hidden = attempts.length === 0;
+  const head = document.createElement("tr");
+  head.append(...cells("th", ["Phase", ...attempts.map((attempt) => `attempt ${attempt.attempt}`)]));
+  for (const th of head.children) th.scope = "col";
+  const rows = phaseOrder(attempts).map((phase) => {
+    const tr = document.createElement("tr");
+    tr.dataset.phase = phase;
+    const name = cells("th", [phase])[0];
+    name.scope = "row";
+    const durations = attempts.map((attempt) => {
+      const mine = attempt.phases.filter((timing) => timing.phase === phase);
+      return mine.length === 0 ? "–" : ms(mine.reduce((sum, timing) => sum + timing.endMs - timing.startMs, 0));
+    });
+    tr.append(name, ...cells("td", durations));
+    return tr;
+  });
+  const total = document.createElement("tr");
+  total.className = "total";
+  total.append(...cells("th", ["whole attempt"]), ...cells("td", attempts.map((a) => ms(a.endMs - a.startMs))));
+  total.firstChild.scope = "row";
+  $("thead", table).replaceChildren(head);
+  $("tbody", table).replaceChildren(...rows, total);
+}
+
+/** The timeline of an ended job (`timings` from the service), or none (`null`: it has not ended). */
+function renderTimeline(timings) {
+  const section = $("#detail-timeline");
+  section.hidden = !timings;
+  if (!timings) return;
+  const axis = { from: timings.addedMs, span: Math.max(timings.endMs - timings.addedMs, 0.001) };
+  const queueEnd = timings.addedMs + timings.queueWaitMs;
+  const waited = ms(timings.queueWaitMs);
+  const queue = timelineRow(
+    "queue",
+    timings.attempts.length === 0 ? `queue wait · ${waited} · no attempt started` : `queue wait · ${waited}`,
+    track("queue wait", bar("tl-bar", axis, timings.addedMs, queueEnd, waited, `queue wait: ${waited}`)),
+  );
+  $(".tl-rows", section).replaceChildren(queue, ...timings.attempts.map((attempt) => attemptRow(attempt, axis)));
+  $("#timeline-total").textContent = `(${ms(timings.endMs - timings.addedMs)} from added to ended)`;
+  renderAxis(axis);
+  renderPhaseTable(timings.attempts);
 }
 
 async function loadDetail(name) {
@@ -309,6 +490,7 @@ async function loadDetail(name) {
     script: detail.script,
   });
   renderFacts(detail);
+  renderTimeline(detail.timings ?? null);
   const report = $("#detail-report");
   report.hidden = !detail.report;
   $("pre", report).textContent = detail.report ?? "";
@@ -359,6 +541,7 @@ function select(name) {
   $("#detail-title").textContent = `Job ${name}`;
   detailLog = [];
   lastDetail = null;
+  renderTimeline(null);
   renderLog();
   scheduleRender();
   void loadDetail(name);
