@@ -12,7 +12,7 @@ import type { DropReason } from "./errors.ts";
  * - `fetch`: over NATS, the worker fetches the job's files (script, .blend, passed data blocks, inputs).
  * - `start`: from the attempt's start to bgproc's runtime taking the job: Blender starting (process mode, which
  *   includes Blender opening the job's .blend), a fork of the warm zygote (fork mode), or the job reaching a warm
- *   worker (pool mode).
+ *   worker (pool mode); a zygote or pool worker still booting when the attempt started is part of it.
  * - `blend`: the job's .blend opened (fork and pool mode) and its private copy saved; without a .blend, the empty
  *   scene made.
  * - `addons`: the job's add-ons enabled.

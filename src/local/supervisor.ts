@@ -75,6 +75,8 @@ interface Running {
   readonly attempt: number;
   /** Which of the `maxWorkers` slots it runs in (0 for the first), for its trace. */
   readonly slot: number;
+  /** When the supervisor started it (epoch ms): its timing starts here, a warm Blender's boot included. */
+  readonly startMs: number;
   readonly actor: ActorRef<JobMessage>;
   readonly killWaiters: Reply<void>[];
   progress: number;
@@ -253,7 +255,8 @@ class SupervisorState {
     let slot = 0;
     const taken = new Set([...this.#running.values()].map((entry) => entry.slot));
     while (taken.has(slot)) slot++;
-    this.#running.set(name, { job, attempt, slot, actor, killWaiters: [], progress, killed: false });
+    const startMs = Date.now();
+    this.#running.set(name, { job, attempt, slot, startMs, actor, killWaiters: [], progress, killed: false });
     actor.tell({ type: "start" });
   }
 
@@ -275,12 +278,16 @@ class SupervisorState {
   }
 
   /** Keep an ended attempt's timing for the job's; its spans and metrics. */
-  #recordAttempt({ job, attempt, killed, slot }: Running, outcome: AttemptOutcome): void {
+  #recordAttempt({ job, attempt, killed, slot, startMs }: Running, outcome: AttemptOutcome): void {
     const { facts } = outcome;
-    const phases = facts.phases ?? [];
+    // The runner's start may come later (a pool worker or zygote still booting): that wait is start-up too.
+    const started = Math.min(startMs, facts.startedAt.getTime());
+    const phases = (facts.phases ?? []).map((phase) =>
+      phase.phase === "start" ? { ...phase, startMs: started } : phase
+    );
     const timing: AttemptTiming = {
       attempt,
-      startMs: facts.startedAt.getTime(),
+      startMs: started,
       endMs: Math.max(facts.endedAt.getTime(), phases.at(-1)?.endMs ?? 0),
       outcome: outcome.kind === "completed" ? "completed" : killed ? "killed" : outcome.reason,
       ranOn: facts.ranOn,
