@@ -155,15 +155,10 @@ def run_job(spec: JobSpec, *, job_dir: JobDir, phases: Phases) -> int:
             copy = job_dir.file("work")
             bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)
 
-    addons_start = now_ms()
-    try:
-        enabled = enable_addons(bpy, spec_path=job_dir.file("spec"))
-    except AddonError as error:
-        phases.add("addons", addons_start, now_ms())
-        write_error(error_record(error, origin="addons"))
+    addon_error = _enable_addons_timed(bpy, job_dir=job_dir, phases=phases)
+    if addon_error is not None:
+        write_error(error_record(addon_error, origin="addons"))
         return EXIT_SCRIPT_ERROR
-    if enabled:
-        phases.add("addons", addons_start, now_ms())
 
     passed_blocks: list[Any] = []
     if spec.passed_data_blocks is not None:
@@ -219,6 +214,18 @@ def run_job(spec: JobSpec, *, job_dir: JobDir, phases: Phases) -> int:
         {"version": SPEC_VERSION, "pythonData": python_data, "dataBlocks": data_blocks, "phases": snapshot()}
     )
     return EXIT_OK
+
+
+def _enable_addons_timed(bpy: Any, *, job_dir: JobDir, phases: Phases) -> AddonError | None:
+    """Enable the job's add-ons (an ``addons`` phase when it has any); return the error that stopped it, if one did."""
+    start = now_ms()
+    try:
+        if enable_addons(bpy, spec_path=job_dir.file("spec")):
+            phases.add("addons", start, now_ms())
+    except AddonError as error:
+        phases.add("addons", start, now_ms())
+        return error
+    return None
 
 
 def forget_spec(job_dir: JobDir) -> None:

@@ -77,40 +77,10 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   }
   const reported = (result as { phases?: unknown } | undefined)?.phases ??
     (error as { phases?: unknown } | undefined)?.phases;
-  const phases = attemptPhases(facts.startedAt.getTime(), facts.endedAt.getTime(), runtime.at, reported);
-  facts = { ...facts, phases };
+  facts = { ...facts, phases: attemptPhases(facts.startedAt.getTime(), facts.endedAt.getTime(), runtime.at, reported) };
   if (facts.exitCode === 0 && isResult(result) && error === undefined) {
     // A kill or timeout that came after the job finished does not undo its result.
-    let dataBlocks: DataBlocks | null;
-    try {
-      dataBlocks = await keepDataBlocks(plan, result.dataBlocks);
-    } catch (keepError) {
-      return failed("crashed", `the job's data blocks could not be kept: ${errorMessage(keepError)}`, null, keepError);
-    }
-    const ownFolder = join(plan.resultsDir, `${basename(plan.jobDir)}-outputs`);
-    try {
-      const targets = plan.outputDir === null
-        ? { into: ownFolder, fallback: null }
-        : { into: plan.outputDir, fallback: ownFolder };
-      const keepStart = Date.now();
-      const kept = await keepOutputs(plan.jobDir, targets, end.saved, end.dir);
-      const outputs = { phase: "outputs", startMs: keepStart, endMs: Date.now() } as const;
-      const timed = { ...facts, phases: withPhase(phases, outputs) };
-      const noted = kept.note === undefined ? timed : { ...timed, stderr: `${facts.stderr}${kept.note}\n` };
-      const inOwnFolder = plan.outputDir === null || kept.intoFallback;
-      const folder = kept.outputs.length === 0 || !inOwnFolder ? null : ownFolder;
-      return {
-        kind: "completed",
-        pythonData: result.pythonData,
-        dataBlocks,
-        outputs: kept.outputs,
-        outputsFolder: folder,
-        facts: noted,
-      };
-    } catch (keepError) {
-      if (dataBlocks !== null) await Deno.remove(dataBlocks.path).catch(() => {});
-      return failed("crashed", `the job's outputs could not be kept: ${errorMessage(keepError)}`, null, keepError);
-    }
+    return await keepResult(plan, end, facts, result, failed);
   }
   if (killReason === "timed-out") {
     return failed("timed-out", `Blender was killed after the ${plan.timeoutMs} ms timeout`);
@@ -128,6 +98,49 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   }
   if (facts.exitCode === 0) return failed("crashed", "Blender exited with code 0 but wrote no result");
   return failed("crashed", `Blender exited with code ${facts.exitCode} without a result`);
+}
+
+/** How a completed attempt's failure to keep its result is told (`classifyEnd`'s `failed`). */
+type Failed = (reason: DropReason, summary: string, pythonError: null, cause: unknown) => AttemptOutcome;
+
+/** Keep a completed attempt's data blocks and outputs (timed as its `outputs` phase): its outcome. */
+async function keepResult(
+  plan: AttemptPlan,
+  end: LocalEnd,
+  facts: AttemptFacts,
+  result: { pythonData: JsonObject; dataBlocks?: unknown },
+  failed: Failed,
+): Promise<AttemptOutcome> {
+  let dataBlocks: DataBlocks | null;
+  try {
+    dataBlocks = await keepDataBlocks(plan, result.dataBlocks);
+  } catch (keepError) {
+    return failed("crashed", `the job's data blocks could not be kept: ${errorMessage(keepError)}`, null, keepError);
+  }
+  const ownFolder = join(plan.resultsDir, `${basename(plan.jobDir)}-outputs`);
+  try {
+    const targets = plan.outputDir === null
+      ? { into: ownFolder, fallback: null }
+      : { into: plan.outputDir, fallback: ownFolder };
+    const keepStart = Date.now();
+    const kept = await keepOutputs(plan.jobDir, targets, end.saved, end.dir);
+    const outputs = { phase: "outputs", startMs: keepStart, endMs: Date.now() } as const;
+    const timed = { ...facts, phases: withPhase(facts.phases ?? [], outputs) };
+    const noted = kept.note === undefined ? timed : { ...timed, stderr: `${facts.stderr}${kept.note}\n` };
+    const inOwnFolder = plan.outputDir === null || kept.intoFallback;
+    const folder = kept.outputs.length === 0 || !inOwnFolder ? null : ownFolder;
+    return {
+      kind: "completed",
+      pythonData: result.pythonData,
+      dataBlocks,
+      outputs: kept.outputs,
+      outputsFolder: folder,
+      facts: noted,
+    };
+  } catch (keepError) {
+    if (dataBlocks !== null) await Deno.remove(dataBlocks.path).catch(() => {});
+    return failed("crashed", `the job's outputs could not be kept: ${errorMessage(keepError)}`, null, keepError);
+  }
 }
 
 const ORIGINS: Readonly<Record<string, string>> = {
