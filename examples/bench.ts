@@ -11,6 +11,7 @@ import { findBlender, JobManager } from "../mod.ts";
 import { inotifyWatches } from "../tests/_helpers.ts";
 import { benchFork, forkRows, progressLatencies } from "./bench/fork.ts";
 import { benchNats, natsRows } from "./bench/nats.ts";
+import { benchTelemetry, telemetryRows } from "./bench/telemetry.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -123,6 +124,9 @@ let latencies: number[];
 log("NATS workers (nats-server on loopback)…");
 const nats = await benchNats({ log });
 
+// 5c. What OpenTelemetry costs per job, off and on.
+const telemetry = await benchTelemetry({ log });
+
 // 6. Host memory and watchers with many jobs queued.
 log(`host memory with ${queuedCount} jobs queued…`);
 let rssBefore: number, rssQueued: number, queueMs: number, watchersQueued: number;
@@ -168,6 +172,7 @@ const report = {
   pool: { jobMedianMs: median(poolJob), jobP99Ms: percentile(poolJob, 0.99), goal: "<= 6 ms median" },
   fork,
   nats,
+  telemetry,
   progress: {
     callsPerSecond,
     callsGoal: ">= 1000000",
@@ -203,6 +208,7 @@ if (flags.json) {
     ["pool per-job time, warm (median)", `${f(median(poolJob))} ms`, "<= 6 ms"],
     ...forkRows(fork),
     ...natsRows(nats).map(([measure, value, goal]) => [measure!, value!, goal!] as [string, string, string]),
+    ...telemetryRows(telemetry),
     ["update_job_progress calls/s", f(callsPerSecond, 0), ">= 1,000,000"],
     ["progress latency, process, p50", `${f(report.progress.latencyP50Ms)} ms`, "<= 5 ms"],
     ["progress latency, process, p99", `${f(report.progress.latencyP99Ms)} ms`, "<= 25 ms"],
