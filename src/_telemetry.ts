@@ -14,6 +14,7 @@ import {
   type Attributes,
   type Context,
   context,
+  createTraceState,
   type Histogram,
   metrics,
   ROOT_CONTEXT,
@@ -47,13 +48,18 @@ export function carrierOf(span: Span): TraceCarrier | null {
 }
 
 /** The context a carrier names as the parent, or `undefined` for one that is absent or not W3C Trace Context. */
-export function contextOf(carrier: { traceparent?: unknown } | null | undefined): Context | undefined {
+export function contextOf(
+  carrier: { traceparent?: unknown; tracestate?: unknown } | null | undefined,
+): Context | undefined {
   const match = typeof carrier?.traceparent === "string" ? TRACEPARENT.exec(carrier.traceparent) : null;
   if (match === null) return undefined;
   const [, traceId, spanId, flags] = match as unknown as [string, string, string, string];
+  const state = typeof carrier?.tracestate === "string" && carrier.tracestate.length <= 512
+    ? { traceState: createTraceState(carrier.tracestate) }
+    : {};
   const spanContext = { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
   if (!trace.isSpanContextValid(spanContext)) return undefined;
-  return trace.setSpanContext(ROOT_CONTEXT, spanContext);
+  return trace.setSpanContext(ROOT_CONTEXT, { ...spanContext, ...state });
 }
 
 /**
@@ -77,13 +83,19 @@ export function startJobSpan(attributes: Attributes): Span {
  * The spans of an ended attempt, made after the fact at their real times: `bgproc.attempt` under `parent`, one span
  * per phase under it. Nothing is made without a parent (telemetry off, or a job without a trace).
  */
-export function traceAttempt(parent: Context | undefined, timing: AttemptTiming, attributes: Attributes): void {
-  if (parent !== undefined) safely(() => spansOf(parent, timing, attributes));
+export function traceAttempt(
+  parent: Context | undefined,
+  timing: AttemptTiming,
+  attributes: Attributes,
+  kind: SpanKind = SpanKind.INTERNAL,
+): void {
+  if (parent !== undefined) safely(() => spansOf(parent, timing, attributes, kind));
 }
 
-function spansOf(parent: Context, timing: AttemptTiming, attributes: Attributes): void {
+function spansOf(parent: Context, timing: AttemptTiming, attributes: Attributes, kind: SpanKind): void {
   const tracer = trace.getTracer(SCOPE);
   const span = tracer.startSpan("bgproc.attempt", {
+    kind,
     startTime: timing.startMs,
     attributes: {
       ...attributes,
@@ -93,15 +105,18 @@ function spansOf(parent: Context, timing: AttemptTiming, attributes: Attributes)
       ...(timing.blender === undefined ? {} : { "bgproc.blender.version": timing.blender }),
     },
   }, parent);
-  if (timing.outcome !== "completed") {
-    span.setAttribute("error.type", timing.outcome);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: `the attempt ended: ${timing.outcome}` });
+  try {
+    if (timing.outcome !== "completed") {
+      span.setAttribute("error.type", timing.outcome);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: `the attempt ended: ${timing.outcome}` });
+    }
+    const inside = trace.setSpan(parent, span);
+    for (const phase of timing.phases) {
+      tracer.startSpan(`bgproc.${phase.phase}`, { startTime: phase.startMs }, inside).end(phase.endMs);
+    }
+  } finally {
+    span.end(timing.endMs);
   }
-  const inside = trace.setSpan(parent, span);
-  for (const phase of timing.phases) {
-    tracer.startSpan(`bgproc.${phase.phase}`, { startTime: phase.startMs, attributes: {} }, inside).end(phase.endMs);
-  }
-  span.end(timing.endMs);
 }
 
 /** bgproc's metrics, made once (on the API's global meter provider: no-op without one). */
@@ -140,11 +155,21 @@ class Instruments {
 
   constructor() {
     this.#jobs.addCallback((result) => {
+      // Managers with the same attributes (two in one mode) are summed: one value per attribute set.
+      const sums = new Map<string, { attributes: Attributes; value: number }>();
       for (const source of this.#sources) {
-        const { queued, active, attributes } = source();
-        result.observe(queued, { ...attributes, "bgproc.job.state": "QUEUED" });
-        result.observe(active, { ...attributes, "bgproc.job.state": "ACTIVE" });
+        safely(() => {
+          const { queued, active, attributes } = source();
+          for (const [state, value] of [["QUEUED", queued], ["ACTIVE", active]] as const) {
+            const labelled = { ...attributes, "bgproc.job.state": state };
+            const key = JSON.stringify(Object.entries(labelled).sort());
+            const sum = sums.get(key) ?? { attributes: labelled, value: 0 };
+            sum.value += value;
+            sums.set(key, sum);
+          }
+        });
       }
+      for (const { attributes, value } of sums.values()) result.observe(value, attributes);
     });
   }
 

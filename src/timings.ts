@@ -22,8 +22,20 @@ import type { DropReason } from "./errors.ts";
  * - `outputs`: the job's files moved to where they are kept.
  * - `upload`: over NATS, the worker uploads the result's files.
  *
+ * @example The time a job spent in its script
+ * ```ts ignore
+ * import type { JobPhase, JobResult } from "@bgproc/blender";
+ *
+ * function msIn(result: JobResult, phase: JobPhase): number {
+ *   return result.timings.attempts.flatMap((attempt) => attempt.phases)
+ *     .filter((timing) => timing.phase === phase)
+ *     .reduce((sum, timing) => sum + timing.endMs - timing.startMs, 0);
+ * }
+ * ```
+ *
  * Only the phases an attempt went through are listed: a job without add-ons has no `addons` phase, one whose script
- * raised none after `script`.
+ * raised none after `script`. The runtime sends its phases with the job's result or error, so an attempt killed, timed
+ * out or crashed inside Blender lists `start` and no phase after it.
  */
 export type JobPhase =
   | "fetch"
@@ -49,7 +61,16 @@ export const JOB_PHASES: readonly JobPhase[] = [
   "upload",
 ];
 
-/** One phase of an attempt. Times are milliseconds since the Unix epoch (as `Date.now()`, with fractions). */
+/**
+ * One phase of an attempt. Times are milliseconds since the Unix epoch (as `Date.now()`, with fractions).
+ *
+ * @example Print an attempt's phases
+ * ```ts ignore
+ * import type { PhaseTiming } from "@bgproc/blender";
+ *
+ * const show = ({ phase, startMs, endMs }: PhaseTiming) => `${phase} ${(endMs - startMs).toFixed(1)} ms`;
+ * ```
+ */
 export interface PhaseTiming {
   /** Which phase. */
   readonly phase: JobPhase;
@@ -59,7 +80,19 @@ export interface PhaseTiming {
   readonly endMs: number;
 }
 
-/** One attempt of a job. Times are milliseconds since the Unix epoch. */
+/**
+ * One attempt of a job. Times are milliseconds since the Unix epoch.
+ *
+ * @example Why each attempt of a dropped job ended
+ * ```ts ignore
+ * import { JobManager } from "@bgproc/blender";
+ *
+ * await using manager = new JobManager({ maxAttempts: 3 });
+ * const job = manager.addJob({ script: "./flaky.py" });
+ * await job.result().catch(() => {});
+ * for (const attempt of job.timings?.attempts ?? []) console.log(attempt.attempt, attempt.outcome, attempt.ranOn);
+ * ```
+ */
 export interface AttemptTiming {
   /** 1 for the first attempt. */
   readonly attempt: number;

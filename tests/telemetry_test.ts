@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { MODES } from "./_helpers.ts";
+import { fixture, MODES } from "./_helpers.ts";
+import { JobManager } from "../mod.ts";
 import { checkAttempt, childrenOf, EPSILON_MS, jobSpan, runTracedJobs, startOtlpReceiver } from "./_otlp.ts";
 
 for (const mode of MODES) {
@@ -68,3 +69,13 @@ for (const mode of MODES) {
     if (mode !== "process") assert.ok(names.has("bgproc.blenders.warm"));
   });
 }
+
+Deno.test("a script that leaves time.time patched (NaN) completes, and its phases come from the runtime's own clock", async () => {
+  await using manager = new JobManager({ mode: "process" });
+  const result = await manager.addJob({ script: fixture("patch_clock.py") }).result();
+  assert.deepEqual(result.pythonData, { patched: true });
+  const [attempt] = result.timings.attempts;
+  const names = attempt!.phases.map((phase) => phase.phase);
+  assert.deepEqual(names, ["start", "blend", "script", "results", "outputs"]);
+  for (const phase of attempt!.phases) assert.ok(Number.isFinite(phase.startMs) && Number.isFinite(phase.endMs));
+});

@@ -142,8 +142,8 @@ def run_job(spec: JobSpec, *, job_dir: JobDir, phases: Phases) -> int:
     escape_names = job_dir.escape_undecodable_names
     write_result, write_error_file = job_dir.write_result, job_dir.write_error
 
-    def write_error(error_record_: dict[str, Any]) -> None:
-        write_error_file({**error_record_, "phases": snapshot()})
+    def write_error(failure: dict[str, Any]) -> None:
+        write_error_file({**failure, "phases": snapshot()})
 
     with timed("blend"):
         if spec.blend_file is None:

@@ -1,14 +1,15 @@
 /**
  * The facade's telemetry: each job's span (`bgproc.job`) from `addJob` to its end, whichever backend runs it, and
- * the metrics of jobs that end (count, queue wait) and of jobs waiting or running. With telemetry off these are the
- * OpenTelemetry API's no-ops, and a job carries no trace context.
+ * the metrics of the jobs this manager added (how they ended, their queue wait; how many wait or run now). Jobs a
+ * cluster tells of that another host added, or that ended before this manager started, are not counted here. With
+ * telemetry off these are the OpenTelemetry API's no-ops, and a job carries no trace context.
  */
 
 import { type Attributes, type Span, SpanStatusCode } from "@opentelemetry/api";
 import { carrierOf, meters, safely, startJobSpan, type TraceCarrier } from "../_telemetry.ts";
 import { JobDroppedError } from "../errors.ts";
 import type { JobTimings } from "../timings.ts";
-import type { JobCounts, JobState } from "../types.ts";
+import type { JobState } from "../types.ts";
 
 /** How a job ended, as its span and the metrics tell it. */
 export interface JobEnd {
@@ -19,51 +20,64 @@ export interface JobEnd {
   readonly error?: Error;
 }
 
-/** The open spans of one manager's jobs. */
+/** The spans and metrics of one manager's jobs. */
 export class JobSpans {
   readonly #attributes: Attributes;
-  readonly #spans = new Map<string, Span>();
+  /** The jobs this manager added that have not ended, and their spans (none with telemetry off). */
+  readonly #open = new Map<string, Span | undefined>();
   readonly #stopObserving: () => void;
 
-  /** `attributes` go on every span and metric (mode, backend); `counts` are read when metrics are collected. */
-  constructor(attributes: Attributes, counts: () => JobCounts) {
+  /**
+   * `attributes` go on every span and metric (backend, mode); `stateOf` tells a job's state when the metrics are
+   * collected.
+   */
+  constructor(attributes: Attributes, stateOf: (name: string) => JobState | undefined) {
     this.#attributes = attributes;
-    this.#stopObserving = meters().observeJobs(() => ({ ...counts(), attributes }));
+    this.#stopObserving = meters().observeJobs(() => {
+      let queued = 0;
+      let active = 0;
+      for (const name of this.#open.keys()) {
+        const state = stateOf(name);
+        if (state === "QUEUED") queued++;
+        else if (state === "ACTIVE") active++;
+      }
+      return { queued, active, attributes };
+    });
   }
 
   /** Open the span of a job added now; its trace context, for its attempts' spans (`null` with telemetry off). */
   start(name: string, script: string): TraceCarrier | null {
     let carrier: TraceCarrier | null = null;
+    this.#open.set(name, undefined);
     safely(() => {
       const span = startJobSpan({ ...this.#attributes, "bgproc.job.name": name, "bgproc.job.script": script });
       carrier = carrierOf(span);
-      if (carrier !== null) this.#spans.set(name, span);
+      if (carrier !== null) this.#open.set(name, span);
     });
     return carrier;
   }
 
-  /** A job ended: its span ends with its final state (an error status when dropped); the metrics count it. */
+  /** A job ended: if this manager added it, its span ends with its final state and the metrics count it. */
   ended(name: string, end: JobEnd): void {
-    const span = this.#spans.get(name);
-    this.#spans.delete(name);
-    safely(() => this.#end(span, end));
+    if (!this.#open.has(name)) return; // Another host's job, or one that ended before this manager started.
+    const span = this.#open.get(name);
+    this.#open.delete(name);
+    safely(() => this.#count(end));
+    if (span === undefined) return;
+    safely(() => this.#describe(span, end)); // Whatever it throws, the span ends.
+    safely(() => span.end());
   }
 
-  #end(span: Span | undefined, end: JobEnd): void {
-    const reason = end.error instanceof JobDroppedError
-      ? end.error.reason
-      : end.error === undefined
-      ? null
-      : "rejected";
-    const outcome = { "bgproc.job.state": end.state, ...(reason ? { "error.type": reason } : {}) };
-    const attributes = { ...this.#attributes, ...outcome };
+  #count(end: JobEnd): void {
     const { jobsEnded, queueWait } = meters();
-    jobsEnded.add(1, attributes);
+    jobsEnded.add(1, { ...this.#attributes, ...outcomeOf(end) });
     if (end.timings !== undefined && end.timings.attempts.length > 0) {
       queueWait.record(end.timings.queueWaitMs / 1000, this.#attributes);
     }
-    if (span === undefined) return;
-    span.setAttributes({ ...outcome, "bgproc.job.attempts": end.attempts });
+  }
+
+  #describe(span: Span, end: JobEnd): void {
+    span.setAttributes({ ...outcomeOf(end), "bgproc.job.attempts": end.attempts });
     const blender = end.timings?.attempts.findLast((attempt) => attempt.blender !== undefined)?.blender;
     if (blender !== undefined) span.setAttribute("bgproc.blender.version", blender);
     if (end.error !== undefined) {
@@ -72,19 +86,29 @@ export class JobSpans {
         : end.error.message;
       span.setStatus({ code: SpanStatusCode.ERROR, message: line.split("\n")[0]! });
     }
-    span.end();
   }
 
   /** The manager closed: the spans of jobs that go on without it (a cluster's) end, saying so. */
   close(): void {
     this.#stopObserving();
-    for (const span of this.#spans.values()) {
+    for (const span of this.#open.values()) {
+      if (span === undefined) continue;
       safely(() => {
         span.setAttribute("bgproc.job.state", "UNKNOWN");
         span.addEvent("the JobManager closed before the job ended");
-        span.end();
       });
+      safely(() => span.end());
     }
-    this.#spans.clear();
+    this.#open.clear();
   }
+}
+
+/** A job's final state and, when dropped, why (`error.type`: the drop reason, or `rejected`). */
+function outcomeOf(end: JobEnd): Attributes {
+  const reason = end.error instanceof JobDroppedError
+    ? end.error.reason
+    : end.error === undefined
+    ? undefined
+    : "rejected";
+  return { "bgproc.job.state": end.state, ...(reason === undefined ? {} : { "error.type": reason }) };
 }

@@ -108,7 +108,7 @@ export class JobManager implements AsyncDisposable {
     const attributes = options.nats === undefined
       ? { "bgproc.backend": "local", "bgproc.mode": this.mode }
       : { "bgproc.backend": "nats" };
-    this.#spans = new JobSpans(attributes, () => this.counts);
+    this.#spans = new JobSpans(attributes, (name) => this.#jobs.get(name)?.state);
   }
 
   /**

@@ -180,7 +180,7 @@ class SupervisorState {
     const opened = this.#circuit.recordFailure(`the ${exit.kind} ${exit.id} exited on its own (${exit.how})`);
     if (opened !== undefined) return this.#config.publishHealth(opened);
     if (this.#circuit.isOpen()) return;
-    meters().warmRestarts.add(1, { "bgproc.blender.kind": exit.kind });
+    safely(() => meters().warmRestarts.add(1, { "bgproc.blender.kind": exit.kind }));
     this.#config.runner.restartWarm(exit.factoryStartup);
   }
 

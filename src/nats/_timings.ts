@@ -23,7 +23,9 @@ export function recordTimings(record: JobRecord): JobTimings {
   const attempts = readTimings(record.timings);
   const submitted = Date.parse(record.submittedAt);
   const updated = Date.parse(record.updatedAt);
-  const endMs = attempts.at(-1)?.endMs ?? (Number.isFinite(updated) ? updated : Date.now());
+  // An attempt its host ended (overdue) or a worker lost records no timing: the record's last change is the end.
+  const endMs = Math.max(attempts.at(-1)?.endMs ?? -Infinity, Number.isFinite(updated) ? updated : -Infinity);
+  if (!Number.isFinite(endMs)) return jobTimings(Date.now(), attempts, Date.now());
   return jobTimings(Number.isFinite(submitted) ? submitted : endMs, attempts, endMs);
 }
 
@@ -55,11 +57,12 @@ function readTiming(value: unknown): AttemptTiming | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const entry = value as Record<string, unknown>;
   const { attempt, startMs, endMs, outcome, ranOn, blender, phases } = entry;
-  if (!Number.isInteger(attempt) || !isTime(startMs) || !isTime(endMs) || startMs > endMs) return undefined;
+  if (!Number.isInteger(attempt) || (attempt as number) < 1 || (attempt as number) > 1000) return undefined;
+  if (!isTime(startMs) || !isTime(endMs) || startMs > endMs) return undefined;
   if (typeof outcome !== "string" || !OUTCOMES.has(outcome) || typeof ranOn !== "string") return undefined;
   if (!Array.isArray(phases)) return undefined;
   const read: PhaseTiming[] = [];
-  for (const phase of phases.slice(0, 16)) {
+  for (const phase of phases.slice(0, MAX_READ_PHASES)) {
     const { phase: name, startMs: start, endMs: end } = (phase ?? {}) as Record<string, unknown>;
     if (!JOB_PHASES.includes(name as JobPhase) || !isTime(start) || !isTime(end) || start > end) continue;
     read.push({ phase: name as JobPhase, startMs: start, endMs: end });
@@ -71,8 +74,17 @@ function readTiming(value: unknown): AttemptTiming | undefined {
     outcome: outcome as AttemptTiming["outcome"],
     ranOn: ranOn.slice(0, 4096),
     ...(typeof blender === "string" ? { blender: blender.slice(0, 200) } : {}),
-    phases: read,
+    phases: clipped(read, startMs, endMs),
   };
+}
+
+/** The most phases read of one recorded attempt (a worker records at most the runtime's 16 and its own 4). */
+const MAX_READ_PHASES = 24;
+
+/** `phases`, each kept within its attempt's `startMs`..`endMs` (a record, or a clock, may say otherwise). */
+export function clipped(phases: readonly PhaseTiming[], startMs: number, endMs: number): PhaseTiming[] {
+  const clip = (value: number) => Math.min(Math.max(value, startMs), endMs);
+  return phases.map((phase) => ({ ...phase, startMs: clip(phase.startMs), endMs: clip(phase.endMs) }));
 }
 
 function isTime(value: unknown): value is number {

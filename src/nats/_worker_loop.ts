@@ -32,9 +32,10 @@ import { UnreadableDesk } from "./_unreadable.ts";
 import { canonicalJson, sign, signedEnd, signedJob, signedProgress, type Signing, whyUntrusted } from "./_signing.ts";
 import { join } from "node:path";
 import type { Context } from "@opentelemetry/api";
-import { contextOf, meters, traceAttempt } from "../_telemetry.ts";
+import { SpanKind } from "@opentelemetry/api";
+import { contextOf, meters, safely, traceAttempt } from "../_telemetry.ts";
 import type { AttemptTiming, JobTimings, PhaseTiming } from "../timings.ts";
-import { withTiming } from "./_timings.ts";
+import { clipped, withTiming } from "./_timings.ts";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
 export type WorkerEvent =
@@ -79,9 +80,11 @@ interface Running {
   readonly name: string;
   readonly queued: QueueMessage;
   readonly msg: JsMsg;
-  /** When its message arrived; when its record was claimed (epoch ms, fractional). */
+  /** When its message arrived; when its record was claimed (epoch ms, fractional, from the monotonic clock). */
   readonly received: number;
   claimed: number;
+  /** When its record was claimed, by the wall clock (`Date.now()`): its timing's clock, as Blender's phases are. */
+  claimedAt: number;
   local: Job | undefined;
   cancelled: boolean;
   handBack: boolean;
@@ -239,12 +242,13 @@ export class WorkerLoop {
         msg,
         received: epochMs(),
         claimed: 0,
+        claimedAt: 0,
         local: undefined,
         cancelled: false,
         handBack: false,
         slot: "waiting",
         slotNumber: -1,
-        trace: contextOf({ traceparent: msg.headers?.get("traceparent") }),
+        trace: contextOf({ traceparent: msg.headers?.get("traceparent"), tracestate: msg.headers?.get("tracestate") }),
         fetch: undefined,
       };
       this.#running.add(job);
@@ -277,7 +281,7 @@ export class WorkerLoop {
       }
       heartbeat = setInterval(() => {
         msg.working();
-        meters().heartbeats.add(1);
+        safely(() => meters().heartbeats.add(1));
       }, this.#heartbeatMs);
       // A slot first (a worker with several tags may hold more messages than slots): claimed only once it runs.
       while (this.#busy >= this.#setup.slots && !this.#stop.signal.aborted) await this.#changed();
@@ -309,10 +313,9 @@ export class WorkerLoop {
       }, current);
       if (mine === null) return msg.ack();
       job.claimed = epochMs();
+      job.claimedAt = Date.now();
       job.trace ??= contextOf(mine.trace);
-      meters().pickup.record(Math.max(0, job.claimed - msg.info.timestampNanos / 1e6) / 1000, {
-        "bgproc.mode": this.#setup.mode,
-      });
+      if (msg.info.deliveryCount === 1 && queued.spent === undefined) this.#pickedUp(job);
       emit({ type: "started", name: queued.name, attempt });
       this.#advertise();
       await this.#execute(job, mine, attempt);
@@ -371,12 +374,12 @@ export class WorkerLoop {
     if (end.upload !== undefined) phases.push(end.upload);
     const timing: AttemptTiming = {
       attempt,
-      startMs: job.claimed,
+      startMs: job.claimedAt,
       endMs: end.endMs,
       outcome: end.outcome,
       ranOn: ran === undefined ? `worker ${id}` : `worker ${id}: ${ran.ranOn}`,
       ...(ran?.blender === undefined ? {} : { blender: ran.blender }),
-      phases,
+      phases: clipped(phases, job.claimedAt, end.endMs),
     };
     traceAttempt(job.trace, timing, {
       "bgproc.job.name": job.name,
@@ -384,8 +387,14 @@ export class WorkerLoop {
       "bgproc.worker": id,
       "bgproc.slot": job.slotNumber,
       ...end.exit,
-    });
+    }, SpanKind.CONSUMER);
     return timing;
+  }
+
+  /** A first delivery was claimed: how long it waited in the queue (a metric). */
+  #pickedUp(job: Running): void {
+    const waited = Math.max(0, job.claimedAt - job.msg.info.timestampNanos / 1e6) / 1000;
+    safely(() => meters().pickup.record(waited, { "bgproc.mode": this.#setup.mode }));
   }
 
   /** Run the claimed job on the local backend and record its result (or its report). */
@@ -395,6 +404,7 @@ export class WorkerLoop {
     try {
       local = await this.#startLocal(mine, job);
     } catch (error) {
+      job.fetch ??= { phase: "fetch", startMs: job.claimedAt, endMs: Date.now() };
       // Its files cannot be fetched, or its spec is bad: the job's failure, not the worker's.
       const summary = `it cannot start on worker ${id}: ${error instanceof Error ? error.message : String(error)}`;
       const dropped = droppedBeforeBlender(mine.name, "start-failed", summary, attempt, { cause: error });
@@ -415,16 +425,17 @@ export class WorkerLoop {
     }
     this.#release(job);
     const place = { uploader, workRoot: blenders.jobs.backend.workRoot, worker: id };
-    const uploadStart = epochMs();
+    const uploadStart = Date.now();
     const recorded = {
       ...await recordResult(place, result, attempt, this.#outputsFolder(local.name)),
       times: { received: job.received, claimed: job.claimed, recorded: epochMs() },
     };
+    const uploaded = Date.now();
     const timing = this.#timed(job, attempt, {
-      endMs: recorded.times.recorded,
+      endMs: uploaded,
       outcome: "completed",
       local: result.timings,
-      upload: { phase: "upload", startMs: uploadStart, endMs: recorded.times.recorded },
+      upload: { phase: "upload", startMs: uploadStart, endMs: uploaded },
       exit: { "process.exit.code": 0 },
     });
     const end = { name: mine.name, id: mine.id, attempts: attempt, worker: id, result: recorded };
@@ -488,7 +499,7 @@ export class WorkerLoop {
       ...(blendFile === undefined ? {} : { blendFile }),
       ...(passedDataBlocks === undefined ? {} : { passedDataBlocks }),
     }, local.defaults);
-    job.fetch = { phase: "fetch", startMs: job.claimed, endMs: epochMs() };
+    job.fetch = { phase: "fetch", startMs: job.claimedAt, endMs: Date.now() };
     return local.jobs.run(checked);
   }
 
@@ -553,7 +564,7 @@ export class WorkerLoop {
     // The report as the cluster sees it: the job's name (not this worker's local one) and this delivery's attempt.
     const said = new JobDroppedError(report).report;
     const timing = this.#timed(job, attempt, {
-      endMs: epochMs(),
+      endMs: Date.now(),
       outcome: reason,
       local: job.local?.timings,
       exit: exitAttributes(error),

@@ -90,6 +90,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/blend_file_fuzz_test.ts": { where: "none", seconds: 46 },
   "tests/kernel_test.ts": { where: "none", seconds: 2 },
   "tests/plan_test.ts": { where: "none", seconds: 1 },
+  "tests/timings_test.ts": { where: "none", seconds: 1 },
   "tests/python_sources_test.ts": { where: "none", seconds: 1 },
   "tests/python_syntax_test.ts": { where: "none", seconds: 3 },
   "tests/supervisor_test.ts": { where: "none", seconds: 3 },

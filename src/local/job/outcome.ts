@@ -31,6 +31,9 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   const { killReason, startError } = end;
   const runtime = await runtimeInfo(plan.jobDir);
   let facts = runtime.blender === undefined ? end.facts : { ...end.facts, blender: runtime.blender };
+  const timed = (reported?: unknown) =>
+    attemptPhases(facts.startedAt.getTime(), facts.endedAt.getTime(), runtime.at, reported);
+  facts = { ...facts, phases: timed() }; // `start` at least, whatever comes of the job's files.
   const ranBlender = facts.exitCode !== null || facts.signal !== null;
   const runtimeReached = await reachedRuntime(plan.jobDir);
   // Blender itself failing to start: it would not run, or died before bgproc's runtime with nothing of the
@@ -77,7 +80,7 @@ export async function classifyEnd(plan: AttemptPlan, end: LocalEnd): Promise<Att
   }
   const reported = (result as { phases?: unknown } | undefined)?.phases ??
     (error as { phases?: unknown } | undefined)?.phases;
-  facts = { ...facts, phases: attemptPhases(facts.startedAt.getTime(), facts.endedAt.getTime(), runtime.at, reported) };
+  facts = { ...facts, phases: timed(reported) };
   if (facts.exitCode === 0 && isResult(result) && error === undefined) {
     // A kill or timeout that came after the job finished does not undo its result.
     return await keepResult(plan, end, facts, result, failed);

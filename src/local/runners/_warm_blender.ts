@@ -2,7 +2,7 @@
 
 import { shellQuote } from "../job/lines.ts";
 import { type ProcessGroup, spawnDetached } from "./_process_group.ts";
-import { meters } from "../../_telemetry.ts";
+import { meters, safely } from "../../_telemetry.ts";
 
 /** A Blender kept running between attempts (a fork-mode zygote, a pool worker), started at once. */
 export class WarmBlender<Ready> {
@@ -15,6 +15,8 @@ export class WarmBlender<Ready> {
   readonly ready: PromiseWithResolvers<Ready> = Promise.withResolvers<Ready>();
   /** Whether it greeted. */
   greeted = false;
+  /** As what it is counted among the warm Blenders (a metric), while it is. */
+  #counted: "zygote" | "pool worker" | undefined;
   /** Settles when it has exited and its output is done. */
   done: Promise<void> = Promise.resolve();
   /** The last lines it printed outside any job, for the error when it will not start. */
@@ -33,17 +35,16 @@ export class WarmBlender<Ready> {
     if (this.greeted) return;
     this.greeted = true;
     this.#counted = kind;
-    meters().warmBlenders.add(1, { "bgproc.blender.kind": kind });
+    safely(() => meters().warmBlenders.add(1, { "bgproc.blender.kind": kind }));
   }
 
   /** It exited (said once, however often). */
   gone(): void {
     if (this.#counted === undefined) return;
-    meters().warmBlenders.add(-1, { "bgproc.blender.kind": this.#counted });
+    const kind = this.#counted;
     this.#counted = undefined;
+    safely(() => meters().warmBlenders.add(-1, { "bgproc.blender.kind": kind }));
   }
-
-  #counted: "zygote" | "pool worker" | undefined;
 
   /** Keep one of its own lines (Blender's start-up chatter, an error before it was ready). */
   keep(line: string): void {
