@@ -23,8 +23,19 @@ import {
   SpanStatusCode,
   trace,
   TraceFlags,
-} from "@opentelemetry/api";
+} from "npm:@opentelemetry/api@^1.9.0";
 import type { AttemptTiming } from "./timings.ts";
+
+// The one import of the API (with its version, so the library resolves it wherever it is imported from: JSR, a URL, a
+// file path without our deno.json): the rest of bgproc takes what it needs from here.
+export {
+  type Attributes,
+  type Context,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "npm:@opentelemetry/api@^1.9.0";
 
 /** The instrumentation scope's name: the package's. */
 const SCOPE = "@bgproc/blender";

@@ -4,10 +4,9 @@
  */
 
 import assert from "node:assert/strict";
-import { trace } from "@opentelemetry/api";
 import { attemptPhases } from "../src/local/job/phases.ts";
 import { readTimings, recordTimings } from "../src/nats/_timings.ts";
-import { carrierOf, contextOf } from "../src/_telemetry.ts";
+import { carrierOf, contextOf, trace } from "../src/_telemetry.ts";
 import type { JobRecord } from "../src/nats/_protocol.ts";
 
 Deno.test("a job's reported phases: unknown names, bad numbers and the host's own phases are skipped; each is kept within the attempt", () => {

@@ -5,8 +5,16 @@
  * telemetry off these are the OpenTelemetry API's no-ops, and a job carries no trace context.
  */
 
-import { type Attributes, type Span, SpanStatusCode } from "@opentelemetry/api";
-import { carrierOf, meters, safely, startJobSpan, type TraceCarrier } from "../_telemetry.ts";
+import {
+  type Attributes,
+  carrierOf,
+  meters,
+  safely,
+  type Span,
+  SpanStatusCode,
+  startJobSpan,
+  type TraceCarrier,
+} from "../_telemetry.ts";
 import { JobDroppedError } from "../errors.ts";
 import type { JobTimings } from "../timings.ts";
 import type { JobState } from "../types.ts";

@@ -31,9 +31,7 @@ import { readQueueMessage, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
 import { canonicalJson, sign, signedEnd, signedJob, signedProgress, type Signing, whyUntrusted } from "./_signing.ts";
 import { join } from "node:path";
-import type { Context } from "@opentelemetry/api";
-import { SpanKind } from "@opentelemetry/api";
-import { contextOf, meters, safely, traceAttempt } from "../_telemetry.ts";
+import { type Context, contextOf, meters, safely, SpanKind, traceAttempt } from "../_telemetry.ts";
 import type { AttemptTiming, JobTimings, PhaseTiming } from "../timings.ts";
 import { clipped, withTiming } from "./_timings.ts";
 
