@@ -50,6 +50,7 @@ export type {
   AddJobOptions,
   AppendDataBlocksOptions,
   AppendDataBlocksResult,
+  DependenciesOptions,
   GetJobNamesOptions,
   JobManagerNatsOptions,
   JobManagerOptions,
@@ -60,6 +61,7 @@ export type {
   RestartIntensityOptions,
   RetryOptions,
 } from "./src/api/options.ts";
+export type { Dependencies, Dependency, DependencyKind } from "./src/deps/dependencies.ts";
 export type { JobOutput, OutputKind } from "./src/local/job/outputs.ts";
 export type { AttemptTiming, JobPhase, JobTimings, PhaseTiming } from "./src/timings.ts";
 export { chunkFrames, formatFrames, MAX_FRAME, parseFrames } from "./src/render/frames.ts";

@@ -24,6 +24,7 @@ import runner from "../python/bgproc/_runner.py" with { type: "text" };
 import workerState from "../python/bgproc/_worker_state.py" with { type: "text" };
 import zygote from "../python/bgproc/_zygote.py" with { type: "text" };
 import appendJob from "../python/bgproc/jobs/append_job.py" with { type: "text" };
+import depsJob from "../python/bgproc/jobs/deps_job.py" with { type: "text" };
 import renderChunk from "../python/bgproc/jobs/render_chunk.py" with { type: "text" };
 import renderVideo from "../python/bgproc/jobs/render_video.py" with { type: "text" };
 
@@ -48,6 +49,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_worker_state.py": workerState,
   "_zygote.py": zygote,
   "jobs/append_job.py": appendJob,
+  "jobs/deps_job.py": depsJob,
   "jobs/render_chunk.py": renderChunk,
   "jobs/render_video.py": renderVideo,
 };

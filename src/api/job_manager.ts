@@ -13,11 +13,21 @@ import {
   type AppendDataBlocksOptions,
   type AppendDataBlocksResult,
   checkPermissions,
+  type DependenciesOptions,
   type GetJobNamesOptions,
   type JobManagerOptions,
   resolveOptions,
 } from "./options.ts";
-import { checkFileTarget, checkInteger, checkJobName, checkPassedDataBlocks } from "../_validate.ts";
+import {
+  checkBlendFile,
+  checkFile,
+  checkFileTarget,
+  checkInteger,
+  checkJobName,
+  checkPassedDataBlocks,
+} from "../_validate.ts";
+import { type Dependencies, readDependencies } from "../deps/dependencies.ts";
+import { findDependencies } from "../deps/find.ts";
 import { type Backend, type BackendEvent, BACKENDS } from "../backend.ts";
 import { blenderVersion, findBlender } from "../blender.ts";
 import { InvalidJobError } from "../errors.ts";
@@ -54,6 +64,8 @@ export class JobManager implements AsyncDisposable {
   readonly mode: "process" | "pool" | "fork";
   /** The Blender executable in use (`""` with `nats`: the workers have theirs). */
   readonly blenderPath: string;
+  /** The `blender` option, for a Blender of this machine where jobs run elsewhere (dependencies over NATS). */
+  readonly #localBlender: { blender?: string };
   #blenderVersion: Promise<string> | undefined;
   /** This manager's own work root. */
   readonly workRoot: string;
@@ -91,6 +103,7 @@ export class JobManager implements AsyncDisposable {
       progress: resolved.progress,
     };
     this.mode = resolved.mode;
+    this.#localBlender = resolved.blender === undefined ? {} : { blender: resolved.blender };
     const publish = (event: BackendEvent) => this.#onEvent(event);
     if (options.nats !== undefined) {
       // Over NATS a lost worker costs an attempt: 3 unless given.
@@ -317,6 +330,52 @@ export class JobManager implements AsyncDisposable {
       }
     } finally {
       await plan.cleanup();
+    }
+  }
+
+  /**
+   * Every file a .blend uses, found by Blender itself, without running anything of the file's: linked libraries (and
+   * what they link), images (each UDIM tile, each file of a sequence), movie clips, sounds, fonts, volumes, cache
+   * files, text blocks from files, point and fluid caches on disk; with `script`, the modules it imports from its own
+   * folder. Packed files are not listed (they travel inside the .blend). One job on this manager's Blenders; over
+   * NATS, on a Blender of this machine (`blender` option, `$BLENDER`, or `blender` on PATH).
+   *
+   * @param blendFile The .blend file.
+   * @param options The script, and the job's timeout and signal.
+   * @returns The files (absolute paths, as written, sizes), those missing, and their total size.
+   * @throws {InvalidJobError} When `blendFile` or `script` is not a file (or not a .blend).
+   * @throws {JobDroppedError} When Blender could not open the file.
+   *
+   * @example What a shot needs
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager();
+   * const { files, missing } = await manager.dependencies("shot.blend", { script: "render_shot.py" });
+   * console.log(files.map((file) => `${file.kind} ${file.path}`).join("\n"), missing.length, "missing");
+   * ```
+   */
+  async dependencies(blendFile: string, options: DependenciesOptions = {}): Promise<Dependencies> {
+    const blend = checkBlendFile(blendFile);
+    const script = options.script === undefined ? null : checkFile("script", options.script);
+    if (this.#closing !== undefined) throw new Error("Cannot list dependencies as the JobManager is closed");
+    if (!this.#backend.sharesFiles) {
+      const timeoutMs = options.timeout ?? this.#defaults.timeoutMs;
+      return await findDependencies(blend, script, { timeoutMs, ...this.#localBlender });
+    }
+    const name = this.#generateName("deps");
+    const job = this.addJob({
+      name,
+      script: join(this.#backend.jobScripts, "deps_job.py"),
+      passedData: { blend, script },
+      progress: "script",
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+    });
+    try {
+      return readDependencies((await job.result()).pythonData, script);
+    } finally {
+      if (this.#jobs.get(name) === job) this.#remove(name);
     }
   }
 

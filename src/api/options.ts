@@ -425,6 +425,16 @@ export interface AppendDataBlocksOptions {
   timeout?: number;
 }
 
+/** Options of {@linkcode JobManager.dependencies}. */
+export interface DependenciesOptions {
+  /** A script whose imports from its own folder count too (the job's script). */
+  script?: string;
+  /** Kills the job that looks when aborted. */
+  signal?: AbortSignal;
+  /** That job's timeout in milliseconds; 0 means none. @default {the manager's `timeout`} */
+  timeout?: number;
+}
+
 /** What {@linkcode JobManager.appendDataBlocks} did. */
 export interface AppendDataBlocksResult {
   /** The target .blend file. */

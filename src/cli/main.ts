@@ -22,6 +22,7 @@ import { describeFlags, parseFlags } from "./_args.ts";
 import { batchCommand } from "./_batch.ts";
 import type { Command } from "./_command.ts";
 import { EnvironmentError, ExitCode, UsageError } from "./_errors.ts";
+import { depsCommand } from "./_deps.ts";
 import { infoCommand } from "./_info.ts";
 import { keygenCommand } from "./_keygen.ts";
 import { natsConfigCommand } from "./_nats_config.ts";
@@ -38,6 +39,7 @@ const COMMANDS: readonly Command[] = [
   renderCommand,
   serveCommand,
   workerCommand,
+  depsCommand,
   infoCommand,
   keygenCommand,
   natsConfigCommand,

@@ -33,6 +33,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/addon_scripts_test.ts": { where: "every", seconds: 171 },
   "tests/blend_file_test.ts": { where: "every", seconds: 9 },
   "tests/data_blocks_test.ts": { where: "every", seconds: 291 },
+  "tests/deps_test.ts": { where: "every", seconds: 15 },
   "tests/events_test.ts": { where: "every", seconds: 31 },
   "tests/failure_report_test.ts": { where: "every", seconds: 40 },
   "tests/fork_test.ts": { where: "every", seconds: 57 },
