@@ -10,32 +10,49 @@
  *   by bgproc's runtime) and placed at its real time.
  */
 
-import {
-  type Attributes,
-  type Context,
-  context,
-  createTraceState,
-  type Histogram,
-  metrics,
-  ROOT_CONTEXT,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  TraceFlags,
-} from "npm:@opentelemetry/api@^1.9.0";
+import type * as OtelApi from "npm:@opentelemetry/api@^1.9.0";
 import type { AttemptTiming } from "./timings.ts";
 
-// The one import of the API (with its version, so the library resolves it wherever it is imported from: JSR, a URL, a
-// file path without our deno.json): the rest of bgproc takes what it needs from here.
-export {
-  type Attributes,
-  type Context,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-} from "npm:@opentelemetry/api@^1.9.0";
+/** Span and metric attributes. */
+export type Attributes = OtelApi.Attributes;
+/** A trace context: an attempt's spans' parent. */
+export type Context = OtelApi.Context;
+/** A span (a job's, kept open until the job ends). */
+export type Span = OtelApi.Span;
+
+/** OpenTelemetry's span kinds (`SpanKind` of the API, whose values these are). */
+export const SpanKind = { INTERNAL: 0, SERVER: 1, CLIENT: 2, PRODUCER: 3, CONSUMER: 4 } as const;
+/** OpenTelemetry's span status codes. */
+const ERROR_STATUS = 2;
+
+/** Whether this process's Deno exports telemetry (`OTEL_DENO=true`), asked without a permission prompt. */
+function telemetryOn(): boolean {
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: "OTEL_DENO" }).state !== "granted") return false;
+    return /^(true|1)$/i.test(Deno.env.get("OTEL_DENO") ?? "");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The API, when telemetry is on; else `undefined`, and every function here does nothing. It is loaded by a specifier
+ * Deno cannot read ahead, so a user who does not turn telemetry on never fetches it.
+ */
+let api: typeof OtelApi | undefined;
+if (telemetryOn()) {
+  try {
+    api = await import(new URL("./_otel_api.ts", import.meta.url).href) as typeof OtelApi;
+  } catch {
+    api = undefined; // The package cannot be had (no npm registry): jobs run without telemetry.
+  }
+}
+
+/** Use `value` as the API from now on (tests, which run without `OTEL_DENO`). */
+export function useTelemetryApi(value: typeof OtelApi | undefined): void {
+  api = value;
+  instruments = undefined;
+}
 
 /** The instrumentation scope's name: the package's. */
 const SCOPE = "@bgproc/blender";
@@ -49,9 +66,10 @@ export interface TraceCarrier {
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** The W3C `traceparent` (and `tracestate`) of `span`, or `null` when it is not recorded (telemetry off). */
-export function carrierOf(span: Span): TraceCarrier | null {
+export function carrierOf(span: Span | undefined): TraceCarrier | null {
+  if (api === undefined || span === undefined) return null;
   const spanContext = span.spanContext();
-  if (!trace.isSpanContextValid(spanContext)) return null;
+  if (!api.trace.isSpanContextValid(spanContext)) return null;
   const flags = (spanContext.traceFlags & 0xff).toString(16).padStart(2, "0");
   const traceparent = `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
   const tracestate = spanContext.traceState?.serialize();
@@ -62,8 +80,10 @@ export function carrierOf(span: Span): TraceCarrier | null {
 export function contextOf(
   carrier: { traceparent?: unknown; tracestate?: unknown } | null | undefined,
 ): Context | undefined {
+  if (api === undefined) return undefined;
   const match = typeof carrier?.traceparent === "string" ? TRACEPARENT.exec(carrier.traceparent) : null;
   if (match === null) return undefined;
+  const { createTraceState, trace, ROOT_CONTEXT, TraceFlags } = api;
   const [, traceId, spanId, flags] = match as unknown as [string, string, string, string];
   const state = typeof carrier?.tracestate === "string" && carrier.tracestate.length <= 512
     ? { traceState: createTraceState(carrier.tracestate) }
@@ -86,8 +106,28 @@ export function safely(record: () => void): void {
 }
 
 /** Start a job's span (`bgproc.job`), a child of whatever span is active (a `Deno.serve` request's, a user's). */
-export function startJobSpan(attributes: Attributes): Span {
+export function startJobSpan(attributes: Attributes): Span | undefined {
+  if (api === undefined) return undefined;
+  const { trace, context } = api;
   return trace.getTracer(SCOPE).startSpan("bgproc.job", { kind: SpanKind.PRODUCER, attributes }, context.active());
+}
+
+/** End a job's span with what it came to: `attributes`, and an error status with `error`'s line when it failed. */
+export function endJobSpan(span: Span, attributes: Attributes, error: string | undefined): void {
+  safely(() => {
+    span.setAttributes(attributes);
+    if (error !== undefined) span.setStatus({ code: ERROR_STATUS, message: error });
+  });
+  safely(() => span.end());
+}
+
+/** End the span of a job this process no longer follows (its manager closed), saying so. */
+export function abandonJobSpan(span: Span): void {
+  safely(() => {
+    span.setAttribute("bgproc.job.state", "UNKNOWN");
+    span.addEvent("the JobManager closed before the job ended");
+  });
+  safely(() => span.end());
 }
 
 /**
@@ -98,12 +138,13 @@ export function traceAttempt(
   parent: Context | undefined,
   timing: AttemptTiming,
   attributes: Attributes,
-  kind: SpanKind = SpanKind.INTERNAL,
+  kind: number = SpanKind.INTERNAL,
 ): void {
-  if (parent !== undefined) safely(() => spansOf(parent, timing, attributes, kind));
+  if (parent !== undefined && api !== undefined) safely(() => spansOf(api!, parent, timing, attributes, kind));
 }
 
-function spansOf(parent: Context, timing: AttemptTiming, attributes: Attributes, kind: SpanKind): void {
+function spansOf(otel: typeof OtelApi, parent: Context, timing: AttemptTiming, attributes: Attributes, kind: number) {
+  const { trace } = otel;
   const tracer = trace.getTracer(SCOPE);
   const span = tracer.startSpan("bgproc.attempt", {
     kind,
@@ -119,7 +160,7 @@ function spansOf(parent: Context, timing: AttemptTiming, attributes: Attributes,
   try {
     if (timing.outcome !== "completed") {
       span.setAttribute("error.type", timing.outcome);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: `the attempt ended: ${timing.outcome}` });
+      span.setStatus({ code: ERROR_STATUS, message: `the attempt ended: ${timing.outcome}` });
     }
     const inside = trace.setSpan(parent, span);
     for (const phase of timing.phases) {
@@ -130,74 +171,99 @@ function spansOf(parent: Context, timing: AttemptTiming, attributes: Attributes,
   }
 }
 
-/** bgproc's metrics, made once (on the API's global meter provider: no-op without one). */
-class Instruments {
-  readonly #meter = metrics.getMeter(SCOPE);
-  readonly jobsEnded = this.#meter.createCounter("bgproc.jobs.ended", {
-    description: "Jobs that ended, by final state and drop reason",
-    unit: "{job}",
-  });
-  readonly queueWait = this.#seconds("bgproc.job.queue_wait", "From addJob to the job's first attempt");
-  readonly attemptDuration = this.#seconds("bgproc.attempt.duration", "One attempt, from its start to its end");
-  readonly blenderStartup = this.#seconds(
-    "bgproc.blender.startup",
-    "From an attempt's start to bgproc's runtime taking the job (Blender's start, a fork, a warm worker's turn)",
-  );
-  readonly warmBlenders = this.#meter.createUpDownCounter("bgproc.blenders.warm", {
-    description: "Warm Blenders ready for jobs: fork-mode zygotes and pool workers",
-    unit: "{blender}",
-  });
-  readonly warmRestarts = this.#meter.createCounter("bgproc.blenders.restarts", {
-    description: "Warm Blenders (zygotes, pool workers) restarted after they exited on their own",
-    unit: "{restart}",
-  });
-  readonly pickup = this.#seconds("bgproc.nats.pickup", "From a job's queue message to a worker's claim of it");
-  readonly heartbeats = this.#meter.createCounter("bgproc.nats.heartbeats", {
-    description: "Heartbeats a NATS worker sent for its running jobs",
-    unit: "{heartbeat}",
-  });
-
-  /** Jobs running and queued now, and a manager's source of the counts. */
-  readonly #jobs = this.#meter.createObservableUpDownCounter("bgproc.jobs", {
-    description: "A manager's jobs that have not ended, by state (QUEUED, ACTIVE)",
-    unit: "{job}",
-  });
-  readonly #sources = new Set<() => { queued: number; active: number; attributes: Attributes }>();
-
-  constructor() {
-    this.#jobs.addCallback((result) => {
-      // Managers with the same attributes (two in one mode) are summed: one value per attribute set.
-      const sums = new Map<string, { attributes: Attributes; value: number }>();
-      for (const source of this.#sources) {
-        safely(() => {
-          const { queued, active, attributes } = source();
-          for (const [state, value] of [["QUEUED", queued], ["ACTIVE", active]] as const) {
-            const labelled = { ...attributes, "bgproc.job.state": state };
-            const key = JSON.stringify(Object.entries(labelled).sort());
-            const sum = sums.get(key) ?? { attributes: labelled, value: 0 };
-            sum.value += value;
-            sums.set(key, sum);
-          }
-        });
-      }
-      for (const { attributes, value } of sums.values()) result.observe(value, attributes);
-    });
-  }
-
-  /** Report a manager's counts of queued and running jobs until the returned function is called. */
-  observeJobs(source: () => { queued: number; active: number; attributes: Attributes }): () => void {
-    this.#sources.add(source);
-    return () => this.#sources.delete(source);
-  }
-
-  #seconds(name: string, description: string): Histogram {
-    return this.#meter.createHistogram(name, { description, unit: "s" });
-  }
+/** One instrument, as bgproc uses it: a counter's `add`, a histogram's `record`. */
+interface Instrument {
+  add(value: number, attributes?: Attributes): void;
+  record(value: number, attributes?: Attributes): void;
 }
 
-let instruments: Instruments | undefined;
+/** A manager's counts of its jobs that wait and run, for the `bgproc.jobs` gauge. */
+type JobsSource = () => { queued: number; active: number; attributes: Attributes };
 
-/** bgproc's metric instruments. */
-export function meters(): Instruments {
-  return instruments ??= new Instruments();
+/** bgproc's metrics, made once on the API's global meter provider. */
+function makeInstruments(otel: typeof OtelApi) {
+  const meter = otel.metrics.getMeter(SCOPE);
+  const seconds = (name: string, description: string) => meter.createHistogram(name, { description, unit: "s" });
+  const sources = new Set<JobsSource>();
+  meter.createObservableUpDownCounter("bgproc.jobs", {
+    description: "A manager's jobs that have not ended, by state (QUEUED, ACTIVE)",
+    unit: "{job}",
+  }).addCallback((result) => {
+    // Managers with the same attributes (two in one mode) are summed: one value per attribute set.
+    const sums = new Map<string, { attributes: Attributes; value: number }>();
+    for (const source of sources) {
+      safely(() => {
+        const { queued, active, attributes } = source();
+        for (const [state, value] of [["QUEUED", queued], ["ACTIVE", active]] as const) {
+          const labelled = { ...attributes, "bgproc.job.state": state };
+          const key = JSON.stringify(Object.entries(labelled).sort());
+          const sum = sums.get(key) ?? { attributes: labelled, value: 0 };
+          sum.value += value;
+          sums.set(key, sum);
+        }
+      });
+    }
+    for (const { attributes, value } of sums.values()) result.observe(value, attributes);
+  });
+  return {
+    jobsEnded: counter(meter.createCounter("bgproc.jobs.ended", {
+      description: "Jobs that ended, by final state and drop reason",
+      unit: "{job}",
+    })),
+    queueWait: histogram(seconds("bgproc.job.queue_wait", "From addJob to the job's first attempt")),
+    attemptDuration: histogram(seconds("bgproc.attempt.duration", "One attempt, from its start to its end")),
+    blenderStartup: histogram(seconds(
+      "bgproc.blender.startup",
+      "From an attempt's start to bgproc's runtime taking the job (Blender's start, a fork, a warm worker's turn)",
+    )),
+    warmBlenders: counter(meter.createUpDownCounter("bgproc.blenders.warm", {
+      description: "Warm Blenders ready for jobs: fork-mode zygotes and pool workers",
+      unit: "{blender}",
+    })),
+    warmRestarts: counter(meter.createCounter("bgproc.blenders.restarts", {
+      description: "Warm Blenders (zygotes, pool workers) restarted after they exited on their own",
+      unit: "{restart}",
+    })),
+    pickup: histogram(seconds("bgproc.nats.pickup", "From a job's queue message to a worker's claim of it")),
+    heartbeats: counter(meter.createCounter("bgproc.nats.heartbeats", {
+      description: "Heartbeats a NATS worker sent for its running jobs",
+      unit: "{heartbeat}",
+    })),
+    /** Report a manager's counts of queued and running jobs until the returned function is called. */
+    observeJobs(source: JobsSource): () => void {
+      sources.add(source);
+      return () => sources.delete(source);
+    },
+  };
+}
+
+function counter(of: { add(value: number, attributes?: Attributes): void }): Instrument {
+  return { add: (value, attributes) => of.add(value, attributes), record: () => {} };
+}
+
+function histogram(of: { record(value: number, attributes?: Attributes): void }): Instrument {
+  return { add: () => {}, record: (value, attributes) => of.record(value, attributes) };
+}
+
+let instruments: ReturnType<typeof makeInstruments> | undefined;
+
+const NOOP: Instrument = { add() {}, record() {} };
+
+/** What {@linkcode meters} gives with telemetry off: every instrument a no-op. */
+const NOOP_METERS = {
+  jobsEnded: NOOP,
+  queueWait: NOOP,
+  attemptDuration: NOOP,
+  blenderStartup: NOOP,
+  warmBlenders: NOOP,
+  warmRestarts: NOOP,
+  pickup: NOOP,
+  heartbeats: NOOP,
+  observeJobs: (_source: JobsSource) => () => {},
+};
+
+/** bgproc's metric instruments (no-ops with telemetry off). */
+export function meters(): typeof NOOP_METERS {
+  if (api === undefined) return NOOP_METERS;
+  return instruments ??= makeInstruments(api);
 }

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { attemptPhases } from "../src/local/job/phases.ts";
 import { readTimings, recordTimings } from "../src/nats/_timings.ts";
-import { carrierOf, contextOf, trace } from "../src/_telemetry.ts";
+import { carrierOf, contextOf, useTelemetryApi } from "../src/_telemetry.ts";
+import * as otel from "npm:@opentelemetry/api@^1.9.0";
 import type { JobRecord } from "../src/nats/_protocol.ts";
 
 Deno.test("a job's reported phases: unknown names, bad numbers and the host's own phases are skipped; each is kept within the attempt", () => {
@@ -70,6 +71,10 @@ Deno.test("a NATS job's timings end at its record's last change when its last at
 });
 
 Deno.test("trace context from a message: only W3C traceparent values of a real span are taken", () => {
+  // This process runs without OTEL_DENO: the API is handed over here (with no SDK, its providers are no-ops).
+  assert.equal(contextOf({ traceparent: "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01" }), undefined);
+  useTelemetryApi(otel);
+  const { trace } = otel;
   for (
     const traceparent of [
       undefined,
@@ -94,4 +99,5 @@ Deno.test("trace context from a message: only W3C traceparent values of a real s
   assert.equal(span?.traceState?.get("vendor"), "value");
   // With telemetry off (no provider: this test process), a job's span is not recorded and carries no context.
   assert.equal(carrierOf(trace.getTracer("t").startSpan("x")), null);
+  useTelemetryApi(undefined);
 });

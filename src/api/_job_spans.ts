@@ -6,12 +6,13 @@
  */
 
 import {
+  abandonJobSpan,
   type Attributes,
   carrierOf,
+  endJobSpan,
   meters,
   safely,
   type Span,
-  SpanStatusCode,
   startJobSpan,
   type TraceCarrier,
 } from "../_telemetry.ts";
@@ -72,8 +73,18 @@ export class JobSpans {
     this.#open.delete(name);
     safely(() => this.#count(end));
     if (span === undefined) return;
-    safely(() => this.#describe(span, end)); // Whatever it throws, the span ends.
-    safely(() => span.end());
+    const blender = end.timings?.attempts.findLast((attempt) => attempt.blender !== undefined)?.blender;
+    const attributes = {
+      ...outcomeOf(end),
+      "bgproc.job.attempts": end.attempts,
+      ...(blender === undefined ? {} : { "bgproc.blender.version": blender }),
+    };
+    const line = end.error === undefined
+      ? undefined
+      : end.error instanceof JobDroppedError
+      ? `${end.error.reason}: ${end.error.summary}`
+      : end.error.message;
+    endJobSpan(span, attributes, line?.split("\n")[0]);
   }
 
   #count(end: JobEnd): void {
@@ -84,29 +95,10 @@ export class JobSpans {
     }
   }
 
-  #describe(span: Span, end: JobEnd): void {
-    span.setAttributes({ ...outcomeOf(end), "bgproc.job.attempts": end.attempts });
-    const blender = end.timings?.attempts.findLast((attempt) => attempt.blender !== undefined)?.blender;
-    if (blender !== undefined) span.setAttribute("bgproc.blender.version", blender);
-    if (end.error !== undefined) {
-      const line = end.error instanceof JobDroppedError
-        ? `${end.error.reason}: ${end.error.summary}`
-        : end.error.message;
-      span.setStatus({ code: SpanStatusCode.ERROR, message: line.split("\n")[0]! });
-    }
-  }
-
   /** The manager closed: the spans of jobs that go on without it (a cluster's) end, saying so. */
   close(): void {
     this.#stopObserving();
-    for (const span of this.#open.values()) {
-      if (span === undefined) continue;
-      safely(() => {
-        span.setAttribute("bgproc.job.state", "UNKNOWN");
-        span.addEvent("the JobManager closed before the job ended");
-      });
-      safely(() => span.end());
-    }
+    for (const span of this.#open.values()) if (span !== undefined) abandonJobSpan(span);
     this.#open.clear();
   }
 }
