@@ -83,7 +83,7 @@ export async function benchTelemetry(options: { log: (line: string) => void; job
   });
   const on = {
     OTEL_DENO: "true",
-    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf", // OTLP's default, what a collector is sent.
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${server.addr.port}`,
     OTEL_SERVICE_NAME: "bgproc-bench",
   };
@@ -131,8 +131,10 @@ export function telemetryRows(bench: TelemetryBench): [string, string, string][]
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { json: { type: "boolean", default: false } } });
-  const bench = await benchTelemetry({ log: (line) => values.json || console.error(line) });
+  const { values } = parseArgs({
+    options: { json: { type: "boolean", default: false }, runs: { type: "string", default: "3" } },
+  });
+  const bench = await benchTelemetry({ log: (line) => values.json || console.error(line), runs: Number(values.runs) });
   if (values.json) console.log(JSON.stringify(bench, null, 2));
   else {for (const [measure, value, goal] of telemetryRows(bench)) {
       console.log(`${measure.padEnd(52)} ${value.padStart(20)}  ${goal}`);
