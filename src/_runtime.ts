@@ -20,6 +20,7 @@ import pool from "../python/bgproc/_pool.py" with { type: "text" };
 import progress from "../python/bgproc/_progress.py" with { type: "text" };
 import renderProgress from "../python/bgproc/_render_progress.py" with { type: "text" };
 import reaper from "../python/bgproc/_reaper.py" with { type: "text" };
+import remap from "../python/bgproc/_remap.py" with { type: "text" };
 import runner from "../python/bgproc/_runner.py" with { type: "text" };
 import workerState from "../python/bgproc/_worker_state.py" with { type: "text" };
 import zygote from "../python/bgproc/_zygote.py" with { type: "text" };
@@ -45,6 +46,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_progress.py": progress,
   "_render_progress.py": renderProgress,
   "_reaper.py": reaper,
+  "_remap.py": remap,
   "_runner.py": runner,
   "_worker_state.py": workerState,
   "_zygote.py": zygote,

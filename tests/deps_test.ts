@@ -9,13 +9,7 @@ import { join } from "node:path";
 import { InvalidJobError, JobManager } from "../mod.ts";
 import { fixture } from "./_helpers.ts";
 import { bgproc } from "./_cli.ts";
-
-/** Build the shot of tests/fixtures/make_shot.py under a new temporary folder: its .blend, script and root. */
-export async function makeShot(manager: JobManager, render = false) {
-  const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "bgproc-shot-" }));
-  const made = await manager.addJob({ script: fixture("make_shot.py"), passedData: { root, render } }).result();
-  return { root, blend: made.pythonData.blend as string, script: made.pythonData.script as string };
-}
+import { makeShot } from "./_shot.ts";
 
 Deno.test("dependencies: libraries, images (a sequence, UDIM tiles, an absolute path), a sound, a text, the script's module, and what is missing", async () => {
   await using manager = new JobManager({ mode: "process" });

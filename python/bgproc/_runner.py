@@ -24,6 +24,7 @@ from ._addons import AddonError, enable_addons
 from ._data_blocks import DataBlockError, added_since, append_blocks, pointers, with_dependencies, write_blocks
 from ._job_dir import JobDir
 from ._phases import Phases, now_ms
+from ._remap import remap_absolute_paths
 from ._progress import ProgressReporter
 from ._render_progress import RenderProgress, progress_sources
 from ._reaper import become_subreaper, end_descendants
@@ -88,6 +89,10 @@ class JobSpec:
     passed_data_blocks: dict[str, Any] | None = None
     progress: str = "auto"
     keep_files: bool = False
+    #: Where the job's files were laid out at their host paths (a NATS worker's folder), or ``None``.
+    path_root: str | None = None
+    #: Warnings for the job's output, said before its script runs.
+    notes: list[str] = field(default_factory=list)
 
     @staticmethod
     def load(path: str) -> JobSpec:
@@ -107,6 +112,8 @@ class JobSpec:
             passed_data_blocks=raw.get("passedDataBlocks"),
             progress=raw.get("progress", "auto"),
             keep_files=raw.get("keepFiles") is True,
+            path_root=raw["pathRoot"] if isinstance(raw.get("pathRoot"), str) else None,
+            notes=[note for note in raw.get("notes") or [] if isinstance(note, str)],
         )
 
 
@@ -145,12 +152,16 @@ def run_job(spec: JobSpec, *, job_dir: JobDir, phases: Phases) -> int:
     def write_error(failure: dict[str, Any]) -> None:
         write_error_file({**failure, "phases": snapshot()})
 
+    for note in spec.notes:
+        warn(note)
     with timed("blend"):
         if spec.blend_file is None:
             empty_scene(bpy)
         else:
             if os.path.realpath(bpy.data.filepath or ".") != os.path.realpath(spec.blend_file):
                 raise BlendFileOpenError(spec.blend_file, "Blender could not open it as a .blend file")
+            if spec.path_root is not None:
+                remap_absolute_paths(bpy, spec.path_root, warn)
             # The job works on a private copy; relative paths are remapped so they still find their files.
             copy = job_dir.file("work")
             bpy.ops.wm.save_as_mainfile(filepath=copy, relative_remap=True, compress=False)

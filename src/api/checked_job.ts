@@ -48,6 +48,16 @@ export interface CheckedJob {
   readonly maxAttempts: number | null;
   /** Files copied into the job's folder before its script runs (absolute paths, base names unique). */
   readonly inputs: readonly string[];
+  /** Over NATS, whether a missing file the .blend uses fails the job (`"fail"`) or warns. */
+  readonly missingFiles: "warn" | "fail";
+  /**
+   * A folder where the job's files were laid out at the paths they had on another machine (a NATS worker's): an
+   * absolute path in the .blend that is missing here is looked up under it. `null` for a job that runs where it was
+   * added.
+   */
+  readonly pathRoot: string | null;
+  /** Warnings for the job's output, said before its script runs. */
+  readonly notes: readonly string[];
   /** When the job was added (epoch milliseconds): its timings start there. */
   readonly addedMs: number;
   /** The job's span, parent of its attempts' spans; `null` without telemetry (or when the caller traces itself). */
@@ -107,9 +117,22 @@ export function checkJob(
     requires,
     maxAttempts: options.maxAttempts === undefined ? null : checkMaxAttempts(options.maxAttempts),
     inputs: options.inputs === undefined ? [] : checkInputs(options.inputs),
+    missingFiles: options.missingFiles === undefined ? "warn" : checkMissingFiles(options.missingFiles),
+    pathRoot: null,
+    notes: [],
     addedMs: Date.now(),
     trace: null,
   };
+}
+
+function checkMissingFiles(value: unknown): "warn" | "fail" {
+  if (value !== "warn" && value !== "fail") {
+    throw new InvalidJobError(
+      "missingFiles",
+      `Cannot add job as 'missingFiles' must be "warn" or "fail": current value is ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
 }
 
 function checkMaxAttempts(value: unknown): number {

@@ -346,6 +346,14 @@ export interface AddJobOptions {
    */
   inputs?: readonly string[];
   /**
+   * Over NATS, what a file the job's .blend uses but the host cannot find does: `"warn"` runs the job with one warning
+   * per file in its output (the render may lack a texture), `"fail"` drops the job before it is queued. Locally the
+   * job reads its files where they are, and this changes nothing. See {@linkcode JobManager.dependencies}.
+   *
+   * @default {"warn"}
+   */
+  missingFiles?: "warn" | "fail";
+  /**
    * Data blocks to pass in: they are appended (with what they use) before the
    * script runs, and listed in `passed_data_blocks` in the order given, then
    * what they brought with them (meshes, materials, ...). Names the file

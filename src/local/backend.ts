@@ -96,6 +96,7 @@ export class LocalBackend implements Backend {
       `"blendFile":${JSON.stringify(job.blendFile)},"args":${JSON.stringify(job.args)},` +
       `"passedDataBlocks":${JSON.stringify(job.passedDataBlocks)},"factoryStartup":${job.factoryStartup},` +
       `"addons":${JSON.stringify(job.addons)},"progress":"${job.progress}","keepFiles":${this.#keepFiles},` +
+      `"pathRoot":${JSON.stringify(job.pathRoot)},"notes":${JSON.stringify(job.notes)},` +
       `"passedData":${job.passedDataJson}}`;
     const { name, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts, inputs, addedMs, trace } = job;
     const dir = jobDirName(++this.#submitted, name);

@@ -61,6 +61,7 @@ export class NatsBackend implements Backend {
       ackWaitMs,
       workRoot: this.workRoot,
       resultLimit: options.resultLimit,
+      blender: options.blender,
     };
     this.#ready = (async () => {
       let module: typeof import("./host.ts");

@@ -14,6 +14,8 @@ export interface FileStats {
   readonly uploaded: number;
   /** Files the store already had (by hash). */
   readonly reused: number;
+  /** Bytes uploaded. */
+  readonly uploadedBytes: number;
 }
 
 /** The SHA-256 of a file, hex. */
@@ -30,19 +32,31 @@ export class Uploader {
   readonly #pending = new Map<string, Promise<boolean>>();
   #uploaded = 0;
   #reused = 0;
+  #uploadedBytes = 0;
+  /** Each file's hash while its size, time and inode are unchanged: a file is hashed once, not at every job. */
+  readonly #hashes = new Map<string, { stamp: string; sha256: string }>();
 
   constructor(store: ObjectStore) {
     this.#store = store;
   }
 
   get stats(): FileStats {
-    return { uploaded: this.#uploaded, reused: this.#reused };
+    return { uploaded: this.#uploaded, reused: this.#reused, uploadedBytes: this.#uploadedBytes };
   }
 
   /** Upload `path` unless the store has its content (or an upload of it is under way); returns its reference. */
   async put(path: string, name: string = basename(path)): Promise<FileRef> {
-    const sha256 = await sha256File(path);
-    const { size } = await Deno.stat(path);
+    const info = await Deno.stat(path);
+    const { size } = info;
+    const stamp = `${size} ${info.mtime?.getTime()} ${info.ino} ${info.dev}`;
+    let sha256 = this.#hashes.get(path)?.stamp === stamp ? this.#hashes.get(path)!.sha256 : undefined;
+    if (sha256 === undefined) {
+      sha256 = await sha256File(path);
+      this.#hashes.delete(path);
+      this.#hashes.set(path, { stamp, sha256 });
+      if (this.#hashes.size > 10_000) this.#hashes.delete(this.#hashes.keys().next().value!);
+    }
+    const hash = sha256;
     const pending = this.#pending.get(sha256);
     if (pending !== undefined) {
       await pending;
@@ -50,10 +64,10 @@ export class Uploader {
       return { sha256, name, size };
     }
     const upload = (async () => {
-      if ((await this.#store.info(sha256).catch(() => null))?.deleted === false) return false;
+      if ((await this.#store.info(hash).catch(() => null))?.deleted === false) return false;
       const file = await Deno.open(path);
       // put() reads the stream to its end, which closes the file.
-      await this.#store.put({ name: sha256, description: name }, file.readable);
+      await this.#store.put({ name: hash, description: name }, file.readable);
       return true;
     })();
     this.#pending.set(sha256, upload);
@@ -64,8 +78,10 @@ export class Uploader {
       // Only uploads in flight are shared: a later put asks the store again (files may have been collected).
       this.#pending.delete(sha256);
     }
-    if (uploaded) this.#uploaded++;
-    else this.#reused++;
+    if (uploaded) {
+      this.#uploaded++;
+      this.#uploadedBytes += size;
+    } else this.#reused++;
     return { sha256, name, size };
   }
 }
@@ -99,6 +115,8 @@ export function referencedFiles(record: JobRecord): FileRef[] {
     record.spec.passedDataFile,
     record.spec.passedDataBlocks?.file,
     ...(record.spec.inputs ?? []),
+    record.spec.layoutFile,
+    ...(Array.isArray(record.spec.layout?.files) ? record.spec.layout.files.map((entry) => entry?.file) : []),
     record.result?.dataBlocks?.file,
     record.result?.overflow,
     record.result?.outputsFile,

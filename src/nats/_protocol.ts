@@ -48,6 +48,22 @@ export interface JobSpec {
   readonly runOptions?: RunOptions;
   /** `AddJobOptions.inputs`: files the worker copies into the job's folder. Absent in records of older hosts. */
   readonly inputs?: readonly FileRef[];
+  /**
+   * The files the job's .blend (and its script) use, where they are on the host: the worker lays them out, with the
+   * .blend and the script, at the same paths under a folder of its own, so that every path resolves there. Absent
+   * for a job without a .blend, and in records of older hosts; a file when too large for the record.
+   */
+  readonly layout?: Layout;
+  readonly layoutFile?: FileRef;
+  /** Warnings for the job's output (a file it uses is missing, its dependencies could not be listed). */
+  readonly notes?: readonly string[];
+}
+
+/** Where the job's files were on the host (absolute paths), and each of its dependencies. */
+export interface Layout {
+  readonly blendPath: string;
+  readonly scriptPath: string;
+  readonly files: readonly { readonly path: string; readonly file: FileRef }[];
 }
 
 /** The job options that travel to the worker as they are (each JSON, each checked by the host). */

@@ -4,7 +4,15 @@ import { join } from "node:path";
 import type { CheckedJob } from "../api/checked_job.ts";
 import type { JsonObject } from "../types.ts";
 import type { Uploader } from "./_files.ts";
-import { encode, type FileRef, type JobSpec, RECORD_INLINE_LIMIT } from "./_protocol.ts";
+import { encode, type FileRef, type JobSpec, type Layout, RECORD_INLINE_LIMIT } from "./_protocol.ts";
+import { BlenderNotFoundError, InvalidJobError } from "../errors.ts";
+import type { DependencyCache } from "../deps/cache.ts";
+
+/** The most missing files named in a job's warnings. */
+const MAX_NOTES = 50;
+
+/** The largest layout kept in a record; a larger one travels as a file. */
+const LAYOUT_INLINE_LIMIT = 64 * 1024;
 
 /** Upload `job`'s files (once per content) and return its spec; `passedData` too large for a record is a file. */
 export async function jobSpec(
@@ -13,7 +21,9 @@ export async function jobSpec(
   workRoot: string,
   uploader: Uploader,
   retry: JobSpec["retry"],
+  dependencies: DependencyCache | null,
 ): Promise<JobSpec> {
+  const travel = await layoutOf(job, id, workRoot, uploader, dependencies);
   let passedData = JSON.parse(job.passedDataJson) as JsonObject;
   let passedDataFile: FileRef | undefined;
   if (job.passedDataJson.length > RECORD_INLINE_LIMIT / 4 && encode(passedData).length > RECORD_INLINE_LIMIT) {
@@ -43,7 +53,58 @@ export async function jobSpec(
     retry,
     runOptions: { factoryStartup: job.factoryStartup, addons: job.addons, progress: job.progress },
     ...(job.inputs.length === 0 ? {} : { inputs: await uploadAll(uploader, job.inputs) }),
+    ...travel,
   };
+}
+
+/**
+ * What of the job's .blend travels besides the file itself: every file it uses (uploaded once per content), where
+ * each was, and warnings for those missing. `missingFiles: "fail"` refuses a job with a missing file.
+ */
+async function layoutOf(
+  job: CheckedJob,
+  id: string,
+  workRoot: string,
+  uploader: Uploader,
+  dependencies: DependencyCache | null,
+): Promise<Pick<JobSpec, "layout" | "layoutFile" | "notes">> {
+  if (job.blendFile === null || dependencies === null) return {};
+  let deps;
+  try {
+    deps = await dependencies.of(job.blendFile, job.script);
+  } catch (error) {
+    // The job still runs, with its .blend alone: where the file cannot be opened, the worker says so as its error.
+    const note = error instanceof BlenderNotFoundError
+      ? "this job's host has no Blender to list the files its .blend uses: only the .blend travels"
+      : `the files this job's .blend uses could not be listed (${
+        error instanceof Error ? error.message.split("\n")[0] : String(error)
+      }): only the .blend travels`;
+    return { notes: [note] };
+  }
+  if (deps.missing.length > 0 && job.missingFiles === "fail") {
+    throw new InvalidJobError(
+      "missingFiles",
+      `Cannot run job '${job.name}' as files its .blend uses are missing: ${
+        deps.missing.map((file) => file.path).join(", ")
+      }`,
+    );
+  }
+  const notes = deps.missing.slice(0, MAX_NOTES).map((file) =>
+    `a file the job's .blend uses is missing: ${file.path} (${file.kind}, "${file.written}")`
+  );
+  if (deps.missing.length > MAX_NOTES) notes.push(`and ${deps.missing.length - MAX_NOTES} more missing files`);
+  const files: { path: string; file: FileRef }[] = [];
+  for (const file of deps.files) if (file.exists) files.push({ path: file.path, file: await uploader.put(file.path) });
+  const layout: Layout = { blendPath: job.blendFile, scriptPath: job.script, files };
+  const text = JSON.stringify(layout);
+  if (text.length <= LAYOUT_INLINE_LIMIT) return { layout, ...(notes.length === 0 ? {} : { notes }) };
+  const path = join(workRoot, `layout-${id}.json`);
+  await Deno.writeTextFile(path, text);
+  try {
+    return { layoutFile: await uploader.put(path, "layout.json"), ...(notes.length === 0 ? {} : { notes }) };
+  } finally {
+    await Deno.remove(path).catch(() => {});
+  }
 }
 
 /** Upload each file (once per content), in order. */

@@ -7,6 +7,7 @@ import type { Uploader } from "./_files.ts";
 import { encode, type JobRecord, type JobSpec, type QueueMessage, RECORD_VERSION, subjectToken } from "./_protocol.ts";
 import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
 import { jobSpec } from "./_spec.ts";
+import type { DependencyCache } from "../deps/cache.ts";
 import { sign, signedJob, type SigningKey } from "./_signing.ts";
 
 /** How long after queueing a job its host writes the message's place into a record still queued, ms. */
@@ -17,6 +18,8 @@ export interface SubmitSettings {
   readonly workRoot: string;
   readonly retry: JobSpec["retry"];
   readonly ackWaitMs: number;
+  /** Lists what a job's .blend uses, for its files to travel; `null`: only the .blend travels. */
+  readonly dependencies: DependencyCache | null;
 }
 
 /** Submits one host's jobs. */
@@ -49,7 +52,8 @@ export class Submitter {
    */
   async put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<number> {
     const { name } = job;
-    const spec = await jobSpec(job, id, this.#settings.workRoot, this.#uploader, this.#settings.retry);
+    const { workRoot, retry, dependencies } = this.#settings;
+    const spec = await jobSpec(job, id, workRoot, this.#uploader, retry, dependencies);
     const unsigned: JobRecord = {
       v: RECORD_VERSION,
       name,

@@ -34,6 +34,7 @@ import { join } from "node:path";
 import { type Context, contextOf, meters, safely, SpanKind, traceAttempt } from "../_telemetry.ts";
 import type { AttemptTiming, JobTimings, PhaseTiming } from "../timings.ts";
 import { clipped, withTiming } from "./_timings.ts";
+import { layOut, layoutOf } from "./_layout.ts";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
 export type WorkerEvent =
@@ -92,6 +93,8 @@ interface Running {
   slotNumber: number;
   /** The job's span on its host: from the message's `traceparent` header, else from its record. */
   trace: Context | undefined;
+  /** Its local job's name, once its files are being fetched (its layout folder is named by it). */
+  localName?: string;
   /** When its files were fetched (epoch ms), once they were. */
   fetch: PhaseTiming | undefined;
 }
@@ -330,6 +333,9 @@ export class WorkerLoop {
         await this.#setup.local.jobs.remove(job.local.name);
         await Deno.remove(this.#outputsFolder(job.local.name), { recursive: true }).catch(() => {});
       }
+      if (job.localName !== undefined) {
+        await Deno.remove(this.#layoutFolder(job.localName), { recursive: true }).catch(() => {});
+      }
       this.#release(job);
       this.#running.delete(job);
       this.#advertise();
@@ -469,12 +475,24 @@ export class WorkerLoop {
     return join(this.#setup.local.jobs.backend.workRoot, "nats-outputs", localName);
   }
 
+  /** Where a local job's .blend, script and the files they use are laid out at their host paths. */
+  #layoutFolder(localName: string): string {
+    return join(this.#setup.local.jobs.backend.workRoot, "nats-files", localName);
+  }
+
   /** The job's files fetched (timed as `job.fetch`), its spec checked (it came over the network), and run locally. */
   async #startLocal(record: JobRecord, job: Running): Promise<Job> {
     const { spec } = record;
     const { cache, local } = this.#setup;
-    const script = await cache.get(spec.script);
-    const blendFile = spec.blendFile === null ? undefined : await cache.get(spec.blendFile);
+    const name = `nats-${crypto.randomUUID().slice(0, 8)}`;
+    job.localName = name; // Its layout folder goes with the attempt, whatever happens from here.
+    const layout = spec.blendFile === null ? undefined : await layoutOf(spec, cache);
+    // With a layout, the .blend and the script sit among the files they use, at the paths they had on the host.
+    const laidOut = layout === undefined || spec.blendFile === null
+      ? undefined
+      : await layOut(this.#layoutFolder(name), layout, spec.blendFile, spec.script, cache);
+    const script = laidOut?.script ?? await cache.get(spec.script);
+    const blendFile = laidOut?.blendFile ?? (spec.blendFile === null ? undefined : await cache.get(spec.blendFile));
     let passedDataBlocks: DataBlockSelection | undefined;
     if (spec.passedDataBlocks !== null) {
       passedDataBlocks = { from: await cache.get(spec.passedDataBlocks.file), ...spec.passedDataBlocks.blocks };
@@ -484,8 +502,7 @@ export class WorkerLoop {
       : JSON.parse(await Deno.readTextFile(await cache.get(spec.passedDataFile))) as JsonObject;
     const inputs: string[] = [];
     for (const ref of Array.isArray(spec.inputs) ? spec.inputs : []) inputs.push(await cache.get(ref));
-    const name = `nats-${crypto.randomUUID().slice(0, 8)}`;
-    const checked = checkJob(name, {
+    const options = checkJob(name, {
       inputs,
       outputDir: this.#outputsFolder(name),
       script,
@@ -497,6 +514,8 @@ export class WorkerLoop {
       ...(blendFile === undefined ? {} : { blendFile }),
       ...(passedDataBlocks === undefined ? {} : { passedDataBlocks }),
     }, local.defaults);
+    const notes = Array.isArray(spec.notes) ? spec.notes.filter((note) => typeof note === "string").slice(0, 60) : [];
+    const checked = { ...options, notes, pathRoot: laidOut === undefined ? null : this.#layoutFolder(name) };
     job.fetch = { phase: "fetch", startMs: job.claimedAt, endMs: Date.now() };
     return local.jobs.run(checked);
   }

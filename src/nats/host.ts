@@ -21,6 +21,7 @@ import { encode, type JobRecord, type JobSpec, nameOfToken, subjectToken, type W
 import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
 import { fetchResult } from "./_fetch_result.ts";
 import { recordTimings } from "./_timings.ts";
+import { DependencyCache } from "../deps/cache.ts";
 import { killInCluster } from "./_kill.ts";
 import { Submitter } from "./_submit.ts";
 import { readJobRecord, readLogLine, readProgress, Unreadable } from "./_wire.ts";
@@ -58,6 +59,8 @@ export interface NatsHostSettings {
   readonly resultLimit: number;
   /** Its key files: jobs signed with `key`; results taken only when signed by a key in `trust`. */
   readonly signing?: NatsSigningOptions | undefined;
+  /** The Blender of this machine that lists what a job's .blend uses (`blender` option), when one was given. */
+  readonly blender?: string | undefined;
 }
 
 /** A host of one namespace: submits jobs, follows every job's record, fetches results. */
@@ -101,7 +104,17 @@ export class NatsHost {
     this.#maxAttempts = settings.maxAttempts;
     this.#publish = publish;
     this.#uploader = new Uploader(cluster.files);
-    this.#submitter = new Submitter(cluster, this.#uploader, settings, () => this.#maxAttempts, signing.key);
+    const dependencies = new DependencyCache({
+      workDir: settings.workRoot,
+      ...(settings.blender === undefined ? {} : { blender: settings.blender }),
+    });
+    this.#submitter = new Submitter(
+      cluster,
+      this.#uploader,
+      { ...settings, dependencies },
+      () => this.#maxAttempts,
+      signing.key,
+    );
     this.#downloads = new FileCache(cluster.files, join(settings.workRoot, "files"));
     this.#unreadable = new UnreadableDesk(cluster, `host ${Deno.pid}`, (unreadable) => {
       publish({ type: "unreadable", ...unreadable });

@@ -180,7 +180,7 @@ export class NatsJobManager extends JobManager {
 
   /** How many files this host uploaded, and how many the object store already had. */
   get files(): FileStats {
-    return this.#host?.uploader.stats ?? { uploaded: 0, reused: 0 };
+    return this.#host?.uploader.stats ?? { uploaded: 0, reused: 0, uploadedBytes: 0 };
   }
 
   /**

@@ -64,6 +64,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/nats/job_manager_test.ts": { where: "every", seconds: 44 },
   "tests/nats/lifecycle_test.ts": { where: "every", seconds: 80 },
   "tests/nats/render_test.ts": { where: "every", seconds: 60 },
+  "tests/nats/deps_test.ts": { where: "every", seconds: 25 },
   "tests/remote_import_test.ts": { where: "every", seconds: 11 },
   // The host's side, on the default Blender.
   "tests/cli_blocks_test.ts": { where: "default", seconds: 30 },
