@@ -12,6 +12,7 @@ import compat from "../python/bgproc/_compat.py" with { type: "text" };
 import context from "../python/bgproc/_context.py" with { type: "text" };
 import dataBlocks from "../python/bgproc/_data_blocks.py" with { type: "text" };
 import files from "../python/bgproc/_files.py" with { type: "text" };
+import gpu from "../python/bgproc/_gpu.py" with { type: "text" };
 import jail from "../python/bgproc/_jail.py" with { type: "text" };
 import jobDir from "../python/bgproc/_job_dir.py" with { type: "text" };
 import libc from "../python/bgproc/_libc.py" with { type: "text" };
@@ -26,6 +27,7 @@ import workerState from "../python/bgproc/_worker_state.py" with { type: "text" 
 import zygote from "../python/bgproc/_zygote.py" with { type: "text" };
 import appendJob from "../python/bgproc/jobs/append_job.py" with { type: "text" };
 import depsJob from "../python/bgproc/jobs/deps_job.py" with { type: "text" };
+import devicesJob from "../python/bgproc/jobs/devices_job.py" with { type: "text" };
 import renderChunk from "../python/bgproc/jobs/render_chunk.py" with { type: "text" };
 import renderVideo from "../python/bgproc/jobs/render_video.py" with { type: "text" };
 
@@ -38,6 +40,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_context.py": context,
   "_data_blocks.py": dataBlocks,
   "_files.py": files,
+  "_gpu.py": gpu,
   "_jail.py": jail,
   "_job_dir.py": jobDir,
   "_libc.py": libc,
@@ -52,6 +55,7 @@ export const PYTHON_SOURCES: Readonly<Record<string, string>> = {
   "_zygote.py": zygote,
   "jobs/append_job.py": appendJob,
   "jobs/deps_job.py": depsJob,
+  "jobs/devices_job.py": devicesJob,
   "jobs/render_chunk.py": renderChunk,
   "jobs/render_video.py": renderVideo,
 };

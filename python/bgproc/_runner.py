@@ -25,6 +25,7 @@ from ._data_blocks import DataBlockError, added_since, append_blocks, pointers, 
 from ._job_dir import JobDir
 from ._phases import Phases, now_ms
 from ._remap import remap_absolute_paths
+from ._gpu import assign_gpu
 from ._progress import ProgressReporter
 from ._render_progress import RenderProgress, progress_sources
 from ._reaper import become_subreaper, end_descendants
@@ -93,6 +94,8 @@ class JobSpec:
     path_root: str | None = None
     #: Warnings for the job's output, said before its script runs.
     notes: list[str] = field(default_factory=list)
+    #: The GPU of the job's slot (``JobManager({ gpus })``), or ``None``.
+    gpu: str | None = None
 
     @staticmethod
     def load(path: str) -> JobSpec:
@@ -114,6 +117,7 @@ class JobSpec:
             keep_files=raw.get("keepFiles") is True,
             path_root=raw["pathRoot"] if isinstance(raw.get("pathRoot"), str) else None,
             notes=[note for note in raw.get("notes") or [] if isinstance(note, str)],
+            gpu=raw["gpu"] if isinstance(raw.get("gpu"), str) else None,
         )
 
 
@@ -154,6 +158,8 @@ def run_job(spec: JobSpec, *, job_dir: JobDir, phases: Phases) -> int:
 
     for note in spec.notes:
         warn(note)
+    if spec.gpu is not None:
+        assign_gpu(bpy, spec.gpu, warn)
     with timed("blend"):
         if spec.blend_file is None:
             empty_scene(bpy)

@@ -124,6 +124,22 @@ export interface JobManagerOptions {
    */
   prewarm?: boolean;
   /**
+   * GPUs for the slots: slot `i` (of `maxWorkers`) renders on `gpus[i % gpus.length]`. Its jobs get the device in
+   * `CUDA_VISIBLE_DEVICES`, `HIP_VISIBLE_DEVICES` and `ONEAPI_DEVICE_SELECTOR` (set before Cycles first uses a GPU
+   * in that Blender), and Cycles' preferences use the GPU devices it then sees. Device ids are as the drivers number
+   * them (`"0"`, `"1"`; a UUID works for CUDA). `bgproc info` lists the devices Cycles sees.
+   *
+   * @default {[]} (no assignment: every job sees every device)
+   *
+   * @example Two GPUs, one per slot
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ maxWorkers: 2, gpus: ["0", "1"] });
+   * ```
+   */
+  gpus?: readonly string[];
+  /**
    * Start Blender with `--factory-startup`: no user preferences, none of the add-ons they enable, and the user's
    * `scripts/modules` not on `sys.path`, so a job runs the same on every machine. `false` starts Blender as a plain
    * `blender -b` does (as the add-on did), with the user's preferences (`BLENDER_USER_CONFIG`), their enabled
@@ -576,6 +592,7 @@ export interface ResolvedOptions {
   readonly maxJobsPerWorker: number;
   readonly maxWorkerMemoryMiB: number;
   readonly prewarm: boolean;
+  readonly gpus: readonly string[];
   readonly factoryStartup: boolean;
   readonly addons: readonly string[];
   readonly progress: ProgressSource;
@@ -615,6 +632,7 @@ export function resolveOptions(options: JobManagerOptions): ResolvedOptions {
       1,
     ),
     prewarm: checkBoolean("prewarm", options.prewarm ?? DEFAULTS.prewarm),
+    gpus: checkGpus(options.gpus ?? []),
     factoryStartup: checkBoolean("factoryStartup", options.factoryStartup ?? DEFAULTS.factoryStartup),
     addons: checkManagerAddons(options.addons ?? DEFAULTS.addons),
     progress: checkProgressSource(WHAT, options.progress ?? DEFAULTS.progress, RangeError),
@@ -682,4 +700,19 @@ export function checkPermissions(blender: string, workDir: string): void {
       throw new Deno.errors.NotCapable(`bgproc's JobManager needs ${flag} ${why}; run Deno with ${flag}`);
     }
   }
+}
+
+/** `gpus`: at most 64 device ids, each of letters, digits, `-`, `_`, `:` or `.`. */
+function checkGpus(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length > 64) {
+    throw new TypeError(
+      `${WHAT} as 'gpus' must be an array of at most 64 device ids: current value is ${String(value)}`,
+    );
+  }
+  return value.map((id) => {
+    if (typeof id !== "string" || !/^[\w.:-]{1,64}$/.test(id)) {
+      throw new TypeError(`${WHAT} as 'gpus' holds ${JSON.stringify(id)}, which is not a device id ("0", "1", ...)`);
+    }
+    return id;
+  });
 }

@@ -64,6 +64,7 @@ export class LocalBackend implements Backend {
       intensity: options.intensity,
       clock: systemClock,
       mode: options.mode,
+      gpus: options.gpus,
       jobsRoot: join(this.workRoot, "jobs"),
       resultsRoot: join(this.workRoot, "results"),
       outputLimit: options.outputLimit,

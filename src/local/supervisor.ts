@@ -51,6 +51,8 @@ export type SupervisorMessage =
 export interface SupervisorConfig {
   /** How the runner runs Blender, for telemetry. */
   readonly mode: string;
+  /** The GPU of each slot: slot `i` gets `gpus[i % gpus.length]` (none when empty). */
+  readonly gpus?: readonly string[];
   readonly maxWorkers: number;
   readonly maxAttempts: number;
   readonly retry: RetryPolicy;
@@ -225,11 +227,17 @@ class SupervisorState {
     const config = this.#config;
     const self = this.#self;
     const name = job.name;
+    let slot = 0;
+    const taken = new Set([...this.#running.values()].map((entry) => entry.slot));
+    while (taken.has(slot)) slot++;
+    const gpus = config.gpus ?? [];
+    const gpu = gpus.length === 0 ? undefined : gpus[slot % gpus.length];
     const actor = startJobActor({
       name,
       attempt,
       jobDir: join(config.jobsRoot, job.dir),
-      specJson: job.specJson,
+      // The slot's GPU, for the runtime to give the job (an attempt may run in another slot than the last).
+      specJson: gpu === undefined ? job.specJson : `${job.specJson.slice(0, -1)},"gpu":${JSON.stringify(gpu)}}`,
       blendFile: job.blendFile,
       factoryStartup: job.factoryStartup ?? true,
       timeoutMs: job.timeoutMs,
@@ -252,9 +260,6 @@ class SupervisorState {
         crashed: (error) => self.tell({ type: "jobActorCrashed", name, attempt, error }),
       },
     });
-    let slot = 0;
-    const taken = new Set([...this.#running.values()].map((entry) => entry.slot));
-    while (taken.has(slot)) slot++;
     const startMs = Date.now();
     this.#running.set(name, { job, attempt, slot, startMs, actor, killWaiters: [], progress, killed: false });
     actor.tell({ type: "start" });

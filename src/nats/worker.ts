@@ -43,6 +43,12 @@ export interface RunWorkerOptions {
    */
   tags?: string[];
   /**
+   * GPUs for the slots: slot `i` renders on `gpus[i % gpus.length]` (see `JobManagerOptions.gpus`).
+   *
+   * @default {[]}
+   */
+  gpus?: string[];
+  /**
    * The Blender executable.
    *
    * @default {$BLENDER, else `blender` on PATH}
@@ -136,6 +142,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     maxWorkers: slots,
     maxAttempts: 1,
     mode,
+    ...(options.gpus === undefined ? {} : { gpus: options.gpus }),
     ...(options.blender === undefined ? {} : { blender: options.blender }),
     ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
   });
@@ -207,6 +214,7 @@ function startLocalJobs(
     maxWorkers: number;
     maxAttempts: number;
     mode: "process" | "pool" | "fork";
+    gpus?: readonly string[];
     blender?: string;
     workDir?: string;
   },
@@ -215,6 +223,7 @@ function startLocalJobs(
     maxWorkers: options.maxWorkers,
     maxAttempts: options.maxAttempts,
     mode: options.mode,
+    ...(options.gpus === undefined ? {} : { gpus: options.gpus }),
     // A worker is there to run jobs: its Blenders are warm before the first one, and stay so after a kill.
     prewarm: true,
     ...(options.blender === undefined ? {} : { blender: options.blender }),
