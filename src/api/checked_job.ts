@@ -48,6 +48,8 @@ export interface CheckedJob {
   readonly maxAttempts: number | null;
   /** Files copied into the job's folder before its script runs (absolute paths, base names unique). */
   readonly inputs: readonly string[];
+  /** Higher first among queued jobs. */
+  readonly priority: number;
   /** Over NATS, whether a missing file the .blend uses fails the job (`"fail"`) or warns. */
   readonly missingFiles: "warn" | "fail";
   /**
@@ -118,11 +120,23 @@ export function checkJob(
     maxAttempts: options.maxAttempts === undefined ? null : checkMaxAttempts(options.maxAttempts),
     inputs: options.inputs === undefined ? [] : checkInputs(options.inputs),
     missingFiles: options.missingFiles === undefined ? "warn" : checkMissingFiles(options.missingFiles),
+    priority: options.priority === undefined ? 0 : checkPriority(options.priority),
     pathRoot: null,
     notes: [],
     addedMs: Date.now(),
     trace: null,
   };
+}
+
+/** A priority: an integer of at most 9 digits, either sign. */
+export function checkPriority(value: unknown, what = "Cannot add job"): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || Math.abs(value) > 999_999_999) {
+    throw new InvalidJobError(
+      "priority",
+      `${what} as 'priority' must be an integer from -999999999 to 999999999: current value is ${String(value)}`,
+    );
+  }
+  return value;
 }
 
 function checkMissingFiles(value: unknown): "warn" | "fail" {

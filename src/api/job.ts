@@ -23,6 +23,8 @@ export interface Job<T extends JsonObject = JsonObject> {
   readonly progress: number;
   /** How many attempts have been started. */
   readonly attempts: number;
+  /** Its priority among queued jobs (higher first; see `JobManager.setPriority`). */
+  readonly priority: number;
   /**
    * Where the job's time went (queue wait, attempts, their phases), once it has ended; `undefined` before, and for a
    * job that never reached its backend. A completed job's is also its result's `timings`.
@@ -65,6 +67,8 @@ export class JobHandle<T extends JsonObject = JsonObject> implements Job<T> {
   #attempts = 0;
   #error: Error | undefined;
   #timings: JobTimings | undefined;
+  /** Its priority among queued jobs (kept by the facade, which sets it). */
+  priority = 0;
   readonly #ended = Promise.withResolvers<void>();
   #load: (() => Promise<JobResult>) | undefined;
   #loaded: Promise<JobResult<T>> | undefined;

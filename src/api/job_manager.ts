@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { planAppend } from "./append.ts";
-import { checkJob, type JobDefaults } from "./checked_job.ts";
+import { checkJob, checkPriority, type JobDefaults } from "./checked_job.ts";
 import { ManagerEvents } from "./manager_events.ts";
 import { JobSpans } from "./_job_spans.ts";
 import { type Job, JobHandle } from "./job.ts";
@@ -227,9 +227,16 @@ export class JobManager implements AsyncDisposable {
       throw new InvalidJobError("name", `Cannot add job as a job named '${name}' is ${previous.state}`);
     }
     const checked = checkJob(name, options, this.#defaults);
+    if (checked.priority !== 0 && !this.#backend.priorities) {
+      throw new InvalidJobError(
+        "priority",
+        "Cannot add job with a priority over NATS: a namespace's workers take jobs in the order they were queued",
+      );
+    }
     const job = { ...checked, trace: this.#spans.start(name, checked.script) };
     if (previous !== undefined) this.#remove(name); // As the add-on did: a new job replaces an ended one.
     const handle = this.#handle<T>(name);
+    handle.priority = job.priority;
     this.#jobs.set(name, handle as JobHandle);
     this.#events.publish({ type: "state", name, state: "QUEUED", attempt: 0 });
     this.#backend.submit(job);
@@ -423,6 +430,35 @@ export class JobManager implements AsyncDisposable {
    */
   getIssueString(name: string): string | undefined {
     return this.#job(name).report;
+  }
+
+  /**
+   * Change a queued job's priority: among queued jobs, higher first (first in, first out within a priority).
+   *
+   * @param name The job's name.
+   * @param priority An integer (either sign).
+   * @throws {RangeError} When no job has that name, it is not QUEUED any more, or the manager runs jobs over NATS.
+   * @throws {InvalidJobError} When `priority` is not an integer.
+   *
+   * @example Let an urgent job go first
+   * ```ts ignore
+   * import { JobManager } from "@bgproc/blender";
+   *
+   * await using manager = new JobManager({ maxWorkers: 1 });
+   * for (let i = 0; i < 10; i++) manager.addJob({ name: `frame-${i}`, script: "./render.py" });
+   * await manager.setPriority("frame-9", 10);
+   * ```
+   */
+  async setPriority(name: string, priority: number): Promise<void> {
+    const job = this.#job(name);
+    const checked = checkPriority(priority, "Cannot set the priority");
+    if (job.state !== "QUEUED") {
+      throw new RangeError(`Cannot set the priority of job '${name}' as it is ${job.state}, not QUEUED`);
+    }
+    if (!await this.#backend.reprioritize(name, checked)) {
+      throw new RangeError(`Cannot set the priority of job '${name}' as it has started`);
+    }
+    job.priority = checked;
   }
 
   /**

@@ -370,6 +370,14 @@ export interface AddJobOptions {
    */
   missingFiles?: "warn" | "fail";
   /**
+   * Among queued jobs, higher first; first in, first out within a priority (retries that are due go first). Change
+   * it while the job is queued with {@linkcode JobManager.setPriority}. Local managers only, for now: over NATS a
+   * namespace's workers take jobs in the order they were queued, and a priority other than 0 is refused.
+   *
+   * @default {0}
+   */
+  priority?: number;
+  /**
    * Data blocks to pass in: they are appended (with what they use) before the
    * script runs, and listed in `passed_data_blocks` in the order given, then
    * what they brought with them (meshes, materials, ...). Names the file

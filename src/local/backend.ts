@@ -100,6 +100,7 @@ export class LocalBackend implements Backend {
       `"pathRoot":${JSON.stringify(job.pathRoot)},"notes":${JSON.stringify(job.notes)},` +
       `"passedData":${job.passedDataJson}}`;
     const { name, blendFile, timeoutMs, logFile, factoryStartup, outputDir, maxAttempts, inputs, addedMs, trace } = job;
+    const { priority } = job;
     const dir = jobDirName(++this.#submitted, name);
     this.#supervisor.tell({
       type: "submit",
@@ -116,6 +117,7 @@ export class LocalBackend implements Backend {
         inputs,
         addedMs,
         trace,
+        priority,
       },
     });
   }
@@ -123,6 +125,13 @@ export class LocalBackend implements Backend {
   async kill(name: string): Promise<void> {
     if (this.#closing !== undefined) return await this.#closing; // close() kills everything.
     await this.#supervisor.ask<void>((reply) => ({ type: "kill", name, reply }));
+  }
+
+  readonly priorities = true;
+
+  async reprioritize(name: string, priority: number): Promise<boolean> {
+    if (this.#closing !== undefined) return false;
+    return await this.#supervisor.ask<boolean>((reply) => ({ type: "reprioritize", name, priority, reply }));
   }
 
   async killAll(): Promise<void> {

@@ -44,6 +44,7 @@ export type SupervisorMessage =
   | { readonly type: "configure"; readonly maxWorkers?: number; readonly maxAttempts?: number }
   | { readonly type: "warmExited"; readonly exit: WarmExit }
   | { readonly type: "kill"; readonly name: string; readonly reply: Reply<void> }
+  | { readonly type: "reprioritize"; readonly name: string; readonly priority: number; readonly reply: Reply<boolean> }
   | { readonly type: "killAll"; readonly reply: Reply<void> }
   | { readonly type: "close"; readonly reply: Reply<void> };
 
@@ -160,6 +161,8 @@ class SupervisorState {
         return this.#warmExited(message.exit);
       case "kill":
         return this.#kill(message.name, message.reply);
+      case "reprioritize":
+        return message.reply.resolve(this.#waiting.reprioritize(message.name, message.priority));
       case "killAll":
         this.#killEverything("the job was killed by killAll()");
         return this.#whenRunningEnded(message.reply);

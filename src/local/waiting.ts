@@ -27,6 +27,8 @@ export interface SupervisedJob {
   readonly addedMs?: number;
   /** The job's span, the parent of its attempts' spans; `null`/absent: its attempts make none. */
   readonly trace?: TraceCarrier | null;
+  /** Higher first among jobs waiting for a first attempt; first in, first out within one. @default {0} */
+  readonly priority?: number;
 }
 
 /** A job's next attempt. */
@@ -37,10 +39,20 @@ export interface NextAttempt {
   readonly progress: number;
 }
 
-/** The waiting jobs, in the order they are to be started. */
+/**
+ * The waiting jobs, in the order they are to be started: due retries first, then first attempts by priority (higher
+ * first), first in, first out within a priority.
+ */
 export class WaitingJobs {
-  /** Jobs waiting for a first attempt, in order; a Map so a kill can take one out in O(1). */
-  readonly #queue = new Map<string, SupervisedJob>();
+  /** Jobs waiting for a first attempt, by priority, each in the order they came; Maps so a kill is O(1). */
+  readonly #queue = new Map<number, Map<string, { job: SupervisedJob; seq: number }>>();
+  /** The priorities that have queued jobs, highest first. */
+  #priorities: number[] = [];
+  /** Each queued job's priority. */
+  readonly #priorityOf = new Map<string, number>();
+  /** The latest arrival (`seq`) put in each priority's bucket: a later one is appended, an earlier one sorted in. */
+  readonly #lastSeq = new Map<number, number>();
+  #seq = 0;
   /** Jobs whose next attempt is due. */
   readonly #due: NextAttempt[] = [];
   /** Jobs waiting out a retry backoff, with their timers. */
@@ -48,7 +60,49 @@ export class WaitingJobs {
 
   /** Queue a job's first attempt. */
   enqueue(job: SupervisedJob): void {
-    this.#queue.set(job.name, job);
+    this.#put(job, job.priority ?? 0, this.#seq++);
+  }
+
+  /** Change a queued job's priority (it keeps its place among jobs of its new priority); whether it was queued. */
+  reprioritize(name: string, priority: number): boolean {
+    const from = this.#priorityOf.get(name);
+    if (from === undefined) return false;
+    const entry = this.#remove(name, from)!;
+    this.#put({ ...entry.job, priority }, priority, entry.seq);
+    return true;
+  }
+
+  #put(job: SupervisedJob, priority: number, seq: number): void {
+    let bucket = this.#queue.get(priority);
+    if (bucket === undefined) {
+      bucket = new Map();
+      this.#queue.set(priority, bucket);
+      this.#priorities = [...this.#priorities, priority].sort((a, b) => b - a);
+    }
+    this.#priorityOf.set(job.name, priority);
+    if ((this.#lastSeq.get(priority) ?? -1) < seq) {
+      this.#lastSeq.set(priority, seq);
+      bucket.set(job.name, { job, seq });
+      return;
+    }
+    // An earlier job moved here: it goes in its place by when it came, so the bucket is rebuilt.
+    const entries = [...bucket.values(), { job, seq }].sort((a, b) => a.seq - b.seq);
+    bucket.clear();
+    for (const entry of entries) bucket.set(entry.job.name, entry);
+  }
+
+  #remove(name: string, priority: number): { job: SupervisedJob; seq: number } | undefined {
+    const bucket = this.#queue.get(priority);
+    const entry = bucket?.get(name);
+    if (bucket === undefined || entry === undefined) return undefined;
+    bucket.delete(name);
+    this.#priorityOf.delete(name);
+    if (bucket.size === 0) {
+      this.#queue.delete(priority);
+      this.#lastSeq.delete(priority);
+      this.#priorities = this.#priorities.filter((each) => each !== priority);
+    }
+    return entry;
   }
 
   /** Make a retry due now. */
@@ -74,19 +128,17 @@ export class WaitingJobs {
   takeNext(): NextAttempt | undefined {
     const due = this.#due.shift();
     if (due !== undefined) return due;
-    const first = this.#queue.values().next();
-    if (first.done) return undefined;
-    this.#queue.delete(first.value.name);
-    return { job: first.value, attempt: 1, progress: 0 };
+    const highest = this.#priorities[0];
+    if (highest === undefined) return undefined;
+    const first = this.#queue.get(highest)!.values().next().value!;
+    this.#remove(first.job.name, highest);
+    return { job: first.job, attempt: 1, progress: 0 };
   }
 
   /** Take `name` out wherever it waits; returns it and its attempts so far, and the timer to clear. */
   take(name: string): { job: SupervisedJob; attempts: number; timer?: TimerId } | undefined {
-    const queued = this.#queue.get(name);
-    if (queued !== undefined) {
-      this.#queue.delete(name);
-      return { job: queued, attempts: 0 };
-    }
+    const priority = this.#priorityOf.get(name);
+    if (priority !== undefined) return { job: this.#remove(name, priority)!.job, attempts: 0 };
     const waiting = this.#backingOff.get(name);
     if (waiting !== undefined) {
       this.#backingOff.delete(name);
@@ -100,6 +152,6 @@ export class WaitingJobs {
 
   /** The names of every waiting job. */
   names(): string[] {
-    return [...this.#queue.keys(), ...this.#backingOff.keys(), ...this.#due.map((entry) => entry.job.name)];
+    return [...this.#priorityOf.keys(), ...this.#backingOff.keys(), ...this.#due.map((entry) => entry.job.name)];
   }
 }

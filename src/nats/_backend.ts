@@ -127,6 +127,12 @@ export class NatsBackend implements Backend {
     else this.#waiting.push(job);
   }
 
+  readonly priorities = false;
+
+  reprioritize(): Promise<boolean> {
+    return Promise.reject(new RangeError("Cannot set a job's priority over NATS: workers take jobs in queue order"));
+  }
+
   async kill(name: string): Promise<void> {
     const host = await this.#ready.catch(() => null);
     await host?.kill(name);

@@ -1,5 +1,6 @@
 /** Checks on a render's options, all made before anything is written or started. */
 
+import { checkPriority } from "../api/checked_job.ts";
 import { extname, isAbsolute, join, resolve } from "node:path";
 import { readBlendFileSync } from "../blend/read.ts";
 import { InvalidJobError } from "../errors.ts";
@@ -55,6 +56,7 @@ export interface CheckedRender {
   };
   readonly video: { readonly path: string | null; readonly fps: number | null; readonly codec: string } | null;
   readonly timeout: number | undefined;
+  readonly priority: number | undefined;
 }
 
 function fail(field: string, message: string, given?: unknown): never {
@@ -132,6 +134,7 @@ export function checkRender(options: RenderOptions): CheckedRender {
     overrides: { engine, samples, resolution, camera, scene },
     video: checkVideo(options.video),
     timeout: options.timeout === undefined ? undefined : checkTimeout(options.timeout),
+    priority: options.priority === undefined ? undefined : checkPriority(options.priority, "Cannot render"),
   };
 }
 

@@ -73,6 +73,8 @@ export interface RenderOptions {
   name?: string;
   /** Each chunk attempt's timeout in milliseconds; 0 means none. @default {the manager's `timeout`} */
   timeout?: number;
+  /** The priority of its jobs among queued jobs (see `AddJobOptions.priority`). @default {0} */
+  priority?: number;
   /** Kills the render when aborted. */
   signal?: AbortSignal;
 }

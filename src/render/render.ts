@@ -214,7 +214,7 @@ class RenderHandle implements Render {
   }
 
   #submitChunks(names: readonly string[]): RenderChunk[] {
-    const { blendFile, overrides, timeout } = this.#checked;
+    const { blendFile, overrides, timeout, priority } = this.#checked;
     const chunks: RenderChunk[] = [];
     try {
       this.#checked.chunks.forEach((frames, index) => {
@@ -227,6 +227,7 @@ class RenderHandle implements Render {
           passedData,
           progress: "script", // The chunk reports each frame itself: its stills' own progress would read as done.
           ...(timeout === undefined ? {} : { timeout }),
+          ...(priority === undefined ? {} : { priority }),
           ...(this.#signal === undefined ? {} : { signal: this.#signal }),
         });
         chunks.push({ name: job.name, frames, job });

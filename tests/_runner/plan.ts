@@ -75,6 +75,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/dashboard_test.ts": { where: "default", seconds: 38 },
   "tests/dashboard_timeline_test.ts": { where: "default", seconds: 15 },
   "tests/lazy_nats_test.ts": { where: "default", seconds: 30 },
+  "tests/priority_test.ts": { where: "default", seconds: 10 },
   "tests/service_names_test.ts": { where: "default", seconds: 30 },
   "tests/service_render_test.ts": { where: "default", seconds: 60 },
   "tests/service_test.ts": { where: "default", seconds: 27 },
