@@ -226,6 +226,12 @@ export interface WorkerInfo {
   readonly startedAt: string;
   /** Its last heartbeat, ISO 8601. */
   readonly heartbeatAt: string;
+  /** Attempts it ran to a result since it started; absent from older workers. */
+  readonly completed?: number;
+  /** Attempts that failed on it (the script's errors, crashes, timeouts, kills) since it started. */
+  readonly failed?: number;
+  /** Its slots' GPUs (`--gpus`), when it has any. */
+  readonly gpus?: readonly string[];
 }
 
 const NAMESPACE = /^[A-Za-z0-9_-]{1,64}$/;

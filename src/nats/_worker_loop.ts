@@ -66,6 +66,8 @@ export interface WorkerSetup {
   readonly mode: "process" | "pool" | "fork";
   readonly slots: number;
   readonly tags: readonly string[];
+  /** Its slots' GPUs (advertised; the local backend gives them to the jobs). */
+  readonly gpus: readonly string[];
   readonly ackWaitMs: number;
   readonly maxAttempts: number;
   readonly graceMs: number;
@@ -116,6 +118,9 @@ export class WorkerLoop {
   readonly #stop = new AbortController();
   readonly #waiters = new Set<() => void>();
   readonly #startedAt = new Date().toISOString();
+  /** Attempts run to a result, and attempts failed, since the worker started (advertised). */
+  #completed = 0;
+  #failedCount = 0;
   readonly #heartbeatMs: number;
   readonly #unreadable: UnreadableDesk;
 
@@ -192,6 +197,9 @@ export class WorkerLoop {
       running: [...this.#running].map((job) => job.name),
       startedAt: this.#startedAt,
       heartbeatAt: new Date().toISOString(),
+      completed: this.#completed,
+      failed: this.#failedCount,
+      ...(this.#setup.gpus.length === 0 ? {} : { gpus: [...this.#setup.gpus] }),
     };
   }
 
@@ -459,7 +467,10 @@ export class WorkerLoop {
       return endSignature === undefined ? completed : { ...completed, endSignature };
     });
     if (written !== null || await this.#maySettle(mine)) job.msg.ack();
-    if (written !== null) emit({ type: "completed", name: mine.name, attempt });
+    if (written !== null) {
+      this.#completed++;
+      emit({ type: "completed", name: mine.name, attempt });
+    }
   }
 
   /** Why this worker must not run `record` (no trusted host signed it), or `null` when it may. */
@@ -580,6 +591,7 @@ export class WorkerLoop {
     };
     // The report as the cluster sees it: the job's name (not this worker's local one) and this delivery's attempt.
     const said = new JobDroppedError(report).report;
+    if (!job.handBack || job.cancelled) this.#failedCount++;
     const timing = this.#timed(job, attempt, {
       endMs: Date.now(),
       outcome: reason,

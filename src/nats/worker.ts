@@ -169,6 +169,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<void> {
     mode,
     slots,
     tags,
+    gpus: options.gpus ?? [],
     ackWaitMs,
     maxAttempts,
     graceMs,
