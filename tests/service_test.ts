@@ -537,3 +537,123 @@ Deno.test("service: event history is bounded in bytes, and a resume that would o
     await Deno.remove(root, { recursive: true });
   }
 });
+
+/** A service's answer to `req`. */
+type ServiceCall = (req: Request) => Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
+
+/**
+ * `POST /jobs/:name/priority` refused: a running job (409), no such job (404), bad bodies (400, 415), another method
+ * (405), and cross-site writes (403), as every other write is. Job "run" runs; "b" is queued.
+ */
+async function checkPriorityRefusals(
+  call: ServiceCall,
+  expect: (req: Request, status: number, pattern: RegExp) => Promise<void>,
+): Promise<void> {
+  await expect(request("POST", "/jobs/run/priority", jsonBody({ priority: 1 })), 409, /^job not queued: .*ACTIVE/);
+  await expect(request("POST", "/jobs/nope/priority", jsonBody({ priority: 1 })), 404, /no such job/);
+  await expect(request("POST", "/jobs/b/priority", jsonBody({})), 400, /'priority' is missing/);
+  await expect(request("POST", "/jobs/b/priority", jsonBody({ priority: 2.5 })), 400, /^bad priority: .*integer/);
+  await expect(request("POST", "/jobs/b/priority", jsonBody({ prio: 1 })), 400, /did you mean 'priority'/);
+  await expect(request("POST", "/jobs/b/priority", jsonBody([1])), 400, /JSON object/);
+  await expect(request("POST", "/jobs/b/priority", { body: '{"priority": 1}' }), 415, /json/);
+  const get = await call(request("GET", "/jobs/b/priority"));
+  equal(get.status, 405);
+  equal(get.headers.get("allow"), "POST");
+  // Same guards as every other write: another origin, a browser's cross-site request.
+  const good = jsonBody({ priority: 1 });
+  await expect(
+    request("POST", "/jobs/b/priority", { ...good, headers: { ...good.headers, origin: "http://evil.example" } }),
+    403,
+    /cross-site/,
+  );
+  await expect(
+    request("POST", "/jobs/b/priority", { ...good, headers: { ...good.headers, "sec-fetch-site": "cross-site" } }),
+    403,
+    /cross-site/,
+  );
+}
+
+Deno.test("service priorities: POST /jobs takes one, POST /jobs/:name/priority sets a queued job's (409 once it runs, 400, 404), retry keeps it, writes guarded as the others", async () => {
+  const { dir, root } = await scriptsFolder();
+  try {
+    // One slot, taken for good by the stand-in Blender: every later job stays QUEUED.
+    await using manager = new JobManager({ mode: "process", blender: await sleepyBlender(root), maxWorkers: 1 });
+    await using service = createService({ manager, scriptsDir: dir });
+    const call = async (req: Request) => {
+      const response = await service.fetch(req);
+      return { status: response.status, body: await response.json(), headers: response.headers };
+    };
+    const expect = async (req: Request, status: number, pattern: RegExp) => {
+      const { status: got, body } = await call(req);
+      equal(got, status, `${req.method} ${req.url}: ${JSON.stringify(body)}`);
+      deepStrictEqual(Object.keys(body).sort(), ["detail", "error"]);
+      match(`${body.error}: ${body.detail}`, pattern);
+    };
+    const stream = new AbortController();
+    const events = await service.fetch(new Request(`${base}/events`, { signal: stream.signal }));
+    const add = async (body: Record<string, unknown>) => {
+      const { status, body: job } = await call(request("POST", "/jobs", jsonBody({ script: "echo.py", ...body })));
+      equal(status, 201, JSON.stringify(job));
+      return job;
+    };
+    await add({ name: "run" });
+    await waitFor(() => manager.counts.active === 1, 10_000, "the first job to start");
+    equal((await add({ name: "a", priority: 2 })).priority, 2);
+    equal((await add({ name: "b" })).priority, 0);
+    equal(manager.getJob("a")?.priority, 2);
+    // The body's priority: checked as the manager checks it, and a typo gets a suggestion.
+    await expect(
+      request("POST", "/jobs", jsonBody({ script: "echo.py", prioirty: 1 })),
+      400,
+      /did you mean 'priority'/,
+    );
+    for (const priority of [1.5, "3", null, 1e12]) {
+      await expect(
+        request("POST", "/jobs", jsonBody({ script: "echo.py", priority })),
+        400,
+        /'priority' must be an int/,
+      );
+    }
+    const list = (await call(request("GET", "/jobs"))).body as { name: string; priority: number }[];
+    deepStrictEqual(list.map((job) => [job.name, job.priority]), [["run", 0], ["a", 2], ["b", 0]]);
+
+    // Set: the job's summary back, the manager's queue changed, and a `priority` event on the stream.
+    const set = await call(request("POST", "/jobs/b/priority", jsonBody({ priority: 7 })));
+    equal(set.status, 200, JSON.stringify(set.body));
+    equal(set.body.name, "b");
+    equal(set.body.priority, 7);
+    equal(set.body.state, "QUEUED");
+    equal(manager.getJob("b")?.priority, 7);
+    equal((await call(request("GET", "/jobs/b"))).body.priority, 7);
+    const { events: streamed } = await readEvents(
+      events.body!,
+      (got) => got.some((e) => e.event === "priority" && e.data!.includes('"b"')),
+    );
+    stream.abort();
+    deepStrictEqual(
+      streamed.filter((e) => e.event === "priority").map((e) => JSON.parse(e.data!)),
+      [{ type: "priority", name: "a", priority: 2 }, { type: "priority", name: "b", priority: 7 }],
+      "the job added with a priority, then the one changed",
+    );
+
+    await checkPriorityRefusals(call, expect);
+    equal(manager.getJob("b")?.priority, 7, "a refused request changed the priority");
+    // With a token, it is needed here too.
+    const good = jsonBody({ priority: 1 });
+    await using guarded = createService({ manager, scriptsDir: dir, token: "s3cret-token" });
+    equal((await guarded.fetch(request("POST", "/jobs/b/priority", good))).status, 401);
+    const bearer = { ...good, headers: { ...good.headers, authorization: "Bearer s3cret-token" } };
+    const allowed = await guarded.fetch(request("POST", "/jobs/b/priority", bearer));
+    equal(allowed.status, 200);
+    equal((await allowed.json()).priority, 1);
+
+    // A retry runs again at the priority the job had.
+    await call(request("POST", "/jobs/a/cancel"));
+    const again = await call(request("POST", "/jobs/a/retry"));
+    equal(again.status, 201, JSON.stringify(again.body));
+    equal(again.body.priority, 2);
+    equal(manager.getJob("a")?.priority, 2);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -57,6 +57,8 @@ export interface JobSummary {
   readonly state: JobState;
   readonly progress: number;
   readonly attempts: number;
+  /** Its priority among queued jobs (higher first). */
+  readonly priority: number;
   readonly reason: DropReason | null;
   readonly addedAt: string;
   readonly startedAt: string | null;
@@ -177,6 +179,7 @@ export class JobRecords {
       state: job.state,
       progress: job.progress,
       attempts: job.attempts,
+      priority: job.priority,
       reason: record.reason ?? null,
       addedAt: record.addedAt.toISOString(),
       startedAt: record.startedAt?.toISOString() ?? null,

@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { makeOutputDir, outputResponse, removeIfEmpty, removeOutputs } from "./_outputs.ts";
 import { staticFile } from "./_static.ts";
 import { listBlends, startRender } from "./_renders.ts";
+import { changePriority, requestPriority } from "./_priority.ts";
 import { didYouMean } from "../_suggest.ts";
 
 /** Options of {@linkcode createService}. */
@@ -236,9 +237,9 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       throw new HttpError(400, "bad job", "The body must be a JSON object");
     }
-    const { script, passedData, timeout } = body as Record<string, unknown>;
+    const { script, passedData, timeout, priority } = body as Record<string, unknown>;
     name ??= (body as Record<string, unknown>).name as string | undefined;
-    const known = new Set(["script", "passedData", "name", "timeout", ...STARTUP_FIELDS]);
+    const known = new Set(["script", "passedData", "name", "timeout", "priority", ...STARTUP_FIELDS]);
     const startup = startupOptions(body as Record<string, unknown>);
     for (const key of Object.keys(body)) {
       if (!known.has(key)) {
@@ -258,6 +259,7 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     if (timeout !== undefined && (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0)) {
       throw new HttpError(400, "bad job", "'timeout' must be a number of milliseconds >= 0");
     }
+    if (priority !== undefined) requestPriority(priority, "bad job", "Cannot add job");
     const path = await resolveScript(scriptsDir, script);
     if (manager.counts.queued >= maxQueued) {
       throw new HttpError(429, "queue full", `${maxQueued} jobs are already waiting; try again later`, {
@@ -275,6 +277,7 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       },
       timeout: timeout ?? defaultTimeout,
       ...startup,
+      ...(priority === undefined ? {} : { priority: priority as number }),
       name,
     });
     // Made at once, in this turn: the job's Blender cannot have started yet.
@@ -289,6 +292,8 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     record.outputDir = outputDir;
     record.startup = startup;
     hub.publish({ type: "state", name: job.name, state: job.state, attempt: job.attempts });
+    // Other dashboards learn a job's priority from the stream (a job is 0 until told otherwise).
+    if (job.priority !== 0) hub.publish({ type: "priority", name: job.name, priority: job.priority });
     prune();
     return job.name;
   };
@@ -357,11 +362,20 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
             script: record.script,
             passedData: record.passedData ?? {},
             timeout: record.timeout ?? defaultTimeout,
+            priority: job.priority,
             ...record.startup,
           },
           name,
         );
         return json(await detail(again), 201);
+      }
+      if (third === "priority") {
+        if (method !== "POST") throw notAllowed("POST");
+        const priority = await changePriority(manager, name, await readJson(request, maxBodyBytes, MAX_DEPTH));
+        hub.publish({ type: "priority", name, priority });
+        const summary = records.summary(name);
+        if (summary === undefined) throw new HttpError(404, "no such job", "The job is gone");
+        return json(summary);
       }
     }
     if (first === "events" && second === undefined) {

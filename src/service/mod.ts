@@ -19,15 +19,16 @@
  * | method and path | does |
  * | --- | --- |
  * | `GET /` | the dashboard |
- * | `GET /events` | Server-Sent Events: `snapshot`, then `state`, `progress`, `log`, `health`, `removed` |
- * | `GET /jobs` | every job's summary |
- * | `POST /jobs` | add a job: `{ "script": "x.py", "passedData"?: {}, "name"?: "a", "timeout"?: ms }` |
+ * | `GET /events` | Server-Sent Events: `snapshot`, then `state`, `progress`, `log`, `health`, `removed`, `priority` |
+ * | `GET /jobs` | every job's summary (with its `priority`) |
+ * | `POST /jobs` | add a job: `{ "script": "x.py", "passedData"?: {}, "name"?: "a", "timeout"?: ms, "priority"?: 0 }` |
  * | `DELETE /jobs` | remove every finished job |
  * | `GET /jobs/:name` | one job: summary, timings, output tail, `pythonData`, data blocks, or the report |
  * | `GET /jobs/:name/events` | the event stream, filtered to one job |
  * | `GET /jobs/:name/outputs/:file` | an image the job left in its output folder (with `outputsDir`) |
  * | `POST /jobs/:name/cancel` | kill the job |
  * | `POST /jobs/:name/retry` | run a finished job again, with the same script and data |
+ * | `POST /jobs/:name/priority` | `{ "priority": 5 }`: change a queued job's priority (higher first; 409 once it runs) |
  * | `DELETE /jobs/:name` | remove the job (killing it first if it runs) |
  * | `GET /scripts` | the scripts that can be run |
  * | `GET /health` | the manager's health, counts and workers |

@@ -66,6 +66,7 @@ const STATE_ORDER = { ACTIVE: 0, QUEUED: 1, DROPPED: 2, COMPLETED: 3 };
 const SORTS = {
   name: (a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }),
   state: (a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state],
+  priority: (a, b) => a.priority - b.priority,
   progress: (a, b) => a.progress - b.progress,
   attempts: (a, b) => a.attempts - b.attempts,
   started: (a, b) => (a.startedAt ?? "").localeCompare(b.startedAt ?? ""),
@@ -98,6 +99,7 @@ function makeRow(name) {
   tr.dataset.job = name;
   tr.innerHTML = `<td class="name" data-label="Job"><button type="button"></button></td>
     <td data-label="State"><span class="state"></span></td>
+    <td class="priority" data-label="Priority"></td>
     <td class="progress" data-label="Progress"><progress max="1" value="0"></progress><span class="pct"></span></td>
     <td class="attempts" data-label="Attempts"></td><td class="started" data-label="Started"></td>
     <td class="time" data-label="Time"></td>
@@ -127,6 +129,9 @@ function fillRow(tr, job) {
   bar.value = job.progress;
   bar.setAttribute("aria-label", `${job.name}: ${progressText(job) || `${Math.floor(job.progress * 100)} %`}`);
   $(".pct", tr).textContent = progressText(job);
+  const priority = $(".priority", tr);
+  priority.textContent = job.priority;
+  priority.classList.toggle("zero", job.priority === 0);
   $(".attempts", tr).textContent = job.attempts;
   $(".started", tr).textContent = job.startedAt ? new Date(job.startedAt).toLocaleTimeString() : "–";
   $(".time", tr).textContent = elapsed(job);
@@ -202,6 +207,7 @@ function upsert(name, patch) {
       state: "QUEUED",
       progress: 0,
       attempts: 0,
+      priority: 0,
       reason: null,
       addedAt: new Date().toISOString(),
       startedAt: null,
@@ -272,6 +278,7 @@ function renderFacts(detail = lastDetail) {
   const list = $("#detail-facts");
   list.replaceChildren();
   fact(list, "State", job.state + (job.reason ? ` (${job.reason})` : ""));
+  fact(list, "Priority", String(job.priority));
   fact(list, "Script", job.script ?? "–");
   fact(list, "Progress", `${Math.round(job.progress * 100)} %`);
   fact(list, "Attempts", String(job.attempts));
@@ -280,8 +287,46 @@ function renderFacts(detail = lastDetail) {
   fact(list, "Ended", job.endedAt ? new Date(job.endedAt).toLocaleTimeString() : "–");
   fact(list, "Time", elapsed(job) || "–");
   if (detail?.timeout) fact(list, "Timeout", `${detail.timeout / 1000} s`);
+  renderPriorityForm(job);
   // Run again (a retry): the last run's timeline goes until this run ends.
   if (!ENDED.has(job.state)) $("#detail-timeline").hidden = true;
+}
+
+// --- a queued job's priority, set from its details ---
+let priorityEdited = false; // the user typed a value not sent yet: redraws leave it alone
+
+function renderPriorityForm(job) {
+  $("#priority-form").hidden = job.state !== "QUEUED";
+  if (!priorityEdited) $("#priority-input").value = String(job.priority);
+}
+
+function priorityProblem(text) {
+  $("#priority-error").textContent = text;
+  $("#priority-input").setAttribute("aria-invalid", text ? "true" : "false");
+}
+
+async function setPriority(event) {
+  event.preventDefault();
+  const name = selected;
+  const input = $("#priority-input");
+  const value = Number(input.value);
+  if (input.value.trim() === "" || input.validity.badInput || !Number.isInteger(value)) {
+    priorityProblem("The priority must be a whole number, such as 5 or -1");
+    input.focus();
+    return;
+  }
+  priorityProblem("");
+  $("#priority-button").disabled = true;
+  try {
+    const job = await api("POST", `jobs/${encodeURIComponent(name)}/priority`, { priority: value });
+    if (selected === name) priorityEdited = false;
+    upsert(name, { priority: job.priority });
+  } catch (error) {
+    // Shown where it was set: a job that started meanwhile answers 409.
+    if (selected === name) priorityProblem(error.message);
+  } finally {
+    $("#priority-button").disabled = false;
+  }
 }
 
 function renderLog() {
@@ -484,6 +529,7 @@ async function loadDetail(name) {
     state: detail.state,
     progress: detail.progress,
     attempts: detail.attempts,
+    priority: detail.priority,
     reason: detail.reason ?? null,
     startedAt: detail.startedAt,
     endedAt: detail.endedAt,
@@ -541,6 +587,8 @@ function select(name) {
   $("#detail-title").textContent = `Job ${name}`;
   detailLog = [];
   lastDetail = null;
+  priorityEdited = false;
+  priorityProblem("");
   renderTimeline(null);
   renderLog();
   scheduleRender();
@@ -582,8 +630,14 @@ function connect() {
       if (change.state === "COMPLETED") patch.progress = 1;
     } else patch.endedAt = null;
     if (change.state === "QUEUED" && job && ENDED.has(job.state)) {
-      // Run again (a retry): it counts as newly added.
-      Object.assign(patch, { progress: 0, startedAt: null, addedAt: new Date().toISOString(), seq: ++sequence });
+      // Run again (a retry): it counts as newly added; a priority other than 0 follows as its own event.
+      Object.assign(patch, {
+        progress: 0,
+        priority: 0,
+        startedAt: null,
+        addedAt: new Date().toISOString(),
+        seq: ++sequence,
+      });
     }
     upsert(change.name, patch);
     if (change.name === selected && ENDED.has(change.state)) void loadDetail(change.name);
@@ -601,6 +655,10 @@ function connect() {
   });
   events.addEventListener("health", (event) => renderHealth(JSON.parse(event.data).health));
   events.addEventListener("removed", (event) => removeJob(JSON.parse(event.data).name));
+  events.addEventListener("priority", (event) => {
+    const change = JSON.parse(event.data);
+    upsert(change.name, { priority: change.priority });
+  });
   events.addEventListener("open", () => showAlert(""));
   events.addEventListener("error", () => {
     $("#health-text").textContent = "reconnecting…";
@@ -761,6 +819,13 @@ $("#add").addEventListener("submit", async (event) => {
   if (name) body.name = name;
   const timeout = $("#timeout").value;
   if (timeout !== "") body.timeout = Number(timeout) * 1000;
+  const priority = $("#job-priority");
+  if (priority.validity.badInput) {
+    showAlert("The priority must be a whole number, such as 5 or -1");
+    priority.focus();
+    return;
+  }
+  if (priority.value !== "") body.priority = Number(priority.value); // The service says why a fraction is refused.
   try {
     showAlert("");
     const job = await api("POST", "jobs", body);
@@ -822,6 +887,11 @@ $("#page-next").addEventListener("click", () => {
 $("#retry-dropped").addEventListener("click", () => void retryDropped());
 $("#clear-finished").addEventListener("click", () => act("DELETE", "jobs"));
 $("#close-detail").addEventListener("click", closeDetail);
+$("#priority-input").addEventListener("input", () => {
+  priorityEdited = true;
+  priorityProblem("");
+});
+$("#priority-form").addEventListener("submit", (event) => void setPriority(event));
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && selected) closeDetail();
 });
