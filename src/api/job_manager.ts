@@ -368,7 +368,13 @@ export class JobManager implements AsyncDisposable {
     if (this.#closing !== undefined) throw new Error("Cannot list dependencies as the JobManager is closed");
     if (!this.#backend.sharesFiles) {
       const timeoutMs = options.timeout ?? this.#defaults.timeoutMs;
-      return await findDependencies(blend, script, { timeoutMs, ...this.#localBlender });
+      const signal = options.signal === undefined ? {} : { signal: options.signal };
+      return await findDependencies(blend, script, {
+        timeoutMs,
+        workDir: this.workRoot,
+        ...signal,
+        ...this.#localBlender,
+      });
     }
     const name = this.#generateName("deps");
     const job = this.addJob({

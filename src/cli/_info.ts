@@ -20,15 +20,18 @@ export const infoCommand: Command = {
     await using manager = new JobManager(managerOptions(flags));
     const version = `Blender ${await manager.blenderVersion()}`;
     const jobScripts = BACKENDS.get(manager)!.jobScripts;
-    const listed = await manager.addJob({ script: join(jobScripts, "devices_job.py"), progress: "script" }).result();
-    const devices = listed.pythonData.devices as { type: string; name: string }[];
+    // A Blender that cannot list its devices (a broken driver) still gets its report: devices "unknown".
+    const devices = await manager.addJob({ script: join(jobScripts, "devices_job.py"), progress: "script" }).result()
+      .then((listed) => listed.pythonData.devices as { type: string; name: string }[] | undefined, () => undefined);
     const report = {
       blender: manager.blenderPath,
       version,
       workDir: dirname(manager.workRoot),
       mode: manager.mode,
       maxWorkers: manager.maxWorkers,
-      devices: devices.map((device) => `${device.type}: ${device.name}`).join("; ") || "none",
+      devices: devices === undefined
+        ? "unknown"
+        : devices.map((device) => `${device.type}: ${device.name}`).join("; ") || "none",
     };
     if (flags.json) console.log(JSON.stringify(report));
     else printTable(Object.entries(report).map(([key, value]) => [key, String(value)]));

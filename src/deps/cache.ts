@@ -13,17 +13,30 @@ const MAX_ENTRIES = 256;
 export class DependencyCache {
   readonly #options: FindOptions;
   readonly #entries = new Map<string, { stamp: string; deps: Dependencies }>();
+  /** Listings under way, by key: later asks share them (a failed one is not kept). */
+  readonly #running = new Map<string, Promise<Dependencies>>();
 
   constructor(options: FindOptions) {
     this.#options = options;
   }
 
-  /** The dependencies of `blendFile` (and `script`'s imports): the kept list while no file it names changed. */
-  async of(blendFile: string, script: string | null): Promise<Dependencies> {
+  /**
+   * The dependencies of `blendFile` (and `script`'s imports): the kept list while no file it names changed. Jobs of
+   * one .blend submitted at once (a render's chunks) share one listing: one Blender, not one per job.
+   */
+  of(blendFile: string, script: string | null, signal?: AbortSignal): Promise<Dependencies> {
     const key = `${blendFile}\0${script ?? ""}`;
+    const running = this.#running.get(key);
+    if (running !== undefined) return running;
+    const listing = this.#list(key, blendFile, script, signal).finally(() => this.#running.delete(key));
+    this.#running.set(key, listing);
+    return listing;
+  }
+
+  async #list(key: string, blendFile: string, script: string | null, signal?: AbortSignal): Promise<Dependencies> {
     const kept = this.#entries.get(key);
     if (kept !== undefined && kept.stamp === await stampOf(blendFile, script, kept.deps)) return kept.deps;
-    const deps = await findDependencies(blendFile, script, this.#options);
+    const deps = await findDependencies(blendFile, script, { ...this.#options, ...(signal ? { signal } : {}) });
     this.#entries.delete(key);
     this.#entries.set(key, { stamp: await stampOf(blendFile, script, deps), deps });
     if (this.#entries.size > MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value!);

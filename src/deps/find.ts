@@ -15,9 +15,14 @@ import { type Dependencies, readDependencies } from "./dependencies.ts";
 export interface FindOptions {
   readonly blender?: string;
   readonly workDir?: string;
-  /** Milliseconds; 0 for none. */
+  /** Milliseconds; 0 for none. @default {60000} */
   readonly timeoutMs?: number;
+  /** Kills the listing when aborted. */
+  readonly signal?: AbortSignal;
 }
+
+/** How long a listing may take by default: opening a .blend, not rendering it. */
+const LISTING_TIMEOUT_MS = 60_000;
 
 /** The dependencies of `blendFile` (and of `script`'s imports), both checked absolute paths. */
 export async function findDependencies(
@@ -39,7 +44,7 @@ export async function findDependencies(
     const job = jobs.run(checkJob("dependencies", {
       script: join(jobs.backend.jobScripts, "deps_job.py"),
       passedData: { blend: blendFile, script },
-      ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
+      timeout: options.timeoutMs ?? LISTING_TIMEOUT_MS,
     }, {
       timeoutMs: 0,
       outputDir: null,
@@ -47,7 +52,14 @@ export async function findDependencies(
       addons: [],
       progress: "script",
     }));
-    return readDependencies((await job.result()).pythonData, script);
+    const kill = () => void job.kill().catch(() => {});
+    options.signal?.addEventListener("abort", kill, { once: true });
+    if (options.signal?.aborted) kill();
+    try {
+      return readDependencies((await job.result()).pythonData, script);
+    } finally {
+      options.signal?.removeEventListener("abort", kill);
+    }
   } finally {
     await jobs.close();
   }

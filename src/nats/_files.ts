@@ -34,7 +34,9 @@ export class Uploader {
   #reused = 0;
   #uploadedBytes = 0;
   /** Each file's hash while its size, time and inode are unchanged: a file is hashed once, not at every job. */
-  readonly #hashes = new Map<string, { stamp: string; sha256: string }>();
+  readonly #hashes = new Map<string, { stamp: string; sha256: Promise<string> }>();
+  /** Hashings under way, by path and stamp: jobs submitted at once share them. */
+  readonly #hashing = new Map<string, Promise<string>>();
 
   constructor(store: ObjectStore) {
     this.#store = store;
@@ -44,20 +46,31 @@ export class Uploader {
     return { uploaded: this.#uploaded, reused: this.#reused, uploadedBytes: this.#uploadedBytes };
   }
 
+  /** `path`'s SHA-256: kept while its size, time and inode are unchanged; one hashing at a time per file. */
+  #hashOf(path: string, stamp: string): Promise<string> {
+    const kept = this.#hashes.get(path);
+    if (kept?.stamp === stamp) return kept.sha256;
+    const key = `${path}\0${stamp}`;
+    const running = this.#hashing.get(key);
+    if (running !== undefined) return running;
+    const hashing = sha256File(path).then((sha256) => {
+      this.#hashes.delete(path);
+      this.#hashes.set(path, { stamp, sha256: Promise.resolve(sha256) });
+      if (this.#hashes.size > 10_000) this.#hashes.delete(this.#hashes.keys().next().value!);
+      return sha256;
+    }).finally(() => this.#hashing.delete(key));
+    this.#hashing.set(key, hashing);
+    return hashing;
+  }
+
   /** Upload `path` unless the store has its content (or an upload of it is under way); returns its reference. */
   async put(path: string, name: string = basename(path)): Promise<FileRef> {
     const info = await Deno.stat(path);
     const { size } = info;
     const stamp = `${size} ${info.mtime?.getTime()} ${info.ino} ${info.dev}`;
-    let sha256 = this.#hashes.get(path)?.stamp === stamp ? this.#hashes.get(path)!.sha256 : undefined;
-    if (sha256 === undefined) {
-      sha256 = await sha256File(path);
-      this.#hashes.delete(path);
-      this.#hashes.set(path, { stamp, sha256 });
-      if (this.#hashes.size > 10_000) this.#hashes.delete(this.#hashes.keys().next().value!);
-    }
-    const hash = sha256;
-    const pending = this.#pending.get(sha256);
+    const hash = await this.#hashOf(path, stamp);
+    const sha256 = hash;
+    const pending = this.#pending.get(hash);
     if (pending !== undefined) {
       await pending;
       this.#reused++;
@@ -66,8 +79,25 @@ export class Uploader {
     const upload = (async () => {
       if ((await this.#store.info(hash).catch(() => null))?.deleted === false) return false;
       const file = await Deno.open(path);
+      // What is stored is hashed on its way: a file changed since it was hashed is not kept under the old hash.
+      const hasher = createHash("sha256");
+      let bytes = 0;
+      const hashed = file.readable.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            hasher.update(chunk);
+            bytes += chunk.byteLength;
+            controller.enqueue(chunk);
+          },
+        }),
+      );
       // put() reads the stream to its end, which closes the file.
-      await this.#store.put({ name: hash, description: name }, file.readable);
+      await this.#store.put({ name: hash, description: name }, hashed);
+      if (hasher.digest("hex") !== hash || bytes !== size) {
+        await this.#store.delete(hash).catch(() => {});
+        this.#hashes.delete(path);
+        throw new Error(`${path} changed while it was uploaded: nothing of it was kept; add the job again`);
+      }
       return true;
     })();
     this.#pending.set(sha256, upload);

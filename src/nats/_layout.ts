@@ -7,7 +7,7 @@
 
 import { dirname, isAbsolute, join, normalize, relative } from "node:path";
 import type { FileCache } from "./_files.ts";
-import type { FileRef, JobSpec, Layout } from "./_protocol.ts";
+import { type FileRef, type JobSpec, type Layout, OUTPUTS_FILE_LIMIT } from "./_protocol.ts";
 
 /** The most files a layout may hold. */
 const MAX_FILES = 100_000;
@@ -21,6 +21,9 @@ export interface LaidOut {
 /** The spec's layout (read from its file when it travelled as one), or `undefined` when it has none. */
 export async function layoutOf(spec: JobSpec, cache: FileCache): Promise<Layout | undefined> {
   if (spec.layoutFile !== undefined) {
+    if (!(spec.layoutFile.size <= OUTPUTS_FILE_LIMIT)) {
+      throw new Error(`the job's record names a layout of ${spec.layoutFile.size} bytes, more than bgproc reads`);
+    }
     return JSON.parse(await Deno.readTextFile(await cache.get(spec.layoutFile))) as Layout;
   }
   return spec.layout;

@@ -73,6 +73,15 @@ async function layoutOf(
   try {
     deps = await dependencies.of(job.blendFile, job.script);
   } catch (error) {
+    if (job.missingFiles === "fail") {
+      throw new InvalidJobError(
+        "missingFiles",
+        `Cannot run job '${job.name}' as the files its .blend uses could not be listed: ${
+          error instanceof Error ? error.message.split("\n")[0] : String(error)
+        }`,
+        { cause: error },
+      );
+    }
     // The job still runs, with its .blend alone: where the file cannot be opened, the worker says so as its error.
     const note = error instanceof BlenderNotFoundError
       ? "this job's host has no Blender to list the files its .blend uses: only the .blend travels"

@@ -106,7 +106,16 @@ export function readWorkerInfo(bytes: Uint8Array): WorkerInfo | Unreadable {
     return new Unreadable("a worker's entry whose tags are not strings");
   }
   if (!Array.isArray(value.running)) return new Unreadable("a worker's entry without its running jobs");
-  return value as unknown as WorkerInfo;
+  // Fields newer workers add: dropped when they are not what they say (a count, a list of device ids).
+  const { completed, failed, gpus, ...rest } = value;
+  return {
+    ...rest,
+    ...(isCount(completed) ? { completed } : {}),
+    ...(isCount(failed) ? { failed } : {}),
+    ...(Array.isArray(gpus) && gpus.length <= 64 && gpus.every((gpu) => typeof gpu === "string" && gpu.length <= 64)
+      ? { gpus }
+      : {}),
+  } as unknown as WorkerInfo;
 }
 
 /** A work-queue message, or why not. */

@@ -417,6 +417,8 @@ export class WorkerLoop {
       local = await this.#startLocal(mine, job);
     } catch (error) {
       job.fetch ??= { phase: "fetch", startMs: job.claimedAt, endMs: Date.now() };
+      // This worker's own trouble (its disk is full or failing): another worker may do better, the job is not blamed.
+      if (isDiskTrouble(error)) throw error;
       // Its files cannot be fetched, or its spec is bad: the job's failure, not the worker's.
       const summary = `it cannot start on worker ${id}: ${error instanceof Error ? error.message : String(error)}`;
       const dropped = droppedBeforeBlender(mine.name, "start-failed", summary, attempt, { cause: error });
@@ -653,6 +655,13 @@ interface AttemptEnd {
   readonly upload?: PhaseTiming;
   /** The exit code (`process.exit.code`) or signal (`bgproc.signal`) of its Blender, for its span. */
   readonly exit: Record<string, string | number>;
+}
+
+/** Whether `error` says the disk is full or failing (ENOSPC, EDQUOT, EIO, EROFS). */
+function isDiskTrouble(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && ["ENOSPC", "EDQUOT", "EIO", "EROFS"].includes(code) ||
+    /No space left on device|Disk quota exceeded|Read-only file system/.test(String(error));
 }
 
 /** A dropped attempt's Blender exit code or signal, as span attributes. */

@@ -104,6 +104,8 @@ export class NatsHost {
     this.#maxAttempts = settings.maxAttempts;
     this.#publish = publish;
     this.#uploader = new Uploader(cluster.files);
+    // A listing that hangs (a .blend that hangs Blender) ends at its timeout (a minute): submissions, and so kills
+    // and close(), never wait longer for it.
     const dependencies = new DependencyCache({
       workDir: settings.workRoot,
       ...(settings.blender === undefined ? {} : { blender: settings.blender }),

@@ -208,6 +208,11 @@ export class NatsJobManager extends JobManager {
       if (listed !== undefined) {
         for (const sha256 of await listedOutputs(cluster.files, listed)) referenced.add(sha256);
       }
+      // So is a layout too long for the record: the files a queued job's .blend uses.
+      const layout = current.record.spec.layoutFile;
+      if (layout !== undefined) {
+        for (const sha256 of await listedLayout(cluster.files, layout)) referenced.add(sha256);
+      }
     }
     return await collectFiles(cluster.files, referenced, olderThanMs);
   }
@@ -270,6 +275,17 @@ export class NatsJobManager extends JobManager {
  * The SHA-256s of the outputs a spilled list (`outputsFile`) names. A list that cannot be read or is too large keeps
  * nothing listed safe: collecting then stops, rather than remove files a record may still mean.
  */
+/** The files a layout file lists (`JobSpec.layoutFile`). */
+async function listedLayout(store: ObjectStore, file: FileRef): Promise<string[]> {
+  if (file.size > OUTPUTS_FILE_LIMIT) throw new Error(`Cannot collect files: a layout of ${file.size} bytes`);
+  const got = await store.getBlob(file.sha256);
+  if (got === null) return [];
+  const { files } = (JSON.parse(new TextDecoder().decode(got)) ?? {}) as { files?: unknown };
+  if (!Array.isArray(files)) return [];
+  return files.map((entry) => (entry as { file?: { sha256?: unknown } })?.file?.sha256)
+    .filter((sha256): sha256 is string => typeof sha256 === "string");
+}
+
 async function listedOutputs(store: ObjectStore, file: FileRef): Promise<string[]> {
   if (file.size > OUTPUTS_FILE_LIMIT) throw new Error(`Cannot collect files: an outputs list of ${file.size} bytes`);
   const got = await store.getBlob(file.sha256);

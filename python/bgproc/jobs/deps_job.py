@@ -21,7 +21,7 @@ import bpy
 
 blend = passed_data["blend"]
 script = passed_data.get("script")
-bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False)
+bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False, use_scripts=False)  # Nothing of the file's runs.
 
 found = {}
 
@@ -73,11 +73,22 @@ def tiles(path):
     return sorted(glob.glob(glob.escape(head) + "[0-9][0-9][0-9][0-9]" + glob.escape(tail))) or [path]
 
 
+#: The most files listed of one cache folder (a cache set to a folder such as ``/tmp`` must not list a disk).
+MAX_CACHE_FILES = 20_000
+
+
 def cache_folder(folder, kind):
-    """Every file under ``folder`` (a point or fluid cache on disk)."""
+    """The files under ``folder`` (a point or fluid cache on disk); a file system's root is not walked."""
+    folder = os.path.normpath(folder)
+    if folder == os.path.dirname(folder):
+        return
+    listed = 0
     for root, _, names in os.walk(folder):
         for name in sorted(names):
+            if listed >= MAX_CACHE_FILES:
+                return
             add(os.path.join(root, name), kind)
+            listed += 1
 
 
 for library in bpy.data.libraries:
