@@ -1,7 +1,8 @@
 /**
  * Renders from the service: `.blend` files directly inside its `blendsDir` (regular files, not symlinks), rendered
  * in chunk jobs (`manager.render`) into `outputsDir/<render name>/`. The chunk jobs are ordinary jobs on the event
- * stream and in the dashboard's list.
+ * stream and in the dashboard's list; the service remembers each render in its {@linkcode RenderBook}, so that a
+ * dropped chunk can run again (`POST /jobs/:name/retry`).
  */
 
 import { existsSync } from "node:fs";
@@ -11,6 +12,7 @@ import { chunkFrames, parseFrames } from "../render/frames.ts";
 import { checkRenderName } from "../render/_check.ts";
 import { didYouMean } from "../_suggest.ts";
 import { HttpError } from "./_http.ts";
+import type { RenderBook } from "./_render_book.ts";
 
 const BLEND_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.blend$/;
 
@@ -54,6 +56,8 @@ export interface RenderService {
   readonly outputsDir: string;
   readonly maxQueued: number;
   readonly timeout: number;
+  /** Where the service remembers its renders. */
+  readonly book: RenderBook;
 }
 
 /** What `POST /renders` answers: the render's name, its chunk jobs, its frame count and its folder. */
@@ -107,12 +111,54 @@ export async function startRender(service: RenderService, body: unknown): Promis
     timeout: service.timeout,
   });
   render.result().catch(() => {}); // Its chunk jobs report how it went; a failed render is no unhandled rejection.
+  service.book.add({
+    name: render.name,
+    blend: fields.blend as string,
+    blendFile,
+    frames: render.frames,
+    chunks: render.chunks.map(({ name, frames }) => ({ name, frames })),
+    outputDir: render.outputDir,
+    timeout: service.timeout,
+    addedAt: new Date(),
+  });
   return {
     name: render.name,
     jobs: render.chunks.map((chunk) => chunk.name),
     frames: render.chunks.reduce((sum, chunk) => sum + chunk.frames.length, 0),
     outputs: `${render.name}/`,
   };
+}
+
+/**
+ * Run a dropped or completed chunk job of one of the service's renders again: the same frames of the same .blend
+ * file into the same folder, under the same job name (`manager.render` names a chunk by its render and frames).
+ *
+ * @param service The service's render settings.
+ * @param name The chunk job's name.
+ * @returns Whether `name` is such a chunk (`false`: the caller says it cannot be retried).
+ * @throws {HttpError} 429 when the queue is full.
+ * @throws {InvalidJobError} When the .blend file is gone or the folder cannot be made (400).
+ */
+export function retryChunk(service: RenderService, name: string): boolean {
+  const chunk = service.book.chunkOf(name);
+  if (chunk === undefined) return false;
+  const { manager } = service;
+  if (manager.counts.queued >= service.maxQueued) {
+    throw new HttpError(429, "queue full", `${service.maxQueued} jobs are already waiting; try again later`, {
+      "retry-after": "5",
+    });
+  }
+  const { render, frames } = chunk;
+  const again = manager.render({
+    blendFile: render.blendFile,
+    frames,
+    chunk: frames.length,
+    name: render.name,
+    outputDir: render.outputDir,
+    timeout: render.timeout,
+  });
+  again.result().catch(() => {});
+  return true;
 }
 
 /** `render-1`, `render-2`, ...: the first whose folder does not exist yet. */

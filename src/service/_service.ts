@@ -20,7 +20,9 @@ import { declaredPassedData, listScripts, resolveScript } from "./_scripts.ts";
 import { join } from "node:path";
 import { makeOutputDir, outputResponse, removeIfEmpty, removeOutputs } from "./_outputs.ts";
 import { staticFile } from "./_static.ts";
-import { listBlends, startRender } from "./_renders.ts";
+import { listBlends, retryChunk, startRender } from "./_renders.ts";
+import { paging, RenderBook } from "./_render_book.ts";
+import { AttemptTally, farmWorkers } from "./_farm.ts";
 import { changePriority, requestPriority } from "./_priority.ts";
 import { didYouMean } from "../_suggest.ts";
 
@@ -76,7 +78,9 @@ export interface ServiceOptions {
   /**
    * A folder of `.blend` files the service may render (regular files directly inside it): `GET /blends` lists
    * them, `POST /renders { blend, frames, chunk?, name? }` renders one in chunk jobs into
-   * `outputsDir/<render name>/`, and the dashboard shows a render form. Needs `outputsDir`.
+   * `outputsDir/<render name>/`, and the dashboard shows a render form. Needs `outputsDir`. `GET /renders` lists the
+   * renders this service started (the last 1,000; an empty list without `blendsDir`), and a dropped chunk can be
+   * retried as any job.
    */
   blendsDir?: string;
 }
@@ -170,6 +174,8 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
   const keepFinished = check("keepFinished", options.keepFinished, 100, 0);
 
   const records = new JobRecords(manager);
+  const book = new RenderBook(manager);
+  const tally = new AttemptTally();
   const snapshot = () => ({
     jobs: records.summaries(),
     health: manager.health,
@@ -206,6 +212,8 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       // Output lines go out without server paths, and cut so that the kept history stays small.
       const event = raw.type === "log" ? { ...raw, line: redact(raw.line).slice(0, MAX_LINE) } : raw;
       records.apply(event);
+      book.apply(event);
+      tally.apply(event);
       hub.publish(event);
       if (event.type === "state" && (event.state === "COMPLETED" || event.state === "DROPPED")) {
         // Unless the job runs again already (a retry as soon as the manager said it ended): its folder is in use.
@@ -225,6 +233,7 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     outputsDir: options.outputsDir!,
     maxQueued,
     timeout: defaultTimeout,
+    book,
   };
   let unnamed = 0;
   const freeName = () => {
@@ -298,6 +307,35 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
     return job.name;
   };
 
+  /** Run a finished job again: one this service added, with its script and data; a render's chunk, its frames. */
+  const retry = async (name: string): Promise<string> => {
+    const job = manager.getJob(name);
+    if (job === undefined) throw new HttpError(404, "no such job", `There is no job '${name}'`);
+    const record = records.get(name);
+    if (job.state !== "COMPLETED" && job.state !== "DROPPED") {
+      throw new HttpError(409, "job not finished", `Job '${name}' is ${job.state}: cancel it first`);
+    }
+    if (record?.script === undefined) {
+      if (renders === undefined || !retryChunk(renders, name)) {
+        throw new HttpError(409, "cannot retry", `Job '${name}' was not started by this service`);
+      }
+      records.delete(name); // A fresh record for the chunk's new run, as a retried job gets.
+      const again = manager.getJob(name)!;
+      hub.publish({ type: "state", name, state: again.state, attempt: again.attempts });
+      return name;
+    }
+    return await addJob(
+      {
+        script: record.script,
+        passedData: record.passedData ?? {},
+        timeout: record.timeout ?? defaultTimeout,
+        priority: job.priority,
+        ...record.startup,
+      },
+      name,
+    );
+  };
+
   const route = async (request: Request, path: string[]): Promise<Response> => {
     const method = request.method;
     const notAllowed = (allow: string) =>
@@ -350,24 +388,7 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       }
       if (third === "retry") {
         if (method !== "POST") throw notAllowed("POST");
-        const record = records.get(name);
-        if (job.state !== "COMPLETED" && job.state !== "DROPPED") {
-          throw new HttpError(409, "job not finished", `Job '${name}' is ${job.state}: cancel it first`);
-        }
-        if (record?.script === undefined) {
-          throw new HttpError(409, "cannot retry", `Job '${name}' was not started by this service`);
-        }
-        const again = await addJob(
-          {
-            script: record.script,
-            passedData: record.passedData ?? {},
-            timeout: record.timeout ?? defaultTimeout,
-            priority: job.priority,
-            ...record.startup,
-          },
-          name,
-        );
-        return json(await detail(again), 201);
+        return json(await detail(await retry(name)), 201);
       }
       if (third === "priority") {
         if (method !== "POST") throw notAllowed("POST");
@@ -391,8 +412,19 @@ export function createServiceWith(options: ServiceOptions, events: ManagerEvents
       const script = decodeSegment(second!);
       return json({ name: script, passedData: await declaredPassedData(await resolveScript(scriptsDir, script)) });
     }
+    if (first === "workers" && second === undefined) {
+      if (method !== "GET") throw notAllowed("GET");
+      return json(await farmWorkers(manager, tally));
+    }
+    if (
+      first === "renders" && method === "GET" && (second === undefined || (third === "frames" && rest.length === 1))
+    ) {
+      if (second !== undefined) return await book.frameResponse(decodeSegment(second), decodeSegment(rest[0]!));
+      const { offset, limit } = paging(new URL(request.url), 20, 100);
+      return json(await book.page(offset, limit));
+    }
     if ((first === "blends" || first === "renders") && second === undefined) {
-      if (method !== (first === "blends" ? "GET" : "POST")) throw notAllowed(first === "blends" ? "GET" : "POST");
+      if (method !== (first === "blends" ? "GET" : "POST")) throw notAllowed(first === "blends" ? "GET" : "GET, POST");
       if (renders === undefined) throw new HttpError(404, "no renders", "This service has no blends folder");
       if (first === "blends") return json(await listBlends(renders.blendsDir));
       const render = await startRender(renders, await readJson(request, maxBodyBytes, MAX_DEPTH));

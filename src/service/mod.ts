@@ -27,11 +27,15 @@
  * | `GET /jobs/:name/events` | the event stream, filtered to one job |
  * | `GET /jobs/:name/outputs/:file` | an image the job left in its output folder (with `outputsDir`) |
  * | `POST /jobs/:name/cancel` | kill the job |
- * | `POST /jobs/:name/retry` | run a finished job again, with the same script and data |
+ * | `POST /jobs/:name/retry` | run a finished job again with the same script and data (a render's chunk: its frames) |
  * | `POST /jobs/:name/priority` | `{ "priority": 5 }`: change a queued job's priority (higher first; 409 once it runs) |
  * | `DELETE /jobs/:name` | remove the job (killing it first if it runs) |
  * | `GET /scripts` | the scripts that can be run |
  * | `GET /health` | the manager's health, counts and workers |
+ * | `GET /workers` | over NATS each live worker (slots, GPUs, jobs, heartbeat, `stale`, counts); else this machine |
+ * | `POST /renders` | with `blendsDir`: render `{ "blend": "a.blend", "frames": "1-48", "chunk"?: 10 }` in chunk jobs |
+ * | `GET /renders?offset&limit` | the renders, newest first: frames done, state, each frame's state, the last frame |
+ * | `GET /renders/:name/frames/:n` | a frame's image, from the render's folder |
  *
  * @module
  */

@@ -71,6 +71,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/cli_blocks_test.ts": { where: "default", seconds: 30 },
   "tests/cli_terminal_test.ts": { where: "default", seconds: 120 },
   "tests/cli_test.ts": { where: "default", seconds: 158 },
+  "tests/dashboard_farm_test.ts": { where: "default", seconds: 40 },
   "tests/dashboard_list_test.ts": { where: "default", seconds: 60 },
   "tests/dashboard_priority_test.ts": { where: "default", seconds: 30 },
   "tests/dashboard_test.ts": { where: "default", seconds: 38 },

@@ -641,10 +641,12 @@ function connect() {
     }
     upsert(change.name, patch);
     if (change.name === selected && ENDED.has(change.state)) void loadDetail(change.name);
+    scheduleFarm();
   });
   events.addEventListener("progress", (event) => {
     const change = JSON.parse(event.data);
     upsert(change.name, { progress: change.progress });
+    scheduleFarm();
   });
   events.addEventListener("log", (event) => {
     const line = JSON.parse(event.data);
@@ -929,6 +931,229 @@ $("#render").addEventListener("submit", async (event) => {
   }
 });
 
+// --- the Farm view: the workers and the renders, asked for every 2 s while it is shown (and after a job's change) ---
+const RENDERS_PAGE = 10;
+const FRAME_WORDS = { queued: "queued", active: "rendering", done: "done", dropped: "dropped" };
+const RENDER_STATE_CLASS = { queued: "QUEUED", active: "ACTIVE", completed: "COMPLETED", dropped: "DROPPED" };
+const renderRows = new Map(); // render name -> <tr>
+let farmShown = false;
+let farmTimer = 0;
+let farmSoon = 0;
+let farmLoading = false;
+let rendersPage = 0;
+
+function showView(name) {
+  for (const view of ["jobs", "farm"]) {
+    const tab = $(`#tab-${view}`);
+    const on = view === name;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+    $(`#${view}-section`).hidden = !on;
+  }
+  farmShown = name === "farm";
+  history.replaceState(null, "", farmShown ? "#farm" : location.pathname + location.search);
+  clearInterval(farmTimer);
+  if (farmShown) {
+    void loadFarm();
+    farmTimer = setInterval(() => void loadFarm(), 2000);
+  }
+}
+
+/** A job changed: the Farm view asks again shortly (a burst of events costs one request). */
+function scheduleFarm() {
+  if (!farmShown || farmSoon !== 0) return;
+  farmSoon = setTimeout(() => {
+    farmSoon = 0;
+    void loadFarm();
+  }, 300);
+}
+
+async function loadFarm() {
+  if (farmLoading) return;
+  farmLoading = true;
+  try {
+    const [workers, renders] = await Promise.all([
+      api("GET", "workers"),
+      api("GET", `renders?offset=${rendersPage * RENDERS_PAGE}&limit=${RENDERS_PAGE}`),
+    ]);
+    renderWorkers(workers);
+    if (renders.renders.length === 0 && rendersPage > 0) {
+      rendersPage = Math.max(0, Math.ceil(renders.total / RENDERS_PAGE) - 1); // The page emptied: go to the last.
+      farmLoading = false;
+      return void loadFarm();
+    }
+    renderRenders(renders);
+  } catch (error) {
+    showAlert(error.message);
+  } finally {
+    farmLoading = false;
+  }
+}
+
+function textCell(label, text, className = "") {
+  const td = document.createElement("td");
+  td.dataset.label = label;
+  td.className = className;
+  td.textContent = text;
+  return td;
+}
+
+function renderWorkers({ backend, workers }) {
+  $("#farm-backend").textContent = backend === "nats"
+    ? "Jobs run on the workers of a NATS cluster"
+    : "Jobs run in this machine's Blenders";
+  $("#workers-count").textContent = workers.length;
+  const empty = $("#workers-empty");
+  empty.hidden = workers.length > 0;
+  empty.textContent = "No live workers: none has sent a heartbeat in the last 5 s.";
+  $("#workers-table tbody").replaceChildren(...workers.map(workerRow));
+}
+
+function workerRow(worker) {
+  const tr = document.createElement("tr");
+  tr.dataset.worker = worker.name;
+  tr.className = worker.stale ? "stale" : "";
+  const beat = textCell("Heartbeat", "", "heartbeat");
+  const time = document.createElement("time");
+  time.dateTime = worker.heartbeatAt;
+  time.title = new Date(worker.heartbeatAt).toLocaleString();
+  time.textContent = `${(worker.heartbeatAgeMs / 1000).toFixed(1)} s ago`;
+  beat.append(time);
+  if (worker.stale) {
+    const mark = document.createElement("strong");
+    mark.className = "stale-mark";
+    mark.textContent = "stale";
+    beat.append(" ", mark);
+  }
+  const running = worker.running.length === 0 ? "idle" : `${worker.running.length}: ${worker.running.join(", ")}`;
+  tr.append(
+    textCell("Worker", worker.name, "worker-name"),
+    textCell("Machine", worker.machine),
+    textCell("Tags", worker.tags.join(", ") || "–"),
+    textCell("Slots", String(worker.slots), "num"),
+    textCell("GPUs", worker.gpus === null ? "not known" : worker.gpus.join(", ") || "none"),
+    textCell("Blender", worker.blenderVersion),
+    textCell("Mode", worker.mode),
+    textCell("Running", running, "running"),
+    beat,
+    textCell("Done", worker.completed === null ? "–" : String(worker.completed), "num done"),
+    textCell("Failed", worker.failed === null ? "–" : String(worker.failed), "num failed"),
+  );
+  return tr;
+}
+
+function renderRenders(page) {
+  $("#renders-count").textContent = page.total;
+  const empty = $("#renders-empty");
+  empty.hidden = page.total > 0;
+  empty.textContent = "No renders yet.";
+  const keep = new Set(page.renders.map((render) => render.name));
+  for (const [name, tr] of renderRows) {
+    if (!keep.has(name)) {
+      tr.remove();
+      renderRows.delete(name);
+    }
+  }
+  const body = $("#renders-table tbody");
+  page.renders.forEach((render, index) => {
+    const tr = renderRows.get(render.name) ?? makeRenderRow(render.name);
+    fillRenderRow(tr, render);
+    if (body.children[index] !== tr) body.insertBefore(tr, body.children[index] ?? null);
+  });
+  const pages = Math.max(1, Math.ceil(page.total / RENDERS_PAGE));
+  const first = page.total === 0 ? 0 : page.offset + 1;
+  $("#renders-info").textContent = `${first}–${page.offset + page.renders.length} of ${page.total}`;
+  $("#renders-prev").disabled = rendersPage === 0;
+  $("#renders-next").disabled = rendersPage >= pages - 1;
+  $("#renders-paging").hidden = page.total <= RENDERS_PAGE;
+}
+
+function makeRenderRow(name) {
+  const tr = document.createElement("tr");
+  tr.dataset.render = name;
+  tr.innerHTML = `<td class="render-name" data-label="Render"><strong></strong> <span class="hint blend"></span></td>
+    <td class="frames" data-label="Frames"><span class="frames-done"></span> <span class="hint range"></span></td>
+    <td data-label="State"><span class="state"></span></td>
+    <td data-label="Frame by frame"><div class="frame-grid" role="group"></div></td>
+    <td class="thumb" data-label="Last frame"></td>`;
+  $("strong", tr).textContent = name;
+  renderRows.set(name, tr);
+  return tr;
+}
+
+function fillRenderRow(tr, render) {
+  $(".blend", tr).textContent = render.blend;
+  $(".frames-done", tr).textContent = `${render.framesDone} / ${render.frameCount} done`;
+  $(".range", tr).textContent = `frames ${render.frames} in ${render.chunks} jobs`;
+  const state = $(".state", tr);
+  state.className = `state ${RENDER_STATE_CLASS[render.state]}`;
+  state.textContent = render.state;
+  tr.className = RENDER_STATE_CLASS[render.state];
+  const grid = $(".frame-grid", tr);
+  grid.setAttribute("aria-label", `Frames of ${render.name}: ${render.framesDone} of ${render.frameCount} done`);
+  const key = render.grid.map((cell) => `${cell.first}-${cell.last}:${cell.state}`).join(",");
+  if (grid.dataset.key !== key) {
+    grid.dataset.key = key;
+    grid.replaceChildren(...render.grid.map(frameCell));
+  }
+  fillThumb($(".thumb", tr), render);
+}
+
+function frameCell(cell) {
+  const span = document.createElement("span");
+  span.className = `cell ${cell.state}`;
+  span.setAttribute("role", "img");
+  const label = cell.count === 1
+    ? `frame ${cell.first}: ${FRAME_WORDS[cell.state]}`
+    : `frames ${cell.first}–${cell.last} (${cell.count}): ${FRAME_WORDS[cell.state]}`;
+  span.setAttribute("aria-label", label);
+  span.title = label;
+  return span;
+}
+
+function fillThumb(td, render) {
+  const url = render.lastFrame?.url ?? "";
+  if (td.dataset.url === url) return; // Unchanged: the link keeps its focus, the image is not fetched again.
+  td.dataset.url = url;
+  if (!render.lastFrame) {
+    td.replaceChildren(document.createTextNode("–"));
+    return;
+  }
+  const link = document.createElement("a");
+  link.href = url;
+  link.target = "_blank";
+  link.rel = "noopener";
+  const image = document.createElement("img");
+  image.src = url;
+  image.alt = `${render.name}, frame ${render.lastFrame.frame}`;
+  const caption = document.createElement("span");
+  caption.className = "hint";
+  caption.textContent = `frame ${render.lastFrame.frame}`;
+  link.append(image);
+  td.replaceChildren(link, caption);
+}
+
+$("#tab-jobs").addEventListener("click", () => showView("jobs"));
+$("#tab-farm").addEventListener("click", () => showView("farm"));
+$("#tabs").addEventListener("keydown", (event) => {
+  // The tabs' arrow keys (WAI-ARIA): the other tab is focused and shown.
+  if (!["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) return;
+  event.preventDefault();
+  const next = farmShown ? "jobs" : "farm";
+  const target = event.key === "Home" ? "jobs" : event.key === "End" ? "farm" : next;
+  showView(target);
+  $(`#tab-${target}`).focus();
+});
+$("#renders-prev").addEventListener("click", () => {
+  rendersPage = Math.max(0, rendersPage - 1);
+  void loadFarm();
+});
+$("#renders-next").addEventListener("click", () => {
+  rendersPage++;
+  void loadFarm();
+});
+
 void loadBlends();
 void loadScripts();
 connect();
+if (location.hash === "#farm") showView("farm");
