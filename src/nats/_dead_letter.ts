@@ -70,10 +70,12 @@ export function lostReport(record: JobRecord, attempts: number): JobDroppedDetai
 }
 
 /** Drop a job whose worker was lost with no attempt left, and dead-letter it (once, whoever calls). */
-export async function dropLost(cluster: Cluster, message: QueueMessage, attempts: number): Promise<void> {
+export async function dropLost(cluster: Cluster, message: QueueMessage, attempts?: number): Promise<void> {
   const written = await mutateRecord(cluster.jobs, message.name, (record) => {
     if (record.id !== message.id || ended(record)) return null;
-    return { ...record, state: "DROPPED", attempts, report: lostReport(record, attempts), deadLetter: true };
+    // Attempts are the record's claims (a worker may have declined deliveries), unless the caller counted them.
+    const spent = attempts ?? record.attempts;
+    return { ...record, state: "DROPPED", attempts: spent, report: lostReport(record, spent), deadLetter: true };
   });
   if (written !== null) await publishDeadLetter(cluster, written);
 }
@@ -116,7 +118,7 @@ export function listenMaxDeliveries(
           .catch(() => null);
         const queued = stored === null ? null : readQueueMessage(stored.data);
         if (queued === null || queued instanceof Unreadable) return; // The worker that took it reported it.
-        await dropLost(cluster, queued, advisory.deliveries);
+        await dropLost(cluster, queued);
         if (removes) {
           await cluster.jsm.streams.deleteMessage(cluster.names.jobsStream, advisory.stream_seq).catch(() => {});
         }

@@ -168,6 +168,8 @@ export interface JobRecord {
   readonly trace?: TraceCarrier;
   /** The attempts that ended, as their workers timed them (at most {@linkcode MAX_RECORDED_TIMINGS}, the last kept). */
   readonly timings?: readonly AttemptTiming[];
+  /** The workers an attempt failed on through no fault of the script (crashed, timed out, could not start). */
+  readonly failedOn?: readonly string[];
 }
 
 /** The most attempt timings a record keeps. */
@@ -232,6 +234,8 @@ export interface WorkerInfo {
   readonly failed?: number;
   /** Its slots' GPUs (`--gpus`), when it has any. */
   readonly gpus?: readonly string[];
+  /** The scripts it takes no job of for now (they kept failing on it). */
+  readonly blocked?: readonly { readonly sha256: string; readonly name: string; readonly until: string }[];
 }
 
 const NAMESPACE = /^[A-Za-z0-9_-]{1,64}$/;

@@ -7,6 +7,7 @@ import type { Uploader } from "./_files.ts";
 import { encode, type JobRecord, type JobSpec, type QueueMessage, RECORD_VERSION, subjectToken } from "./_protocol.ts";
 import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
 import { jobSpec } from "./_spec.ts";
+import { deliveriesFor } from "./_blocklist.ts";
 import type { DependencyCache } from "../deps/cache.ts";
 import { sign, signedJob, type SigningKey } from "./_signing.ts";
 
@@ -129,7 +130,7 @@ export class Submitter {
     const key = requires.join(",");
     let pending = this.#consumers.get(key);
     if (pending === undefined) {
-      const settings = { ackWaitMs: this.#settings.ackWaitMs, maxDeliver: this.#maxAttempts() };
+      const settings = { ackWaitMs: this.#settings.ackWaitMs, maxDeliver: deliveriesFor(this.#maxAttempts()) };
       pending = ensureConsumer(this.#cluster, requires, settings);
       this.#consumers.set(key, pending);
       pending.catch(() => this.#consumers.delete(key));

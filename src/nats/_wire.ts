@@ -107,7 +107,7 @@ export function readWorkerInfo(bytes: Uint8Array): WorkerInfo | Unreadable {
   }
   if (!Array.isArray(value.running)) return new Unreadable("a worker's entry without its running jobs");
   // Fields newer workers add: dropped when they are not what they say (a count, a list of device ids).
-  const { completed, failed, gpus, ...rest } = value;
+  const { completed, failed, gpus, blocked, ...rest } = value;
   return {
     ...rest,
     ...(isCount(completed) ? { completed } : {}),
@@ -115,7 +115,13 @@ export function readWorkerInfo(bytes: Uint8Array): WorkerInfo | Unreadable {
     ...(Array.isArray(gpus) && gpus.length <= 64 && gpus.every((gpu) => typeof gpu === "string" && gpu.length <= 64)
       ? { gpus }
       : {}),
+    ...(Array.isArray(blocked) && blocked.length <= 1000 && blocked.every(isBlockedScript) ? { blocked } : {}),
   } as unknown as WorkerInfo;
+}
+
+function isBlockedScript(value: unknown): boolean {
+  if (!isObject(value)) return false;
+  return typeof value.sha256 === "string" && typeof value.name === "string" && typeof value.until === "string";
 }
 
 /** A work-queue message, or why not. */

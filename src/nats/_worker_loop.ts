@@ -27,7 +27,7 @@ import {
 } from "./_protocol.ts";
 import { ended, mutateRecord, readRecord } from "./_records.ts";
 import { recordResult } from "./_worker_result.ts";
-import { readQueueMessage, Unreadable } from "./_wire.ts";
+import { readQueueMessage, readWorkerInfo, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
 import { canonicalJson, sign, signedEnd, signedJob, signedProgress, type Signing, whyUntrusted } from "./_signing.ts";
 import { join } from "node:path";
@@ -35,6 +35,7 @@ import { type Context, contextOf, meters, safely, SpanKind, traceAttempt } from 
 import type { AttemptTiming, JobTimings, PhaseTiming } from "../timings.ts";
 import { clipped, withTiming } from "./_timings.ts";
 import { layOut, layoutOf } from "./_layout.ts";
+import { deliveriesFor, ScriptBlocklist, withFailedOn, WORKER_FAILURES } from "./_blocklist.ts";
 
 /** What a worker reports to `RunWorkerOptions.onEvent`. */
 export type WorkerEvent =
@@ -118,6 +119,8 @@ export class WorkerLoop {
   readonly #stop = new AbortController();
   readonly #waiters = new Set<() => void>();
   readonly #startedAt = new Date().toISOString();
+  /** The scripts that keep failing here. */
+  readonly #blocklist = new ScriptBlocklist();
   /** Attempts run to a result, and attempts failed, since the worker started (advertised). */
   #completed = 0;
   #failedCount = 0;
@@ -150,7 +153,7 @@ export class WorkerLoop {
       for (const requires of tagSubsets([...this.#setup.tags])) {
         const name = await ensureConsumer(cluster, requires, {
           ackWaitMs: this.#setup.ackWaitMs,
-          maxDeliver: this.#setup.maxAttempts,
+          maxDeliver: deliveriesFor(this.#setup.maxAttempts),
         });
         consumers.push(await cluster.js.consumers.get(cluster.names.jobsStream, name));
       }
@@ -199,6 +202,7 @@ export class WorkerLoop {
       heartbeatAt: new Date().toISOString(),
       completed: this.#completed,
       failed: this.#failedCount,
+      blocked: this.#blocklist.list(),
       ...(this.#setup.gpus.length === 0 ? {} : { gpus: [...this.#setup.gpus] }),
     };
   }
@@ -270,17 +274,19 @@ export class WorkerLoop {
     const { msg } = job;
     const { cluster, emit, id } = this.#setup;
     const { queued } = job;
-    // A job its host queued again after an overdue attempt carries the attempts it spent before.
-    const attempt = (queued.spent ?? 0) + msg.info.deliveryCount;
+    let attempt = 0;
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let cancels: Subscription | undefined;
     try {
       const current = await readRecord(cluster.jobs, queued.name);
       if (current === null || current.record.id !== queued.id || ended(current.record)) return msg.ack();
+      // Attempts are counted in the record (each claim is one), not by deliveries: a worker may decline a delivery.
+      attempt = current.record.attempts + 1;
       if (attempt > current.record.maxAttempts) {
-        await dropLost(cluster, queued, attempt - 1);
+        await dropLost(cluster, queued, current.record.attempts);
         return msg.ack();
       }
+      if (await this.#declines(current.record, msg)) return msg.nak(DECLINE_DELAY_MS);
       const untrusted = await this.#untrusted(current.record);
       if (untrusted !== null) {
         // Jobs are code: one no trusted host signed never runs here. Dropped (not retried) and dead-lettered.
@@ -365,6 +371,41 @@ export class WorkerLoop {
     this.#slotNumbers.delete(job.slotNumber);
     this.#busy--;
     this.#wake();
+  }
+
+  /**
+   * Whether this worker declines a delivery of `record` (a nak: no attempt is spent): the job failed here through no
+   * fault of its script, or its script keeps failing here, and another live worker can take it. Never when the
+   * deliveries left would not cover the job's attempts left.
+   */
+  async #declines(record: JobRecord, msg: JsMsg): Promise<boolean> {
+    const failedHere = Array.isArray(record.failedOn) && record.failedOn.includes(this.#setup.id);
+    if (!failedHere && !this.#blocklist.blocks(record.spec.script.sha256)) return false;
+    const spare = deliveriesFor(record.maxAttempts) - msg.info.deliveryCount - (record.maxAttempts - record.attempts);
+    return spare > 1 && await this.#othersCanTake(record);
+  }
+
+  /** Whether another live worker can take `record`: its tags fit, the job did not fail on it, it blocks no script. */
+  async #othersCanTake(record: JobRecord): Promise<boolean> {
+    const { cluster, id } = this.#setup;
+    const failedOn = Array.isArray(record.failedOn) ? record.failedOn : [];
+    const script = record.spec.script.sha256;
+    const now = Date.now();
+    try {
+      for await (const key of await cluster.workers.keys()) {
+        const entry = key === id ? null : await cluster.workers.get(key);
+        if (entry === null || entry.operation !== "PUT") continue;
+        const info = readWorkerInfo(entry.value);
+        if (info instanceof Unreadable || info.id === id || failedOn.includes(info.id)) continue;
+        if (!(now - Date.parse(info.heartbeatAt) < WORKER_TTL_MS)) continue;
+        if (!record.spec.requires.every((tag) => info.tags.includes(tag))) continue;
+        if (info.blocked?.some((each) => each.sha256 === script && Date.parse(each.until) > now)) continue;
+        return true;
+      }
+    } catch {
+      // The workers cannot be read now: this worker takes the job rather than leave it.
+    }
+    return false;
   }
 
   /** The lowest slot number no running job holds. */
@@ -469,6 +510,7 @@ export class WorkerLoop {
       return endSignature === undefined ? completed : { ...completed, endSignature };
     });
     if (written !== null || await this.#maySettle(mine)) job.msg.ack();
+    this.#blocklist.note(mine.spec.script.sha256, mine.spec.script.name, "completed");
     if (written !== null) {
       this.#completed++;
       emit({ type: "completed", name: mine.name, attempt });
@@ -594,6 +636,8 @@ export class WorkerLoop {
     // The report as the cluster sees it: the job's name (not this worker's local one) and this delivery's attempt.
     const said = new JobDroppedError(report).report;
     if (!job.handBack || job.cancelled) this.#failedCount++;
+    this.#blocklist.note(record.spec.script.sha256, record.spec.script.name, reason);
+    const failedHere = WORKER_FAILURES.has(reason) ? { failedOn: withFailedOn(record.failedOn, id) } : {};
     const timing = this.#timed(job, attempt, {
       endMs: Date.now(),
       outcome: reason,
@@ -603,7 +647,7 @@ export class WorkerLoop {
     const change = (next: (current: JobRecord) => JobRecord) =>
       mutateRecord(cluster.jobs, record.name, (current) => {
         return stillMine(current, record, id, attempt)
-          ? { ...next(current), timings: withTiming(current.timings, timing) }
+          ? { ...next(current), timings: withTiming(current.timings, timing), ...failedHere }
           : null;
       });
     if (job.handBack && !job.cancelled) {
@@ -645,6 +689,9 @@ export class WorkerLoop {
     return now === null || now.record.id !== record.id || ended(now.record);
   }
 }
+
+/** How long a declined delivery waits before the server offers it again (to any worker), ms. */
+const DECLINE_DELAY_MS = 250;
 
 /** How an attempt ended, for its timing. */
 interface AttemptEnd {

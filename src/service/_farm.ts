@@ -40,6 +40,8 @@ export interface FarmWorker {
   /** Attempts it ran to a result, and attempts that failed on it, since it started; `null` from older workers. */
   readonly completed: number | null;
   readonly failed: number | null;
+  /** The scripts it takes no job of for now, because they kept failing on it (their names, and until when). */
+  readonly blocked: readonly { readonly name: string; readonly until: string }[];
 }
 
 /** What `GET /workers` answers. */
@@ -105,6 +107,7 @@ export async function farmWorkers(manager: JobManager, tally: AttemptTally): Pro
     stale: false,
     completed: tally.completed,
     failed: tally.failed,
+    blocked: [],
   };
   return { backend: "local", staleAfterMs: STALE_AFTER_MS, workers: [local] };
 }
@@ -129,6 +132,7 @@ function clusterWorker(info: WorkerInfo, now: number): FarmWorker {
     stale: heartbeatAgeMs > STALE_AFTER_MS,
     completed: info.completed ?? null,
     failed: info.failed ?? null,
+    blocked: (info.blocked ?? []).map(({ name, until }) => ({ name, until })),
   };
 }
 

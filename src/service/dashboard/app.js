@@ -1038,8 +1038,15 @@ function workerRow(worker) {
     beat,
     textCell("Done", worker.completed === null ? "–" : String(worker.completed), "num done"),
     textCell("Failed", worker.failed === null ? "–" : String(worker.failed), "num failed"),
+    textCell("Blocked", blockedText(worker.blocked ?? []), "blocked"),
   );
   return tr;
+}
+
+/** A worker's blocklist as text: each script it keeps away from, and until when (its own clock). */
+function blockedText(blocked) {
+  if (blocked.length === 0) return "–";
+  return blocked.map((entry) => `${entry.name} until ${new Date(entry.until).toLocaleTimeString()}`).join(", ");
 }
 
 function renderRenders(page) {
