@@ -16,16 +16,10 @@ import { JobManager } from "../mod.ts";
 import { createService, type Service } from "../src/service/mod.ts";
 import { fixture, waitFor } from "./_helpers.ts";
 import { startNatsServer, startWorker, type WorkerProcess } from "./nats/_server.ts";
+import { BROWSER_TEST, CHROMIUM, loadChromium, type Loose } from "./_chromium.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
 const NAMESPACE = "farm-view";
 const FRAMES = 6;
-// deno-lint-ignore no-explicit-any
-type Loose = any;
-async function loadChromium(): Promise<Loose> {
-  const specifier = "playwright-core"; // Without its types: see dashboard_test.ts.
-  return (await import(specifier)).chromium;
-}
 
 /** A request to the service: its status, content type and body (JSON when it is JSON). */
 type Call = (method: string, path: string, body?: unknown) => Promise<{ status: number; type: string; body: Loose }>;
@@ -218,11 +212,7 @@ async function checkLocalMachine(manager: JobManager, service: Service): Promise
 
 Deno.test({
   name: "dashboard farm: two NATS workers and a render's frame grid in the Farm view; retry dropped runs its chunk",
-  ignore: !existsSync(CHROMIUM),
-  // playwright-core drives Chromium through Node-compat child processes and sockets whose bookkeeping
-  // Deno's sanitizers attribute to the test; everything is closed in `finally` below.
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...BROWSER_TEST,
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "bgproc-dashboard-farm-" });
     const [scriptsDir, blendsDir, outputsDir] = ["scripts", "blends", "outputs"].map((name) => join(root, name));

@@ -5,19 +5,11 @@
  */
 
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { JobManager } from "../mod.ts";
 import { createService } from "../src/service/mod.ts";
 import { fixture } from "./_helpers.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
-// deno-lint-ignore no-explicit-any
-type Loose = any;
-async function loadChromium(): Promise<Loose> {
-  const specifier = "playwright-core"; // Without its types: see dashboard_test.ts.
-  return (await import(specifier)).chromium;
-}
+import { BROWSER_TEST, CHROMIUM, loadChromium, type Loose } from "./_chromium.ts";
 
 /** Fails on its first run (leaving a marker), completes on the next: what a bulk retry should fix. */
 const FAIL_ONCE = `import os
@@ -58,10 +50,7 @@ const FAIL_ONCE_JOBS = Math.floor((JOBS - 2) / 10);
 
 Deno.test({
   name: "dashboard with 1,000 jobs: connecting, newest first, sorting, paging, ETA, dropped bars, bulk retry",
-  ignore: !existsSync(CHROMIUM),
-  // playwright-core's Node-compat processes and sockets are counted against the test; all are closed below.
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...BROWSER_TEST,
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "bgproc-dashboard-list-" });
     const scriptsDir = join(root, "scripts");
@@ -202,9 +191,7 @@ Deno.test({
 
 Deno.test({
   name: "dashboard: the passed-data editor is pre-filled per script, from the script's declaration or empty",
-  ignore: !existsSync(CHROMIUM),
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...BROWSER_TEST,
   async fn() {
     const scriptsDir = await Deno.makeTempDir({ prefix: "bgproc-dashboard-prefill-" });
     await Deno.writeTextFile(

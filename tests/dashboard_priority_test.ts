@@ -12,14 +12,7 @@ import { join } from "node:path";
 import { JobManager } from "../mod.ts";
 import { createService } from "../src/service/mod.ts";
 import { fixture, waitFor } from "./_helpers.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
-// deno-lint-ignore no-explicit-any
-type Loose = any;
-async function loadChromium(): Promise<Loose> {
-  const specifier = "playwright-core"; // Without its types: see dashboard_test.ts.
-  return (await import(specifier)).chromium;
-}
+import { BROWSER_TEST, CHROMIUM, loadChromium, type Loose } from "./_chromium.ts";
 
 /** What the service's event stream said: which jobs went ACTIVE, in order, and every `priority` event. */
 interface Streamed {
@@ -208,11 +201,7 @@ async function checkStartOrder(page: Loose, streamed: Streamed): Promise<void> {
 
 Deno.test({
   name: "dashboard priority: the list shows and sorts priorities; one set in a queued job's details starts it first",
-  ignore: !existsSync(CHROMIUM),
-  // playwright-core drives Chromium through Node-compat child processes and sockets whose bookkeeping
-  // Deno's sanitizers attribute to the test; everything is closed in `finally` below.
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...BROWSER_TEST,
   async fn() {
     const scriptsDir = await Deno.makeTempDir({ prefix: "bgproc-dashboard-priority-" });
     for (const name of ["echo.py", "sleep.py"]) await Deno.copyFile(fixture(name), join(scriptsDir, name));

@@ -12,19 +12,6 @@ import { JobManager } from "../mod.ts";
 import { createService } from "../src/service/mod.ts";
 import { fixture } from "./_helpers.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
-
-/**
- * playwright-core, loaded without its type declarations: they pull the DOM library into the whole type check,
- * where it clashes with Deno's own stream types. The few calls below are typed by hand.
- */
-// deno-lint-ignore no-explicit-any
-type Loose = any;
-async function loadChromium(): Promise<Loose> {
-  const specifier = "playwright-core";
-  return (await import(specifier)).chromium;
-}
-
 /** Waits until the list shows `count` rows: it redraws at the next animation frame after a filter or a search. */
 async function rowsBecome(page: Loose, count: number): Promise<void> {
   const rows = page.locator("#jobs tbody tr:not([hidden])");
@@ -48,14 +35,11 @@ with open(os.path.join(passed_data["output_dir"], "thumb.png"), "wb") as handle:
     handle.write(base64.b64decode(png))
 python_data = {"ticks": steps, "nested": {"list": [1, 2, 3]}}
 `;
+import { BROWSER_TEST, CHROMIUM, loadChromium, type Loose } from "./_chromium.ts";
 
 Deno.test({
   name: "dashboard: 12 live jobs on one event stream; detail, report, log tail, cancel, retry, filters, clear",
-  ignore: !existsSync(CHROMIUM),
-  // playwright-core drives Chromium through Node-compat child processes and sockets whose bookkeeping
-  // Deno's sanitizers attribute to the test; everything is closed in `finally` below.
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...BROWSER_TEST,
   async fn() {
     const scriptsDir = await Deno.makeTempDir({ prefix: "bgproc-dashboard-" });
     await Deno.writeTextFile(join(scriptsDir, "tick.py"), TICK);

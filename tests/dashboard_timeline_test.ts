@@ -12,14 +12,7 @@ import { JobManager } from "../mod.ts";
 import { createService } from "../src/service/mod.ts";
 import type { JobTimings } from "../src/timings.ts";
 import { fixture } from "./_helpers.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
-// deno-lint-ignore no-explicit-any
-type Loose = any;
-async function loadChromium(): Promise<Loose> {
-  const specifier = "playwright-core"; // Without its types: see dashboard_test.ts.
-  return (await import(specifier)).chromium;
-}
+import { BROWSER_TEST, CHROMIUM, loadChromium, type Loose } from "./_chromium.ts";
 
 interface Box {
   x: number;
@@ -125,11 +118,7 @@ async function checkDetails(call: (method: string, path: string) => Promise<unkn
 
 Deno.test({
   name: "dashboard timeline: queue wait, attempts by outcome with their phases on one time axis, phase table",
-  ignore: !existsSync(CHROMIUM),
-  // playwright-core drives Chromium through Node-compat child processes and sockets whose bookkeeping
-  // Deno's sanitizers attribute to the test; everything is closed in `finally` below.
-  sanitizeOps: false,
-  sanitizeResources: false,
+  ...BROWSER_TEST,
   async fn() {
     const scriptsDir = await Deno.makeTempDir({ prefix: "bgproc-dashboard-timeline-" });
     for (const name of ["echo.py", "raise.py"]) await Deno.copyFile(fixture(name), join(scriptsDir, name));
