@@ -10,6 +10,7 @@ import { InvalidJobError, JobManager } from "../mod.ts";
 import { fixture } from "./_helpers.ts";
 import { bgproc } from "./_cli.ts";
 import { makeShot } from "./_shot.ts";
+import { DependencyCache } from "../src/deps/cache.ts";
 
 Deno.test("dependencies: libraries, images (a sequence, UDIM tiles, an absolute path), a sound, a text, the script's module, and what is missing", async () => {
   await using manager = new JobManager({ mode: "process" });
@@ -41,6 +42,17 @@ Deno.test("dependencies: libraries, images (a sequence, UDIM tiles, an absolute 
     assert.equal(wood.written, "//tex/wood.png");
     assert.equal(deps.bytes, deps.files.reduce((sum, file) => sum + file.size, 0));
     assert.equal(wood.size, (await Deno.stat(wood.path)).size);
+    assert.ok(deps.folders.includes(join(shot.root, "shot/seq")), JSON.stringify(deps.folders));
+    assert.ok(deps.folders.includes(join(shot.root, "shot/udim")));
+
+    // A host's kept listing notices a file added where sequences are searched (a new frame), not only changed files.
+    const cache = new DependencyCache({});
+    const before = await cache.of(shot.blend, null);
+    assert.equal(await cache.of(shot.blend, null), before, "kept while nothing changed");
+    await Deno.copyFile(join(shot.root, "shot/seq/frame_0003.png"), join(shot.root, "shot/seq/frame_0004.png"));
+    const after = await cache.of(shot.blend, null);
+    assert.ok(after.files.some((file) => file.path.endsWith("frame_0004.png")), "the new frame is listed");
+    await Deno.remove(join(shot.root, "shot/seq/frame_0004.png"));
     // Nothing of the job's is left in the manager's list.
     assert.deepEqual(manager.getJobNames().filter((name) => name.startsWith("deps")), []);
 

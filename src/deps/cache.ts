@@ -44,9 +44,17 @@ export class DependencyCache {
   }
 }
 
-/** The sizes and modification times of the .blend, the script and every file of `deps` (a missing one as such). */
+/**
+ * The sizes and modification times of the .blend, the script, every file of `deps` (a missing one as such) and every
+ * folder searched for sequences, tiles and caches (a file added there changes its time).
+ */
 async function stampOf(blendFile: string, script: string | null, deps: Dependencies): Promise<string> {
-  const paths = [blendFile, ...(script === null ? [] : [script]), ...deps.files.map((file) => file.path)];
+  const paths = [
+    blendFile,
+    ...(script === null ? [] : [script]),
+    ...deps.files.map((file) => file.path),
+    ...deps.folders,
+  ];
   const stamps = await Promise.all(paths.map(async (path) => {
     try {
       const info = await Deno.stat(path);

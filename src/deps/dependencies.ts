@@ -91,11 +91,16 @@ export interface Dependencies {
   readonly missing: readonly Dependency[];
   /** The size of the files that are there, in bytes. */
   readonly bytes: number;
+  /**
+   * The folders searched for a sequence's files, UDIM tiles and cache files: a file added to one of them would be
+   * found by another listing.
+   */
+  readonly folders: readonly string[];
 }
 
 /** The job's `python_data`, checked, as {@linkcode Dependencies}. */
 export function readDependencies(data: unknown, script: string | null): Dependencies {
-  const { blend, files } = (data ?? {}) as { blend?: unknown; files?: unknown };
+  const { blend, files, folders } = (data ?? {}) as { blend?: unknown; files?: unknown; folders?: unknown };
   if (typeof blend !== "string" || !Array.isArray(files)) {
     throw new Error("bgproc's dependencies job returned no list of files");
   }
@@ -113,5 +118,8 @@ export function readDependencies(data: unknown, script: string | null): Dependen
   }
   const missing = read.filter((file) => !file.exists);
   const bytes = read.reduce((sum, file) => sum + file.size, 0);
-  return { blendFile: blend, script, files: read, missing, bytes };
+  const searched = Array.isArray(folders)
+    ? folders.filter((folder): folder is string => typeof folder === "string")
+    : [];
+  return { blendFile: blend, script, files: read, missing, bytes, folders: searched };
 }

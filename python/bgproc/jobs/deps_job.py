@@ -24,6 +24,8 @@ script = passed_data.get("script")
 bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False, use_scripts=False)  # Nothing of the file's runs.
 
 found = {}
+#: The folders searched for a sequence's files, UDIM tiles and cache files: a file added there is found next time.
+searched = set()
 
 
 def add(path, kind, written=None):
@@ -61,6 +63,7 @@ def numbered(path):
     pattern = re.compile(re.escape(prefix) + r"\d+" + re.escape(ext) + "$")
     if not os.path.isdir(folder):
         return [path]
+    searched.add(folder)
     return sorted(os.path.join(folder, other) for other in os.listdir(folder) if pattern.match(other)) or [path]
 
 
@@ -70,6 +73,8 @@ def tiles(path):
     if token is None:
         return [path]
     head, tail = path.rsplit(token, 1)
+    if os.path.isdir(os.path.dirname(head) or "."):
+        searched.add(os.path.dirname(head) or ".")
     return sorted(glob.glob(glob.escape(head) + "[0-9][0-9][0-9][0-9]" + glob.escape(tail))) or [path]
 
 
@@ -84,6 +89,7 @@ def cache_folder(folder, kind):
         return
     listed = 0
     for root, _, names in os.walk(folder):
+        searched.add(root)
         for name in sorted(names):
             if listed >= MAX_CACHE_FILES:
                 return
@@ -164,4 +170,4 @@ def imported_modules(path, folder, seen):
 if script:
     imported_modules(script, os.path.dirname(os.path.abspath(script)), {os.path.abspath(script)})
 
-python_data = {"blend": os.path.abspath(blend), "files": list(found.values())}
+python_data = {"blend": os.path.abspath(blend), "files": list(found.values()), "folders": sorted(searched)}
