@@ -81,7 +81,8 @@ export interface WorkerSetup {
 interface Running {
   readonly name: string;
   readonly queued: QueueMessage;
-  readonly msg: JsMsg;
+  /** Its delivery: the newest, when the server delivered its message again to this worker while it ran. */
+  msg: JsMsg;
   /** When its message arrived; when its record was claimed (epoch ms, fractional, from the monotonic clock). */
   readonly received: number;
   claimed: number;
@@ -249,6 +250,7 @@ export class WorkerLoop {
         this.#unreadable.report(msg.subject, queued, msg.data);
         continue;
       }
+      if (this.#adopt(msg)) continue;
       const job: Running = {
         name: queued.name,
         queued,
@@ -295,7 +297,7 @@ export class WorkerLoop {
         return msg.term();
       }
       heartbeat = setInterval(() => {
-        msg.working();
+        job.msg.working(); // The newest delivery: see #adopt.
         safely(() => meters().heartbeats.add(1));
       }, this.#heartbeatMs);
       // A slot first (a worker with several tags may hold more messages than slots): claimed only once it runs.
@@ -337,7 +339,7 @@ export class WorkerLoop {
     } catch (error) {
       // Not the job's fault (NATS trouble, a file that could not be fetched): another attempt may do better.
       emit({ type: "error", error });
-      msg.nak(1000);
+      job.msg.nak(1000);
     } finally {
       clearInterval(heartbeat);
       cancels?.unsubscribe();
@@ -355,6 +357,21 @@ export class WorkerLoop {
       this.#advertise();
       this.#wake();
     }
+  }
+
+  /**
+   * Whether `msg` is a new delivery of a message this worker runs now (its heartbeat came late, under load, and the
+   * server delivered it again, here): the running attempt takes the new delivery for its heartbeats and its ack, and
+   * no second attempt starts (which, on a job's last attempt, would drop the job as lost while it runs).
+   */
+  #adopt(msg: JsMsg): boolean {
+    for (const job of this.#running) {
+      if (job.msg.info.streamSequence !== msg.info.streamSequence || job.msg.info.stream !== msg.info.stream) continue;
+      job.msg = msg;
+      msg.working();
+      return true;
+    }
+    return false;
   }
 
   /** The jobs that hold a slot or wait for one (not those only recording their result). */
