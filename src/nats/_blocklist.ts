@@ -37,6 +37,7 @@ export class ScriptBlocklist {
 
   /** An attempt of the script `sha256` ended: a failure of `WORKER_FAILURES` lengthens its streak, a result ends it. */
   note(sha256: string, name: string, outcome: string): void {
+    if (sha256 === "") return; // A record without a script: nothing to keep away from.
     if (outcome === "completed") {
       this.#streaks.delete(sha256);
       return;

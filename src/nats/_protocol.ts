@@ -143,7 +143,7 @@ export interface JobRecord {
   readonly state: RecordState;
   /** The worker running it (ACTIVE), or that ended it; `null` while queued or waiting for a retry. */
   readonly worker: string | null;
-  /** Attempts started (JetStream deliveries). */
+  /** Attempts started: claims by workers (a delivery a worker declines is none). */
   readonly attempts: number;
   readonly maxAttempts: number;
   readonly progress: number;
@@ -179,7 +179,10 @@ export const MAX_RECORDED_TIMINGS = 16;
 export interface QueueMessage {
   readonly name: string;
   readonly id: string;
-  /** Attempts spent before this message: a job queued again after its host ended an overdue attempt. */
+  /**
+   * Attempts spent before this message: a job queued again by its host (an overdue attempt, a lost message). Workers
+   * count attempts in the record; this only tells a first pickup from a requeued one.
+   */
   readonly spent?: number;
 }
 

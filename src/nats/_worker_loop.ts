@@ -397,7 +397,7 @@ export class WorkerLoop {
    */
   async #declines(record: JobRecord, msg: JsMsg): Promise<boolean> {
     const failedHere = Array.isArray(record.failedOn) && record.failedOn.includes(this.#setup.id);
-    if (!failedHere && !this.#blocklist.blocks(record.spec.script.sha256)) return false;
+    if (!failedHere && !this.#blocklist.blocks(scriptHash(record))) return false;
     const spare = deliveriesFor(record.maxAttempts) - msg.info.deliveryCount - (record.maxAttempts - record.attempts);
     return spare > 1 && await this.#othersCanTake(record);
   }
@@ -406,7 +406,7 @@ export class WorkerLoop {
   async #othersCanTake(record: JobRecord): Promise<boolean> {
     const { cluster, id } = this.#setup;
     const failedOn = Array.isArray(record.failedOn) ? record.failedOn : [];
-    const script = record.spec.script.sha256;
+    const script = scriptHash(record);
     const now = Date.now();
     try {
       for await (const key of await cluster.workers.keys()) {
@@ -527,7 +527,7 @@ export class WorkerLoop {
       return endSignature === undefined ? completed : { ...completed, endSignature };
     });
     if (written !== null || await this.#maySettle(mine)) job.msg.ack();
-    this.#blocklist.note(mine.spec.script.sha256, mine.spec.script.name, "completed");
+    this.#blocklist.note(scriptHash(mine), mine.spec.script.name, "completed");
     if (written !== null) {
       this.#completed++;
       emit({ type: "completed", name: mine.name, attempt });
@@ -653,7 +653,7 @@ export class WorkerLoop {
     // The report as the cluster sees it: the job's name (not this worker's local one) and this delivery's attempt.
     const said = new JobDroppedError(report).report;
     if (!job.handBack || job.cancelled) this.#failedCount++;
-    this.#blocklist.note(record.spec.script.sha256, record.spec.script.name, reason);
+    this.#blocklist.note(scriptHash(record), String(record.spec.script?.name), reason);
     const failedHere = WORKER_FAILURES.has(reason) ? { failedOn: withFailedOn(record.failedOn, id) } : {};
     const timing = this.#timed(job, attempt, {
       endMs: Date.now(),
@@ -705,6 +705,15 @@ export class WorkerLoop {
     const now = await readRecord(this.#setup.cluster.jobs, record.name).catch(() => null);
     return now === null || now.record.id !== record.id || ended(now.record);
   }
+}
+
+/**
+ * The SHA-256 of a record's script, or `""` for a record without one (a record can say anything: such a job fails to
+ * start, as its report says, rather than being declined or counted).
+ */
+function scriptHash(record: JobRecord): string {
+  const sha256 = (record.spec.script as { sha256?: unknown } | undefined)?.sha256;
+  return typeof sha256 === "string" ? sha256 : "";
 }
 
 /** How long a declined delivery waits before the server offers it again (to any worker), ms. */

@@ -26,10 +26,11 @@ export interface NatsJobManagerOptions {
   /** Where the NATS server is, and the namespace. */
   nats: NatsOptions;
   /**
-   * How many attempts a job gets (JetStream deliveries: a failed attempt, or
-   * a worker that stopped heartbeating, starts the next one) before it is
-   * dropped and dead-lettered. Also the MaxDeliver of queue consumers this
-   * host makes.
+   * How many attempts a job gets (claims by workers, counted in its record: a
+   * failed attempt, or a worker that stopped heartbeating, starts the next
+   * one) before it is dropped and dead-lettered. The queue consumers this host
+   * makes get `3 × maxAttempts + 2` deliveries, room for deliveries a worker
+   * declines.
    *
    * @default {3}
    */

@@ -71,7 +71,8 @@ export interface RunWorkerOptions {
    */
   ackWaitMs?: number;
   /**
-   * MaxDeliver of the consumers this worker makes: the most attempts any job can get.
+   * The attempts a job gets on the consumers this worker makes (their MaxDeliver is `3 × maxAttempts + 2`: room for
+   * deliveries a worker declines, which spend no attempt).
    *
    * @default {3}
    */
