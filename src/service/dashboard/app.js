@@ -558,10 +558,7 @@ async function loadDetail(name) {
   $(".thumbs", outputs).replaceChildren(...(detail.outputs ?? []).map((file) => {
     const url = `jobs/${encodeURIComponent(name)}/outputs/${encodeURIComponent(file)}`;
     const figure = document.createElement("figure");
-    const link = document.createElement("a");
-    link.href = url;
-    link.target = "_blank";
-    link.rel = "noopener";
+    const link = newTabLink(url);
     const caption = document.createElement("figcaption");
     caption.textContent = file;
     if ((detail.thumbnails ?? []).includes(file)) {
@@ -1118,6 +1115,15 @@ function frameCell(cell) {
   return span;
 }
 
+/** A link that opens `url` (an output, a frame) in a new tab, without handing it this page. */
+function newTabLink(url) {
+  const link = document.createElement("a");
+  link.href = url;
+  link.target = "_blank";
+  link.rel = "noopener";
+  return link;
+}
+
 function fillThumb(td, render) {
   const url = render.lastFrame?.url ?? "";
   if (td.dataset.url === url) return; // Unchanged: the link keeps its focus, the image is not fetched again.
@@ -1126,10 +1132,7 @@ function fillThumb(td, render) {
     td.replaceChildren(document.createTextNode("–"));
     return;
   }
-  const link = document.createElement("a");
-  link.href = url;
-  link.target = "_blank";
-  link.rel = "noopener";
+  const link = newTabLink(url);
   const image = document.createElement("img");
   image.src = url;
   image.alt = `${render.name}, frame ${render.lastFrame.frame}`;
