@@ -73,10 +73,8 @@ export interface Backend {
   submit(job: CheckedJob): void;
   /** Kill a job; settles once it has ended. */
   kill(name: string): Promise<void>;
-  /** Change a queued job's priority; whether it was still queued. Throws where jobs have no priorities (NATS). */
+  /** Change a queued job's priority; whether it was still queued. */
   reprioritize(name: string, priority: number): Promise<boolean>;
-  /** Whether queued jobs go by priority (`AddJobOptions.priority`). */
-  readonly priorities: boolean;
   /** Kill every job that has not ended; settles once each has. */
   killAll(): Promise<void>;
   /** Forget an ended job and what it left (its result's files, its record). */

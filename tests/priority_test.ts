@@ -1,6 +1,6 @@
 /**
  * Priorities: queued jobs start higher first, first in, first out within a priority; a queued job's priority can be
- * changed; over NATS a priority is refused (workers take jobs in queue order).
+ * changed (over NATS: tests/nats/priority_test.ts).
  */
 
 import assert from "node:assert/strict";
@@ -57,11 +57,15 @@ Deno.test("20 queued jobs with mixed priorities run in priority order on one slo
   await assert.rejects(manager.setPriority("blocker", 1), /as it is COMPLETED, not QUEUED/);
 });
 
-Deno.test("a priority must be an integer; over NATS one other than 0 is refused", async () => {
+Deno.test("a priority must be an integer of at most 9 digits, locally and over NATS", async () => {
   await using manager = new JobManager({ mode: "process" });
   assert.throws(() => manager.addJob({ script: fixture("echo.py"), priority: 1.5 }), InvalidJobError);
   assert.throws(() => manager.addJob({ script: fixture("echo.py"), priority: "high" as unknown as number }), /integer/);
   await using nats = new JobManager({ nats: { servers: "nats://127.0.0.1:1" } });
-  assert.throws(() => nats.addJob({ script: fixture("echo.py"), priority: 1 }), /priority over NATS/);
+  assert.throws(() => nats.addJob({ script: fixture("echo.py"), priority: 1e9 }), InvalidJobError);
+  // Not connected yet: the job waits, and its priority changes there.
+  const waiting = nats.addJob({ name: "waiting", script: fixture("echo.py"), priority: 1 });
+  await nats.setPriority("waiting", 3);
+  assert.equal(waiting.priority, 3);
   await nats.close().catch(() => {});
 });

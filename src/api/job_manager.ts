@@ -227,12 +227,6 @@ export class JobManager implements AsyncDisposable {
       throw new InvalidJobError("name", `Cannot add job as a job named '${name}' is ${previous.state}`);
     }
     const checked = checkJob(name, options, this.#defaults);
-    if (checked.priority !== 0 && !this.#backend.priorities) {
-      throw new InvalidJobError(
-        "priority",
-        "Cannot add job with a priority over NATS: a namespace's workers take jobs in the order they were queued",
-      );
-    }
     const job = { ...checked, trace: this.#spans.start(name, checked.script) };
     if (previous !== undefined) this.#remove(name); // As the add-on did: a new job replaces an ended one.
     const handle = this.#handle<T>(name);
@@ -443,7 +437,7 @@ export class JobManager implements AsyncDisposable {
    *
    * @param name The job's name.
    * @param priority An integer (either sign).
-   * @throws {RangeError} When no job has that name, it is not QUEUED any more, or the manager runs jobs over NATS.
+   * @throws {RangeError} When no job has that name, or it is not QUEUED any more.
    * @throws {InvalidJobError} When `priority` is not an integer.
    *
    * @example Let an urgent job go first

@@ -371,8 +371,8 @@ export interface AddJobOptions {
   missingFiles?: "warn" | "fail";
   /**
    * Among queued jobs, higher first; first in, first out within a priority (retries that are due go first). Change
-   * it while the job is queued with {@linkcode JobManager.setPriority}. Local managers only, for now: over NATS a
-   * namespace's workers take jobs in the order they were queued, and a priority other than 0 is refused.
+   * it while the job is queued with {@linkcode JobManager.setPriority}. Over NATS each worker takes the
+   * highest-priority job it can run whenever a slot frees (jobs that arrive while it idles are taken as they come).
    *
    * @default {0}
    */

@@ -127,8 +127,6 @@ export class LocalBackend implements Backend {
     await this.#supervisor.ask<void>((reply) => ({ type: "kill", name, reply }));
   }
 
-  readonly priorities = true;
-
   async reprioritize(name: string, priority: number): Promise<boolean> {
     if (this.#closing !== undefined) return false;
     return await this.#supervisor.ask<boolean>((reply) => ({ type: "reprioritize", name, priority, reply }));

@@ -49,7 +49,7 @@ export class AbandonedWatch {
     for (const name of this.#queued().slice(0, CHECKS_PER_ROUND)) {
       const current = await readRecord(jobs, name);
       if (current === null || current.record.state !== "QUEUED" || current.record.queueSeq <= 0) continue;
-      const { id, queueSeq, spec, attempts } = current.record;
+      const { id, queueSeq, spec, attempts, priority, moves } = current.record;
       // `null` (or, in some client versions, "no message found") when it was acked; any other failure: look later.
       const there = await jsm.streams.getMessage(names.jobsStream, { seq: queueSeq }).then(
         (stored) => stored !== null,
@@ -62,8 +62,8 @@ export class AbandonedWatch {
         continue;
       }
       const ack = await this.#cluster.js.publish(
-        names.queueSubject(spec.requires),
-        encode({ name, id, spent: attempts } satisfies QueueMessage),
+        names.queueSubject(spec.requires, priority ?? 0),
+        encode({ name, id, spent: attempts, ...(moves === undefined ? {} : { moves }) } satisfies QueueMessage),
         {
           msgID: `${id}-requeued-${queueSeq}`,
         },

@@ -127,10 +127,15 @@ export class NatsBackend implements Backend {
     else this.#waiting.push(job);
   }
 
-  readonly priorities = false;
-
-  reprioritize(): Promise<boolean> {
-    return Promise.reject(new RangeError("Cannot set a job's priority over NATS: workers take jobs in queue order"));
+  async reprioritize(name: string, priority: number): Promise<boolean> {
+    const waiting = this.#host === undefined ? this.#waiting.findIndex((job) => job.name === name) : -1;
+    if (waiting >= 0) { // Not submitted yet: it will be, at this priority.
+      this.#waiting[waiting] = { ...this.#waiting[waiting]!, priority };
+      return true;
+    }
+    const host = await this.#ready.catch(() => null);
+    if (host !== null) return await host.reprioritize(name, priority);
+    return false;
   }
 
   async kill(name: string): Promise<void> {

@@ -178,22 +178,26 @@ async function ensureStream(
 }
 
 /**
- * Make the durable pull consumer for one requirement set (idempotent; an
- * existing consumer keeps its settings, except that a larger MaxDeliver is
- * raised to).
+ * Make the durable pull consumer of one lane: one requirement set at one
+ * priority (idempotent; an existing consumer keeps its settings, except that
+ * a larger MaxDeliver is raised to). A lane of a priority other than 0 is
+ * removed by the server after {@linkcode LANE_IDLE_MS} without a pull (made
+ * again, with what its subject still holds, when a job is queued there).
  *
  * @param cluster The namespace.
  * @param requires The sorted tags the consumer's jobs require.
  * @param settings Ack wait and MaxDeliver.
+ * @param priority The lane's priority.
  * @returns The consumer's name.
  */
 export async function ensureConsumer(
   cluster: Cluster,
   requires: readonly string[],
   settings: QueueSettings,
+  priority = 0,
 ): Promise<string> {
   const { jsm, names } = cluster;
-  const name = names.consumerName(requires);
+  const name = names.consumerName(requires, priority);
   const existing = await jsm.consumers.info(names.jobsStream, name).catch(() => null);
   if (existing !== null) {
     if (existing.config.max_deliver !== undefined && existing.config.max_deliver < settings.maxDeliver) {
@@ -204,11 +208,12 @@ export async function ensureConsumer(
   try {
     await jsm.consumers.add(names.jobsStream, {
       durable_name: name,
-      filter_subject: names.queueSubject(requires),
+      filter_subject: names.queueSubject(requires, priority),
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: settings.ackWaitMs * 1_000_000,
       max_deliver: settings.maxDeliver,
+      ...(priority === 0 ? {} : { inactive_threshold: LANE_IDLE_MS * 1_000_000 }),
     });
   } catch (error) {
     // Another host or worker made it in between.
@@ -216,6 +221,9 @@ export async function ensureConsumer(
   }
   return name;
 }
+
+/** How long the consumer of a lane of a priority other than 0 lives without a pull (then the server removes it). */
+export const LANE_IDLE_MS = 24 * 60 * 60_000;
 
 /** What to say when TLS between this client and the server failed. */
 function tlsAdvice(refusal: string, tls: TlsMaterial | undefined): string {

@@ -106,8 +106,15 @@ export class OverdueWatch {
     }
     if (seen.queueSeq > 0) await jsm.streams.deleteMessage(names.jobsStream, seen.queueSeq).catch(() => {});
     const ack = await js.publish(
-      names.queueSubject(spec.requires),
-      encode({ name, id, spent: attempts } satisfies QueueMessage),
+      names.queueSubject(spec.requires, seen.priority ?? 0),
+      encode(
+        {
+          name,
+          id,
+          spent: attempts,
+          ...(seen.moves === undefined ? {} : { moves: seen.moves }),
+        } satisfies QueueMessage,
+      ),
       { msgID: `${id}-overdue-${attempts}` },
     );
     await mutateRecord(jobs, name, (record) => {

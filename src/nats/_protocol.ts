@@ -170,6 +170,13 @@ export interface JobRecord {
   readonly timings?: readonly AttemptTiming[];
   /** The workers an attempt failed on through no fault of the script (crashed, timed out, could not start). */
   readonly failedOn?: readonly string[];
+  /** Its priority among queued jobs: its queue message's lane (`Names.queueSubject`). Absent: 0. */
+  readonly priority?: number;
+  /**
+   * How often its host moved it to another lane (`setPriority`): a queue message of another count is stale, and a
+   * worker that gets one drops the message, not the job. Absent: 0.
+   */
+  readonly moves?: number;
 }
 
 /** The most attempt timings a record keeps. */
@@ -184,6 +191,8 @@ export interface QueueMessage {
    * count attempts in the record; this only tells a first pickup from a requeued one.
    */
   readonly spent?: number;
+  /** `JobRecord.moves` when this message was queued (absent: 0). */
+  readonly moves?: number;
 }
 
 /** A progress message on a job's progress subject. */
@@ -307,15 +316,43 @@ export class Names {
     return `bgproc.${this.namespace}.q.>`;
   }
 
-  /** The subject jobs requiring exactly these (sorted) tags are queued on. */
-  queueSubject(requires: readonly string[]): string {
-    return `bgproc.${this.namespace}.q.${requires.length === 0 ? "any" : `t.${requires.join(".")}`}`;
+  /** The queue subjects of jobs with a priority other than 0 (`queueSubject`). */
+  get priorityQueueSubjects(): string {
+    return `bgproc.${this.namespace}.q.p.>`;
   }
 
-  /** The durable consumer for jobs requiring exactly these (sorted) tags. */
-  consumerName(requires: readonly string[]): string {
+  /**
+   * The subject jobs requiring exactly these (sorted) tags are queued on, at `priority`: one lane of the queue.
+   * Priority 0 has the subject of records before priorities (`q.any`, `q.t.<tags>`); another has `q.p.<priority>.…`.
+   */
+  queueSubject(requires: readonly string[], priority = 0): string {
+    const tags = requires.length === 0 ? "any" : `t.${requires.join(".")}`;
+    return `bgproc.${this.namespace}.q.${priority === 0 ? "" : `p.${priority}.`}${tags}`;
+  }
+
+  /** The lane a queue subject stands for (`queueSubject`), or `null` for a subject no lane has. */
+  laneOf(subject: string): Lane | null {
+    const prefix = `bgproc.${this.namespace}.q.`;
+    if (!subject.startsWith(prefix)) return null;
+    const tokens = subject.slice(prefix.length).split(".");
+    let priority = 0;
+    if (tokens[0] === "p") {
+      priority = Number(tokens[1]);
+      if (!/^-?[1-9][0-9]{0,8}$/.test(tokens[1] ?? "")) return null;
+      tokens.splice(0, 2);
+    }
+    if (tokens.length === 1 && tokens[0] === "any") return { requires: [], priority };
+    if (tokens[0] !== "t" || tokens.length < 2) return null;
+    const requires = tokens.slice(1);
+    const sorted = [...new Set(requires)].sort();
+    if (sorted.join(".") !== requires.join(".") || !requires.every((tag) => TAG.test(tag))) return null;
+    return { requires, priority };
+  }
+
+  /** The durable consumer for jobs requiring exactly these (sorted) tags, at `priority` (one per lane). */
+  consumerName(requires: readonly string[], priority = 0): string {
     const hash = createHash("sha256").update(JSON.stringify(requires)).digest("hex").slice(0, 16);
-    return `bgproc-${requires.length === 0 ? "any" : hash}`;
+    return `bgproc-${requires.length === 0 ? "any" : hash}${priority === 0 ? "" : `-p${priority}`}`;
   }
 
   /** The dead-letter subject of a job. */
@@ -347,6 +384,12 @@ export class Names {
   get maxDeliveriesAdvisory(): string {
     return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.jobsStream}.*`;
   }
+}
+
+/** One lane of the work queue: the jobs requiring exactly `requires` (sorted tags), at `priority`. */
+export interface Lane {
+  readonly requires: readonly string[];
+  readonly priority: number;
 }
 
 /** A job name as one subject token and KV key (any printable Unicode name; see `src/_name_token.ts`). */

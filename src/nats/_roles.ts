@@ -101,7 +101,8 @@ export function workerSubjects(namespace: string): RoleSubjects {
       names.allJobsSubject("progress"),
       names.allJobsSubject("log"),
     ],
-    subscribe: ["_INBOX.>", names.allJobsSubject("cancel"), names.maxDeliveriesAdvisory],
+    // The queue's lanes of priorities other than 0: a worker hears that one has jobs, then pulls from it.
+    subscribe: ["_INBOX.>", names.allJobsSubject("cancel"), names.maxDeliveriesAdvisory, names.priorityQueueSubjects],
   };
 }
 

@@ -31,6 +31,8 @@ export class Submitter {
   readonly #maxAttempts: () => number;
   readonly #consumers = new Map<string, Promise<string>>();
   readonly #key: SigningKey | undefined;
+  /** Settles once the job added last was queued (or failed to be). */
+  #queued: Promise<void> = Promise.resolve();
 
   constructor(
     cluster: Cluster,
@@ -52,6 +54,18 @@ export class Submitter {
    * @returns The message's sequence in the queue's stream (for {@linkcode Submitter.notePlace}).
    */
   async put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<number> {
+    // Queued in the order they were added (first in, first out within a priority), their files uploaded at once.
+    const turn = this.#queued;
+    let done!: () => void;
+    this.#queued = new Promise<void>((resolve) => done = resolve);
+    try {
+      return await this.#put(job, id, now, maxAttempts, turn);
+    } finally {
+      done();
+    }
+  }
+
+  async #put(job: CheckedJob, id: string, now: string, maxAttempts: number, turn: Promise<void>): Promise<number> {
     const { name } = job;
     const { workRoot, retry, dependencies } = this.#settings;
     const spec = await jobSpec(job, id, workRoot, this.#uploader, retry, dependencies);
@@ -72,6 +86,7 @@ export class Submitter {
       report: null,
       deadLetter: false,
       ...(job.trace === null ? {} : { trace: job.trace }),
+      ...(job.priority === 0 ? {} : { priority: job.priority }),
     };
     const record = this.#key === undefined
       ? unsigned
@@ -99,11 +114,16 @@ export class Submitter {
     }
     let ack: { seq: number };
     try {
-      await this.#consumer(job.requires);
-      ack = await js.publish(names.queueSubject(job.requires), encode({ name, id } satisfies QueueMessage), {
-        msgID: id,
-        ...(job.trace === null ? {} : { headers: traceHeaders(job.trace) }),
-      });
+      await this.#consumer(job.requires, job.priority);
+      await turn;
+      ack = await js.publish(
+        names.queueSubject(job.requires, job.priority),
+        encode({ name, id } satisfies QueueMessage),
+        {
+          msgID: id,
+          ...(job.trace === null ? {} : { headers: traceHeaders(job.trace) }),
+        },
+      );
     } catch (error) {
       // Not queued (the server refused it, or the connection went): free the name, or it would stay QUEUED forever.
       await jobs.delete(subjectToken(name), { previousSeq: revision }).catch(() => {});
@@ -126,12 +146,47 @@ export class Submitter {
     });
   }
 
-  #consumer(requires: readonly string[]): Promise<string> {
-    const key = requires.join(",");
+  /**
+   * Move a queued job to another priority: its record says the new priority and one more move, then its message is
+   * queued again in the new lane and the old one removed. A worker that got the old message in between drops it,
+   * not the job (its `moves` is stale); one that claimed the job first wins, and nothing moves.
+   *
+   * @returns The new message's place in the stream, `0` when the job was at that priority already, or `null` when it
+   * was no longer queued.
+   */
+  async move(name: string, priority: number): Promise<number | null> {
+    const { jobs, js, jsm, names } = this.#cluster;
+    const current = await readRecord(jobs, name);
+    if (current === null || current.record.state !== "QUEUED") return null;
+    const { id, queueSeq: oldSeq } = current.record;
+    if ((current.record.priority ?? 0) === priority) return 0;
+    const moved = await mutateRecord(jobs, name, (record) => {
+      if (record.id !== id || record.state !== "QUEUED") return null;
+      return { ...record, priority, moves: (record.moves ?? 0) + 1 };
+    }, current);
+    if (moved === null) return null;
+    const moves = moved.moves ?? 0;
+    const message: QueueMessage = { name, id, moves, ...(moved.attempts === 0 ? {} : { spent: moved.attempts }) };
+    // Failing from here, the record's message is stale or gone: the abandoned-message watch queues it again.
+    await this.#consumer(moved.spec.requires, priority);
+    const ack = await js.publish(names.queueSubject(moved.spec.requires, priority), encode(message), {
+      msgID: `${id}-moved-${moves}`,
+      ...(moved.trace === undefined ? {} : { headers: traceHeaders(moved.trace) }),
+    });
+    await mutateRecord(jobs, name, (record) => {
+      if (record.id !== id || record.state !== "QUEUED" || (record.moves ?? 0) !== moves) return null;
+      return { ...record, queueSeq: ack.seq };
+    });
+    if (oldSeq > 0) await jsm.streams.deleteMessage(names.jobsStream, oldSeq).catch(() => {});
+    return ack.seq;
+  }
+
+  #consumer(requires: readonly string[], priority: number): Promise<string> {
+    const key = `${requires.join(",")} ${priority}`;
     let pending = this.#consumers.get(key);
     if (pending === undefined) {
       const settings = { ackWaitMs: this.#settings.ackWaitMs, maxDeliver: deliveriesFor(this.#maxAttempts()) };
-      pending = ensureConsumer(this.#cluster, requires, settings);
+      pending = ensureConsumer(this.#cluster, requires, settings, priority);
       this.#consumers.set(key, pending);
       pending.catch(() => this.#consumers.delete(key));
     }

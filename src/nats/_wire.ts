@@ -46,6 +46,7 @@ function unreadable(value: unknown, shape: string): Unreadable {
 
 const STATES = new Set(["QUEUED", "ACTIVE", "COMPLETED", "DROPPED"]);
 const isCount = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+const isPriority = (value: unknown) => Number.isSafeInteger(value) && Math.abs(value as number) <= 999_999_999;
 const isFraction = (value: unknown) => typeof value === "number" && value >= 0 && value <= 1;
 
 /** A job record of this version, or why not. */
@@ -61,6 +62,10 @@ export function readJobRecord(bytes: Uint8Array): JobRecord | Unreadable {
     return new Unreadable("a job record whose attempts or progress are out of range");
   }
   if (!isObject(spec) || typeof submittedAt !== "string") return new Unreadable("a job record without its spec");
+  if (value.priority !== undefined && !isPriority(value.priority)) {
+    return new Unreadable("a job record whose priority is not an integer of at most 9 digits");
+  }
+  if (value.moves !== undefined && !isCount(value.moves)) return new Unreadable("a job record whose moves is no count");
   if (state === "COMPLETED" && !isObject(value.result)) {
     return new Unreadable("a completed job record without a result");
   }
@@ -134,7 +139,15 @@ export function readQueueMessage(bytes: Uint8Array): QueueMessage | Unreadable {
   if (value.spent !== undefined && !isCount(value.spent)) {
     return new Unreadable("a queued job whose 'spent' is not a count");
   }
-  return { name: value.name, id: value.id, ...(value.spent === undefined ? {} : { spent: value.spent as number }) };
+  if (value.moves !== undefined && !isCount(value.moves)) {
+    return new Unreadable("a queued job whose 'moves' is not a count");
+  }
+  return {
+    name: value.name,
+    id: value.id,
+    ...(value.spent === undefined ? {} : { spent: value.spent as number }),
+    ...(value.moves === undefined ? {} : { moves: value.moves as number }),
+  };
 }
 
 /** The server's max-deliveries advisory (the stream sequence of the message, its deliveries), or why not. */

@@ -19,6 +19,7 @@ import type { FileCache, Uploader } from "./_files.ts";
 import {
   encode,
   type JobRecord,
+  type Lane,
   type LogMessage,
   type ProgressMessage,
   type QueueMessage,
@@ -95,6 +96,8 @@ interface Running {
   slot: "waiting" | "taken" | "released";
   /** Which of the worker's slots it took (0 for the first), for its trace. */
   slotNumber: number;
+  /** Its lane's priority: among the jobs waiting for a slot here, the highest goes first (then the oldest). */
+  readonly priority: number;
   /** The job's span on its host: from the message's `traceparent` header, else from its record. */
   trace: Context | undefined;
   /** Its local job's name, once its files are being fetched (its layout folder is named by it). */
@@ -127,6 +130,10 @@ export class WorkerLoop {
   #failedCount = 0;
   readonly #heartbeatMs: number;
   readonly #unreadable: UnreadableDesk;
+  /** The lanes of the queue this worker pulls from, by subject: priority 0 always, others while they have jobs. */
+  readonly #lanes = new Map<string, PullLane>();
+  /** The pull loops of lanes other than priority 0's (they come and go). */
+  readonly #laneLoops = new Set<Promise<void>>();
 
   constructor(setup: WorkerSetup) {
     this.#setup = setup;
@@ -149,21 +156,28 @@ export class WorkerLoop {
     const { cluster, emit } = this.#setup;
     const advertiser = setInterval(() => this.#advertise(), WORKER_TTL_MS / 5);
     const advisories = listenMaxDeliveries(cluster, this.#unreadable, (error) => emit({ type: "error", error }), false);
+    // Jobs queued at a priority other than 0: each lane is pulled from while it has jobs (`_lanes.ts`).
+    const lanes = cluster.nc.subscribe(cluster.names.priorityQueueSubjects, {
+      callback: (error, msg) => {
+        if (error === null) this.#notice(msg.subject);
+      },
+    });
+    const scan = setInterval(() => void this.#scanLanes(), LANE_SCAN_MS);
     try {
-      const consumers: Consumer[] = [];
+      const base: PullLane[] = [];
       for (const requires of tagSubsets([...this.#setup.tags])) {
-        const name = await ensureConsumer(cluster, requires, {
-          ackWaitMs: this.#setup.ackWaitMs,
-          maxDeliver: deliveriesFor(this.#setup.maxAttempts),
-        });
-        consumers.push(await cluster.js.consumers.get(cluster.names.jobsStream, name));
+        base.push(await this.#openLane({ requires, priority: 0 }));
       }
+      await this.#scanLanes();
       await cluster.workers.put(this.#setup.id, encode(this.#info()));
       emit({ type: "ready", info: this.#info() });
-      await Promise.all(consumers.map((consumer) => this.#pullLoop(consumer)));
+      await Promise.all(base.map((lane) => this.#pullLoop(lane)));
+      while (this.#laneLoops.size > 0) await Promise.all([...this.#laneLoops]);
       await this.#finishWithinGrace();
     } finally {
       clearInterval(advertiser);
+      clearInterval(scan);
+      lanes.unsubscribe();
       advisories.unsubscribe();
       for (const job of this.#running) {
         job.handBack = true;
@@ -217,28 +231,109 @@ export class WorkerLoop {
     return new Promise<void>((resolve) => this.#waiters.add(resolve));
   }
 
+  /** `#changed()`, or `ms` later, whichever comes first. */
+  #changedOr(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#waiters.add(done);
+    });
+  }
+
   #wake(): void {
     for (const waiter of this.#waiters) waiter();
     this.#waiters.clear();
   }
 
-  async #pullLoop(consumer: Consumer): Promise<void> {
+  /** The lane's consumer (made if need be) and its entry in `#lanes`. */
+  async #openLane(lane: Lane): Promise<PullLane> {
+    const { cluster, ackWaitMs, maxAttempts } = this.#setup;
+    const settings = { ackWaitMs, maxDeliver: deliveriesFor(maxAttempts) };
+    const name = await ensureConsumer(cluster, lane.requires, settings, lane.priority);
+    const consumer = await cluster.js.consumers.get(cluster.names.jobsStream, name);
+    const open: PullLane = { ...lane, name, consumer, noticed: false };
+    this.#lanes.set(cluster.names.queueSubject(lane.requires, lane.priority), open);
+    return open;
+  }
+
+  /** A job was queued on `subject`: pull from its lane if this worker serves it and does not yet. */
+  #notice(subject: string): void {
+    const known = this.#lanes.get(subject);
+    if (known !== undefined) {
+      known.noticed = true;
+      return;
+    }
+    const lane = this.#setup.cluster.names.laneOf(subject);
+    if (lane === null || lane.priority === 0 || this.#stop.signal.aborted) return;
+    if (!lane.requires.every((tag) => this.#setup.tags.includes(tag))) return;
+    const loop = (async () => {
+      const opening = this.#openLane(lane);
+      this.#lanes.set(subject, { ...lane, name: "", consumer: null, noticed: true }); // Made in a moment.
+      try {
+        await this.#pullLoop(await opening);
+      } catch (error) {
+        this.#setup.emit({ type: "error", error });
+      } finally {
+        this.#lanes.delete(subject);
+      }
+    })();
+    this.#laneLoops.add(loop);
+    void loop.finally(() => this.#laneLoops.delete(loop));
+  }
+
+  /** Which lanes other than priority 0's hold jobs now (the stream's subjects), for those queued while not listening. */
+  async #scanLanes(): Promise<void> {
+    const { cluster } = this.#setup;
+    try {
+      const info = await cluster.jsm.streams.info(cluster.names.jobsStream, {
+        subjects_filter: cluster.names.priorityQueueSubjects,
+      });
+      for (const [subject, count] of Object.entries(info.state.subjects ?? {})) if (count > 0) this.#notice(subject);
+    } catch (error) {
+      this.#setup.emit({ type: "error", error });
+    }
+  }
+
+  /**
+   * Pull from one lane while a slot is free for its priority and no lane of a higher priority has jobs waiting. A
+   * lane other than priority 0's ends after {@linkcode LANE_IDLE_PULLS} empty pulls in a row.
+   */
+  async #pullLoop(lane: PullLane): Promise<void> {
+    const consumer = lane.consumer;
+    if (consumer === null) return;
+    let empty = 0;
     while (!this.#stop.signal.aborted) {
-      // One pull per free slot and consumer: a worker with several tags may hold a message or two more than its
-      // slots; those wait (heartbeated, not claimed) for a slot in #runMessage.
-      if (this.#holding() >= this.#setup.slots) {
+      // A pull per free slot: a worker with several lanes may hold a message or two more than its slots; those wait
+      // (heartbeated, not claimed) for a slot in #takeSlot, highest priority first.
+      if (this.#full(lane.priority)) {
         await this.#changed();
         continue;
       }
+      if (await this.#outranked(lane.priority)) {
+        await this.#changedOr(OUTRANKED_RECHECK_MS);
+        continue;
+      }
+      if (this.#full(lane.priority) || this.#stop.signal.aborted) continue;
       let msg: JsMsg | null;
       try {
         msg = await consumer.next({ expires: 1000 });
       } catch (error) {
         this.#setup.emit({ type: "error", error });
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await this.#changedOr(500);
         continue;
       }
-      if (msg === null) continue;
+      if (msg === null) {
+        if (lane.priority === 0) continue;
+        if (lane.noticed) empty = 0;
+        lane.noticed = false;
+        if (++empty >= LANE_IDLE_PULLS) return; // Noticed again (#notice) once a job is queued on it.
+        continue;
+      }
+      empty = 0;
       if (this.#stop.signal.aborted) {
         msg.nak();
         break;
@@ -263,12 +358,69 @@ export class WorkerLoop {
         handBack: false,
         slot: "waiting",
         slotNumber: -1,
+        priority: lane.priority,
         trace: contextOf({ traceparent: msg.headers?.get("traceparent"), tracestate: msg.headers?.get("tracestate") }),
         fetch: undefined,
       };
       this.#running.add(job);
+      this.#wake(); // Lanes of a lower priority may not pull now (#full).
       void this.#runMessage(job);
     }
+  }
+
+  /** Whether no slot is free for a job of `priority`: taken slots and the jobs waiting at that priority or above. */
+  #full(priority: number): boolean {
+    let holding = this.#busy;
+    for (const job of this.#running) if (job.slot === "waiting" && job.priority >= priority) holding++;
+    return holding >= this.#setup.slots;
+  }
+
+  /**
+   * Whether a lane this worker pulls from, of a priority above `priority`, has jobs no worker has taken yet (its
+   * consumer's pending count). At once `false` while no such lane is known: jobs without priorities pay nothing.
+   */
+  async #outranked(priority: number): Promise<boolean> {
+    const higher = [...this.#lanes.values()].filter((lane) => lane.priority > priority && lane.consumer !== null);
+    if (higher.length === 0) return false;
+    const { jsm, names } = this.#setup.cluster;
+    const pending = await Promise.all(
+      higher.map((lane) => jsm.consumers.info(names.jobsStream, lane.name).then((info) => info.num_pending, () => 0)),
+    );
+    return pending.some((count) => count > 0);
+  }
+
+  /**
+   * Wait for a slot for `job`: the highest priority among the jobs waiting here goes first, then the oldest. One
+   * that a lane of a higher priority outranks goes back to the queue (a nak, no attempt spent) if it `mayDecline`
+   * (its deliveries allow).
+   *
+   * @returns Whether it took a slot, went back, or the worker stopped.
+   */
+  async #takeSlot(job: Running, mayDecline: boolean): Promise<"taken" | "declined" | "stopped"> {
+    while (!this.#stop.signal.aborted) {
+      if (this.#busy >= this.#setup.slots || this.#waitingBefore(job)) {
+        await this.#changed();
+        continue;
+      }
+      const outranked = await this.#outranked(job.priority);
+      if (this.#busy >= this.#setup.slots || this.#waitingBefore(job) || this.#stop.signal.aborted) continue;
+      if (outranked && mayDecline) return "declined";
+      this.#busy++;
+      job.slot = "taken";
+      job.slotNumber = this.#takeSlotNumber();
+      return "taken";
+    }
+    return "stopped";
+  }
+
+  /** Whether another job waiting here for a slot goes before `job`: a higher priority, or the same and older. */
+  #waitingBefore(job: Running): boolean {
+    for (const other of this.#running) {
+      if (other === job || other.slot !== "waiting") continue;
+      if (other.priority > job.priority) return true;
+      if (other.priority === job.priority && other.msg.info.streamSequence < job.msg.info.streamSequence) return true;
+    }
+    return false;
   }
 
   /** One delivery of a job: claim its record, run it, record how it ended, ack (or nak for another attempt). */
@@ -282,6 +434,8 @@ export class WorkerLoop {
     try {
       const current = await readRecord(cluster.jobs, queued.name);
       if (current === null || current.record.id !== queued.id || ended(current.record)) return msg.ack();
+      // Its host moved it to another lane (`setPriority`): this message is stale, the job's new one runs it.
+      if ((current.record.moves ?? 0) !== (queued.moves ?? 0)) return msg.ack();
       // Attempts are counted in the record (each claim is one), not by deliveries: a worker may decline a delivery.
       attempt = current.record.attempts + 1;
       if (attempt > current.record.maxAttempts) {
@@ -300,12 +454,11 @@ export class WorkerLoop {
         job.msg.working(); // The newest delivery: see #adopt.
         safely(() => meters().heartbeats.add(1));
       }, this.#heartbeatMs);
-      // A slot first (a worker with several tags may hold more messages than slots): claimed only once it runs.
-      while (this.#busy >= this.#setup.slots && !this.#stop.signal.aborted) await this.#changed();
-      if (this.#stop.signal.aborted) return msg.nak(); // Never claimed: another worker takes it.
-      this.#busy++;
-      job.slot = "taken";
-      job.slotNumber = this.#takeSlotNumber();
+      // A slot first (a worker with several lanes may hold more messages than slots): claimed only once it runs.
+      const spare = deliveriesFor(current.record.maxAttempts) - msg.info.deliveryCount -
+        (current.record.maxAttempts - current.record.attempts);
+      const slot = await this.#takeSlot(job, spare > 1 && msg.info.deliveryCount < DECLINES_BEFORE_TAKING);
+      if (slot !== "taken") return msg.nak(); // Never claimed: another worker (or this one, later) takes it.
       cancels = cluster.nc.subscribe(cluster.names.jobSubject(queued.name, "cancel"), {
         callback: (_error, request) => {
           job.cancelled = true;
@@ -317,7 +470,7 @@ export class WorkerLoop {
       // is not claimed.
       const checked = canonicalJson(signedJob(current.record));
       const mine = await mutateRecord(cluster.jobs, queued.name, (record) => {
-        if (record.id !== queued.id || ended(record)) return null;
+        if (record.id !== queued.id || ended(record) || (record.moves ?? 0) !== (queued.moves ?? 0)) return null;
         if (canonicalJson(signedJob(record)) !== checked) return null;
         return {
           ...record,
@@ -372,13 +525,6 @@ export class WorkerLoop {
       return true;
     }
     return false;
-  }
-
-  /** The jobs that hold a slot or wait for one (not those only recording their result). */
-  #holding(): number {
-    let holding = 0;
-    for (const job of this.#running) if (job.slot !== "released") holding++;
-    return holding;
   }
 
   /** Give the job's slot back (once): its Blender is done, so the next job may start while this one is recorded. */
@@ -715,6 +861,29 @@ function scriptHash(record: JobRecord): string {
   const sha256 = (record.spec.script as { sha256?: unknown } | undefined)?.sha256;
   return typeof sha256 === "string" ? sha256 : "";
 }
+
+/** A lane this worker pulls from: its consumer (`null` while it is being made) and whether a job was queued on it. */
+interface PullLane extends Lane {
+  readonly name: string;
+  readonly consumer: Consumer | null;
+  /** A job was queued on it since its last empty pull (`#notice`): it does not end yet. */
+  noticed: boolean;
+}
+
+/** Empty pulls in a row (each up to a second) after which a lane other than priority 0's is no longer pulled from. */
+const LANE_IDLE_PULLS = 3;
+
+/** How often a worker looks for lanes with jobs it was not told of (it was disconnected, say), ms. */
+const LANE_SCAN_MS = 5_000;
+
+/** How soon a lane that a higher one outranks asks again whether it still does (or when a job starts or ends), ms. */
+const OUTRANKED_RECHECK_MS = 200;
+
+/**
+ * A job that waited for a slot while a lane of a higher priority has jobs goes back to the queue, on its first
+ * deliveries only (each costs one of its deliveries, never an attempt); after that it runs when its turn here comes.
+ */
+const DECLINES_BEFORE_TAKING = 3;
 
 /** How long a declined delivery waits before the server offers it again (to any worker), ms. */
 const DECLINE_DELAY_MS = 250;

@@ -457,6 +457,21 @@ export class NatsHost {
   }
 
   /**
+   * Change a queued job's priority: its message moves to the lane of that priority (`Submitter.move`).
+   *
+   * @returns Whether it was still queued.
+   */
+  async reprioritize(name: string, priority: number): Promise<boolean> {
+    await Promise.allSettled([...this.#submissions]);
+    const tracked = this.#jobs.get(name);
+    if (tracked === undefined || ended(tracked)) return false;
+    const seq = await this.#submitter.move(name, priority);
+    if (seq === null) return false;
+    if (seq > 0) tracked.queueSeq = seq;
+    return true;
+  }
+
+  /**
    * Kill a job: a queued one is removed from the queue, a running one is killed on its worker (with its process
    * group). Either way it ends as DROPPED with reason `"killed"`. Settles once its record says it ended.
    */

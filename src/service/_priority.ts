@@ -37,8 +37,8 @@ export function requestPriority(value: unknown, error: string, what: string): nu
  * @param name The job's name.
  * @param body The request's JSON body.
  * @returns The job's new priority.
- * @throws {HttpError} 400 for a bad body, 404 when there is no such job, 409 when the job is not queued (or the
- * manager runs its jobs over NATS, where the work queue takes jobs in order).
+ * @throws {HttpError} 400 for a bad body, 404 when there is no such job, 409 when the job is not queued (over NATS:
+ * also when a worker claimed it before this host heard of it).
  */
 export async function changePriority(manager: JobManager, name: string, body: unknown): Promise<number> {
   const bad = (detail: string) => new HttpError(400, "bad priority", detail);
@@ -65,7 +65,7 @@ export async function changePriority(manager: JobManager, name: string, body: un
     if (!(error instanceof RangeError)) throw error;
     const now = manager.getJob(name);
     if (now === undefined) throw gone();
-    // It started meanwhile, or jobs run over NATS (queued there, but in the work queue's order).
+    // It started meanwhile (over NATS, a worker may have claimed it before this host heard).
     if (now.state !== "QUEUED") throw notQueued(now.state);
     throw new HttpError(409, "cannot set priority", redact(error.message));
   }

@@ -91,6 +91,7 @@ export const PLAN: Readonly<Record<string, PlanEntry>> = {
   "tests/nats/telemetry_test.ts": { where: "default", seconds: 8 },
   "tests/nats/gpu_test.ts": { where: "default", seconds: 8 },
   "tests/nats/blocklist_test.ts": { where: "default", seconds: 30 },
+  "tests/nats/priority_test.ts": { where: "default", seconds: 30 },
   "tests/nats/secure_test.ts": { where: "default", seconds: 15 },
   "tests/nats/roles_test.ts": { where: "default", seconds: 30 },
   "tests/nats/overdue_test.ts": { where: "default", seconds: 30 },

@@ -38,6 +38,62 @@ Deno.test("a queue message may carry the attempts spent before it (a job its hos
   }
 });
 
+Deno.test("each priority and set of tags is a lane of the queue: its subject, its consumer, and back; a subject no lane has is none", () => {
+  const names = new Names("default");
+  const lanes = [
+    { requires: [], priority: 0 },
+    { requires: ["gpu"], priority: 0 },
+    { requires: [], priority: 5 },
+    { requires: ["blender-5", "gpu"], priority: -999_999_999 },
+    { requires: ["p"], priority: 999_999_999 },
+  ];
+  for (const lane of lanes) assert.deepEqual(names.laneOf(names.queueSubject(lane.requires, lane.priority)), lane);
+  assert.equal(names.queueSubject([], 5), "bgproc.default.q.p.5.any");
+  assert.equal(names.queueSubject(["gpu"], -2), "bgproc.default.q.p.-2.t.gpu");
+  const consumers = lanes.map((lane) => names.consumerName(lane.requires, lane.priority));
+  assert.equal(new Set(consumers).size, lanes.length);
+  assert.equal(names.consumerName([], 0), "bgproc-any");
+  for (const name of consumers) assert.match(name, /^[-\w]+$/); // one token: no '.', '*' or '>'
+  // Garbage on a queue subject (a client with publish rights) is no lane: a worker does not pull from it.
+  for (
+    const subject of [
+      "bgproc.default.q.p.abc.any",
+      "bgproc.default.q.p.0.any",
+      "bgproc.default.q.p.05.any",
+      "bgproc.default.q.p.1234567890.any",
+      "bgproc.default.q.p.1",
+      "bgproc.default.q.t",
+      "bgproc.default.q.t.gpu.big",
+      "bgproc.default.q.t.gpu.gpu",
+      "bgproc.default.q.any.more",
+      "bgproc.other.q.any",
+    ]
+  ) assert.equal(names.laneOf(subject), null, subject);
+});
+
+Deno.test("a queue message and a record say how often the job moved lanes (a count); a record's priority is an integer of at most 9 digits", () => {
+  assert.deepEqual(readQueueMessage(encode({ name: "a", id: "1", moves: 2 })), { name: "a", id: "1", moves: 2 });
+  assert.ok(readQueueMessage(encode({ name: "a", id: "1", moves: -1 })) instanceof Unreadable);
+  const record = (extra: Record<string, unknown>) =>
+    readJobRecord(encode({
+      v: RECORD_VERSION,
+      name: "a",
+      id: "1",
+      state: "QUEUED",
+      worker: null,
+      attempts: 0,
+      maxAttempts: 1,
+      progress: 0,
+      spec: {},
+      submittedAt: "2026-01-01T00:00:00Z",
+      ...extra,
+    }));
+  assert.ok(!(record({ priority: -7, moves: 1 }) instanceof Unreadable));
+  for (const bad of [{ priority: 1.5 }, { priority: "9" }, { priority: 1e10 }, { moves: 0.5 }, { moves: -1 }]) {
+    assert.ok(record(bad) instanceof Unreadable, JSON.stringify(bad));
+  }
+});
+
 Deno.test("a worker's tags satisfy every subset of them; tags are checked and sorted", () => {
   assert.deepEqual(tagSubsets(checkTags("x", "tags", ["gpu", "big", "gpu"])), [[], ["big"], ["gpu"], ["big", "gpu"]]);
   assert.throws(() => checkTags("Cannot add job", "requires", ["has space"]), RangeError);

@@ -1,0 +1,117 @@
+/**
+ * Priorities over NATS: a worker takes the highest-priority job it can run whenever a slot frees (first in, first
+ * out within a priority, across the lanes of its tags), and a queued job's priority can be changed (its message
+ * moves to another lane; a stale message never runs it twice).
+ */
+
+import assert from "node:assert/strict";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { NatsJobManager } from "../../src/nats/manager.ts";
+import { Names } from "../../src/nats/_protocol.ts";
+import type { Job } from "../../src/api/job.ts";
+import { fixture } from "../_helpers.ts";
+import { startNatsServer, startWorker } from "./_server.ts";
+
+/** When each job's (one) attempt started on its worker, by name, in the order they started. */
+async function startOrder(jobs: Job[]): Promise<string[]> {
+  const starts = await Promise.all(jobs.map(async (job) => {
+    const result = await job.result();
+    assert.equal(result.attempts, 1, `${job.name} ran once`);
+    return { name: job.name, start: result.timings.attempts[0]!.startMs };
+  }));
+  return starts.sort((a, b) => a.start - b.start).map(({ name }) => name);
+}
+
+/** The names of `priorities`' jobs (`job-NN`) in the order they should start: higher first, then as added. */
+function expectedOrder(priorities: readonly number[]): string[] {
+  return priorities.map((priority, index) => ({ index, priority }))
+    .sort((a, b) => b.priority - a.priority || a.index - b.index)
+    .map(({ index }) => `job-${String(index).padStart(2, "0")}`);
+}
+
+const PRIORITIES = [0, 3, -2, 3, 1, 0, 7, -2, 1, 3, 0, 5, 7, -1, 2, 0, 5, 1, -2, 4];
+const TAGGED = new Set([5, 2, -1, 4]);
+
+Deno.test("over NATS, 20 jobs queued with mixed priorities behind a busy slot start in priority order (with and without tags); setPriority moves queued jobs up and down", async () => {
+  await using server = await startNatsServer();
+  await using _worker = await startWorker(server.url, ["--workers", "1", "--tags", "gpu"]);
+  await using manager = await NatsJobManager.connect({ nats: { servers: server.url } });
+  // The one slot is busy while the others queue up.
+  const blocker = manager.addJob({ name: "blocker", script: fixture("sleep.py"), passedData: { seconds: 2 } });
+  await waitFor(() => blocker.state === "ACTIVE");
+  const jobs = PRIORITIES.map((priority, index) =>
+    manager.addJob({
+      name: `job-${String(index).padStart(2, "0")}`,
+      script: fixture("echo.py"),
+      priority,
+      // The jobs of some priorities need the worker's tag: their own lanes, ordered with the others by priority
+      // (first in, first out holds within a lane: a priority and a set of tags).
+      ...(TAGGED.has(priority) ? { requires: ["gpu"] } : {}),
+    })
+  );
+  assert.equal(jobs[5]!.priority, 0);
+  await manager.setPriority("job-05", 100); // Up: it goes first.
+  await manager.setPriority("job-06", -5); // Down: it goes last.
+  assert.deepEqual([jobs[5]!.priority, jobs[6]!.priority], [100, -5]);
+  await blocker.result();
+  const priorities = PRIORITIES.map((priority, index) => index === 5 ? 100 : index === 6 ? -5 : priority);
+  assert.deepEqual(await startOrder(jobs), expectedOrder(priorities));
+  await assert.rejects(manager.setPriority("job-05", 1), /as it is COMPLETED, not QUEUED/);
+  // Nothing is left in the queue: the moved jobs' old messages were removed (or dropped as stale), none ran twice.
+  assert.equal(await queueMessages(server.url), 0);
+});
+
+Deno.test("over NATS, a worker started after 20 jobs were queued with mixed priorities runs them in priority order", async () => {
+  await using server = await startNatsServer();
+  await using manager = await NatsJobManager.connect({ nats: { servers: server.url } });
+  const jobs = PRIORITIES.map((priority, index) =>
+    manager.addJob({ name: `job-${String(index).padStart(2, "0")}`, script: fixture("echo.py"), priority })
+  );
+  const deadline = Date.now() + 30_000;
+  while (await queueMessages(server.url) < 20 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await using _worker = await startWorker(server.url, ["--workers", "1"]);
+  assert.deepEqual(await startOrder(jobs), expectedOrder(PRIORITIES));
+});
+
+Deno.test("over NATS, a job moved while queued runs once, at its new priority, when its old message is delivered first", async () => {
+  await using server = await startNatsServer();
+  await using manager = await NatsJobManager.connect({ nats: { servers: server.url } });
+  const blocker = manager.addJob({ name: "blocker", script: fixture("sleep.py"), passedData: { seconds: 1 } });
+  // Moved at once: its record's place in the queue is not written yet, so its old message stays in the stream.
+  const moved = manager.addJob({ name: "moved", script: fixture("echo.py"), priority: 2 });
+  await manager.setPriority("moved", -3);
+  const later = manager.addJob({ name: "later", script: fixture("echo.py") });
+  // Both of its messages are in the queue: the old one (priority 2) is delivered first, and dropped as stale.
+  const deadline = Date.now() + 30_000;
+  while (await queueMessages(server.url) < 4 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(await queueMessages(server.url), 4);
+  await using _worker = await startWorker(server.url, ["--workers", "1"]);
+  await blocker.result();
+  assert.deepEqual(await startOrder([moved, later]), ["later", "moved"]);
+  assert.equal((await moved.result()).attempts, 1);
+});
+
+/** How many messages the default namespace's work queue holds. */
+async function queueMessages(url: string): Promise<number> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    return (await jsm.streams.info(new Names("default").jobsStream)).state.messages;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Wait until `ready()` (polled), at most `timeoutMs`. */
+async function waitFor(ready: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
