@@ -37,14 +37,28 @@ export async function mutateRecord(
   change: (record: JobRecord) => JobRecord | null,
   known?: Revisioned,
 ): Promise<JobRecord | null> {
+  return (await changeRecord(jobs, name, change, known))?.record ?? null;
+}
+
+/**
+ * {@linkcode mutateRecord}, saying the revision written too: a writer that keeps it writes next without a read.
+ *
+ * @returns The record written and its revision, or `null` when `change` declined (or there is no record).
+ */
+export async function changeRecord(
+  jobs: KV,
+  name: string,
+  change: (record: JobRecord) => JobRecord | null,
+  known?: Revisioned,
+): Promise<Revisioned | null> {
   for (let tries = 0; tries < 20; tries++) {
     const current = tries === 0 && known !== undefined ? known : await readRecord(jobs, name);
     if (current === null) return null;
     const next = change(current.record);
     if (next === null) return null;
     try {
-      await jobs.update(subjectToken(name), encode({ ...next, updatedAt: new Date().toISOString() }), current.revision);
-      return next;
+      const value = encode({ ...next, updatedAt: new Date().toISOString() });
+      return { record: next, revision: await jobs.update(subjectToken(name), value, current.revision) };
     } catch (error) {
       if (!isWrongRevision(error)) throw error;
     }

@@ -26,7 +26,7 @@ import {
   tagSubsets,
   type WorkerInfo,
 } from "./_protocol.ts";
-import { ended, mutateRecord, readRecord } from "./_records.ts";
+import { changeRecord, ended, readRecord, type Revisioned } from "./_records.ts";
 import { recordResult } from "./_worker_result.ts";
 import { readQueueMessage, readWorkerInfo, Unreadable } from "./_wire.ts";
 import { UnreadableDesk } from "./_unreadable.ts";
@@ -104,6 +104,10 @@ interface Running {
   localName?: string;
   /** When its files were fetched (epoch ms), once they were. */
   fetch: PhaseTiming | undefined;
+  /** Its record as this worker last wrote it (its claim, a progress), to write the next change without a read. */
+  known?: Revisioned;
+  /** The progress write under way, if any (settles without failing). */
+  progressWrite?: Promise<void>;
 }
 
 /** How often a running job's progress is written into its record, at most, in ms. */
@@ -469,7 +473,7 @@ export class WorkerLoop {
       // What was checked is what runs: a record whose signed part changed since (a retried claim reads it again)
       // is not claimed.
       const checked = canonicalJson(signedJob(current.record));
-      const mine = await mutateRecord(cluster.jobs, queued.name, (record) => {
+      const claim = await changeRecord(cluster.jobs, queued.name, (record) => {
         if (record.id !== queued.id || ended(record) || (record.moves ?? 0) !== (queued.moves ?? 0)) return null;
         if (canonicalJson(signedJob(record)) !== checked) return null;
         return {
@@ -481,7 +485,9 @@ export class WorkerLoop {
           queueSeq: msg.info.streamSequence,
         };
       }, current);
-      if (mine === null) return msg.ack();
+      if (claim === null) return msg.ack();
+      const mine = claim.record;
+      job.known = claim;
       job.claimed = epochMs();
       job.claimedAt = Date.now();
       job.trace ??= contextOf(mine.trace);
@@ -631,7 +637,7 @@ export class WorkerLoop {
     }
     job.local = local;
     if (job.cancelled) void local.kill();
-    void this.#pump(mine.name, mine.id, attempt, local);
+    void this.#pump(job, mine.id, attempt, local);
     let result: JobResult;
     try {
       result = await local.result();
@@ -659,7 +665,7 @@ export class WorkerLoop {
     const end = { name: mine.name, id: mine.id, attempts: attempt, worker: id, result: recorded };
     const { key } = this.#setup.signing;
     const endSignature = key === undefined ? undefined : await sign(key, signedEnd(end));
-    const written = await mutateRecord(cluster.jobs, mine.name, (record) => {
+    const written = await this.#write(job, (record) => {
       if (!stillMine(record, mine, id, attempt)) return null;
       const completed: JobRecord = {
         ...record,
@@ -738,9 +744,21 @@ export class WorkerLoop {
     return local.jobs.run(checked);
   }
 
+  /**
+   * Change the record of a job this worker claimed, first at the revision it last wrote (no read: a change made by
+   * another party since only costs a retry), and keep the revision it writes.
+   */
+  async #write(job: Running, change: (record: JobRecord) => JobRecord | null): Promise<JobRecord | null> {
+    await job.progressWrite; // Its revision is the one to write at.
+    const written = await changeRecord(this.#setup.cluster.jobs, job.name, change, job.known);
+    if (written !== null && (job.known === undefined || written.revision > job.known.revision)) job.known = written;
+    return written?.record ?? null;
+  }
+
   /** Publish the job's progress and lines on its subjects; progress into the record now and then. */
-  async #pump(name: string, recordId: string, attempt: number, local: Job): Promise<void> {
+  async #pump(job: Running, recordId: string, attempt: number, local: Job): Promise<void> {
     const { cluster, emit, id } = this.#setup;
+    const { name } = job;
     const progressSubject = cluster.names.jobSubject(name, "progress");
     const logSubject = cluster.names.jobSubject(name, "log");
     await Promise.all([
@@ -761,13 +779,14 @@ export class WorkerLoop {
             ...(sig === undefined ? {} : { worker: id, sig }),
           };
           cluster.nc.publish(progressSubject, encode(message));
-          if (writing || Date.now() - lastWrite < PROGRESS_RECORD_MS) continue;
+          // 1 is the end (its record says so when it completes): no write that would race the result's.
+          if (writing || value >= 1 || Date.now() - lastWrite < PROGRESS_RECORD_MS) continue;
           writing = true;
           lastWrite = Date.now();
-          void mutateRecord(cluster.jobs, name, (record) => {
+          job.progressWrite = this.#write(job, (record) => {
             if (record.id !== recordId || record.state !== "ACTIVE" || record.worker !== id) return null;
             return record.attempts === attempt && value > record.progress ? { ...record, progress: value } : null;
-          }).catch((error) => emit({ type: "error", error })).finally(() => writing = false);
+          }).then(() => {}, (error) => emit({ type: "error", error })).finally(() => writing = false);
         }
       })(),
       (async () => {
@@ -808,7 +827,7 @@ export class WorkerLoop {
       exit: exitAttributes(error),
     });
     const change = (next: (current: JobRecord) => JobRecord) =>
-      mutateRecord(cluster.jobs, record.name, (current) => {
+      this.#write(job, (current) => {
         return stillMine(current, record, id, attempt)
           ? { ...next(current), timings: withTiming(current.timings, timing), ...failedHere }
           : null;
