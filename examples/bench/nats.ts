@@ -97,15 +97,21 @@ async function timed(manager: JobManager, cluster: Cluster, job: AddJobOptions):
   };
 }
 
-/** How long each slot stood idle between a job's end in Blender and its next message (per worker, in order). */
+/**
+ * How long a slot stood idle between a job's end in Blender and its next message, per worker: each job takes the
+ * slot that freed first (a sweep in the order the worker got the messages); a worker's first jobs, one per slot,
+ * have no gap.
+ */
 function idleGaps(all: JobTimes[], slotsPerWorker: number): number[] {
   const gaps: number[] = [];
-  const byWorker = Map.groupBy(all, (times) => times.worker);
-  for (const times of byWorker.values()) {
-    const sorted = [...times].sort((a, b) => a.received - b.received);
-    // With several slots, job i's slot frees for job i + slots.
-    for (let i = slotsPerWorker; i < sorted.length; i++) {
-      gaps.push(Math.max(0, sorted[i]!.received - sorted[i - slotsPerWorker]!.ended));
+  for (const times of Map.groupBy(all, (each) => each.worker).values()) {
+    const free: number[] = []; // When each busy slot frees, once its job ended.
+    for (const job of [...times].sort((a, b) => a.received - b.received)) {
+      if (free.length === slotsPerWorker) {
+        free.sort((a, b) => a - b);
+        gaps.push(Math.max(0, job.received - free.shift()!));
+      }
+      free.push(job.ended);
     }
   }
   return gaps;

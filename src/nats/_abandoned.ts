@@ -16,7 +16,7 @@ export const CHECKS_PER_ROUND = 50;
 /** One host's watch. */
 export class AbandonedWatch {
   readonly #cluster: Cluster;
-  readonly #queued: () => readonly string[];
+  readonly #queued: () => readonly { readonly name: string; readonly seq: number }[];
   /** How many jobs this watch queued again. */
   requeued = 0;
   /** `name id seq` of records whose message was missing at the last look. */
@@ -24,8 +24,11 @@ export class AbandonedWatch {
   #timer: ReturnType<typeof setInterval> | undefined;
   #round: Promise<void> = Promise.resolve();
 
-  /** `queued()`: this host's queued jobs, oldest first. */
-  constructor(cluster: Cluster, queued: () => readonly string[]) {
+  /**
+   * `queued()`: this host's queued jobs, oldest first, each with where this host queued its message (a record says
+   * it only once it was queued again here, or claimed).
+   */
+  constructor(cluster: Cluster, queued: () => readonly { readonly name: string; readonly seq: number }[]) {
     this.#cluster = cluster;
     this.#queued = queued;
   }
@@ -46,10 +49,11 @@ export class AbandonedWatch {
   async #look(): Promise<void> {
     const { jobs, jsm, names } = this.#cluster;
     const missing = new Set<string>();
-    for (const name of this.#queued().slice(0, CHECKS_PER_ROUND)) {
+    for (const { name, seq } of this.#queued().slice(0, CHECKS_PER_ROUND)) {
       const current = await readRecord(jobs, name);
-      if (current === null || current.record.state !== "QUEUED" || current.record.queueSeq <= 0) continue;
-      const { id, queueSeq, spec, attempts, priority, moves } = current.record;
+      const queueSeq = current?.record.queueSeq || seq;
+      if (current === null || current.record.state !== "QUEUED" || queueSeq <= 0) continue;
+      const { id, spec, attempts, priority, moves } = current.record;
       // `null` (or, in some client versions, "no message found") when it was acked; any other failure: look later.
       const there = await jsm.streams.getMessage(names.jobsStream, { seq: queueSeq }).then(
         (stored) => stored !== null,
@@ -69,7 +73,8 @@ export class AbandonedWatch {
         },
       );
       const written = await mutateRecord(jobs, name, (record) => {
-        if (record.id !== id || record.state !== "QUEUED" || record.queueSeq !== queueSeq) return null;
+        if (record.id !== id || record.state !== "QUEUED" || (record.queueSeq || seq) !== queueSeq) return null;
+        if ((record.moves ?? 0) !== (moves ?? 0)) return null; // Moved meanwhile: its new message is queued.
         return { ...record, queueSeq: ack.seq };
       });
       if (written !== null) this.requeued++;

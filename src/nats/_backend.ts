@@ -133,9 +133,8 @@ export class NatsBackend implements Backend {
       this.#waiting[waiting] = { ...this.#waiting[waiting]!, priority };
       return true;
     }
-    const host = await this.#ready.catch(() => null);
-    if (host !== null) return await host.reprioritize(name, priority);
-    return false;
+    const host = await this.#ready; // Not connected: why not.
+    return await host.reprioritize(name, priority);
   }
 
   async kill(name: string): Promise<void> {

@@ -118,8 +118,9 @@ export class OverdueWatch {
       { msgID: `${id}-overdue-${attempts}` },
     );
     await mutateRecord(jobs, name, (record) => {
+      // Not once its host moved it meanwhile (`setPriority`): its new message is the one to point at.
       if (record.id !== id || record.state !== "QUEUED" || record.worker !== null) return null;
-      return { ...record, queueSeq: ack.seq };
+      return (record.moves ?? 0) === (seen.moves ?? 0) ? { ...record, queueSeq: ack.seq } : null;
     });
   }
 }

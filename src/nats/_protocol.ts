@@ -193,7 +193,18 @@ export interface QueueMessage {
   readonly spent?: number;
   /** `JobRecord.moves` when this message was queued (absent: 0). */
   readonly moves?: number;
+  /**
+   * The job's record as its host created it, and that write's revision (a record of at most
+   * {@linkcode EMBEDDED_RECORD_LIMIT} bytes, in a job's first message): a worker claims it with one write, a
+   * compare-and-set at that revision, instead of reading it first. Any change since makes the write fail, and the
+   * worker reads the record then.
+   */
+  readonly revision?: number;
+  readonly record?: JobRecord;
 }
+
+/** The largest record (JSON bytes) a queue message carries (`QueueMessage.record`). */
+export const EMBEDDED_RECORD_LIMIT = 16 * 1024;
 
 /** A progress message on a job's progress subject. */
 export interface ProgressMessage {

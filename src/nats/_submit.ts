@@ -4,15 +4,38 @@ import { headers } from "@nats-io/transport-node";
 import type { CheckedJob } from "../api/checked_job.ts";
 import { type Cluster, ensureConsumer } from "./_connection.ts";
 import type { Uploader } from "./_files.ts";
-import { encode, type JobRecord, type JobSpec, type QueueMessage, RECORD_VERSION, subjectToken } from "./_protocol.ts";
+import {
+  EMBEDDED_RECORD_LIMIT,
+  encode,
+  type JobRecord,
+  type JobSpec,
+  type QueueMessage,
+  RECORD_VERSION,
+  subjectToken,
+} from "./_protocol.ts";
 import { ended, isWrongRevision, mutateRecord, readRecord } from "./_records.ts";
 import { jobSpec } from "./_spec.ts";
 import { deliveriesFor } from "./_blocklist.ts";
 import type { DependencyCache } from "../deps/cache.ts";
 import { sign, signedJob, type SigningKey } from "./_signing.ts";
 
-/** How long after queueing a job its host writes the message's place into a record still queued, ms. */
-const QUEUE_SEQ_DELAY_MS = 50;
+/** A job's place among its lane's jobs being queued: settles once its message was sent (or it failed). */
+interface Place {
+  readonly sent: PromiseWithResolvers<void>;
+}
+
+/** How long a job ready to be queued waits for the jobs of its lane added before it (uploading their files), ms. */
+const EARLIER_WAIT_MS = 250;
+
+/** `promise` settled, or `ms` passed. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** What the submitter needs of the host's settings. */
 export interface SubmitSettings {
@@ -31,8 +54,8 @@ export class Submitter {
   readonly #maxAttempts: () => number;
   readonly #consumers = new Map<string, Promise<string>>();
   readonly #key: SigningKey | undefined;
-  /** Settles once the job added last was queued (or failed to be). */
-  #queued: Promise<void> = Promise.resolve();
+  /** Each lane's jobs being queued, in the order they were added. */
+  readonly #order = new Map<string, Place[]>();
 
   constructor(
     cluster: Cluster,
@@ -51,21 +74,34 @@ export class Submitter {
   /**
    * Upload the job's files, create its record (the name must be free in the cluster), queue its message.
    *
-   * @returns The message's sequence in the queue's stream (for {@linkcode Submitter.notePlace}).
+   * @returns The message's sequence in the queue's stream (for a kill while queued, a move, the abandoned-message
+   * watch: the record says it only once a worker claimed it).
    */
   async put(job: CheckedJob, id: string, now: string, maxAttempts: number): Promise<number> {
-    // Queued in the order they were added (first in, first out within a priority), their files uploaded at once.
-    const turn = this.#queued;
-    let done!: () => void;
-    this.#queued = new Promise<void>((resolve) => done = resolve);
+    // Its lane's jobs are queued in the order they were added (first in, first out within a priority), except that
+    // one whose files take longer than EARLIER_WAIT_MS to upload lets those after it go first.
+    const lane = `${job.priority} ${job.requires.join(",")}`;
+    const order = this.#order.get(lane) ?? [];
+    this.#order.set(lane, order);
+    const place: Place = { sent: Promise.withResolvers<void>() };
+    order.push(place);
     try {
-      return await this.#put(job, id, now, maxAttempts, turn);
+      return await this.#put(job, id, now, maxAttempts, place, order);
     } finally {
-      done();
+      place.sent.resolve();
+      order.splice(order.indexOf(place), 1);
+      if (order.length === 0 && this.#order.get(lane) === order) this.#order.delete(lane);
     }
   }
 
-  async #put(job: CheckedJob, id: string, now: string, maxAttempts: number, turn: Promise<void>): Promise<number> {
+  async #put(
+    job: CheckedJob,
+    id: string,
+    now: string,
+    maxAttempts: number,
+    place: Place,
+    order: readonly Place[],
+  ): Promise<number> {
     const { name } = job;
     const { workRoot, retry, dependencies } = this.#settings;
     const spec = await jobSpec(job, id, workRoot, this.#uploader, retry, dependencies);
@@ -115,15 +151,18 @@ export class Submitter {
     let ack: { seq: number };
     try {
       await this.#consumer(job.requires, job.priority);
-      await turn;
-      ack = await js.publish(
+      await within(Promise.all(order.slice(0, order.indexOf(place)).map((each) => each.sent.promise)), EARLIER_WAIT_MS);
+      // nats.js sends it before this call returns: the next job of the lane may be sent now, before this one's ack.
+      const publishing = js.publish(
         names.queueSubject(job.requires, job.priority),
-        encode({ name, id } satisfies QueueMessage),
+        encode(firstMessage(record, revision)),
         {
           msgID: id,
           ...(job.trace === null ? {} : { headers: traceHeaders(job.trace) }),
         },
       );
+      place.sent.resolve();
+      ack = await publishing;
     } catch (error) {
       // Not queued (the server refused it, or the connection went): free the name, or it would stay QUEUED forever.
       await jobs.delete(subjectToken(name), { previousSeq: revision }).catch(() => {});
@@ -133,32 +172,20 @@ export class Submitter {
   }
 
   /**
-   * Write the place of the job's message (`seq`) into its record, for a kill while queued and the abandoned-message
-   * check. A free worker writes it when it claims the job, so this waits a moment first and writes only into a record
-   * still queued: the two writes do not collide on the pickup's path.
-   */
-  async notePlace(name: string, id: string, seq: number): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, QUEUE_SEQ_DELAY_MS));
-    await mutateRecord(this.#cluster.jobs, name, (current) => {
-      return current.id === id && current.state === "QUEUED" && current.queueSeq === 0
-        ? { ...current, queueSeq: seq }
-        : null;
-    });
-  }
-
-  /**
    * Move a queued job to another priority: its record says the new priority and one more move, then its message is
-   * queued again in the new lane and the old one removed. A worker that got the old message in between drops it,
+   * queued again in the new lane and the old one removed (at `knownSeq`, where this host queued it, when the record
+   * does not say). A worker that got the old message in between drops it,
    * not the job (its `moves` is stale); one that claimed the job first wins, and nothing moves.
    *
    * @returns The new message's place in the stream, `0` when the job was at that priority already, or `null` when it
    * was no longer queued.
    */
-  async move(name: string, priority: number): Promise<number | null> {
+  async move(name: string, priority: number, knownSeq: number): Promise<number | null> {
     const { jobs, js, jsm, names } = this.#cluster;
     const current = await readRecord(jobs, name);
     if (current === null || current.record.state !== "QUEUED") return null;
-    const { id, queueSeq: oldSeq } = current.record;
+    const { id } = current.record;
+    const oldSeq = current.record.queueSeq > 0 ? current.record.queueSeq : knownSeq;
     if ((current.record.priority ?? 0) === priority) return 0;
     const moved = await mutateRecord(jobs, name, (record) => {
       if (record.id !== id || record.state !== "QUEUED") return null;
@@ -200,4 +227,11 @@ function traceHeaders(carrier: NonNullable<CheckedJob["trace"]>): ReturnType<typ
   set.set("traceparent", carrier.traceparent);
   if (carrier.tracestate !== undefined) set.set("tracestate", carrier.tracestate);
   return set;
+}
+
+/** A job's first queue message: with its record at `revision` when small enough (a worker claims it without a read). */
+function firstMessage(record: JobRecord, revision: number): QueueMessage {
+  const message: QueueMessage = { name: record.name, id: record.id };
+  const bytes = encode(record).length;
+  return bytes <= EMBEDDED_RECORD_LIMIT ? { ...message, revision, record } : message;
 }

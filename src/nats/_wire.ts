@@ -51,7 +51,11 @@ const isFraction = (value: unknown) => typeof value === "number" && value >= 0 &
 
 /** A job record of this version, or why not. */
 export function readJobRecord(bytes: Uint8Array): JobRecord | Unreadable {
-  const value = parse(bytes);
+  return checkJobRecord(parse(bytes));
+}
+
+/** A parsed job record of this version, or why not. */
+function checkJobRecord(value: unknown): JobRecord | Unreadable {
   if (!isObject(value)) return unreadable(value, "a job record must be a JSON object");
   if (value.v !== RECORD_VERSION) return new Unreadable(`a job record of version ${value.v}, not ${RECORD_VERSION}`);
   const { name, id, state, worker, attempts, maxAttempts, progress, spec, submittedAt } = value;
@@ -142,11 +146,18 @@ export function readQueueMessage(bytes: Uint8Array): QueueMessage | Unreadable {
   if (value.moves !== undefined && !isCount(value.moves)) {
     return new Unreadable("a queued job whose 'moves' is not a count");
   }
+  // The record as queued, at its revision: a worker may claim it without reading it (a bad one is not used).
+  const record = isCount(value.revision) && value.revision !== 0 ? checkJobRecord(value.record) : null;
+  const queued = record === null || record instanceof Unreadable || record.name !== value.name ||
+      record.id !== value.id
+    ? {}
+    : { revision: value.revision as number, record };
   return {
     name: value.name,
     id: value.id,
     ...(value.spent === undefined ? {} : { spent: value.spent as number }),
     ...(value.moves === undefined ? {} : { moves: value.moves as number }),
+    ...queued,
   };
 }
 

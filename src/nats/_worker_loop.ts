@@ -4,7 +4,7 @@
  * job's record before acking, and on stop lets running jobs finish within the grace period, then hands them back.
  */
 
-import type { Consumer, JsMsg } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
 import { droppedBeforeBlender } from "../_dropped.ts";
 import { checkJob, type JobDefaults } from "../api/checked_job.ts";
@@ -13,17 +13,16 @@ import { JobDroppedError } from "../errors.ts";
 import type { LocalJobs } from "../local/jobs.ts";
 import { backoffMs, jittered } from "../local/policy.ts";
 import type { DataBlockSelection, JobResult, JsonObject } from "../types.ts";
-import { type Cluster, ensureConsumer, WORKER_TTL_MS } from "./_connection.ts";
+import { type Cluster, WORKER_TTL_MS } from "./_connection.ts";
+import { LaneBoard, type PullLane } from "./_lanes.ts";
 import { dropLost, dropUntrusted, listenMaxDeliveries, publishDeadLetter } from "./_dead_letter.ts";
 import type { FileCache, Uploader } from "./_files.ts";
 import {
   encode,
   type JobRecord,
-  type Lane,
   type LogMessage,
   type ProgressMessage,
   type QueueMessage,
-  tagSubsets,
   type WorkerInfo,
 } from "./_protocol.ts";
 import { changeRecord, ended, readRecord, type Revisioned } from "./_records.ts";
@@ -134,8 +133,8 @@ export class WorkerLoop {
   #failedCount = 0;
   readonly #heartbeatMs: number;
   readonly #unreadable: UnreadableDesk;
-  /** The lanes of the queue this worker pulls from, by subject: priority 0 always, others while they have jobs. */
-  readonly #lanes = new Map<string, PullLane>();
+  /** The lanes of the queue this worker pulls from: priority 0's always, others while they have jobs. */
+  readonly #board: LaneBoard;
   /** The pull loops of lanes other than priority 0's (they come and go). */
   readonly #laneLoops = new Set<Promise<void>>();
 
@@ -145,6 +144,10 @@ export class WorkerLoop {
       setup.emit({ type: "unreadable", ...unreadable });
     });
     this.#heartbeatMs = Math.max(50, Math.floor(setup.ackWaitMs / 3));
+    const settings = { ackWaitMs: setup.ackWaitMs, maxDeliver: deliveriesFor(setup.maxAttempts) };
+    this.#board = new LaneBoard(setup.cluster, setup.tags, settings, (lane) => this.#pullFrom(lane), (error) => {
+      setup.emit({ type: "error", error });
+    });
   }
 
   /** Stop pulling; running jobs get the grace period. */
@@ -160,29 +163,20 @@ export class WorkerLoop {
     const { cluster, emit } = this.#setup;
     const advertiser = setInterval(() => this.#advertise(), WORKER_TTL_MS / 5);
     const advisories = listenMaxDeliveries(cluster, this.#unreadable, (error) => emit({ type: "error", error }), false);
-    // Jobs queued at a priority other than 0: each lane is pulled from while it has jobs (`_lanes.ts`).
-    const lanes = cluster.nc.subscribe(cluster.names.priorityQueueSubjects, {
-      callback: (error, msg) => {
-        if (error === null) this.#notice(msg.subject);
-      },
-    });
-    const scan = setInterval(() => void this.#scanLanes(), LANE_SCAN_MS);
     try {
-      const base: PullLane[] = [];
-      for (const requires of tagSubsets([...this.#setup.tags])) {
-        base.push(await this.#openLane({ requires, priority: 0 }));
-      }
-      await this.#scanLanes();
+      const base = await this.#board.openBase();
       await cluster.workers.put(this.#setup.id, encode(this.#info()));
       emit({ type: "ready", info: this.#info() });
+      await this.#board.listen();
       await Promise.all(base.map((lane) => this.#pullLoop(lane)));
-      while (this.#laneLoops.size > 0) await Promise.all([...this.#laneLoops]);
       await this.#finishWithinGrace();
     } finally {
+      this.#stop.abort(); // Also when it failed: no lane pulls on.
+      this.#wake();
       clearInterval(advertiser);
-      clearInterval(scan);
-      lanes.unsubscribe();
       advisories.unsubscribe();
+      await this.#board.close();
+      while (this.#laneLoops.size > 0) await Promise.all([...this.#laneLoops]);
       for (const job of this.#running) {
         job.handBack = true;
         await job.local?.kill().catch(() => {});
@@ -253,88 +247,50 @@ export class WorkerLoop {
     this.#waiters.clear();
   }
 
-  /** The lane's consumer (made if need be) and its entry in `#lanes`. */
-  async #openLane(lane: Lane): Promise<PullLane> {
-    const { cluster, ackWaitMs, maxAttempts } = this.#setup;
-    const settings = { ackWaitMs, maxDeliver: deliveriesFor(maxAttempts) };
-    const name = await ensureConsumer(cluster, lane.requires, settings, lane.priority);
-    const consumer = await cluster.js.consumers.get(cluster.names.jobsStream, name);
-    const open: PullLane = { ...lane, name, consumer, noticed: false };
-    this.#lanes.set(cluster.names.queueSubject(lane.requires, lane.priority), open);
-    return open;
-  }
-
-  /** A job was queued on `subject`: pull from its lane if this worker serves it and does not yet. */
-  #notice(subject: string): void {
-    const known = this.#lanes.get(subject);
-    if (known !== undefined) {
-      known.noticed = true;
-      return;
-    }
-    const lane = this.#setup.cluster.names.laneOf(subject);
-    if (lane === null || lane.priority === 0 || this.#stop.signal.aborted) return;
-    if (!lane.requires.every((tag) => this.#setup.tags.includes(tag))) return;
-    const loop = (async () => {
-      const opening = this.#openLane(lane);
-      this.#lanes.set(subject, { ...lane, name: "", consumer: null, noticed: true }); // Made in a moment.
-      try {
-        await this.#pullLoop(await opening);
-      } catch (error) {
-        this.#setup.emit({ type: "error", error });
-      } finally {
-        this.#lanes.delete(subject);
-      }
-    })();
+  /** Pull from a lane of a priority other than 0 that just opened, until it closes. */
+  #pullFrom(lane: PullLane): void {
+    const loop = this.#pullLoop(lane).catch((error) => this.#setup.emit({ type: "error", error }))
+      .finally(() => this.#board.release(lane));
     this.#laneLoops.add(loop);
     void loop.finally(() => this.#laneLoops.delete(loop));
   }
 
-  /** Which lanes other than priority 0's hold jobs now (the stream's subjects), for those queued while not listening. */
-  async #scanLanes(): Promise<void> {
-    const { cluster } = this.#setup;
-    try {
-      const info = await cluster.jsm.streams.info(cluster.names.jobsStream, {
-        subjects_filter: cluster.names.priorityQueueSubjects,
-      });
-      for (const [subject, count] of Object.entries(info.state.subjects ?? {})) if (count > 0) this.#notice(subject);
-    } catch (error) {
-      this.#setup.emit({ type: "error", error });
-    }
-  }
-
   /**
-   * Pull from one lane while a slot is free for its priority and no lane of a higher priority has jobs waiting. A
-   * lane other than priority 0's ends after {@linkcode LANE_IDLE_PULLS} empty pulls in a row.
+   * Pull from one lane while a slot is free for its priority and no open lane of a higher priority has jobs no worker
+   * took. A lane other than priority 0's ends after {@linkcode LANE_IDLE_PULLS} empty pulls in a row, or when a higher
+   * one takes its place.
    */
   async #pullLoop(lane: PullLane): Promise<void> {
-    const consumer = lane.consumer;
-    if (consumer === null) return;
     let empty = 0;
-    while (!this.#stop.signal.aborted) {
-      // A pull per free slot: a worker with several lanes may hold a message or two more than its slots; those wait
-      // (heartbeated, not claimed) for a slot in #takeSlot, highest priority first.
+    while (!this.#stop.signal.aborted && !lane.closing) {
+      // Each lane pulls one message at a time: a worker with several lanes may hold a message or two more than its
+      // slots; those wait (heartbeated, not claimed) for a slot in #takeSlot, highest priority first.
       if (this.#full(lane.priority)) {
         await this.#changed();
         continue;
       }
-      if (await this.#outranked(lane.priority)) {
+      if (await this.#board.pendingAbove(lane.priority).catch(() => 0) > 0) {
         await this.#changedOr(OUTRANKED_RECHECK_MS);
         continue;
       }
       if (this.#full(lane.priority) || this.#stop.signal.aborted) continue;
       let msg: JsMsg | null;
       try {
-        msg = await consumer.next({ expires: 1000 });
+        msg = await lane.consumer.next({ expires: 1000 });
       } catch (error) {
+        // Its consumer may be gone (removed by hand, or idle for a day): a lane of another priority closes (a job
+        // queued on it opens it again); one of priority 0 makes it again.
+        if (lane.priority !== 0) return;
         this.#setup.emit({ type: "error", error });
         await this.#changedOr(500);
+        await this.#board.reopen(lane).catch(() => {});
         continue;
       }
       if (msg === null) {
         if (lane.priority === 0) continue;
         if (lane.noticed) empty = 0;
         lane.noticed = false;
-        if (++empty >= LANE_IDLE_PULLS) return; // Noticed again (#notice) once a job is queued on it.
+        if (++empty >= LANE_IDLE_PULLS) return; // Opened again (LaneBoard.notice) once a job is queued on it.
         continue;
       }
       empty = 0;
@@ -342,34 +298,39 @@ export class WorkerLoop {
         msg.nak();
         break;
       }
-      const queued = readQueueMessage(msg.data);
-      if (queued instanceof Unreadable) {
-        // Not a job this worker can read: another program's, or garbage. It is taken off the queue, not retried.
-        msg.term();
-        this.#unreadable.report(msg.subject, queued, msg.data);
-        continue;
-      }
-      if (this.#adopt(msg)) continue;
-      const job: Running = {
-        name: queued.name,
-        queued,
-        msg,
-        received: epochMs(),
-        claimed: 0,
-        claimedAt: 0,
-        local: undefined,
-        cancelled: false,
-        handBack: false,
-        slot: "waiting",
-        slotNumber: -1,
-        priority: lane.priority,
-        trace: contextOf({ traceparent: msg.headers?.get("traceparent"), tracestate: msg.headers?.get("tracestate") }),
-        fetch: undefined,
-      };
-      this.#running.add(job);
-      this.#wake(); // Lanes of a lower priority may not pull now (#full).
-      void this.#runMessage(job);
+      this.#received(msg, lane);
     }
+  }
+
+  /** A message was pulled from `lane`: a job to run here (or one this worker runs already, or garbage). */
+  #received(msg: JsMsg, lane: PullLane): void {
+    const queued = readQueueMessage(msg.data);
+    if (queued instanceof Unreadable) {
+      // Not a job this worker can read: another program's, or garbage. It is taken off the queue, not retried.
+      msg.term();
+      this.#unreadable.report(msg.subject, queued, msg.data);
+      return;
+    }
+    if (this.#adopt(msg)) return;
+    const job: Running = {
+      name: queued.name,
+      queued,
+      msg,
+      received: epochMs(),
+      claimed: 0,
+      claimedAt: 0,
+      local: undefined,
+      cancelled: false,
+      handBack: false,
+      slot: "waiting",
+      slotNumber: -1,
+      priority: lane.priority,
+      trace: contextOf({ traceparent: msg.headers?.get("traceparent"), tracestate: msg.headers?.get("tracestate") }),
+      fetch: undefined,
+    };
+    this.#running.add(job);
+    this.#wake(); // Lanes of a lower priority may not pull now (#full).
+    void this.#runMessage(job);
   }
 
   /** Whether no slot is free for a job of `priority`: taken slots and the jobs waiting at that priority or above. */
@@ -380,35 +341,24 @@ export class WorkerLoop {
   }
 
   /**
-   * Whether a lane this worker pulls from, of a priority above `priority`, has jobs no worker has taken yet (its
-   * consumer's pending count). At once `false` while no such lane is known: jobs without priorities pay nothing.
-   */
-  async #outranked(priority: number): Promise<boolean> {
-    const higher = [...this.#lanes.values()].filter((lane) => lane.priority > priority && lane.consumer !== null);
-    if (higher.length === 0) return false;
-    const { jsm, names } = this.#setup.cluster;
-    const pending = await Promise.all(
-      higher.map((lane) => jsm.consumers.info(names.jobsStream, lane.name).then((info) => info.num_pending, () => 0)),
-    );
-    return pending.some((count) => count > 0);
-  }
-
-  /**
-   * Wait for a slot for `job`: the highest priority among the jobs waiting here goes first, then the oldest. One
-   * that a lane of a higher priority outranks goes back to the queue (a nak, no attempt spent) if it `mayDecline`
-   * (its deliveries allow).
+   * Wait for a slot for `job`: the highest priority among the jobs waiting here goes first, then the oldest. If it
+   * `mayDecline` (its deliveries allow), it goes back to the queue (a nak, no attempt spent) rather than take the last
+   * free slots while open lanes of higher priorities hold as many jobs no worker took, or rather than wait here
+   * longer than {@linkcode HOLD_MS} while every slot is taken (another worker may be free).
    *
    * @returns Whether it took a slot, went back, or the worker stopped.
    */
   async #takeSlot(job: Running, mayDecline: boolean): Promise<"taken" | "declined" | "stopped"> {
+    const since = Date.now();
     while (!this.#stop.signal.aborted) {
       if (this.#busy >= this.#setup.slots || this.#waitingBefore(job)) {
-        await this.#changed();
+        if (mayDecline && this.#busy >= this.#setup.slots && Date.now() - since >= HOLD_MS) return "declined";
+        await this.#changedOr(HOLD_MS);
         continue;
       }
-      const outranked = await this.#outranked(job.priority);
+      const above = await this.#board.pendingAbove(job.priority).catch(() => 0);
       if (this.#busy >= this.#setup.slots || this.#waitingBefore(job) || this.#stop.signal.aborted) continue;
-      if (outranked && mayDecline) return "declined";
+      if (mayDecline && above >= this.#setup.slots - this.#busy) return "declined";
       this.#busy++;
       job.slot = "taken";
       job.slotNumber = this.#takeSlotNumber();
@@ -429,31 +379,14 @@ export class WorkerLoop {
 
   /** One delivery of a job: claim its record, run it, record how it ended, ack (or nak for another attempt). */
   async #runMessage(job: Running): Promise<void> {
-    const { msg } = job;
+    const { msg, queued } = job;
     const { cluster, emit, id } = this.#setup;
-    const { queued } = job;
-    let attempt = 0;
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let cancels: Subscription | undefined;
     try {
-      const current = await readRecord(cluster.jobs, queued.name);
-      if (current === null || current.record.id !== queued.id || ended(current.record)) return msg.ack();
-      // Its host moved it to another lane (`setPriority`): this message is stale, the job's new one runs it.
-      if ((current.record.moves ?? 0) !== (queued.moves ?? 0)) return msg.ack();
-      // Attempts are counted in the record (each claim is one), not by deliveries: a worker may decline a delivery.
-      attempt = current.record.attempts + 1;
-      if (attempt > current.record.maxAttempts) {
-        await dropLost(cluster, queued, current.record.attempts);
-        return msg.ack();
-      }
-      if (await this.#declines(current.record, msg)) return msg.nak(DECLINE_DELAY_MS);
-      const untrusted = await this.#untrusted(current.record);
-      if (untrusted !== null) {
-        // Jobs are code: one no trusted host signed never runs here. Dropped (not retried) and dead-lettered.
-        await dropUntrusted(cluster, current.record, untrusted, attempt, id);
-        emit({ type: "failed", name: queued.name, attempt, report: untrusted });
-        return msg.term();
-      }
+      const current = embeddedRecord(job.queued, msg) ?? await readRecord(cluster.jobs, queued.name);
+      const attempt = await this.#vet(job, current);
+      if (attempt === null || current === null) return;
       heartbeat = setInterval(() => {
         job.msg.working(); // The newest delivery: see #adopt.
         safely(() => meters().heartbeats.add(1));
@@ -461,8 +394,8 @@ export class WorkerLoop {
       // A slot first (a worker with several lanes may hold more messages than slots): claimed only once it runs.
       const spare = deliveriesFor(current.record.maxAttempts) - msg.info.deliveryCount -
         (current.record.maxAttempts - current.record.attempts);
-      const slot = await this.#takeSlot(job, spare > 1 && msg.info.deliveryCount < DECLINES_BEFORE_TAKING);
-      if (slot !== "taken") return msg.nak(); // Never claimed: another worker (or this one, later) takes it.
+      const slot = await this.#takeSlot(job, spare > 1 && msg.info.deliveryCount <= DECLINING_DELIVERIES);
+      if (slot !== "taken") return job.msg.nak(); // Never claimed: another worker (or this one, later) takes it.
       cancels = cluster.nc.subscribe(cluster.names.jobSubject(queued.name, "cancel"), {
         callback: (_error, request) => {
           job.cancelled = true;
@@ -470,22 +403,8 @@ export class WorkerLoop {
           request.respond(encode({ worker: id }));
         },
       });
-      // What was checked is what runs: a record whose signed part changed since (a retried claim reads it again)
-      // is not claimed.
-      const checked = canonicalJson(signedJob(current.record));
-      const claim = await changeRecord(cluster.jobs, queued.name, (record) => {
-        if (record.id !== queued.id || ended(record) || (record.moves ?? 0) !== (queued.moves ?? 0)) return null;
-        if (canonicalJson(signedJob(record)) !== checked) return null;
-        return {
-          ...record,
-          state: "ACTIVE",
-          worker: id,
-          attempts: attempt,
-          progress: 0,
-          queueSeq: msg.info.streamSequence,
-        };
-      }, current);
-      if (claim === null) return msg.ack();
+      const claim = await this.#claim(job, current, attempt);
+      if (claim === null) return job.msg.ack();
       const mine = claim.record;
       job.known = claim;
       job.claimed = epochMs();
@@ -516,6 +435,59 @@ export class WorkerLoop {
       this.#advertise();
       this.#wake();
     }
+  }
+
+  /**
+   * Whether the job of this delivery may run here, on which attempt; or `null` when this delivery was settled: acked
+   * (its job ended or moved, or is out of attempts), declined, or dropped as untrusted.
+   */
+  async #vet(job: Running, current: Revisioned | null): Promise<number | null> {
+    const { msg, queued } = job;
+    const { cluster, emit, id } = this.#setup;
+    // Its host moved it to another lane (`setPriority`): a message of another move count is stale, the job's new one
+    // runs it.
+    if (current === null || current.record.id !== queued.id || ended(current.record)) return ack(msg);
+    if ((current.record.moves ?? 0) !== (queued.moves ?? 0)) return ack(msg);
+    // Attempts are counted in the record (each claim is one), not by deliveries: a worker may decline a delivery.
+    const attempt = current.record.attempts + 1;
+    if (attempt > current.record.maxAttempts) {
+      await dropLost(cluster, queued, current.record.attempts);
+      return ack(msg);
+    }
+    if (await this.#declines(current.record, msg)) {
+      msg.nak(DECLINE_DELAY_MS);
+      return null;
+    }
+    const untrusted = await this.#untrusted(current.record);
+    if (untrusted === null) return attempt;
+    // Jobs are code: one no trusted host signed never runs here. Dropped (not retried) and dead-lettered.
+    await dropUntrusted(cluster, current.record, untrusted, attempt, id);
+    emit({ type: "failed", name: queued.name, attempt, report: untrusted });
+    msg.term();
+    return null;
+  }
+
+  /**
+   * Claim the job's record for `attempt` (a compare-and-set at the revision it was read at, or its queue message
+   * carried): not if it changed in what was checked (its submission, move count, attempts, signed part) or ended.
+   */
+  #claim(job: Running, current: Revisioned, attempt: number): Promise<Revisioned | null> {
+    const { queued, msg } = job;
+    const checked = canonicalJson(signedJob(current.record));
+    return changeRecord(this.#setup.cluster.jobs, queued.name, (record) => {
+      if (record.id !== queued.id || ended(record) || (record.moves ?? 0) !== (queued.moves ?? 0)) return null;
+      // Another delivery claimed it meanwhile (a requeued message), or what was checked is not what runs.
+      if (record.attempts !== current.record.attempts) return null;
+      if (canonicalJson(signedJob(record)) !== checked) return null;
+      return {
+        ...record,
+        state: "ACTIVE",
+        worker: this.#setup.id,
+        attempts: attempt,
+        progress: 0,
+        queueSeq: msg.info.streamSequence,
+      };
+    }, current);
   }
 
   /**
@@ -621,7 +593,7 @@ export class WorkerLoop {
 
   /** Run the claimed job on the local backend and record its result (or its report). */
   async #execute(job: Running, mine: JobRecord, attempt: number): Promise<void> {
-    const { cluster, emit, id, uploader, local: blenders } = this.#setup;
+    const { emit, id, uploader, local: blenders } = this.#setup;
     let local: Job;
     try {
       local = await this.#startLocal(mine, job);
@@ -881,28 +853,17 @@ function scriptHash(record: JobRecord): string {
   return typeof sha256 === "string" ? sha256 : "";
 }
 
-/** A lane this worker pulls from: its consumer (`null` while it is being made) and whether a job was queued on it. */
-interface PullLane extends Lane {
-  readonly name: string;
-  readonly consumer: Consumer | null;
-  /** A job was queued on it since its last empty pull (`#notice`): it does not end yet. */
-  noticed: boolean;
-}
-
-/** Empty pulls in a row (each up to a second) after which a lane other than priority 0's is no longer pulled from. */
-const LANE_IDLE_PULLS = 3;
-
-/** How often a worker looks for lanes with jobs it was not told of (it was disconnected, say), ms. */
-const LANE_SCAN_MS = 5_000;
+/** Empty pulls in a row (each up to a second) after which a lane other than priority 0's closes. */
+const LANE_IDLE_PULLS = 2;
 
 /** How soon a lane that a higher one outranks asks again whether it still does (or when a job starts or ends), ms. */
 const OUTRANKED_RECHECK_MS = 200;
 
-/**
- * A job that waited for a slot while a lane of a higher priority has jobs goes back to the queue, on its first
- * deliveries only (each costs one of its deliveries, never an attempt); after that it runs when its turn here comes.
- */
-const DECLINES_BEFORE_TAKING = 3;
+/** How long a job waits here for a slot while every slot is taken before it goes back to the queue, ms. */
+const HOLD_MS = 500;
+
+/** A job goes back to the queue rather than wait or take a slot from a higher one on its first deliveries only. */
+const DECLINING_DELIVERIES = 2;
 
 /** How long a declined delivery waits before the server offers it again (to any worker), ms. */
 const DECLINE_DELAY_MS = 250;
@@ -950,4 +911,19 @@ function pick<T extends object, K extends keyof T>(value: T, keys: readonly K[])
   const picked = {} as Pick<T, K>;
   for (const key of keys) if (value[key] !== undefined) picked[key] = value[key];
   return picked;
+}
+
+/** Ack `msg`; `null` (for `WorkerLoop.#vet`). */
+function ack(msg: JsMsg): null {
+  msg.ack();
+  return null;
+}
+
+/**
+ * The record a job's first delivery carries, at its revision: claimed with one write (its compare-and-set fails if
+ * the record changed since, and the claim reads it then). Not for later deliveries: their record has moved on.
+ */
+function embeddedRecord(queued: QueueMessage, msg: JsMsg): Revisioned | undefined {
+  if (msg.info.deliveryCount !== 1 || queued.record === undefined || queued.revision === undefined) return undefined;
+  return { record: queued.record, revision: queued.revision };
 }

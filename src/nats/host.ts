@@ -46,6 +46,8 @@ interface Tracked {
   /** Where this host queued its message (0 until then, or when another host added it). */
   queueSeq: number;
   readonly ended: PromiseWithResolvers<void>;
+  /** Its submission (this host's job): settles once it was queued, or failed to be. */
+  submitted?: Promise<void>;
 }
 
 /** The host's settings. */
@@ -72,8 +74,6 @@ export class NatsHost {
   readonly #publish: (event: BackendEvent) => void;
   readonly #jobs = new Map<string, Tracked>();
   readonly #submissions = new Set<Promise<void>>();
-  /** Records getting their message's place (see `Submitter.notePlace`). */
-  readonly #noting = new Set<Promise<void>>();
   readonly #forgetting = new Map<string, Promise<void>>();
   /** Results of this host's jobs being fetched: `close()` waits for them. */
   readonly #fetches = new Set<Promise<JobResult>>();
@@ -214,9 +214,10 @@ export class NatsHost {
   }
 
   /** This host's queued jobs, oldest first. */
-  #ownQueued(): string[] {
+  #ownQueued(): { name: string; seq: number }[] {
     return [...this.#jobs].filter(([, tracked]) => tracked.mine && tracked.state === "QUEUED")
-      .sort(([, a], [, b]) => a.submittedAt.localeCompare(b.submittedAt)).map(([name]) => name);
+      .sort(([, a], [, b]) => a.submittedAt.localeCompare(b.submittedAt))
+      .map(([name, tracked]) => ({ name, seq: tracked.queueSeq }));
   }
 
   /**
@@ -441,10 +442,6 @@ export class NatsHost {
     }
     const submission = this.#submitter.put(job, id, now, job.maxAttempts ?? this.#maxAttempts).then((seq) => {
       tracked.queueSeq = seq;
-      // Off the submission's path (a kill waits for submissions): close() waits for it.
-      const noting = this.#submitter.notePlace(name, id, seq).catch(() => {});
-      this.#noting.add(noting);
-      void noting.finally(() => this.#noting.delete(noting));
     }, (error) => {
       if (this.#jobs.get(name) === tracked) this.#jobs.delete(name);
       this.#logFiles.end(name);
@@ -453,6 +450,7 @@ export class NatsHost {
       this.#publish({ type: "rejected", name, error: refused instanceof Error ? refused : new Error(String(refused)) });
     });
     this.#submissions.add(submission);
+    tracked.submitted = submission;
     void submission.finally(() => this.#submissions.delete(submission));
   }
 
@@ -462,10 +460,10 @@ export class NatsHost {
    * @returns Whether it was still queued.
    */
   async reprioritize(name: string, priority: number): Promise<boolean> {
-    await Promise.allSettled([...this.#submissions]);
     const tracked = this.#jobs.get(name);
+    await tracked?.submitted; // Only its own: others may be uploading large files.
     if (tracked === undefined || ended(tracked)) return false;
-    const seq = await this.#submitter.move(name, priority);
+    const seq = await this.#submitter.move(name, priority, tracked.queueSeq);
     if (seq === null) return false;
     if (seq > 0) tracked.queueSeq = seq;
     return true;
@@ -561,7 +559,6 @@ export class NatsHost {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#submissions]);
-      await Promise.allSettled([...this.#noting]);
       await Promise.allSettled([...this.#fetches]);
       for (const watch of this.#watches) watch.stop();
       for (const subscription of this.#subscriptions) subscription.unsubscribe();

@@ -7,6 +7,7 @@
 
 import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
+import type { Cluster } from "../../src/nats/_connection.ts";
 
 /** A running nats-server. */
 export interface NatsServer extends AsyncDisposable {
@@ -210,4 +211,17 @@ export function bgprocCommand(args: string[], options: Deno.CommandOptions = {})
     env: { ...env, NO_COLOR: "1" },
     ...options,
   });
+}
+
+/** Settles once the work queue holds a message on `subject` (a job added is queued), at most 10 s. */
+export async function untilQueued(cluster: Cluster, subject = cluster.names.queueSubject([])): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  const held = async () => {
+    const info = await cluster.jsm.streams.info(cluster.names.jobsStream, { subjects_filter: subject });
+    return (info.state.subjects?.[subject] ?? 0) > 0;
+  };
+  while (!await held()) {
+    if (Date.now() > deadline) throw new Error(`the work queue held no message on ${subject} within 10 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -12,7 +12,7 @@ import { mutateRecord, readRecord } from "../../src/nats/_records.ts";
 import { NatsJobManager } from "../../src/nats/mod.ts";
 import { encode, type RecordedOutput, type RecordedResult, subjectToken } from "../../src/nats/_protocol.ts";
 import { FileCache, Uploader } from "../../src/nats/_files.ts";
-import { startNatsServer, startWorker } from "./_server.ts";
+import { startNatsServer, startWorker, untilQueued } from "./_server.ts";
 
 Deno.test("JobManager({ nats }) runs jobs on workers with the local API, and a new manager finds their results", async () => {
   await using server = await startNatsServer();
@@ -326,9 +326,7 @@ Deno.test("JobManager({ nats }): 2,000 outputs come back (their list spills to t
     // No worker now: a client with queue and KV access takes each job and completes its record itself.
     const forge = async (result: RecordedResult) => {
       const job = manager.addJob({ script: fixture("echo.py"), outputDir: join(dir, `forged-${crypto.randomUUID()}`) });
-      for (let i = 0; i < 200 && ((await readRecord(cluster.jobs, job.name))?.record.queueSeq ?? 0) === 0; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50)); // Its message is on the queue once queueSeq is set.
-      }
+      await untilQueued(cluster);
       const consumer = await cluster.js.consumers.get(cluster.names.jobsStream, cluster.names.consumerName([]));
       const taken = await consumer.next({ expires: 5_000 });
       assert.ok(taken !== null, "no message");
@@ -413,9 +411,7 @@ Deno.test("JobManager({ nats }): a job whose queue message a client took and ack
   const cluster = await openCluster({ servers: server.url }, namespace);
   try {
     // No worker yet: a rogue client takes the message and acks it at once.
-    for (let i = 0; i < 200 && ((await readRecord(cluster.jobs, job.name))?.record.queueSeq ?? 0) === 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50)); // Its message is on the queue once queueSeq is set.
-    }
+    await untilQueued(cluster);
     const consumer = await cluster.js.consumers.get(cluster.names.jobsStream, cluster.names.consumerName([]));
     let taken = null;
     for (let i = 0; i < 20 && taken === null; i++) taken = await consumer.next({ expires: 1_000 });

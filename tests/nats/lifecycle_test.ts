@@ -9,10 +9,9 @@ import { dirname, join } from "node:path";
 import { JobDroppedError } from "../../mod.ts";
 import { NatsConnectionError, NatsJobManager, runWorker } from "../../src/nats/mod.ts";
 import { openCluster } from "../../src/nats/_connection.ts";
-import { readRecord } from "../../src/nats/_records.ts";
 import { sha256File } from "../../src/nats/_files.ts";
 import { fixture } from "../_helpers.ts";
-import { startNatsServer, startWorker } from "./_server.ts";
+import { startNatsServer, startWorker, untilQueued } from "./_server.ts";
 
 Deno.test("an unreachable server is a NatsConnectionError with its URL, for hosts and workers", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -136,10 +135,7 @@ Deno.test("a worker lost on the last attempt: the job is dropped and dead-letter
       await Deno.writeTextFile(script, `python_data = {"id": "${crypto.randomUUID()}"}\n`);
       const job = manager.addJob({ name: "orphan", script, requires: ["late"], maxAttempts: 1 });
       const cluster = await openCluster({ servers: server.url }, "lifecycle");
-      // Once queued (its record has the queue's sequence), its files are in the store.
-      for (let i = 0; i < 200 && ((await readRecord(cluster.jobs, "orphan"))?.record.queueSeq ?? 0) === 0; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await untilQueued(cluster, cluster.names.queueSubject(["late"])); // Once queued, its files are in the store.
       await cluster.files.delete(await sha256File(script));
       await cluster.nc.close();
       await Deno.remove(script);

@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { NatsJobManager } from "../../src/nats/manager.ts";
-import { Names } from "../../src/nats/_protocol.ts";
+import { encode, Names } from "../../src/nats/_protocol.ts";
+import { openCluster } from "../../src/nats/_connection.ts";
+import { readRecord } from "../../src/nats/_records.ts";
+import { MAX_PRIORITY_LANES } from "../../src/nats/_lanes.ts";
 import type { Job } from "../../src/api/job.ts";
 import { fixture } from "../_helpers.ts";
 import { startNatsServer, startWorker } from "./_server.ts";
@@ -76,15 +79,22 @@ Deno.test("over NATS, a worker started after 20 jobs were queued with mixed prio
   assert.deepEqual(await startOrder(jobs), expectedOrder(PRIORITIES));
 });
 
-Deno.test("over NATS, a job moved while queued runs once, at its new priority, when its old message is delivered first", async () => {
+Deno.test("over NATS, a job moved while queued runs once, at its new priority, though a stale message of it is delivered first", async () => {
   await using server = await startNatsServer();
   await using manager = await NatsJobManager.connect({ nats: { servers: server.url } });
   const blocker = manager.addJob({ name: "blocker", script: fixture("sleep.py"), passedData: { seconds: 1 } });
-  // Moved at once: its record's place in the queue is not written yet, so its old message stays in the stream.
   const moved = manager.addJob({ name: "moved", script: fixture("echo.py"), priority: 2 });
   await manager.setPriority("moved", -3);
   const later = manager.addJob({ name: "later", script: fixture("echo.py") });
-  // Both of its messages are in the queue: the old one (priority 2) is delivered first, and dropped as stale.
+  // Its old message was removed; one that escaped the removal (a worker held it then) is in its old lane still.
+  const cluster = await openCluster({ servers: server.url }, "default");
+  try {
+    const record = (await readRecord(cluster.jobs, "moved"))!.record;
+    assert.deepEqual([record.priority, record.moves], [-3, 1]);
+    await cluster.js.publish(cluster.names.queueSubject([], 2), encode({ name: "moved", id: record.id }));
+  } finally {
+    await cluster.nc.close();
+  }
   const deadline = Date.now() + 30_000;
   while (await queueMessages(server.url) < 4 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -94,6 +104,24 @@ Deno.test("over NATS, a job moved while queued runs once, at its new priority, w
   await blocker.result();
   assert.deepEqual(await startOrder([moved, later]), ["later", "moved"]);
   assert.equal((await moved.result()).attempts, 1);
+  assert.equal(await queueMessages(server.url), 0);
+});
+
+Deno.test("over NATS, 30 jobs of 30 priorities (more lanes than a worker pulls from at once) all run, highest first", async () => {
+  await using server = await startNatsServer();
+  await using manager = await NatsJobManager.connect({ nats: { servers: server.url } });
+  const count = MAX_PRIORITY_LANES + 14;
+  const priorities = Array.from({ length: count }, (_, index) => -index * 7); // 0, -7, -14, …: one lane each.
+  const jobs = priorities.map((priority, index) =>
+    manager.addJob({ name: `job-${String(index).padStart(2, "0")}`, script: fixture("echo.py"), priority })
+  );
+  const deadline = Date.now() + 30_000;
+  while (await queueMessages(server.url) < count && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await using _worker = await startWorker(server.url, ["--workers", "1"]);
+  assert.deepEqual(await startOrder(jobs), expectedOrder(priorities));
+  assert.equal(await queueMessages(server.url), 0);
 });
 
 /** How many messages the default namespace's work queue holds. */

@@ -71,7 +71,7 @@ Deno.test("each priority and set of tags is a lane of the queue: its subject, it
   ) assert.equal(names.laneOf(subject), null, subject);
 });
 
-Deno.test("a queue message and a record say how often the job moved lanes (a count); a record's priority is an integer of at most 9 digits", () => {
+Deno.test("a queue message and a record say how often the job moved lanes (a count); a record's priority is an integer of at most 9 digits; a first message may carry its record", () => {
   assert.deepEqual(readQueueMessage(encode({ name: "a", id: "1", moves: 2 })), { name: "a", id: "1", moves: 2 });
   assert.ok(readQueueMessage(encode({ name: "a", id: "1", moves: -1 })) instanceof Unreadable);
   const record = (extra: Record<string, unknown>) =>
@@ -89,6 +89,15 @@ Deno.test("a queue message and a record say how often the job moved lanes (a cou
       ...extra,
     }));
   assert.ok(!(record({ priority: -7, moves: 1 }) instanceof Unreadable));
+  // A first message may carry its record at its revision (a worker claims it without a read); a record that is not
+  // readable, or not this job's, is left out (the worker reads the bucket), and the message stays readable.
+  const good = JSON.parse(JSON.stringify(record({})));
+  const carried = readQueueMessage(encode({ name: "a", id: "1", revision: 7, record: good }));
+  assert.ok(!(carried instanceof Unreadable) && carried.revision === 7 && carried.record?.name === "a");
+  for (const [revision, embedded] of [[7, { ...good, id: "2" }], [7, { ...good, v: 99 }], [0, good], [-1, good]]) {
+    const read = readQueueMessage(encode({ name: "a", id: "1", revision, record: embedded }));
+    assert.deepEqual(read, { name: "a", id: "1" });
+  }
   for (const bad of [{ priority: 1.5 }, { priority: "9" }, { priority: 1e10 }, { moves: 0.5 }, { moves: -1 }]) {
     assert.ok(record(bad) instanceof Unreadable, JSON.stringify(bad));
   }
