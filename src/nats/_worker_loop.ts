@@ -7,7 +7,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
 import { droppedBeforeBlender } from "../_dropped.ts";
-import { checkJob, type JobDefaults } from "../api/checked_job.ts";
+import { type CheckedJob, checkJob, type JobDefaults } from "../api/checked_job.ts";
 import type { Job } from "../api/job.ts";
 import { JobDroppedError } from "../errors.ts";
 import type { LocalJobs } from "../local/jobs.ts";
@@ -103,6 +103,8 @@ interface Running {
   localName?: string;
   /** When its files were fetched (epoch ms), once they were. */
   fetch: PhaseTiming | undefined;
+  /** Its files being fetched and its spec checked, from its claim on (`#prepare`). */
+  preparing?: Promise<CheckedJob>;
   /** Its record as this worker last wrote it (its claim, a progress), to write the next change without a read. */
   known?: Revisioned;
   /** The progress write under way, if any (settles without failing). */
@@ -274,9 +276,9 @@ export class WorkerLoop {
         continue;
       }
       if (this.#full(lane.priority) || this.#stop.signal.aborted) continue;
-      let msg: JsMsg | null;
+      let got: number;
       try {
-        msg = await lane.consumer.next({ expires: 1000 });
+        got = await this.#pull(lane);
       } catch (error) {
         // Its consumer may be gone (removed by hand, or idle for a day): a lane of another priority closes (a job
         // queued on it opens it again); one of priority 0 makes it again.
@@ -286,24 +288,26 @@ export class WorkerLoop {
         await this.#board.reopen(lane).catch(() => {});
         continue;
       }
-      if (msg === null) {
-        if (lane.priority === 0) continue;
-        if (lane.noticed) empty = 0;
-        lane.noticed = false;
-        if (++empty >= LANE_IDLE_PULLS) return; // Opened again (LaneBoard.notice) once a job is queued on it.
+      if (got > 0 || lane.priority === 0) {
+        empty = 0;
         continue;
       }
-      empty = 0;
-      if (this.#stop.signal.aborted) {
-        msg.nak();
-        break;
-      }
-      this.#received(msg, lane);
+      if (lane.noticed) empty = 0;
+      lane.noticed = false;
+      if (++empty >= LANE_IDLE_PULLS) return; // Opened again (LaneBoard.notice) once a job is queued on it.
     }
+  }
+
+  /** One pull from `lane` (waits up to a second for a message); returns how many messages it got. */
+  async #pull(lane: PullLane): Promise<number> {
+    const msg = await lane.consumer.next({ expires: 1000 });
+    if (msg !== null) this.#received(msg, lane);
+    return msg === null ? 0 : 1;
   }
 
   /** A message was pulled from `lane`: a job to run here (or one this worker runs already, or garbage). */
   #received(msg: JsMsg, lane: PullLane): void {
+    if (this.#stop.signal.aborted) return msg.nak(); // Stopping: another worker takes it.
     const queued = readQueueMessage(msg.data);
     if (queued instanceof Unreadable) {
       // Not a job this worker can read: another program's, or garbage. It is taken off the queue, not retried.
@@ -403,6 +407,9 @@ export class WorkerLoop {
           request.respond(encode({ worker: id }));
         },
       });
+      // Its files are fetched and its spec checked while the claim is written (Blender starts only once it is).
+      job.preparing = this.#prepare(current.record, job);
+      job.preparing.catch(() => {}); // Its failure is the attempt's, once claimed (#execute).
       const claim = await this.#claim(job, current, attempt);
       if (claim === null) return job.msg.ack();
       const mine = claim.record;
@@ -427,6 +434,7 @@ export class WorkerLoop {
         await this.#setup.local.jobs.remove(job.local.name);
         await Deno.remove(this.#outputsFolder(job.local.name), { recursive: true }).catch(() => {});
       }
+      await job.preparing?.catch(() => {}); // Its layout is written before it goes.
       if (job.localName !== undefined) {
         await Deno.remove(this.#layoutFolder(job.localName), { recursive: true }).catch(() => {});
       }
@@ -596,7 +604,7 @@ export class WorkerLoop {
     const { emit, id, uploader, local: blenders } = this.#setup;
     let local: Job;
     try {
-      local = await this.#startLocal(mine, job);
+      local = this.#setup.local.jobs.run(await job.preparing!);
     } catch (error) {
       job.fetch ??= { phase: "fetch", startMs: job.claimedAt, endMs: Date.now() };
       // This worker's own trouble (its disk is full or failing): another worker may do better, the job is not blamed.
@@ -676,10 +684,11 @@ export class WorkerLoop {
     return join(this.#setup.local.jobs.backend.workRoot, "nats-files", localName);
   }
 
-  /** The job's files fetched (timed as `job.fetch`), its spec checked (it came over the network), and run locally. */
-  async #startLocal(record: JobRecord, job: Running): Promise<Job> {
+  /** The job's files fetched (timed as `job.fetch`) and its spec checked (it came over the network), to run locally. */
+  async #prepare(record: JobRecord, job: Running): Promise<CheckedJob> {
     const { spec } = record;
     const { cache, local } = this.#setup;
+    const startMs = Date.now();
     const name = `nats-${crypto.randomUUID().slice(0, 8)}`;
     job.localName = name; // Its layout folder goes with the attempt, whatever happens from here.
     const layout = spec.blendFile === null ? undefined : await layoutOf(spec, cache);
@@ -711,9 +720,8 @@ export class WorkerLoop {
       ...(passedDataBlocks === undefined ? {} : { passedDataBlocks }),
     }, local.defaults);
     const notes = Array.isArray(spec.notes) ? spec.notes.filter((note) => typeof note === "string").slice(0, 60) : [];
-    const checked = { ...options, notes, pathRoot: laidOut === undefined ? null : this.#layoutFolder(name) };
-    job.fetch = { phase: "fetch", startMs: job.claimedAt, endMs: Date.now() };
-    return local.jobs.run(checked);
+    job.fetch = { phase: "fetch", startMs, endMs: Date.now() };
+    return { ...options, notes, pathRoot: laidOut === undefined ? null : this.#layoutFolder(name) };
   }
 
   /**
