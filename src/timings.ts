@@ -9,7 +9,8 @@ import type { DropReason } from "./errors.ts";
 /**
  * A phase of an attempt, in the order they run:
  *
- * - `fetch`: over NATS, the worker fetches the job's files (script, .blend, passed data blocks, inputs).
+ * - `fetch`: over NATS, the worker fetches the job's files (script, .blend, passed data blocks, inputs). It starts while
+ *   the worker claims the job: what it took before the claim is not in the attempt (the attempt starts at its claim).
  * - `start`: from the attempt's start to bgproc's runtime taking the job: Blender starting (process mode, which
  *   includes Blender opening the job's .blend), a fork of the warm zygote (fork mode), or the job reaching a warm
  *   worker (pool mode); a zygote or pool worker still booting when the attempt started is part of it.

@@ -1,5 +1,6 @@
 /**
- * Killing a cluster job from a host: a queued one is dropped in its record and removed from the queue; a running
+ * Killing a cluster job from a host: a queued one is dropped in its record and its message removed from the queue (by
+ * the host that added it, which knows where it is, when another host killed it; else a worker drops it); a running
  * one is cancelled on its worker (which kills its Blender's process group and records the end); one no worker has
  * (between attempts, or its worker died) is dropped in its record here, so a redelivery is acked unrun.
  */

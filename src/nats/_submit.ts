@@ -174,8 +174,8 @@ export class Submitter {
   /**
    * Move a queued job to another priority: its record says the new priority and one more move, then its message is
    * queued again in the new lane and the old one removed (at `knownSeq`, where this host queued it, when the record
-   * does not say). A worker that got the old message in between drops it,
-   * not the job (its `moves` is stale); one that claimed the job first wins, and nothing moves.
+   * does not say). A worker that got the old message in between drops it, not the job (its `moves` is stale); one
+   * that claimed the job first wins, and nothing moves.
    *
    * @returns The new message's place in the stream, `0` when the job was at that priority already, or `null` when it
    * was no longer queued.

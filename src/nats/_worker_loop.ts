@@ -307,6 +307,7 @@ export class WorkerLoop {
 
   /** A message was pulled from `lane`: a job to run here (or one this worker runs already, or garbage). */
   #received(msg: JsMsg, lane: PullLane): void {
+    if (this.#adopt(msg)) return; // Also while stopping: the running attempt keeps its message.
     if (this.#stop.signal.aborted) return msg.nak(); // Stopping: another worker takes it.
     const queued = readQueueMessage(msg.data);
     if (queued instanceof Unreadable) {
@@ -315,7 +316,6 @@ export class WorkerLoop {
       this.#unreadable.report(msg.subject, queued, msg.data);
       return;
     }
-    if (this.#adopt(msg)) return;
     const job: Running = {
       name: queued.name,
       queued,
@@ -411,7 +411,7 @@ export class WorkerLoop {
       job.preparing = this.#prepare(current.record, job);
       job.preparing.catch(() => {}); // Its failure is the attempt's, once claimed (#execute).
       const claim = await this.#claim(job, current, attempt);
-      if (claim === null) return job.msg.ack();
+      if (claim === null) return await this.#refused(job);
       const mine = claim.record;
       job.known = claim;
       job.claimed = epochMs();
@@ -434,6 +434,7 @@ export class WorkerLoop {
         await this.#setup.local.jobs.remove(job.local.name);
         await Deno.remove(this.#outputsFolder(job.local.name), { recursive: true }).catch(() => {});
       }
+      if (job.local === undefined) this.#release(job); // Its slot is free while a refused claim's files still come.
       await job.preparing?.catch(() => {}); // Its layout is written before it goes.
       if (job.localName !== undefined) {
         await Deno.remove(this.#layoutFolder(job.localName), { recursive: true }).catch(() => {});
@@ -496,6 +497,22 @@ export class WorkerLoop {
         queueSeq: msg.info.streamSequence,
       };
     }, current);
+  }
+
+  /**
+   * The claim was refused: ack the delivery if its message is stale (its job ended, moved, or was replaced) or is
+   * another message of a job claimed through its own; leave it alone if the job was claimed through this same message
+   * (another delivery of it, after this worker's heartbeat came late): an ack is by stream sequence and would take the
+   * message from under that attempt.
+   */
+  async #refused(job: Running): Promise<void> {
+    const { queued, msg } = job;
+    const now = await readRecord(this.#setup.cluster.jobs, queued.name).catch(() => undefined);
+    if (now === undefined) return; // Unknown: the message is redelivered after the ack wait, and looked at again.
+    const record = now?.record;
+    const stale = record === undefined || record.id !== queued.id || ended(record) ||
+      (record.moves ?? 0) !== (queued.moves ?? 0);
+    if (stale || record.queueSeq !== msg.info.streamSequence) msg.ack();
   }
 
   /**
@@ -604,7 +621,13 @@ export class WorkerLoop {
     const { emit, id, uploader, local: blenders } = this.#setup;
     let local: Job;
     try {
-      local = this.#setup.local.jobs.run(await job.preparing!);
+      const prepared = await job.preparing!;
+      if (job.cancelled || job.handBack) {
+        // Killed (or handed back, the worker stopping) while its files came: its Blender never starts.
+        const summary = "it was killed before its Blender started";
+        return await this.#failed(job, mine, attempt, droppedBeforeBlender(mine.name, "killed", summary, attempt));
+      }
+      local = this.#setup.local.jobs.run(prepared);
     } catch (error) {
       job.fetch ??= { phase: "fetch", startMs: job.claimedAt, endMs: Date.now() };
       // This worker's own trouble (its disk is full or failing): another worker may do better, the job is not blamed.

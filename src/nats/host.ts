@@ -48,6 +48,8 @@ interface Tracked {
   readonly ended: PromiseWithResolvers<void>;
   /** Its submission (this host's job): settles once it was queued, or failed to be. */
   submitted?: Promise<void>;
+  /** Its record's move count as this host last saw it (`setPriority`). */
+  moves: number;
 }
 
 /** The host's settings. */
@@ -77,6 +79,8 @@ export class NatsHost {
   readonly #forgetting = new Map<string, Promise<void>>();
   /** Results of this host's jobs being fetched: `close()` waits for them. */
   readonly #fetches = new Set<Promise<JobResult>>();
+  /** Stale queue messages of this host's jobs being removed (`#tidy`). */
+  readonly #removals = new Set<Promise<void>>();
   readonly #uploader: Uploader;
   readonly #downloads: FileCache;
   readonly #submitter: Submitter;
@@ -270,7 +274,10 @@ export class NatsHost {
       this.#publish({ type: "known", name, state: record.state, attempts: record.attempts, progress: record.progress });
     }
     if (tracked.id !== record.id || ended(tracked)) return;
-    if (tracked.mine) this.#overdue.see(record);
+    if (tracked.mine) {
+      this.#overdue.see(record);
+      this.#tidy(tracked, record);
+    }
     tracked.worker = record.worker;
     tracked.submittedAt = record.submittedAt;
     if (record.state === "ACTIVE" && (tracked.state !== "ACTIVE" || record.attempts > tracked.attempts)) {
@@ -290,10 +297,35 @@ export class NatsHost {
     else if (record.state === "DROPPED") this.#dropped(tracked, record);
   }
 
+  /**
+   * Keep knowing where this host's job's message is, and remove one that went stale because another host moved or
+   * killed the job while it was queued (that host does not know where the message is; a worker would drop it too).
+   */
+  #tidy(tracked: Tracked, record: JobRecord): void {
+    const stale = (seq: number) => {
+      const { jsm, names } = this.#cluster;
+      if (seq <= 0) return;
+      const removing = jsm.streams.deleteMessage(names.jobsStream, seq).then(() => {}, () => {});
+      this.#removals.add(removing); // close() waits for it.
+      void removing.finally(() => this.#removals.delete(removing));
+    };
+    const moves = record.moves ?? 0;
+    if (moves > tracked.moves) {
+      tracked.moves = moves;
+      if (tracked.queueSeq !== record.queueSeq) stale(tracked.queueSeq);
+      tracked.queueSeq = record.queueSeq;
+    } else if (record.state === "QUEUED" && record.queueSeq > 0) {
+      tracked.queueSeq = record.queueSeq;
+    } else if (ended(record) && record.attempts === 0) {
+      stale(tracked.queueSeq); // Killed while queued: its message goes too.
+    }
+  }
+
   #track(record: { id: string; submittedAt: string }, outputDir: string | null, mine: boolean): Tracked {
     const tracked: Tracked = {
       mine,
       queueSeq: 0,
+      moves: 0,
       id: record.id,
       state: "QUEUED",
       attempts: 0,
@@ -560,6 +592,7 @@ export class NatsHost {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#submissions]);
       await Promise.allSettled([...this.#fetches]);
+      await Promise.allSettled([...this.#removals]);
       for (const watch of this.#watches) watch.stop();
       for (const subscription of this.#subscriptions) subscription.unsubscribe();
       this.#logSubscription?.unsubscribe();
