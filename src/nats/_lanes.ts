@@ -135,7 +135,7 @@ export class LaneBoard {
 
   /**
    * How many jobs no worker took yet wait in the open lanes of priorities above `priority`. At once 0 while none is
-   * open: jobs without priorities pay nothing.
+   * open: a job without priorities waits for no request.
    */
   async pendingAbove(priority: number): Promise<number> {
     const higher = [...this.#lanes.values()].filter((lane) => lane.priority > priority);
