@@ -11,8 +11,11 @@ import type { WorkerInfo } from "./_protocol.ts";
 import { readWorkerInfo, Unreadable } from "./_wire.ts";
 import type { UnreadableDesk } from "./_unreadable.ts";
 
-/** The longest the initial listing of workers may take. */
-const LISTING_MS = 2_000;
+/**
+ * The longest a listing of the workers may take: listing a bucket whose entries expire (a worker that stopped
+ * heartbeating) can wait for ever for one that expired meanwhile.
+ */
+export const LISTING_MS = 2_000;
 
 /** How often health is looked at again (workers expire without a message). */
 const CHECK_MS = 1_000;

@@ -15,6 +15,7 @@ import { backoffMs, jittered } from "../local/policy.ts";
 import type { DataBlockSelection, JobResult, JsonObject } from "../types.ts";
 import { type Cluster, WORKER_TTL_MS } from "./_connection.ts";
 import { LaneBoard, type PullLane } from "./_lanes.ts";
+import { LISTING_MS } from "./_health.ts";
 import { dropLost, dropUntrusted, listenMaxDeliveries, publishDeadLetter } from "./_dead_letter.ts";
 import type { FileCache, Uploader } from "./_files.ts";
 import {
@@ -557,8 +558,11 @@ export class WorkerLoop {
     const failedOn = Array.isArray(record.failedOn) ? record.failedOn : [];
     const script = scriptHash(record);
     const now = Date.now();
+    let bound: ReturnType<typeof setTimeout> | undefined;
     try {
-      for await (const key of await cluster.workers.keys()) {
+      const keys = await cluster.workers.keys();
+      bound = setTimeout(() => keys.stop(), LISTING_MS); // Unbounded, it waited for ever for an expired worker's key.
+      for await (const key of keys) {
         const entry = key === id ? null : await cluster.workers.get(key);
         if (entry === null || entry.operation !== "PUT") continue;
         const info = readWorkerInfo(entry.value);
@@ -570,6 +574,8 @@ export class WorkerLoop {
       }
     } catch {
       // The workers cannot be read now: this worker takes the job rather than leave it.
+    } finally {
+      clearTimeout(bound);
     }
     return false;
   }
