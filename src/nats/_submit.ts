@@ -130,9 +130,10 @@ export class Submitter {
     const { jobs, js, names } = this.#cluster;
     const taken = () => new Error(`Cannot add job as a job named '${name}' is queued or active in the cluster`);
     const token = subjectToken(name);
+    const value = encode(record);
     let revision: number;
     try {
-      revision = await jobs.create(token, encode(record)); // A new name: one round trip.
+      revision = await jobs.create(token, value); // A new name: one round trip.
     } catch (error) {
       if (!isWrongRevision(error)) throw error;
       // The name has a record: an ended job's is replaced; a queued or active one's is taken.
@@ -140,8 +141,8 @@ export class Submitter {
       if (existing !== null && !ended(existing.record)) throw taken();
       try {
         revision = existing === null
-          ? await jobs.create(token, encode(record))
-          : await jobs.update(token, encode(record), existing.revision);
+          ? await jobs.create(token, value)
+          : await jobs.update(token, value, existing.revision);
       } catch (again) {
         // Another host took the name in between; any other failure is what it is.
         if (isWrongRevision(again)) throw taken();
@@ -155,7 +156,7 @@ export class Submitter {
       // nats.js sends it before this call returns: the next job of the lane may be sent now, before this one's ack.
       const publishing = js.publish(
         names.queueSubject(job.requires, job.priority),
-        encode(firstMessage(record, revision)),
+        encode(firstMessage(record, revision, value.length)),
         {
           msgID: id,
           ...(job.trace === null ? {} : { headers: traceHeaders(job.trace) }),
@@ -229,9 +230,11 @@ function traceHeaders(carrier: NonNullable<CheckedJob["trace"]>): ReturnType<typ
   return set;
 }
 
-/** A job's first queue message: with its record at `revision` when small enough (a worker claims it without a read). */
-function firstMessage(record: JobRecord, revision: number): QueueMessage {
+/**
+ * A job's first queue message: with its record (`bytes` of JSON) at `revision` when small enough (a worker claims it
+ * without a read).
+ */
+function firstMessage(record: JobRecord, revision: number, bytes: number): QueueMessage {
   const message: QueueMessage = { name: record.name, id: record.id };
-  const bytes = encode(record).length;
   return bytes <= EMBEDDED_RECORD_LIMIT ? { ...message, revision, record } : message;
 }

@@ -454,9 +454,9 @@ export class WorkerLoop {
   async #vet(job: Running, current: Revisioned | null): Promise<number | null> {
     const { msg, queued } = job;
     const { cluster, emit, id } = this.#setup;
+    if (current === null || current.record.id !== queued.id || ended(current.record)) return ack(msg);
     // Its host moved it to another lane (`setPriority`): a message of another move count is stale, the job's new one
     // runs it.
-    if (current === null || current.record.id !== queued.id || ended(current.record)) return ack(msg);
     if ((current.record.moves ?? 0) !== (queued.moves ?? 0)) return ack(msg);
     // Attempts are counted in the record (each claim is one), not by deliveries: a worker may decline a delivery.
     const attempt = current.record.attempts + 1;

@@ -62,7 +62,7 @@ Deno.test("over NATS, 20 jobs queued with mixed priorities behind a busy slot st
   assert.deepEqual(await startOrder(jobs), expectedOrder(priorities));
   await assert.rejects(manager.setPriority("job-05", 1), /as it is COMPLETED, not QUEUED/);
   // Nothing is left in the queue: the moved jobs' old messages were removed (or dropped as stale), none ran twice.
-  await emptied(server.url); // A worker acks a message just after it wrote the record.
+  await waitFor(async () => await queueMessages(server.url) === 0); // A worker acks just after writing the record.
 });
 
 Deno.test("over NATS, a worker started after 20 jobs were queued with mixed priorities runs them in priority order", async () => {
@@ -71,10 +71,7 @@ Deno.test("over NATS, a worker started after 20 jobs were queued with mixed prio
   const jobs = PRIORITIES.map((priority, index) =>
     manager.addJob({ name: `job-${String(index).padStart(2, "0")}`, script: fixture("echo.py"), priority })
   );
-  const deadline = Date.now() + 30_000;
-  while (await queueMessages(server.url) < 20 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitFor(async () => await queueMessages(server.url) >= 20);
   await using _worker = await startWorker(server.url, ["--workers", "1"]);
   assert.deepEqual(await startOrder(jobs), expectedOrder(PRIORITIES));
 });
@@ -95,16 +92,13 @@ Deno.test("over NATS, a job moved while queued runs once, at its new priority, t
   } finally {
     await cluster.nc.close();
   }
-  const deadline = Date.now() + 30_000;
-  while (await queueMessages(server.url) < 4 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitFor(async () => await queueMessages(server.url) >= 4);
   assert.equal(await queueMessages(server.url), 4);
   await using _worker = await startWorker(server.url, ["--workers", "1"]);
   await blocker.result();
   assert.deepEqual(await startOrder([moved, later]), ["later", "moved"]);
   assert.equal((await moved.result()).attempts, 1);
-  await emptied(server.url); // A worker acks a message just after it wrote the record.
+  await waitFor(async () => await queueMessages(server.url) === 0); // A worker acks just after writing the record.
 });
 
 Deno.test("over NATS, 30 jobs of 30 priorities (more lanes than a worker pulls from at once) all run, highest first", async () => {
@@ -115,13 +109,10 @@ Deno.test("over NATS, 30 jobs of 30 priorities (more lanes than a worker pulls f
   const jobs = priorities.map((priority, index) =>
     manager.addJob({ name: `job-${String(index).padStart(2, "0")}`, script: fixture("echo.py"), priority })
   );
-  const deadline = Date.now() + 30_000;
-  while (await queueMessages(server.url) < count && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitFor(async () => await queueMessages(server.url) >= count);
   await using _worker = await startWorker(server.url, ["--workers", "1"]);
   assert.deepEqual(await startOrder(jobs), expectedOrder(priorities));
-  await emptied(server.url); // A worker acks a message just after it wrote the record.
+  await waitFor(async () => await queueMessages(server.url) === 0); // A worker acks just after writing the record.
 });
 
 Deno.test("over NATS, a job another host moves or kills while queued leaves no stale message: the host that added it removes it", async () => {
@@ -130,33 +121,17 @@ Deno.test("over NATS, a job another host moves or kills while queued leaves no s
   await using other = await NatsJobManager.connect({ nats: { servers: server.url } });
   const moved = adder.addJob({ name: "moved", script: fixture("echo.py") });
   const killed = adder.addJob({ name: "killed", script: fixture("echo.py") });
-  const until = async (ready: () => boolean | Promise<boolean>) => {
-    const deadline = Date.now() + 30_000;
-    while (!await ready()) {
-      if (Date.now() > deadline) throw new Error("timed out");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
-  await until(() => other.getJob("moved") !== undefined && other.getJob("killed") !== undefined);
-  await until(async () => await queueMessages(server.url) === 2);
+  await waitFor(() => other.getJob("moved") !== undefined && other.getJob("killed") !== undefined);
+  await waitFor(async () => await queueMessages(server.url) === 2);
   // The other host does not know where the messages are: the adding host sees the records change and removes them.
   await other.setPriority("moved", 4);
   await other.killJob("killed");
-  await until(async () => await queueMessages(server.url) === 1); // Only the moved job's new message.
+  await waitFor(async () => await queueMessages(server.url) === 1); // Only the moved job's new message.
   assert.equal(killed.state, "DROPPED");
   await using _worker = await startWorker(server.url, ["--workers", "1"]);
   assert.equal((await moved.result()).attempts, 1);
-  await emptied(server.url); // A worker acks a message just after it wrote the record.
+  await waitFor(async () => await queueMessages(server.url) === 0); // A worker acks just after writing the record.
 });
-
-/** Settles once the default namespace's work queue is empty; fails if it is not within 10 s. */
-async function emptied(url: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (await queueMessages(url) > 0) {
-    if (Date.now() > deadline) throw new Error(`the queue still holds ${await queueMessages(url)} messages`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** How many messages the default namespace's work queue holds. */
 async function queueMessages(url: string): Promise<number> {
@@ -169,10 +144,10 @@ async function queueMessages(url: string): Promise<number> {
   }
 }
 
-/** Wait until `ready()` (polled), at most `timeoutMs`. */
-async function waitFor(ready: () => boolean, timeoutMs = 60_000): Promise<void> {
+/** Wait until `ready()` (polled every 20 ms), at most `timeoutMs`. */
+async function waitFor(ready: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!ready()) {
+  while (!await ready()) {
     if (Date.now() > deadline) throw new Error("timed out waiting");
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
