@@ -65,56 +65,64 @@ export class Uploader {
 
   /** Upload `path` unless the store has its content (or an upload of it is under way); returns its reference. */
   async put(path: string, name: string = basename(path)): Promise<FileRef> {
+    const { ref, stored } = await this.reference(path, name);
+    await stored;
+    return ref;
+  }
+
+  /**
+   * {@linkcode put} in two steps: `path`'s reference once it is hashed, and `stored`, which settles once the store
+   * has its content (asked, or uploaded; rejects as `put` does). A host writes the job's record meanwhile, and queues
+   * it only once `stored` settled.
+   */
+  async reference(path: string, name: string = basename(path)): Promise<{ ref: FileRef; stored: Promise<void> }> {
     // Synchronous, as the job's checks (`_validate.ts`) stat the same path just before: an async stat cost ~0.5 ms on an
     // idle host. On a slow network share both block the host's loop as long as the share takes to answer.
     const info = Deno.statSync(path);
     const { size } = info;
     const stamp = `${size} ${info.mtime?.getTime()} ${info.ino} ${info.dev}`;
-    const hash = await this.#hashOf(path, stamp);
-    const sha256 = hash;
-    const pending = this.#pending.get(hash);
+    const sha256 = await this.#hashOf(path, stamp);
+    const ref = { sha256, name, size };
+    const pending = this.#pending.get(sha256);
     if (pending !== undefined) {
-      await pending;
-      this.#reused++;
-      return { sha256, name, size };
+      return { ref, stored: pending.then(() => void this.#reused++) };
     }
-    const upload = (async () => {
-      if ((await this.#store.info(hash).catch(() => null))?.deleted === false) return false;
-      const file = await Deno.open(path);
-      // What is stored is hashed on its way: a file changed since it was hashed is not kept under the old hash.
-      const hasher = createHash("sha256");
-      let bytes = 0;
-      const hashed = file.readable.pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, controller) {
-            hasher.update(chunk);
-            bytes += chunk.byteLength;
-            controller.enqueue(chunk);
-          },
-        }),
-      );
-      // put() reads the stream to its end, which closes the file.
-      await this.#store.put({ name: hash, description: name }, hashed);
-      if (hasher.digest("hex") !== hash || bytes !== size) {
-        await this.#store.delete(hash).catch(() => {});
-        this.#hashes.delete(path);
-        throw new Error(`${path} changed while it was uploaded: nothing of it was kept; add the job again`);
-      }
-      return true;
-    })();
+    const upload = this.#upload(path, ref);
     this.#pending.set(sha256, upload);
-    let uploaded: boolean;
-    try {
-      uploaded = await upload;
-    } finally {
-      // Only uploads in flight are shared: a later put asks the store again (files may have been collected).
-      this.#pending.delete(sha256);
-    }
-    if (uploaded) {
+    // Only uploads in flight are shared: a later put asks the store again (files may have been collected).
+    const stored = upload.finally(() => this.#pending.delete(sha256)).then((uploaded) => {
+      if (!uploaded) return void this.#reused++;
       this.#uploaded++;
       this.#uploadedBytes += size;
-    } else this.#reused++;
-    return { sha256, name, size };
+    });
+    return { ref, stored };
+  }
+
+  /** Upload `path` as `ref` unless the store has its hash; returns whether it uploaded. */
+  async #upload(path: string, ref: FileRef): Promise<boolean> {
+    const { sha256: hash, name, size } = ref;
+    if ((await this.#store.info(hash).catch(() => null))?.deleted === false) return false;
+    const file = await Deno.open(path);
+    // What is stored is hashed on its way: a file changed since it was hashed is not kept under the old hash.
+    const hasher = createHash("sha256");
+    let bytes = 0;
+    const hashed = file.readable.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          hasher.update(chunk);
+          bytes += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    // put() reads the stream to its end, which closes the file.
+    await this.#store.put({ name: hash, description: name }, hashed);
+    if (hasher.digest("hex") !== hash || bytes !== size) {
+      await this.#store.delete(hash).catch(() => {});
+      this.#hashes.delete(path);
+      throw new Error(`${path} changed while it was uploaded: nothing of it was kept; add the job again`);
+    }
+    return true;
   }
 }
 

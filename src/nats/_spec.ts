@@ -14,8 +14,34 @@ const MAX_NOTES = 50;
 /** The largest layout kept in a record; a larger one travels as a file. */
 const LAYOUT_INLINE_LIMIT = 64 * 1024;
 
-/** Upload `job`'s files (once per content) and return its spec; `passedData` too large for a record is a file. */
+/**
+ * Upload `job`'s files (once per content) and return its spec, and `stored`: the script's upload (or the store's
+ * confirmation that it has it), which the job's record need not wait for, only its queue message. `passedData` too
+ * large for a record is a file.
+ */
 export async function jobSpec(
+  job: CheckedJob,
+  id: string,
+  workRoot: string,
+  uploader: Uploader,
+  retry: JobSpec["retry"],
+  dependencies: DependencyCache | null,
+): Promise<{ spec: JobSpec; stored: Promise<void> }> {
+  const script = await uploader.reference(job.script);
+  try {
+    return {
+      spec: await specWith(script.ref, job, id, workRoot, uploader, retry, dependencies),
+      stored: script.stored,
+    };
+  } catch (error) {
+    await script.stored.catch(() => {}); // Nothing of the job's goes on after it failed.
+    throw error;
+  }
+}
+
+/** The job's spec, its script at `script`: its other files uploaded. */
+async function specWith(
+  script: FileRef,
   job: CheckedJob,
   id: string,
   workRoot: string,
@@ -39,7 +65,7 @@ export async function jobSpec(
   }
   const blocks = job.passedDataBlocks;
   return {
-    script: await uploader.put(job.script),
+    script,
     blendFile: job.blendFile === null ? null : await uploader.put(job.blendFile),
     passedData,
     ...(passedDataFile === undefined ? {} : { passedDataFile }),

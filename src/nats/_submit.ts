@@ -104,7 +104,8 @@ export class Submitter {
   ): Promise<number> {
     const { name } = job;
     const { workRoot, retry, dependencies } = this.#settings;
-    const spec = await jobSpec(job, id, workRoot, this.#uploader, retry, dependencies);
+    const { spec, stored } = await jobSpec(job, id, workRoot, this.#uploader, retry, dependencies);
+    stored.catch(() => {}); // Awaited below, before the message is queued; until then the record is written.
     const unsigned: JobRecord = {
       v: RECORD_VERSION,
       name,
@@ -135,6 +136,7 @@ export class Submitter {
     try {
       revision = await jobs.create(token, value); // A new name: one round trip.
     } catch (error) {
+      await stored.catch(() => {}); // Settled before the job fails, whatever happens next.
       if (!isWrongRevision(error)) throw error;
       // The name has a record: an ended job's is replaced; a queued or active one's is taken.
       const existing = await readRecord(jobs, name);
@@ -151,6 +153,8 @@ export class Submitter {
     }
     let ack: { seq: number };
     try {
+      // No worker sees the job before its message: its script is in the store by then.
+      await stored;
       await this.#consumer(job.requires, job.priority);
       await within(Promise.all(order.slice(0, order.indexOf(place)).map((each) => each.sent.promise)), EARLIER_WAIT_MS);
       // nats.js sends it before this call returns: the next job of the lane may be sent now, before this one's ack.

@@ -408,10 +408,12 @@ export class WorkerLoop {
           request.respond(encode({ worker: id }));
         },
       });
-      // Its files are fetched and its spec checked while the claim is written (Blender starts only once it is).
+      // The claim is sent first; its files are fetched and its spec checked while it is written (Blender starts only
+      // once it is).
+      const claiming = this.#claim(job, current, attempt);
       job.preparing = this.#prepare(current.record, job);
       job.preparing.catch(() => {}); // Its failure is the attempt's, once claimed (#execute).
-      const claim = await this.#claim(job, current, attempt);
+      const claim = await claiming;
       if (claim === null) return await this.#refused(job);
       const mine = claim.record;
       job.known = claim;
@@ -420,7 +422,6 @@ export class WorkerLoop {
       job.trace ??= contextOf(mine.trace);
       if (msg.info.deliveryCount === 1 && queued.spent === undefined) this.#pickedUp(job);
       emit({ type: "started", name: queued.name, attempt });
-      this.#advertise();
       await this.#execute(job, mine, attempt);
     } catch (error) {
       // Not the job's fault (NATS trouble, a file that could not be fetched): another attempt may do better.
@@ -645,6 +646,7 @@ export class WorkerLoop {
       return;
     }
     job.local = local;
+    this.#advertise(); // Once its Blender has the job: what the workers bucket says is not on the job's way.
     if (job.cancelled) void local.kill();
     void this.#pump(job, mine.id, attempt, local);
     let result: JobResult;

@@ -428,3 +428,39 @@ Deno.test("JobManager({ nats }): a job whose queue message a client took and ack
     await cluster.nc.drain();
   }
 });
+
+Deno.test("JobManager({ nats }): a job whose script fails to upload (written while uploaded) leaves no record and no message, and says why", async () => {
+  await using server = await startNatsServer();
+  const namespace = "upload-fails";
+  await using manager = new JobManager({ nats: { servers: server.url, namespace }, maxAttempts: 1 });
+  await manager.ready();
+  const cluster = await openCluster({ servers: server.url }, namespace);
+  const dir = await Deno.makeTempDir({ prefix: "bgproc-upload-fails-" });
+  try {
+    // The host keeps a file's hash while its size, time and inode stay: new bytes of the same size, the time put
+    // back, and the store without the old hash make its next upload stream bytes that are not the hash it names.
+    const script = join(dir, "job.py");
+    await Deno.writeTextFile(script, "python_data = {'v': 1}\n");
+    const { mtime } = await Deno.stat(script);
+    const first = manager.addJob({ name: "first", script, requires: ["nobody-has-this"] });
+    await untilQueued(cluster, cluster.names.queueSubject(["nobody-has-this"]));
+    await first.kill();
+    const stored = await cluster.files.list();
+    assert.equal(stored.length, 1);
+    await cluster.files.delete(stored[0]!.name);
+    using file = await Deno.open(script, { write: true });
+    await file.write(new TextEncoder().encode("python_data = {'v': 2}\n"));
+    await Deno.utime(script, mtime!, mtime!);
+
+    const job = manager.addJob({ name: "second", script });
+    const error = await job.result().then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof Error && /changed while it was uploaded/.test(error.message), String(error));
+    assert.equal(job.state, "DROPPED");
+    // Its record was written while the script went up, and is gone again; nothing was queued.
+    assert.equal(await readRecord(cluster.jobs, "second"), null);
+    assert.equal((await cluster.jsm.streams.info(cluster.names.jobsStream)).state.messages, 0);
+  } finally {
+    await cluster.nc.drain();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
