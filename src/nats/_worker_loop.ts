@@ -136,9 +136,6 @@ export class WorkerLoop {
   #failedCount = 0;
   readonly #heartbeatMs: number;
   readonly #unreadable: UnreadableDesk;
-  /** The write of this worker's info under way, and whether another is due after it (`#advertise`). */
-  #advertising: Promise<void> | undefined;
-  #advertiseAgain = false;
   /** The lanes of the queue this worker pulls from: priority 0's always, others while they have jobs. */
   readonly #board: LaneBoard;
   /** The pull loops of lanes other than priority 0's (they come and go). */
@@ -187,7 +184,6 @@ export class WorkerLoop {
         job.handBack = true;
         await job.local?.kill().catch(() => {});
       }
-      while (this.#advertising !== undefined) await this.#advertising; // Before the worker's entry is removed.
     }
   }
 
@@ -227,25 +223,9 @@ export class WorkerLoop {
     };
   }
 
-  /**
-   * Say what this worker runs in the workers bucket: one write at a time, and one more after it when something changed
-   * meanwhile (slots that free and fill together make one or two writes, not one per job).
-   */
   #advertise(): void {
-    if (this.#advertising !== undefined) {
-      this.#advertiseAgain = true;
-      return;
-    }
     const { cluster, id, emit } = this.#setup;
-    this.#advertising = cluster.workers.put(id, encode(this.#info())).then(
-      () => {},
-      (error) => emit({ type: "error", error }),
-    ).finally(() => {
-      this.#advertising = undefined;
-      if (!this.#advertiseAgain) return;
-      this.#advertiseAgain = false;
-      this.#advertise();
-    });
+    void cluster.workers.put(id, encode(this.#info())).catch((error) => emit({ type: "error", error }));
   }
 
   #changed(): Promise<void> {
