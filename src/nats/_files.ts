@@ -37,6 +37,8 @@ export class Uploader {
   readonly #hashes = new Map<string, { stamp: string; sha256: Promise<string> }>();
   /** Hashings under way, by path and stamp: jobs submitted at once share them. */
   readonly #hashing = new Map<string, Promise<string>>();
+  /** Hashes this uploader saw in the store (it asked, or uploaded them), the oldest first. */
+  readonly #seen = new Set<string>();
 
   constructor(store: ObjectStore) {
     this.#store = store;
@@ -72,10 +74,13 @@ export class Uploader {
 
   /**
    * {@linkcode put} in two steps: `path`'s reference once it is hashed, and `stored`, which settles once the store
-   * has its content (asked, or uploaded; rejects as `put` does). A host writes the job's record meanwhile, and queues
-   * it only once `stored` settled.
+   * has its content (asked, or uploaded; rejects as `put` does); `known` says whether this uploader saw that content
+   * in the store before (it is asked again all the same: files may have been collected).
    */
-  async reference(path: string, name: string = basename(path)): Promise<{ ref: FileRef; stored: Promise<void> }> {
+  async reference(
+    path: string,
+    name: string = basename(path),
+  ): Promise<{ ref: FileRef; stored: Promise<void>; known: boolean }> {
     // Synchronous, as the job's checks (`_validate.ts`) stat the same path just before: an async stat cost ~0.5 ms on an
     // idle host. On a slow network share both block the host's loop as long as the share takes to answer.
     const info = Deno.statSync(path);
@@ -83,19 +88,23 @@ export class Uploader {
     const stamp = `${size} ${info.mtime?.getTime()} ${info.ino} ${info.dev}`;
     const sha256 = await this.#hashOf(path, stamp);
     const ref = { sha256, name, size };
+    const known = this.#seen.has(sha256);
     const pending = this.#pending.get(sha256);
     if (pending !== undefined) {
-      return { ref, stored: pending.then(() => void this.#reused++) };
+      return { ref, stored: pending.then(() => void this.#reused++), known };
     }
     const upload = this.#upload(path, ref);
     this.#pending.set(sha256, upload);
     // Only uploads in flight are shared: a later put asks the store again (files may have been collected).
     const stored = upload.finally(() => this.#pending.delete(sha256)).then((uploaded) => {
+      this.#seen.delete(sha256);
+      this.#seen.add(sha256);
+      if (this.#seen.size > 10_000) this.#seen.delete(this.#seen.values().next().value!);
       if (!uploaded) return void this.#reused++;
       this.#uploaded++;
       this.#uploadedBytes += size;
     });
-    return { ref, stored };
+    return { ref, stored, known };
   }
 
   /** Upload `path` as `ref` unless the store has its hash; returns whether it uploaded. */

@@ -15,9 +15,10 @@ const MAX_NOTES = 50;
 const LAYOUT_INLINE_LIMIT = 64 * 1024;
 
 /**
- * Upload `job`'s files (once per content) and return its spec, and `stored`: the script's upload (or the store's
- * confirmation that it has it), which the job's record need not wait for, only its queue message. `passedData` too
- * large for a record is a file.
+ * Upload `job`'s files (once per content) and return its spec; `passedData` too large for a record is a file. And
+ * `stored`: whether the store has the script, asked while the host writes the job's record (only its queue message
+ * waits for it) when this host has seen the script in the store before; a script it has not is in the store before
+ * this returns.
  */
 export async function jobSpec(
   job: CheckedJob,
@@ -27,28 +28,6 @@ export async function jobSpec(
   retry: JobSpec["retry"],
   dependencies: DependencyCache | null,
 ): Promise<{ spec: JobSpec; stored: Promise<void> }> {
-  const script = await uploader.reference(job.script);
-  try {
-    return {
-      spec: await specWith(script.ref, job, id, workRoot, uploader, retry, dependencies),
-      stored: script.stored,
-    };
-  } catch (error) {
-    await script.stored.catch(() => {}); // Nothing of the job's goes on after it failed.
-    throw error;
-  }
-}
-
-/** The job's spec, its script at `script`: its other files uploaded. */
-async function specWith(
-  script: FileRef,
-  job: CheckedJob,
-  id: string,
-  workRoot: string,
-  uploader: Uploader,
-  retry: JobSpec["retry"],
-  dependencies: DependencyCache | null,
-): Promise<JobSpec> {
   const travel = await layoutOf(job, id, workRoot, uploader, dependencies);
   let passedData = JSON.parse(job.passedDataJson) as JsonObject;
   let passedDataFile: FileRef | undefined;
@@ -63,24 +42,33 @@ async function specWith(
     }
     passedData = {};
   }
-  const blocks = job.passedDataBlocks;
-  return {
-    script,
-    blendFile: job.blendFile === null ? null : await uploader.put(job.blendFile),
-    passedData,
-    ...(passedDataFile === undefined ? {} : { passedDataFile }),
-    args: job.args,
-    timeoutMs: job.timeoutMs,
-    passedDataBlocks: blocks === null ? null : {
-      file: await uploader.put(blocks.path),
-      blocks: Object.fromEntries(Object.entries(blocks.blocks).map(([k, v]) => [k, [...v]])),
-    },
-    requires: job.requires,
-    retry,
-    runOptions: { factoryStartup: job.factoryStartup, addons: job.addons, progress: job.progress },
-    ...(job.inputs.length === 0 ? {} : { inputs: await uploadAll(uploader, job.inputs) }),
-    ...travel,
-  };
+  const script = await uploader.reference(job.script);
+  script.stored.catch(() => {}); // Awaited: below, or by the caller before the job is queued.
+  if (!script.known) await script.stored;
+  try {
+    const blocks = job.passedDataBlocks;
+    const spec: JobSpec = {
+      script: script.ref,
+      blendFile: job.blendFile === null ? null : await uploader.put(job.blendFile),
+      passedData,
+      ...(passedDataFile === undefined ? {} : { passedDataFile }),
+      args: job.args,
+      timeoutMs: job.timeoutMs,
+      passedDataBlocks: blocks === null ? null : {
+        file: await uploader.put(blocks.path),
+        blocks: Object.fromEntries(Object.entries(blocks.blocks).map(([k, v]) => [k, [...v]])),
+      },
+      requires: job.requires,
+      retry,
+      runOptions: { factoryStartup: job.factoryStartup, addons: job.addons, progress: job.progress },
+      ...(job.inputs.length === 0 ? {} : { inputs: await uploadAll(uploader, job.inputs) }),
+      ...travel,
+    };
+    return { spec, stored: script.stored };
+  } catch (error) {
+    await script.stored.catch(() => {}); // Nothing of the job's goes on after it failed.
+    throw error;
+  }
 }
 
 /**

@@ -72,7 +72,8 @@ export class Submitter {
   }
 
   /**
-   * Upload the job's files, create its record (the name must be free in the cluster), queue its message.
+   * Upload the job's files, create its record (the name must be free in the cluster), queue its message. A script
+   * this host saw in the store before is asked for again while the record is written: the message waits for it.
    *
    * @returns The message's sequence in the queue's stream (for a kill while queued, a move, the abandoned-message
    * watch: the record says it only once a worker claimed it).
@@ -102,10 +103,27 @@ export class Submitter {
     place: Place,
     order: readonly Place[],
   ): Promise<number> {
-    const { name } = job;
     const { workRoot, retry, dependencies } = this.#settings;
     const { spec, stored } = await jobSpec(job, id, workRoot, this.#uploader, retry, dependencies);
-    stored.catch(() => {}); // Awaited below, before the message is queued; until then the record is written.
+    try {
+      return await this.#queue(job, id, now, maxAttempts, spec, stored, place, order);
+    } finally {
+      await stored.catch(() => {}); // Settled on every path: no upload outlives its job's submission.
+    }
+  }
+
+  /** Create the job's record, then queue its message once `stored` (its script in the store) settled. */
+  async #queue(
+    job: CheckedJob,
+    id: string,
+    now: string,
+    maxAttempts: number,
+    spec: JobSpec,
+    stored: Promise<void>,
+    place: Place,
+    order: readonly Place[],
+  ): Promise<number> {
+    const { name } = job;
     const unsigned: JobRecord = {
       v: RECORD_VERSION,
       name,
@@ -136,8 +154,9 @@ export class Submitter {
     try {
       revision = await jobs.create(token, value); // A new name: one round trip.
     } catch (error) {
-      await stored.catch(() => {}); // Settled before the job fails, whatever happens next.
       if (!isWrongRevision(error)) throw error;
+      // An ended job's record is replaced only once the new job's script is known to be in the store.
+      await stored;
       // The name has a record: an ended job's is replaced; a queued or active one's is taken.
       const existing = await readRecord(jobs, name);
       if (existing !== null && !ended(existing.record)) throw taken();
