@@ -14,6 +14,7 @@ import { NatsJobManager } from "../../src/nats/mod.ts";
 import { type Cluster, openCluster } from "../../src/nats/_connection.ts";
 import { readRecord } from "../../src/nats/_records.ts";
 import { startNatsServer, startWorker, type WorkerProcess } from "../../tests/nats/_server.ts";
+import { cpuOf, cpuOfTree } from "./_cpu.ts";
 
 /** A median and a 99th percentile, ms. */
 export interface Spread {
@@ -29,6 +30,19 @@ export interface ScalingRun {
   jobsPerSecond: number;
   /** `jobsPerSecond` ÷ what slots that never waited would do (sleeping jobs only). */
   ofIdeal: number;
+  /** CPU time per job, ms, by process over the run (`NaN` where `/proc` cannot tell). */
+  cpuPerJob: CpuPerJob;
+}
+
+/**
+ * CPU time per job by process, ms: the host (the bench's own process, or the local pool's manager), the workers'
+ * processes, the Blenders they (or the local pool) run, and nats-server (0 locally).
+ */
+export interface CpuPerJob {
+  host: number;
+  workers: number;
+  blenders: number;
+  server: number;
 }
 
 /** What the nats section measured. */
@@ -139,18 +153,52 @@ function idleGaps(all: JobTimes[], slotsPerWorker: number): number[] {
   return gaps;
 }
 
+/**
+ * CPU ms so far of this process (the host, or the local pool's manager), `workers`, the Blenders (theirs, or with no
+ * workers this process's local pool's), and the server (counted 0 for a local run, where it idles).
+ */
+function cpuNow(server: number | undefined, workers: readonly WorkerProcess[]): CpuPerJob {
+  const host = cpuOf(Deno.pid);
+  const serverCpu = cpuOf(server ?? -1);
+  if (workers.length === 0) {
+    // The local pool's Blenders are this process's children, and so is the server: everything under it but that.
+    return { host, workers: 0, blenders: cpuOfTree(Deno.pid) - host - cpuOfTree(server ?? -1), server: 0 };
+  }
+  const workerCpu = workers.reduce((sum, worker) => sum + cpuOf(worker.pid), 0);
+  const workerTrees = workers.reduce((sum, worker) => sum + cpuOfTree(worker.pid), 0);
+  return { host, workers: workerCpu, blenders: workerTrees - workerCpu, server: serverCpu };
+}
+
+/** `after` − `before`, per job. */
+function perJob(before: CpuPerJob, after: CpuPerJob, jobs: number): CpuPerJob {
+  return {
+    host: (after.host - before.host) / jobs,
+    workers: (after.workers - before.workers) / jobs,
+    blenders: (after.blenders - before.blenders) / jobs,
+    server: (after.server - before.server) / jobs,
+  };
+}
+
 /** `count` 0.5 s jobs on a local pool of `slots` Blenders, warm (two rounds of short jobs first). */
-async function localScaling(slots: number, count: number): Promise<ScalingRun> {
+async function localScaling(slots: number, count: number, server: number | undefined): Promise<ScalingRun> {
   await using pool = new JobManager({ mode: "pool", maxWorkers: slots, prewarm: true });
   const batch = (n: number, seconds: number) =>
     Promise.all(
       Array.from({ length: n }, () => pool.addJob({ script: script("sleep.py"), passedData: { seconds } }).result()),
     );
   await batch(2 * slots, 0.2);
+  const before = cpuNow(server, []);
   const begin = performance.now();
   await batch(count, 0.5);
   const jobsPerSecond = count / ((performance.now() - begin) / 1000);
-  return { workers: 1, slotsPerWorker: slots, jobs: count, jobsPerSecond, ofIdeal: jobsPerSecond / (slots / 0.5) };
+  return {
+    workers: 1,
+    slotsPerWorker: slots,
+    jobs: count,
+    jobsPerSecond,
+    ofIdeal: jobsPerSecond / (slots / 0.5),
+    cpuPerJob: perJob(before, cpuNow(server, []), count),
+  };
 }
 
 /**
@@ -241,9 +289,11 @@ export async function benchNats(
         ),
       );
       log(`nats: ${count} jobs (${file}) on ${workerCount} worker(s) × ${slotsPerWorker} slot(s)`);
+      const before = cpuNow(server.pid, workers);
       const begin = performance.now();
       const ran = await Promise.all(Array.from({ length: count }, () => timed(manager, { script: script(file) })));
       const jobsPerSecond = count / ((performance.now() - begin) / 1000);
+      const cpuPerJob = perJob(before, cpuNow(server.pid, workers), count);
       // The worker's times from the records, once the run is measured (reading them is the bench's own work).
       const times: JobTimes[] = [];
       for (const each of ran) {
@@ -256,6 +306,7 @@ export async function benchNats(
         jobs: count,
         jobsPerSecond,
         ofIdeal: jobsPerSecond / (slots / 0.5),
+        cpuPerJob,
       };
     };
     const sleeping: ScalingRun[] = [];
@@ -267,7 +318,7 @@ export async function benchNats(
     trivial.ofIdeal = NaN;
     // The same 32 jobs on a local pool of 8 Blenders: what this machine's cores allow 8 slots, without NATS.
     while (workers.length > 0) await workers.pop()![Symbol.asyncDispose]();
-    const localEight = await localScaling(8, 32);
+    const localEight = await localScaling(8, 32, server.pid);
     return {
       localEightSlots: localEight,
       localPoolJobMs: percentile(localMs, 0.5),
@@ -291,6 +342,19 @@ export async function benchNats(
     for (const worker of workers) await worker[Symbol.asyncDispose]();
     await cluster.nc.drain().catch(() => {});
   }
+}
+
+/** A row of CPU ms per job by process. */
+function cpuRow(what: string, cpu: CpuPerJob | undefined): string[] {
+  if (cpu === undefined) return [what, "-", "", ""];
+  const total = cpu.host + cpu.workers + cpu.blenders + cpu.server;
+  const part = (x: number) => x.toFixed(1);
+  return [
+    `${what}: host + workers + Blenders + nats-server`,
+    `${part(cpu.host)} + ${part(cpu.workers)} + ${part(cpu.blenders)} + ${part(cpu.server)} = ${part(total)} ms`,
+    "",
+    "",
+  ];
 }
 
 /** The section as table rows: measure, measured, goal, met. */
@@ -350,6 +414,9 @@ export function natsRows(bench: NatsBench): string[][] {
       "",
       "",
     ],
+    cpuRow(`CPU per 0.5 s job, 8 slots (${eight === undefined ? "-" : layout(eight)})`, eight?.cpuPerJob),
+    cpuRow("CPU per 0.5 s job, the same on a local pool of 8 Blenders", bench.localEightSlots.cpuPerJob),
+    cpuRow(`CPU per trivial job, 8 slots (${layout(bench.trivial)})`, bench.trivial.cpuPerJob),
     phase("per job: addJob → worker has the message, p50 / p99", bench.phases.submitToPickup),
     phase("per job: message → Blender starts the job, p50 / p99", bench.phases.pickupToStart),
     phase("per job: script ends → result ready to write, p50 / p99", bench.phases.endToRecorded),

@@ -16,6 +16,8 @@ export interface NatsServer extends AsyncDisposable {
   readonly port: number;
   /** The JetStream store folder. */
   readonly storeDir: string;
+  /** Its process id now (another after a restart; `undefined` while stopped). */
+  readonly pid: number | undefined;
   /** Stop it (SIGTERM, then wait); the store stays. */
   stop(): Promise<void>;
   /** Start it again on the same port with the same store. */
@@ -88,6 +90,9 @@ export async function startNatsServer(): Promise<NatsServer> {
     url,
     port,
     storeDir,
+    get pid() {
+      return child?.pid;
+    },
     stop,
     async restart() {
       await stop();
