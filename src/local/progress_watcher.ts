@@ -3,8 +3,8 @@
  * `progress` file every few milliseconds (an `lstat`, and a read only when
  * the file changed), reads it safely (see `readProgress`), and publishes
  * every value above the last one it published. One timer makes every
- * watcher of the process look: a wake-up of the host costs far more than
- * an `lstat`, and 8 running jobs would wake it 2,000 times a second.
+ * watcher of the process look (with a timer each, 8 running jobs woke the
+ * host 2,000 times a second).
  *
  * Why not `Deno.watchFs`: its watcher thread opens new entries of the
  * watched folder, so a script that makes a FIFO there blocks that thread,
@@ -25,7 +25,13 @@ let ticker: ReturnType<typeof setTimeout> | undefined;
 
 function tick(): void {
   ticker = undefined;
-  for (const look of looks) look();
+  for (const look of looks) {
+    try {
+      look();
+    } catch {
+      // One watcher's trouble is its own: the others look on.
+    }
+  }
   if (looks.size > 0) ticker = setTimeout(tick, PROGRESS_POLL_MS);
 }
 
@@ -77,16 +83,12 @@ export function startProgressWatcher(options: ProgressWatcherOptions): ActorRef<
   };
 
   /**
-   * Read when the file is another one, or changed, since the last look. The `lstat` is synchronous (microseconds; an
-   * async one costs ten times the CPU): it opens nothing, so no FIFO or other file the job put there can block it.
+   * Read when the file is another one, or changed, since the last look. The `lstat` is asynchronous, one at a time per
+   * watcher: the job may have put its folder behind a link to a path that hangs, and then only that lstat's thread
+   * waits, not the host.
    */
   const look = async () => {
-    let info: Deno.FileInfo | undefined;
-    try {
-      info = Deno.lstatSync(path);
-    } catch {
-      info = undefined;
-    }
+    const info = await Deno.lstat(path).catch(() => undefined);
     const stamp = info === undefined ? "" : `${info.ino}:${info.size}:${info.mtime?.getTime()}`;
     if (stamp !== "" && stamp !== seen) {
       seen = stamp;
