@@ -1,14 +1,15 @@
 /**
- * CPU time of processes, from Linux's `/proc`: what a bench run cost each process (and the processes it started),
- * in ms. Elsewhere every reading is `NaN`.
+ * CPU time of processes, from Linux's `/proc`: what a bench run cost each process (and the processes it started), in
+ * ms, from each thread's time on a CPU in nanoseconds (`/proc/<pid>/task/<tid>/schedstat`). Elsewhere every reading is
+ * `NaN`.
  */
 
-/** Clock ticks per second of `/proc/<pid>/stat` times: 100 on every Linux our bench runs on (`getconf CLK_TCK`). */
-const TICKS_PER_SECOND = 100;
+/** Every process now: its parent, and its threads' CPU time so far, ms. */
+export type CpuSnapshot = ReadonlyMap<number, { readonly parent: number; readonly ms: number }>;
 
-/** `[parent pid, user + system ms]` of each process now. */
-function processes(): Map<number, [number, number]> {
-  const all = new Map<number, [number, number]>();
+/** Read `/proc` once. */
+export function cpuSnapshot(): CpuSnapshot {
+  const all = new Map<number, { parent: number; ms: number }>();
   let entries: Iterable<Deno.DirEntry>;
   try {
     entries = Deno.readDirSync("/proc");
@@ -20,9 +21,12 @@ function processes(): Map<number, [number, number]> {
     try {
       const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
       // The command name (field 2) is in parentheses and may hold spaces: the fields after it start past the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const ms = (Number(fields[11]) + Number(fields[12])) * 1000 / TICKS_PER_SECOND;
-      all.set(Number(entry.name), [Number(fields[1]), ms]);
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      let ns = 0;
+      for (const task of Deno.readDirSync(`/proc/${entry.name}/task`)) {
+        ns += Number(Deno.readTextFileSync(`/proc/${entry.name}/task/${task.name}/schedstat`).split(" ")[0]);
+      }
+      all.set(Number(entry.name), { parent, ms: ns / 1e6 });
     } catch {
       // Gone meanwhile.
     }
@@ -30,27 +34,30 @@ function processes(): Map<number, [number, number]> {
   return all;
 }
 
-/** CPU ms so far of `pid` and every live process under it; `NaN` without `/proc` or when `pid` is gone. */
-export function cpuOfTree(pid: number): number {
-  const all = processes();
-  if (!all.has(pid)) return NaN;
-  let total = 0;
-  const under = new Set([pid]);
-  let grew = true;
+/** `pid` and every process under it in `snapshot`. */
+function tree(snapshot: CpuSnapshot, pid: number): Set<number> {
+  const under = new Set(snapshot.has(pid) ? [pid] : []);
+  let grew = under.size > 0;
   while (grew) {
     grew = false;
-    for (const [child, [parent]] of all) {
+    for (const [child, { parent }] of snapshot) {
       if (!under.has(child) && under.has(parent)) {
         under.add(child);
         grew = true;
       }
     }
   }
-  for (const each of under) total += all.get(each)![1];
-  return total;
+  return under;
 }
 
-/** CPU ms so far of `pid` alone; `NaN` without `/proc` or when it is gone. */
-export function cpuOf(pid: number): number {
-  return processes().get(pid)?.[1] ?? NaN;
+/**
+ * CPU ms that `pid` (with `withChildren`, and every process under it) used between two snapshots: a process that
+ * started meanwhile counts whole, one that ended meanwhile is not seen. `NaN` when `pid` is in neither.
+ */
+export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, pid: number, withChildren = false): number {
+  if (!after.has(pid) && !before.has(pid)) return NaN;
+  const pids = withChildren ? tree(after, pid) : new Set([pid]);
+  let total = 0;
+  for (const each of pids) total += after.get(each)!.ms - (before.get(each)?.ms ?? 0);
+  return total;
 }

@@ -14,7 +14,7 @@ import { NatsJobManager } from "../../src/nats/mod.ts";
 import { type Cluster, openCluster } from "../../src/nats/_connection.ts";
 import { readRecord } from "../../src/nats/_records.ts";
 import { startNatsServer, startWorker, type WorkerProcess } from "../../tests/nats/_server.ts";
-import { cpuOf, cpuOfTree } from "./_cpu.ts";
+import { cpuBetween, type CpuSnapshot, cpuSnapshot } from "./_cpu.ts";
 
 /** A median and a 99th percentile, ms. */
 export interface Spread {
@@ -154,29 +154,27 @@ function idleGaps(all: JobTimes[], slotsPerWorker: number): number[] {
 }
 
 /**
- * CPU ms so far of this process (the host, or the local pool's manager), `workers`, the Blenders (theirs, or with no
- * workers this process's local pool's), and the server (counted 0 for a local run, where it idles).
+ * CPU per job over a run, from two snapshots: this process (the host with the bench's own work, or the local pool's
+ * manager), `workers` and their Blenders (or, with no workers, this process's local pools' Blenders), and the server
+ * (counted 0 for a local run, where it idles).
  */
-function cpuNow(server: number | undefined, workers: readonly WorkerProcess[]): CpuPerJob {
-  const host = cpuOf(Deno.pid);
-  const serverCpu = cpuOf(server ?? -1);
+function perJob(
+  before: CpuSnapshot,
+  after: CpuSnapshot,
+  jobs: number,
+  server: number | undefined,
+  workers: readonly WorkerProcess[],
+): CpuPerJob {
+  const host = cpuBetween(before, after, Deno.pid);
+  const serverCpu = server === undefined ? 0 : cpuBetween(before, after, server, true);
   if (workers.length === 0) {
-    // The local pool's Blenders are this process's children, and so is the server: everything under it but that.
-    return { host, workers: 0, blenders: cpuOfTree(Deno.pid) - host - cpuOfTree(server ?? -1), server: 0 };
+    // The local pools' Blenders are this process's children, and so is the server: everything under it but that.
+    const blenders = cpuBetween(before, after, Deno.pid, true) - host - serverCpu;
+    return { host: host / jobs, workers: 0, blenders: blenders / jobs, server: 0 };
   }
-  const workerCpu = workers.reduce((sum, worker) => sum + cpuOf(worker.pid), 0);
-  const workerTrees = workers.reduce((sum, worker) => sum + cpuOfTree(worker.pid), 0);
-  return { host, workers: workerCpu, blenders: workerTrees - workerCpu, server: serverCpu };
-}
-
-/** `after` − `before`, per job. */
-function perJob(before: CpuPerJob, after: CpuPerJob, jobs: number): CpuPerJob {
-  return {
-    host: (after.host - before.host) / jobs,
-    workers: (after.workers - before.workers) / jobs,
-    blenders: (after.blenders - before.blenders) / jobs,
-    server: (after.server - before.server) / jobs,
-  };
+  const own = workers.reduce((sum, worker) => sum + cpuBetween(before, after, worker.pid), 0);
+  const trees = workers.reduce((sum, worker) => sum + cpuBetween(before, after, worker.pid, true), 0);
+  return { host: host / jobs, workers: own / jobs, blenders: (trees - own) / jobs, server: serverCpu / jobs };
 }
 
 /** `count` 0.5 s jobs on a local pool of `slots` Blenders, warm (two rounds of short jobs first). */
@@ -187,7 +185,7 @@ async function localScaling(slots: number, count: number, server: number | undef
       Array.from({ length: n }, () => pool.addJob({ script: script("sleep.py"), passedData: { seconds } }).result()),
     );
   await batch(2 * slots, 0.2);
-  const before = cpuNow(server, []);
+  const before = cpuSnapshot();
   const begin = performance.now();
   await batch(count, 0.5);
   const jobsPerSecond = count / ((performance.now() - begin) / 1000);
@@ -197,7 +195,7 @@ async function localScaling(slots: number, count: number, server: number | undef
     jobs: count,
     jobsPerSecond,
     ofIdeal: jobsPerSecond / (slots / 0.5),
-    cpuPerJob: perJob(before, cpuNow(server, []), count),
+    cpuPerJob: perJob(before, cpuSnapshot(), count, server, []),
   };
 }
 
@@ -289,11 +287,11 @@ export async function benchNats(
         ),
       );
       log(`nats: ${count} jobs (${file}) on ${workerCount} worker(s) × ${slotsPerWorker} slot(s)`);
-      const before = cpuNow(server.pid, workers);
+      const before = cpuSnapshot();
       const begin = performance.now();
       const ran = await Promise.all(Array.from({ length: count }, () => timed(manager, { script: script(file) })));
       const jobsPerSecond = count / ((performance.now() - begin) / 1000);
-      const cpuPerJob = perJob(before, cpuNow(server.pid, workers), count);
+      const cpuPerJob = perJob(before, cpuSnapshot(), count, server.pid, workers);
       // The worker's times from the records, once the run is measured (reading them is the bench's own work).
       const times: JobTimes[] = [];
       for (const each of ran) {
@@ -344,11 +342,14 @@ export async function benchNats(
   }
 }
 
-/** A row of CPU ms per job by process. */
-function cpuRow(what: string, cpu: CpuPerJob | undefined): string[] {
+/** A row of CPU ms per job by process (`local`: the manager and its Blenders). */
+function cpuRow(what: string, cpu: CpuPerJob | undefined, local = false): string[] {
   if (cpu === undefined) return [what, "-", "", ""];
   const total = cpu.host + cpu.workers + cpu.blenders + cpu.server;
   const part = (x: number) => x.toFixed(1);
+  if (local) {
+    return [`${what}: manager + Blenders`, `${part(cpu.host)} + ${part(cpu.blenders)} = ${part(total)} ms`, "", ""];
+  }
   return [
     `${what}: host + workers + Blenders + nats-server`,
     `${part(cpu.host)} + ${part(cpu.workers)} + ${part(cpu.blenders)} + ${part(cpu.server)} = ${part(total)} ms`,
@@ -415,7 +416,7 @@ export function natsRows(bench: NatsBench): string[][] {
       "",
     ],
     cpuRow(`CPU per 0.5 s job, 8 slots (${eight === undefined ? "-" : layout(eight)})`, eight?.cpuPerJob),
-    cpuRow("CPU per 0.5 s job, the same on a local pool of 8 Blenders", bench.localEightSlots.cpuPerJob),
+    cpuRow("CPU per 0.5 s job, the same on a local pool of 8 Blenders", bench.localEightSlots.cpuPerJob, true),
     cpuRow(`CPU per trivial job, 8 slots (${layout(bench.trivial)})`, bench.trivial.cpuPerJob),
     phase("per job: addJob → worker has the message, p50 / p99", bench.phases.submitToPickup),
     phase("per job: message → Blender starts the job, p50 / p99", bench.phases.pickupToStart),
