@@ -112,13 +112,7 @@ async function timed(manager: JobManager, job: AddJobOptions): Promise<Ran> {
 }
 
 /** A job's times, its worker's from its record. */
-async function withWorkerTimes(
-  cluster: Cluster,
-  name: string,
-  result: JobResult,
-  submitted: number,
-  done: number,
-): Promise<JobTimes> {
+async function withWorkerTimes(cluster: Cluster, { name, result, submitted, done }: Ran): Promise<JobTimes> {
   const record = (await readRecord(cluster.jobs, name))?.record;
   const times = record?.result?.times;
   if (times === undefined) throw new Error(`no worker times in the record of ${name}`);
@@ -235,16 +229,11 @@ export async function benchNats(
       const begin = performance.now();
       await local.addJob({ script: script("trivial.py") }).result();
       localMs.push(performance.now() - begin);
-      const submitted = epochMs();
-      const job = manager.addJob({ script: script("trivial.py") });
-      const result = await job.result();
-      const done = epochMs();
-      natsMs.push(done - submitted);
-      ran.push({ name: job.name, result, submitted, done });
+      const each = await timed(manager, { script: script("trivial.py") });
+      natsMs.push(each.done - each.submitted);
+      ran.push(each);
     }
-    for (const each of ran) {
-      serial.push(await withWorkerTimes(cluster, each.name, each.result, each.submitted, each.done));
-    }
+    for (const each of ran) serial.push(await withWorkerTimes(cluster, each));
     // Pickup: when the host's events say the job is ACTIVE (its worker claimed it), on a warm, idle worker. Apart from
     // the round trips: listening to the events is the bench's own work on the host.
     const pickup: number[] = [];
@@ -294,9 +283,7 @@ export async function benchNats(
       const cpuPerJob = perJob(before, cpuSnapshot(), count, server.pid, workers);
       // The worker's times from the records, once the run is measured (reading them is the bench's own work).
       const times: JobTimes[] = [];
-      for (const each of ran) {
-        times.push(await withWorkerTimes(cluster, each.name, each.result, each.submitted, each.done));
-      }
+      for (const each of ran) times.push(await withWorkerTimes(cluster, each));
       idle.push(...idleGaps(times, slotsPerWorker));
       return {
         workers: workerCount,

@@ -277,9 +277,9 @@ export class WorkerLoop {
         continue;
       }
       if (this.#full(lane.priority) || this.#stop.signal.aborted) continue;
-      let got: number;
+      let pulled: boolean;
       try {
-        got = await this.#pull(lane);
+        pulled = await this.#pull(lane);
       } catch (error) {
         // Its consumer may be gone (removed by hand, or idle for a day): a lane of another priority closes (a job
         // queued on it opens it again); one of priority 0 makes it again.
@@ -289,7 +289,7 @@ export class WorkerLoop {
         await this.#board.reopen(lane).catch(() => {});
         continue;
       }
-      if (got > 0 || lane.priority === 0) {
+      if (pulled || lane.priority === 0) {
         empty = 0;
         continue;
       }
@@ -299,11 +299,12 @@ export class WorkerLoop {
     }
   }
 
-  /** One pull from `lane` (waits up to a second for a message); returns how many messages it got. */
-  async #pull(lane: PullLane): Promise<number> {
+  /** One pull from `lane` (waits up to a second for a message); returns whether it got one. */
+  async #pull(lane: PullLane): Promise<boolean> {
     const msg = await lane.consumer.next({ expires: 1000 });
-    if (msg !== null) this.#received(msg, lane);
-    return msg === null ? 0 : 1;
+    if (msg === null) return false;
+    this.#received(msg, lane);
+    return true;
   }
 
   /** A message was pulled from `lane`: a job to run here (or one this worker runs already, or garbage). */
