@@ -361,6 +361,12 @@ export function natsRows(bench: NatsBench): string[][] {
       ratio <= 1.3 ? "yes" : "no",
     ],
     [
+      "trivial job: what NATS adds to the local pool's round trip (medians)",
+      ms(bench.natsPoolJobMs - bench.localPoolJobMs),
+      "",
+      "",
+    ],
+    [
       "pickup latency, submit → ACTIVE on a warm worker, p50 / p99",
       `${ms(bench.pickupP50Ms)} / ${ms(bench.pickupP99Ms)}`,
       "≤ 5 / ≤ 15 ms",
@@ -393,6 +399,12 @@ export function natsRows(bench: NatsBench): string[][] {
     [
       "the same 0.5 s jobs on a local pool of 8 Blenders (no NATS): jobs/s ÷ ideal",
       `${bench.localEightSlots.jobsPerSecond.toFixed(2)} (${bench.localEightSlots.ofIdeal.toFixed(3)})`,
+      "",
+      "",
+    ],
+    [
+      "0.5 s jobs, 8 slots: NATS ÷ the local pool of 8 (jobs/s)",
+      eight === undefined ? "-" : (eight.jobsPerSecond / bench.localEightSlots.jobsPerSecond).toFixed(3),
       "",
       "",
     ],
