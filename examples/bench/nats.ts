@@ -361,7 +361,7 @@ export function natsRows(bench: NatsBench): string[][] {
       ratio <= 1.3 ? "yes" : "no",
     ],
     [
-      "trivial job: what NATS adds to the local pool's round trip (medians)",
+      "trivial job round trip, NATS pool worker − local pool (medians)",
       ms(bench.natsPoolJobMs - bench.localPoolJobMs),
       "",
       "",
@@ -403,7 +403,7 @@ export function natsRows(bench: NatsBench): string[][] {
       "",
     ],
     [
-      "0.5 s jobs, 8 slots: NATS ÷ the local pool of 8 (jobs/s)",
+      `0.5 s jobs, 8 slots (${eight === undefined ? "-" : layout(eight)}): NATS ÷ the local pool of 8 (jobs/s)`,
       eight === undefined ? "-" : (eight.jobsPerSecond / bench.localEightSlots.jobsPerSecond).toFixed(3),
       "",
       "",
