@@ -267,7 +267,10 @@ Deno.test({
       await page.locator("#retry-dropped:not([disabled])").click();
       await switchView(page, "farm");
       await checkRenderRow(page, FRAMES, "completed");
-      equal(await page.locator("tr[data-render='render-1'] td.thumb img").getAttribute("alt"), "render-1, frame 6");
+      // The last frame follows the service's event stream, which may trail the job's state by a refresh (every 2 s).
+      await page.locator("tr[data-render='render-1'] td.thumb img[alt='render-1, frame 6']").waitFor({
+        timeout: 10_000,
+      });
       equal(await page.locator("#alert").isHidden(), true, "the retry was not refused");
       await checkWorkers(page, call, [idOf(blue), idOf(green)]);
       await page.screenshot({ path: ".test-results/dashboard-farm.png" });
