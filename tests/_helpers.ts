@@ -104,10 +104,14 @@ export function watchMax(sample: () => number, everyMs = 20): { stop(): number }
   };
 }
 
-/** Wait until `check()` is true, polling; throws after `timeoutMs`. */
-export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
+/** Wait until `check()` is true (or resolves true), polling; throws after `timeoutMs`. */
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!await check()) {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

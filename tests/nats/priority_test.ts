@@ -13,7 +13,7 @@ import { openCluster } from "../../src/nats/_connection.ts";
 import { readRecord } from "../../src/nats/_records.ts";
 import { MAX_PRIORITY_LANES } from "../../src/nats/_lanes.ts";
 import type { Job } from "../../src/api/job.ts";
-import { fixture } from "../_helpers.ts";
+import { fixture, waitFor } from "../_helpers.ts";
 import { startNatsServer, startWorker } from "./_server.ts";
 
 /** When each job's (one) attempt started on its worker, by name, in the order they started. */
@@ -42,7 +42,7 @@ Deno.test("over NATS, 20 jobs queued with mixed priorities behind a busy slot st
   await using manager = await NatsJobManager.connect({ nats: { servers: server.url } });
   // The one slot is busy while the others queue up.
   const blocker = manager.addJob({ name: "blocker", script: fixture("sleep.py"), passedData: { seconds: 2 } });
-  await waitFor(() => blocker.state === "ACTIVE");
+  await waitFor(() => blocker.state === "ACTIVE", 30_000, "the blocker to start");
   const jobs = PRIORITIES.map((priority, index) =>
     manager.addJob({
       name: `job-${String(index).padStart(2, "0")}`,
@@ -62,7 +62,7 @@ Deno.test("over NATS, 20 jobs queued with mixed priorities behind a busy slot st
   assert.deepEqual(await startOrder(jobs), expectedOrder(priorities));
   await assert.rejects(manager.setPriority("job-05", 1), /as it is COMPLETED, not QUEUED/);
   // Nothing is left in the queue: the moved jobs' old messages were removed (or dropped as stale), none ran twice.
-  await waitFor(async () => await queueMessages(server.url) === 0); // A worker acks just after writing the record.
+  await queueHolds(server.url, (n) => n === 0, "no message"); // A worker acks just after writing the record.
 });
 
 Deno.test("over NATS, a worker started after 20 jobs were queued with mixed priorities runs them in priority order", async () => {
@@ -71,7 +71,7 @@ Deno.test("over NATS, a worker started after 20 jobs were queued with mixed prio
   const jobs = PRIORITIES.map((priority, index) =>
     manager.addJob({ name: `job-${String(index).padStart(2, "0")}`, script: fixture("echo.py"), priority })
   );
-  await waitFor(async () => await queueMessages(server.url) >= 20);
+  await queueHolds(server.url, (n) => n >= 20, "at least 20 messages");
   await using _worker = await startWorker(server.url, ["--workers", "1"]);
   assert.deepEqual(await startOrder(jobs), expectedOrder(PRIORITIES));
 });
@@ -92,13 +92,13 @@ Deno.test("over NATS, a job moved while queued runs once, at its new priority, t
   } finally {
     await cluster.nc.close();
   }
-  await waitFor(async () => await queueMessages(server.url) >= 4);
+  await queueHolds(server.url, (n) => n >= 4, "at least 4 messages");
   assert.equal(await queueMessages(server.url), 4);
   await using _worker = await startWorker(server.url, ["--workers", "1"]);
   await blocker.result();
   assert.deepEqual(await startOrder([moved, later]), ["later", "moved"]);
   assert.equal((await moved.result()).attempts, 1);
-  await waitFor(async () => await queueMessages(server.url) === 0); // A worker acks just after writing the record.
+  await queueHolds(server.url, (n) => n === 0, "no message"); // A worker acks just after writing the record.
 });
 
 Deno.test("over NATS, 30 jobs of 30 priorities (more lanes than a worker pulls from at once) all run, highest first", async () => {
@@ -109,10 +109,10 @@ Deno.test("over NATS, 30 jobs of 30 priorities (more lanes than a worker pulls f
   const jobs = priorities.map((priority, index) =>
     manager.addJob({ name: `job-${String(index).padStart(2, "0")}`, script: fixture("echo.py"), priority })
   );
-  await waitFor(async () => await queueMessages(server.url) >= count);
+  await queueHolds(server.url, (n) => n >= count, "every job's message");
   await using _worker = await startWorker(server.url, ["--workers", "1"]);
   assert.deepEqual(await startOrder(jobs), expectedOrder(priorities));
-  await waitFor(async () => await queueMessages(server.url) === 0); // A worker acks just after writing the record.
+  await queueHolds(server.url, (n) => n === 0, "no message"); // A worker acks just after writing the record.
 });
 
 Deno.test("over NATS, a job another host moves or kills while queued leaves no stale message: the host that added it removes it", async () => {
@@ -121,17 +121,26 @@ Deno.test("over NATS, a job another host moves or kills while queued leaves no s
   await using other = await NatsJobManager.connect({ nats: { servers: server.url } });
   const moved = adder.addJob({ name: "moved", script: fixture("echo.py") });
   const killed = adder.addJob({ name: "killed", script: fixture("echo.py") });
-  await waitFor(() => other.getJob("moved") !== undefined && other.getJob("killed") !== undefined);
-  await waitFor(async () => await queueMessages(server.url) === 2);
+  await waitFor(
+    () => other.getJob("moved") !== undefined && other.getJob("killed") !== undefined,
+    30_000,
+    "the other host to see both jobs",
+  );
+  await queueHolds(server.url, (n) => n === 2, "2 messages");
   // The other host does not know where the messages are: the adding host sees the records change and removes them.
   await other.setPriority("moved", 4);
   await other.killJob("killed");
-  await waitFor(async () => await queueMessages(server.url) === 1); // Only the moved job's new message.
+  await queueHolds(server.url, (n) => n === 1, "1 message"); // Only the moved job's new message.
   assert.equal(killed.state, "DROPPED");
   await using _worker = await startWorker(server.url, ["--workers", "1"]);
   assert.equal((await moved.result()).attempts, 1);
-  await waitFor(async () => await queueMessages(server.url) === 0); // A worker acks just after writing the record.
+  await queueHolds(server.url, (n) => n === 0, "no message"); // A worker acks just after writing the record.
 });
+
+/** Wait (30 s at most) until the default namespace's work queue holds a number of messages that `fits`. */
+function queueHolds(url: string, fits: (messages: number) => boolean, what: string): Promise<void> {
+  return waitFor(async () => fits(await queueMessages(url)), 30_000, `the queue to hold ${what}`);
+}
 
 /** How many messages the default namespace's work queue holds. */
 async function queueMessages(url: string): Promise<number> {
@@ -141,14 +150,5 @@ async function queueMessages(url: string): Promise<number> {
     return (await jsm.streams.info(new Names("default").jobsStream)).state.messages;
   } finally {
     await nc.close();
-  }
-}
-
-/** Wait until `ready()` (polled every 20 ms), at most `timeoutMs`. */
-async function waitFor(ready: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!await ready()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
