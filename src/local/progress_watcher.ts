@@ -32,7 +32,8 @@ function tick(): void {
       // One watcher's trouble is its own: the others look on.
     }
   }
-  if (looks.size > 0) ticker = setTimeout(tick, PROGRESS_POLL_MS);
+  // `??=`: a watcher that started during the looks has armed the timer already, and one timer is all there may be.
+  if (looks.size > 0) ticker ??= setTimeout(tick, PROGRESS_POLL_MS);
 }
 
 /** Call `look` every {@linkcode PROGRESS_POLL_MS} until the returned function is called. */
